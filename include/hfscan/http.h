@@ -1,0 +1,74 @@
+/* HTTP requests on libcurl, with the redirect, resume and sink rules a Hub
+ * scanner needs. One hf_http_client owns one curl handle (and so one connection
+ * cache); use one client per thread. */
+#ifndef HFSCAN_HTTP_H
+#define HFSCAN_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hfscan/http_headers.h"
+#include "hfscan/sha256.h"
+
+typedef enum hf_http_sink {
+  HF_SINK_MEMORY,  /* body kept in memory, up to max_body bytes */
+  HF_SINK_SHA256,  /* body hashed as it streams and never stored */
+  HF_SINK_DISCARD, /* body counted and dropped */
+} hf_http_sink;
+
+typedef struct hf_http_request {
+  const char *method; /* GET, HEAD, POST...; NULL means GET */
+  const char *url;
+  const hf_headers *headers;
+  const char *body; /* request body (POST) */
+  size_t body_len;
+  hf_http_sink sink;
+  size_t max_body;            /* memory sink cap; 0 means 64 MiB */
+  long connect_timeout_ms;    /* 0 means 10 s */
+  long low_speed_timeout_s;   /* abort when no byte arrives for this long; 0 means 30 s */
+  long total_timeout_ms;      /* 0 means no limit */
+  int follow_redirects;       /* follow redirects on the same host (with the same headers) */
+  int follow_cross_host;      /* also follow to other hosts, without Authorization */
+  int max_resumes;            /* sha256 sink: Range resumes after a dropped transfer */
+} hf_http_request;
+
+/* Error codes a caller can act on. */
+#define HF_HTTP_ERR_DNS "dns"
+#define HF_HTTP_ERR_CONNECT "connect"
+#define HF_HTTP_ERR_TIMEOUT "timeout"
+#define HF_HTTP_ERR_RESET "reset"
+#define HF_HTTP_ERR_TLS "tls"
+#define HF_HTTP_ERR_TOO_LARGE "too_large"
+#define HF_HTTP_ERR_HTTP "http"
+#define HF_HTTP_ERR_INTERRUPTED "interrupted"
+
+typedef struct hf_http_response {
+  long status;
+  hf_headers headers;  /* of the last response received */
+  char *effective_url; /* the URL that gave that response */
+  char *body;          /* memory sink, or any non-2xx body (capped); NUL-terminated */
+  size_t body_len;
+  uint64_t bytes;      /* body bytes of the final response (all sinks) */
+  char sha256[HF_SHA256_HEX_SIZE]; /* sha256 sink, 2xx responses */
+  int redirects;
+  int resumes;
+  const char *error_code; /* NULL on success; one of HF_HTTP_ERR_* */
+  char error_message[512];
+} hf_http_response;
+
+typedef struct hf_http_client hf_http_client;
+
+/* Call once per process before any thread starts. */
+int hf_http_global_init(void);
+hf_http_client *hf_http_client_new(const char *user_agent);
+void hf_http_client_free(hf_http_client *c);
+
+/* Performs the request. Returns 0 when a response arrived (whatever its status),
+ * -1 on failure with error_code and error_message set. Always free the response. */
+int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res);
+void hf_http_response_free(hf_http_response *res);
+
+/* Nonzero when two absolute URLs share scheme, host and port. */
+int hf_http_same_origin(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,56 @@
+/* Rate limiting per Hub bucket ("api", "resolvers", ...). Each bucket has a
+ * minimum spacing between request starts (the user's --rate-limit) and a quota
+ * learnt from the Hub's RateLimit / RateLimit-Policy headers and from 429s.
+ * Thread-safe; shared by reference count between Lua objects and pool workers. */
+#ifndef HFSCAN_RATELIMIT_H
+#define HFSCAN_RATELIMIT_H
+
+#include "hfscan/http_headers.h"
+
+typedef struct hf_ratelimit hf_ratelimit;
+
+typedef struct hf_bucket_state {
+  double spacing;        /* seconds between request starts */
+  long quota;            /* q from RateLimit-Policy, -1 when unknown */
+  long window;           /* w from RateLimit-Policy, -1 when unknown */
+  long remaining;        /* our estimate of requests left in the window, -1 when unknown */
+  double reset_in;       /* seconds until the window resets (relative to now), -1 when unknown */
+  double blocked_for;    /* seconds during which nothing may start (after a 429) */
+  long in_flight;        /* started and not yet observed */
+  long requests;         /* requests started */
+  long throttled;        /* 429 responses observed */
+  double waited;         /* total seconds callers were held back */
+} hf_bucket_state;
+
+hf_ratelimit *hf_ratelimit_new(void);
+hf_ratelimit *hf_ratelimit_retain(hf_ratelimit *rl);
+void hf_ratelimit_release(hf_ratelimit *rl);
+
+void hf_ratelimit_set_spacing(hf_ratelimit *rl, const char *bucket, double seconds);
+/* Low-water mark (fraction of the quota) below which the remaining quota is spread
+ * over the rest of the window rather than spent at once. Default 0.1. */
+void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction);
+
+/* Books the next start time for a request in bucket, at or after now (seconds on
+ * any monotonic clock). Returns the start time; the caller waits until then. */
+double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now);
+/* reserve + sleep. Returns seconds waited, or -1 if interrupted while waiting. */
+double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket);
+
+/* Feeds a response back: its status and headers at time now. The RateLimit header
+ * names its own bucket, which wins over the bucket the request was booked in. */
+void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
+                          const hf_headers *headers, double now);
+
+/* Returns 0 and fills state (times relative to now), or -1 for an unknown bucket. */
+int hf_ratelimit_state(hf_ratelimit *rl, const char *bucket, double now, hf_bucket_state *state);
+
+/* Header parsers, exposed for tests. Each returns 0 on success. */
+int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
+                              long *t);
+int hf_ratelimit_parse_policy(const char *value, char *bucket, size_t bucket_size, long *q,
+                              long *w);
+/* Retry-After as delay seconds or an HTTP date; -1 when absent or unreadable. */
+double hf_ratelimit_parse_retry_after(const char *value, double wall_now);
+
+#endif

@@ -1,0 +1,44 @@
+/* Private: each lua_*.c file adds its functions to the module table at the top of
+ * the stack and registers its metatables. */
+#ifndef HFSCAN_LUA_BINDINGS_H
+#define HFSCAN_LUA_BINDINGS_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "hfscan/http.h"
+
+void hf_lua_register_sha256(lua_State *L);
+void hf_lua_register_http(lua_State *L);
+void hf_lua_register_pool(lua_State *L);
+void hf_lua_register_ratelimit(lua_State *L);
+void hf_lua_register_csv(lua_State *L);
+void hf_lua_register_util(lua_State *L);
+
+/* ---- shared helpers (lua_util.c) ---- */
+
+/* [-0, +3, -] Pushes the failure triple nil, message, code; returns 3. */
+int hf_lua_fail(lua_State *L, const char *message, const char *code);
+/* Reads optional fields of the table at idx. */
+const char *hf_lua_opt_string_field(lua_State *L, int idx, const char *key, const char *def);
+lua_Number hf_lua_opt_number_field(lua_State *L, int idx, const char *key, lua_Number def);
+int hf_lua_opt_bool_field(lua_State *L, int idx, const char *key, int def);
+/* [-0, +1, m] Pushes a response as a plain table. */
+void hf_lua_push_response(lua_State *L, const hf_http_response *res);
+/* A request read from a Lua table, owning copies of its strings, so it can
+ * travel to a worker thread. */
+typedef struct hf_owned_request {
+  hf_http_request req;
+  hf_headers headers;
+  char *method, *url, *body, *bucket;
+} hf_owned_request;
+/* Raises a Lua error for a malformed request table. Free with hf_owned_request_free. */
+void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out);
+void hf_owned_request_free(hf_owned_request *r);
+/* The User-Agent every transfer sends. */
+const char *hf_lua_user_agent(void);
+
+/* ---- ratelimit userdata, used by the pool binding ---- */
+struct hf_ratelimit *hf_lua_check_ratelimit(lua_State *L, int idx);
+
+#endif

@@ -1,0 +1,264 @@
+/* Lua binding of CSV: formatting and parsing strings, a streaming reader, and a
+ * block writer (create, append, or atomic rewrite). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfscan/csv.h"
+#include "lua_bindings.h"
+
+#define WRITER_MT "hfscan.csv_writer"
+#define READER_MT "hfscan.csv_reader"
+
+static int append_row(lua_State *L, int idx, hf_buf *out) {
+  /* Each field's string stays on the stack until the row is formatted, so numbers
+   * are converted without touching the caller's table. */
+  size_t n = (size_t)luaL_len(L, idx);
+  luaL_checkstack(L, (int)n + 4, "too many CSV fields");
+  const char **fields = lua_newuserdatauv(L, (n ? n : 1) * sizeof *fields, 0);
+  size_t *lens = lua_newuserdatauv(L, (n ? n : 1) * sizeof *lens, 0);
+  for (size_t i = 0; i < n; i++) {
+    int t = lua_geti(L, idx, (lua_Integer)i + 1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      return luaL_error(L, "CSV field %d is a %s, not a string", (int)i + 1,
+                        luaL_typename(L, -1));
+    fields[i] = lua_tolstring(L, -1, &lens[i]);
+  }
+  int rc = hf_csv_append_row(out, fields, lens, n);
+  lua_pop(L, (int)n + 2);
+  return rc;
+}
+
+static int l_format_row(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  hf_buf out = {0};
+  int rc = append_row(L, 1, &out);
+  if (rc == 0)
+    lua_pushlstring(L, out.data ? out.data : "", out.len);
+  hf_buf_free(&out);
+  if (rc != 0)
+    return luaL_error(L, "out of memory");
+  return 1;
+}
+
+/* ---- reader ---- */
+
+typedef struct {
+  hf_csv_reader *r;
+  hf_csv_record rec;
+} lua_reader;
+
+static int l_reader_close(lua_State *L) {
+  lua_reader *lr = luaL_checkudata(L, 1, READER_MT);
+  hf_csv_reader_close(lr->r);
+  hf_csv_record_free(&lr->rec);
+  lr->r = NULL;
+  return 0;
+}
+
+static int new_reader(lua_State *L, hf_csv_reader *r) {
+  lua_reader *lr = lua_newuserdatauv(L, sizeof *lr, 1);
+  memset(lr, 0, sizeof *lr);
+  luaL_setmetatable(L, READER_MT);
+  lr->r = r;
+  return 1;
+}
+
+static int l_reader_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char err[512];
+  hf_csv_reader *r = hf_csv_reader_open(path, err, sizeof err);
+  if (!r)
+    return hf_lua_fail(L, err, errno == ENOENT ? "not_found" : "io");
+  return new_reader(L, r);
+}
+
+/* reader:next() -> fields, is_comment, terminated, line | nil (end) | nil, msg, "malformed" */
+static int l_reader_next(lua_State *L) {
+  lua_reader *lr = luaL_checkudata(L, 1, READER_MT);
+  if (!lr->r)
+    return luaL_error(L, "attempt to use a closed CSV reader");
+  char err[256];
+  int rc = hf_csv_reader_next(lr->r, &lr->rec, err, sizeof err);
+  if (rc == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc < 0)
+    return hf_lua_fail(L, err, "malformed");
+  lua_createtable(L, (int)lr->rec.count, 0);
+  for (size_t i = 0; i < lr->rec.count; i++) {
+    lua_pushlstring(L, lr->rec.fields[i], lr->rec.lens[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushboolean(L, lr->rec.is_comment);
+  lua_pushboolean(L, lr->rec.terminated);
+  lua_pushinteger(L, lr->rec.line);
+  return 4;
+}
+
+/* hf.csv_parse_string(s) -> reader over a string (the string is kept alive). */
+static int l_reader_from_string(lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  hf_csv_reader *r = hf_csv_reader_from_string(data, len);
+  if (!r)
+    return luaL_error(L, "out of memory");
+  new_reader(L, r);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* ---- writer ---- */
+
+typedef struct {
+  hf_csv_writer *w;
+} lua_writer;
+
+static lua_writer *check_writer(lua_State *L) {
+  lua_writer *lw = luaL_checkudata(L, 1, WRITER_MT);
+  if (!lw->w)
+    luaL_error(L, "attempt to use a closed CSV writer");
+  return lw;
+}
+
+static int l_writer_open(lua_State *L) {
+  static const char *const modes[] = {"create", "append", "rewrite", NULL};
+  static const hf_csv_open_mode values[] = {HF_CSV_CREATE, HF_CSV_APPEND, HF_CSV_REWRITE};
+  const char *path = luaL_checkstring(L, 1);
+  int mode = luaL_checkoption(L, 2, "create", modes);
+  lua_writer *lw = lua_newuserdatauv(L, sizeof *lw, 0);
+  lw->w = NULL;
+  luaL_setmetatable(L, WRITER_MT);
+  char err[512];
+  lw->w = hf_csv_writer_open(path, values[mode], err, sizeof err);
+  if (!lw->w)
+    return hf_lua_fail(L, err, "io");
+  return 1;
+}
+
+static int io_result(lua_State *L, int code, const char *what) {
+  if (code == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushfstring(L, "%s: %s", what, strerror(code));
+  return hf_lua_fail(L, lua_tostring(L, -1), "io");
+}
+
+static int l_writer_comment(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  if (hf_csv_writer_comment(lw->w, luaL_checkstring(L, 2)) != 0)
+    return luaL_error(L, "out of memory");
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int queue_row(lua_State *L, lua_writer *lw, int idx) {
+  hf_buf out = {0};
+  int rc = append_row(L, idx, &out);
+  /* Rows are queued as formatted text and written by flush. */
+  if (rc == 0)
+    rc = hf_csv_writer_row_raw(lw->w, out.data, out.len);
+  hf_buf_free(&out);
+  return rc;
+}
+
+static int l_writer_row(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (queue_row(L, lw, 2) != 0)
+    return luaL_error(L, "out of memory");
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* writer:write_block(rows): queues every row and writes them with one write(2),
+ * so a killed process leaves either all of them or none. */
+static int l_writer_write_block(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_geti(L, 2, i) != LUA_TTABLE)
+      return luaL_error(L, "row %d is not a table", (int)i);
+    if (queue_row(L, lw, lua_gettop(L)) != 0)
+      return luaL_error(L, "out of memory");
+    lua_pop(L, 1);
+  }
+  return io_result(L, hf_csv_writer_flush(lw->w), "cannot write CSV");
+}
+
+static int l_writer_flush(lua_State *L) {
+  return io_result(L, hf_csv_writer_flush(check_writer(L)->w), "cannot write CSV");
+}
+
+static int l_writer_sync(lua_State *L) {
+  return io_result(L, hf_csv_writer_sync(check_writer(L)->w), "cannot sync CSV");
+}
+
+static int l_writer_commit(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  char err[512];
+  int rc = hf_csv_writer_commit(lw->w, err, sizeof err);
+  lw->w = NULL;
+  if (rc != 0)
+    return hf_lua_fail(L, err, "io");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_writer_abort(lua_State *L) {
+  lua_writer *lw = luaL_checkudata(L, 1, WRITER_MT);
+  hf_csv_writer_abort(lw->w);
+  lw->w = NULL;
+  return 0;
+}
+
+static int l_writer_temp_path(lua_State *L) {
+  const char *p = hf_csv_writer_temp_path(check_writer(L)->w);
+  lua_pushstring(L, p);
+  return 1;
+}
+
+static void register_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                          lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
+
+void hf_lua_register_csv(lua_State *L) {
+  static const luaL_Reg writer_methods[] = {
+      {"comment", l_writer_comment}, {"row", l_writer_row},
+      {"write_block", l_writer_write_block}, {"flush", l_writer_flush},
+      {"sync", l_writer_sync},       {"commit", l_writer_commit},
+      {"close", l_writer_commit},    {"abort", l_writer_abort},
+      {"temp_path", l_writer_temp_path}, {NULL, NULL},
+  };
+  static const luaL_Reg reader_methods[] = {
+      {"next", l_reader_next},
+      {"close", l_reader_close},
+      {NULL, NULL},
+  };
+  /* An unclosed writer is aborted by the collector: a rewrite only takes effect
+   * by an explicit commit. */
+  register_type(L, WRITER_MT, writer_methods, l_writer_abort);
+  register_type(L, READER_MT, reader_methods, l_reader_close);
+  static const luaL_Reg fns[] = {
+      {"csv_format_row", l_format_row},
+      {"csv_reader", l_reader_open},
+      {"csv_string_reader", l_reader_from_string},
+      {"csv_writer", l_writer_open},
+      {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,87 @@
+/* Lua binding of HTTP: hf.http(request) performs one request on the calling
+ * thread (the pool binding runs many on workers). */
+#include <stdlib.h>
+
+#include "hfscan/interrupt.h"
+#include "hfscan/ratelimit.h"
+#include "lua_bindings.h"
+
+#define CLIENT_MT "hfscan.http_client"
+
+typedef struct {
+  hf_http_client *client;
+} lua_client;
+
+static int l_client_gc(lua_State *L) {
+  lua_client *lc = luaL_checkudata(L, 1, CLIENT_MT);
+  hf_http_client_free(lc->client);
+  lc->client = NULL;
+  return 0;
+}
+
+/* The state's own client, kept in the registry so its connections are reused. */
+static hf_http_client *state_client(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CLIENT_MT ".instance") == LUA_TUSERDATA) {
+    lua_client *lc = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lc->client;
+  }
+  lua_pop(L, 1);
+  lua_client *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+  lc->client = NULL;
+  luaL_setmetatable(L, CLIENT_MT);
+  lc->client = hf_http_client_new(hf_lua_user_agent());
+  lua_setfield(L, LUA_REGISTRYINDEX, CLIENT_MT ".instance");
+  if (!lc->client)
+    luaL_error(L, "cannot create an HTTP client");
+  return lc->client;
+}
+
+/* hf.http{url=, method=, headers=, body=, sink=, ..., limiter=, bucket=}
+ *   -> response table | nil, message, code */
+static int l_http(lua_State *L) {
+  hf_owned_request r;
+  hf_lua_check_request(L, 1, &r);
+  lua_getfield(L, 1, "limiter");
+  hf_ratelimit *rl = lua_isnil(L, -1) ? NULL : hf_lua_check_ratelimit(L, -1);
+  lua_pop(L, 1);
+  hf_http_client *client = state_client(L);
+
+  const char *bucket = r.bucket ? r.bucket : "default";
+  if (rl && hf_ratelimit_acquire(rl, bucket) < 0) {
+    hf_owned_request_free(&r);
+    return hf_lua_fail(L, "interrupted while waiting for the rate limit", "interrupted");
+  }
+  hf_http_response res;
+  int rc = hf_http_perform(client, &r.req, &res);
+  if (rl)
+    hf_ratelimit_observe(rl, bucket, res.status, &res.headers, hf_monotonic_seconds());
+  hf_owned_request_free(&r);
+  if (rc != 0) {
+    int n = hf_lua_fail(L, res.error_message, res.error_code);
+    hf_http_response_free(&res);
+    return n;
+  }
+  hf_lua_push_response(L, &res);
+  hf_http_response_free(&res);
+  return 1;
+}
+
+static int l_same_origin(lua_State *L) {
+  lua_pushboolean(L, hf_http_same_origin(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
+  return 1;
+}
+
+void hf_lua_register_http(lua_State *L) {
+  if (luaL_newmetatable(L, CLIENT_MT)) {
+    lua_pushcfunction(L, l_client_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {
+      {"http", l_http},
+      {"same_origin", l_same_origin},
+      {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,247 @@
+/* Helpers shared by the bindings: failure values, option tables, requests and
+ * responses as plain Lua tables, and small utilities (time, sleep, interrupt). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hfscan/interrupt.h"
+#include "lua_bindings.h"
+
+#ifndef HFSCAN_VERSION
+#define HFSCAN_VERSION "0"
+#endif
+
+int hf_lua_fail(lua_State *L, const char *message, const char *code) {
+  luaL_pushfail(L);
+  lua_pushstring(L, message);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+const char *hf_lua_opt_string_field(lua_State *L, int idx, const char *key, const char *def) {
+  lua_getfield(L, idx, key);
+  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && !v)
+    luaL_error(L, "field '%s' must be a string", key);
+  lua_pop(L, 1); /* the string stays alive in the table */
+  return v;
+}
+
+lua_Number hf_lua_opt_number_field(lua_State *L, int idx, const char *key, lua_Number def) {
+  lua_getfield(L, idx, key);
+  int isnum = 0;
+  lua_Number v = lua_tonumberx(L, -1, &isnum);
+  if (!lua_isnil(L, -1) && !isnum)
+    luaL_error(L, "field '%s' must be a number", key);
+  lua_pop(L, 1);
+  return isnum ? v : def;
+}
+
+int hf_lua_opt_bool_field(lua_State *L, int idx, const char *key, int def) {
+  lua_getfield(L, idx, key);
+  int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static char *dup_or_null(const char *s, size_t len) {
+  if (!s)
+    return NULL;
+  char *p = malloc(len + 1);
+  if (p) {
+    memcpy(p, s, len);
+    p[len] = '\0';
+  }
+  return p;
+}
+
+static hf_http_sink check_sink(lua_State *L, const char *sink) {
+  if (strcmp(sink, "memory") == 0)
+    return HF_SINK_MEMORY;
+  if (strcmp(sink, "sha256") == 0)
+    return HF_SINK_SHA256;
+  if (strcmp(sink, "discard") == 0)
+    return HF_SINK_DISCARD;
+  luaL_error(L, "unknown sink '%s' (expected memory, sha256 or discard)", sink);
+  return HF_SINK_MEMORY;
+}
+
+/* headers = { ["Name"] = "value", ... }. Checked in a first pass, so that a bad
+ * table raises before anything is allocated. */
+static void read_headers(lua_State *L, int idx, hf_headers *out) {
+  lua_getfield(L, idx, "headers");
+  if (!lua_istable(L, -1) && !lua_isnil(L, -1))
+    luaL_error(L, "field 'headers' must be a table");
+  for (int pass = 0; pass < 2 && lua_istable(L, -1); pass++) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "request headers must map names to strings");
+      if (pass == 1)
+        hf_headers_add(out, lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  memset(out, 0, sizeof *out);
+  const char *url = hf_lua_opt_string_field(L, idx, "url", NULL);
+  if (!url)
+    luaL_error(L, "request needs a 'url'");
+  const char *method = hf_lua_opt_string_field(L, idx, "method", "GET");
+  const char *bucket = hf_lua_opt_string_field(L, idx, "bucket", NULL);
+  lua_getfield(L, idx, "body");
+  size_t body_len = 0;
+  const char *body = lua_tolstring(L, -1, &body_len);
+  lua_pop(L, 1);
+
+  hf_http_request *req = &out->req;
+  req->sink = check_sink(L, hf_lua_opt_string_field(L, idx, "sink", "memory"));
+  req->max_body = (size_t)hf_lua_opt_number_field(L, idx, "max_body", 0);
+  req->connect_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "connect_timeout", 10) * 1000);
+  req->low_speed_timeout_s = (long)hf_lua_opt_number_field(L, idx, "timeout", 30);
+  req->total_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "total_timeout", 0) * 1000);
+  req->follow_redirects = hf_lua_opt_bool_field(L, idx, "follow_redirects", 1);
+  req->follow_cross_host = hf_lua_opt_bool_field(L, idx, "cross_host", 0);
+  req->max_resumes = (int)hf_lua_opt_number_field(L, idx, "resumes", 5);
+  read_headers(L, idx, &out->headers);
+
+  out->url = strdup(url);
+  out->method = strdup(method);
+  out->body = dup_or_null(body, body_len);
+  out->bucket = bucket ? strdup(bucket) : NULL;
+  req->url = out->url;
+  req->method = out->method;
+  req->body = out->body;
+  req->body_len = body_len;
+  req->headers = &out->headers;
+}
+
+void hf_owned_request_free(hf_owned_request *r) {
+  hf_headers_clear(&r->headers);
+  free(r->method);
+  free(r->url);
+  free(r->body);
+  free(r->bucket);
+  memset(r, 0, sizeof *r);
+}
+
+/* headers: lower-case name -> value (repeats joined by ", ");
+ * header_list: { {name, value}, ... } in arrival order, repeats kept. */
+static void push_headers(lua_State *L, const hf_headers *h) {
+  lua_createtable(L, 0, (int)h->count);
+  lua_createtable(L, (int)h->count, 0);
+  for (size_t i = 0; i < h->count; i++) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (const char *p = h->items[i].name; *p; p++)
+      luaL_addchar(&b, (char)tolower((unsigned char)*p));
+    luaL_pushresult(&b);                   /* name */
+    lua_pushvalue(L, -1);
+    lua_gettable(L, -4);                   /* existing value */
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushstring(L, h->items[i].value);
+    } else {
+      lua_pushstring(L, ", ");
+      lua_pushstring(L, h->items[i].value);
+      lua_concat(L, 3);
+    }
+    lua_settable(L, -4);
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, h->items[i].name);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, h->items[i].value);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, res->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &res->headers);
+  lua_setfield(L, -3, "header_list");
+  lua_setfield(L, -2, "headers");
+  lua_pushstring(L, res->effective_url ? res->effective_url : "");
+  lua_setfield(L, -2, "url");
+  if (res->body) {
+    lua_pushlstring(L, res->body, res->body_len);
+    lua_setfield(L, -2, "body");
+  }
+  if (res->sha256[0]) {
+    lua_pushstring(L, res->sha256);
+    lua_setfield(L, -2, "sha256");
+  }
+  lua_pushinteger(L, (lua_Integer)res->bytes);
+  lua_setfield(L, -2, "bytes");
+  lua_pushinteger(L, res->redirects);
+  lua_setfield(L, -2, "redirects");
+  lua_pushinteger(L, res->resumes);
+  lua_setfield(L, -2, "resumes");
+}
+
+const char *hf_lua_user_agent(void) {
+  return "hfscan/" HFSCAN_VERSION " (+https://github.com/hfscan; hash scanner)";
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, hf_monotonic_seconds());
+  return 1;
+}
+
+static int l_sleep(lua_State *L) {
+  lua_pushboolean(L, !hf_sleep_interruptible(luaL_checknumber(L, 1)));
+  return 1;
+}
+
+static int l_interrupted(lua_State *L) {
+  lua_pushboolean(L, hf_interrupt_requested());
+  return 1;
+}
+
+static int l_request_interrupt(lua_State *L) {
+  hf_interrupt_request();
+  return 0;
+}
+
+static int l_clear_interrupt(lua_State *L) {
+  hf_interrupt_clear();
+  return 0;
+}
+
+static int l_cpu_count(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+void hf_lua_register_util(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"now", l_now},
+      {"sleep", l_sleep},
+      {"interrupted", l_interrupted},
+      {"request_interrupt", l_request_interrupt},
+      {"clear_interrupt", l_clear_interrupt},
+      {"isatty", l_isatty},
+      {"cpu_count", l_cpu_count},
+      {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
+  lua_pushstring(L, HFSCAN_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, hf_lua_user_agent());
+  lua_setfield(L, -2, "user_agent");
+}

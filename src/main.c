@@ -1,0 +1,173 @@
+/* The hfscan host: one Lua state with the native module and the bundled scripts.
+ *
+ *   hfscan [--scripts-dir DIR] [ARGS...]          runs the bundled entry (hfscan.main)
+ *   hfscan [--scripts-dir DIR] --script FILE ARGS  runs a user's Lua file
+ *   hfscan [--scripts-dir DIR] repl | -i           interactive prompt
+ *
+ * Everything runs under lua_pcall with a traceback handler, as in lua.c. */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfscan/interrupt.h"
+#include "hfscan/module.h"
+#include "host.h"
+#include "host_loader.h"
+
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+struct host_options {
+  const char *scripts_dir; /* --scripts-dir, or HFSCAN_SCRIPTS_DIR */
+  const char *script;      /* --script FILE */
+  int repl;
+  int first_arg; /* argv index of the first argument for the script or entry */
+};
+
+static int message_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int hf_host_call(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, message_handler);
+  lua_insert(L, base);
+  int status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  if (status != LUA_OK) {
+    fprintf(stderr, "hfscan: %s\n", lua_tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* Host options come first; the rest belongs to the script or the entry. Returns
+ * 0, or EXIT_USAGE after printing a message. */
+static int parse_host_options(int argc, char **argv, struct host_options *o) {
+  o->scripts_dir = getenv("HFSCAN_SCRIPTS_DIR");
+  int i = 1;
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], "--scripts-dir") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "hfscan: --scripts-dir needs a directory\n");
+        return EXIT_USAGE;
+      }
+      o->scripts_dir = argv[++i];
+    } else if (strncmp(argv[i], "--scripts-dir=", 14) == 0) {
+      o->scripts_dir = argv[i] + 14;
+    } else if (strcmp(argv[i], "--script") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "hfscan: --script needs a Lua file\n");
+        return EXIT_USAGE;
+      }
+      o->script = argv[++i];
+      i++;
+      break;
+    } else if (strcmp(argv[i], "repl") == 0 || strcmp(argv[i], "-i") == 0) {
+      o->repl = 1;
+      i++;
+      break;
+    } else {
+      break;
+    }
+  }
+  if (o->scripts_dir && !*o->scripts_dir)
+    o->scripts_dir = NULL;
+  o->first_arg = i;
+  return 0;
+}
+
+/* Sets the global `arg` as lua.c does: arg[0] is the script, arg[1..] its
+ * arguments, and the host's own words at negative indices. */
+static void set_arg_table(lua_State *L, int argc, char **argv, int script_index) {
+  lua_createtable(L, argc - script_index, script_index + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script_index);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int push_script_args(lua_State *L, int argc, char **argv, int first) {
+  luaL_checkstack(L, argc - first + 1, "too many arguments");
+  for (int i = first; i < argc; i++)
+    lua_pushstring(L, argv[i]);
+  return argc - first;
+}
+
+static int exit_status_of(lua_State *L, int status) {
+  if (hf_interrupt_requested())
+    return EXIT_INTERRUPTED;
+  if (status != LUA_OK)
+    return 1;
+  if (lua_isinteger(L, -1))
+    return (int)lua_tointeger(L, -1);
+  if (lua_isboolean(L, -1))
+    return lua_toboolean(L, -1) ? 0 : 1;
+  return 0;
+}
+
+static int run_user_script(lua_State *L, const struct host_options *o, int argc, char **argv) {
+  set_arg_table(L, argc, argv, o->first_arg - 1);
+  if (luaL_loadfilex(L, o->script, "t") != LUA_OK) {
+    fprintf(stderr, "hfscan: %s\n", lua_tostring(L, -1));
+    return 1;
+  }
+  int n = push_script_args(L, argc, argv, o->first_arg);
+  return exit_status_of(L, hf_host_call(L, n, 1));
+}
+
+static int run_entry(lua_State *L, const struct host_options *o, int argc, char **argv) {
+  set_arg_table(L, argc, argv, 0);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "hfscan.main");
+  if (hf_host_call(L, 1, 1) != LUA_OK)
+    return 1;
+  lua_getfield(L, -1, "main");
+  int n = push_script_args(L, argc, argv, o->first_arg);
+  return exit_status_of(L, hf_host_call(L, n, 1));
+}
+
+static void open_libraries(lua_State *L, const char *scripts_dir) {
+  luaL_openlibs(L);
+  luaL_requiref(L, "hfscan", luaopen_hfscan, 0);
+  lua_pop(L, 1);
+  hf_host_install_loader(L, scripts_dir);
+}
+
+int main(int argc, char **argv) {
+  struct host_options options = {0};
+  int status = parse_host_options(argc, argv, &options);
+  if (status != 0)
+    return status;
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "hfscan: cannot create a Lua state\n");
+    return 1;
+  }
+  hf_interrupt_install_handlers();
+  open_libraries(L, options.scripts_dir);
+  if (options.repl) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "hfscan");
+    hf_host_call(L, 1, 1);
+    lua_setglobal(L, "hf");
+    status = hf_repl(L);
+  } else if (options.script) {
+    status = run_user_script(L, &options, argc, argv);
+  } else {
+    status = run_entry(L, &options, argc, argv);
+  }
+  lua_close(L);
+  return status;
+}

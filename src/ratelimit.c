@@ -1,0 +1,298 @@
+/* Request pacing per Hub bucket. The Hub uses fixed windows: a quota q per window
+ * of w seconds, with the remaining count r and the seconds to the reset t on every
+ * response. We spend the quota freely while plenty remains, spread the last part
+ * of it over the rest of the window, and never start a request in a window we
+ * know is exhausted: such a request would only earn a 429. */
+#include "hfscan/ratelimit.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hfscan/interrupt.h"
+
+#define MAX_BUCKETS 16
+#define BUCKET_NAME_SIZE 32
+/* A 429 with neither RateLimit nor Retry-After: hold the bucket this long. */
+#define UNKNOWN_429_PAUSE 1.0
+
+struct bucket {
+  char name[BUCKET_NAME_SIZE];
+  double spacing;
+  double last_start; /* -1 before the first request */
+  long quota, window, remaining;
+  double reset_at, blocked_until;
+  long in_flight, requests, throttled;
+  double waited;
+};
+
+struct hf_ratelimit {
+  pthread_mutex_t lock;
+  atomic_int refs;
+  double spread_fraction;
+  struct bucket buckets[MAX_BUCKETS];
+  int count;
+};
+
+hf_ratelimit *hf_ratelimit_new(void) {
+  hf_ratelimit *rl = calloc(1, sizeof *rl);
+  if (!rl)
+    return NULL;
+  pthread_mutex_init(&rl->lock, NULL);
+  atomic_init(&rl->refs, 1);
+  rl->spread_fraction = 0.1;
+  return rl;
+}
+
+hf_ratelimit *hf_ratelimit_retain(hf_ratelimit *rl) {
+  atomic_fetch_add(&rl->refs, 1);
+  return rl;
+}
+
+void hf_ratelimit_release(hf_ratelimit *rl) {
+  if (rl && atomic_fetch_sub(&rl->refs, 1) == 1) {
+    pthread_mutex_destroy(&rl->lock);
+    free(rl);
+  }
+}
+
+static struct bucket *find_bucket(hf_ratelimit *rl, const char *name, int create) {
+  for (int i = 0; i < rl->count; i++)
+    if (strcmp(rl->buckets[i].name, name) == 0)
+      return &rl->buckets[i];
+  if (!create || rl->count == MAX_BUCKETS)
+    return NULL;
+  struct bucket *b = &rl->buckets[rl->count++];
+  memset(b, 0, sizeof *b);
+  snprintf(b->name, sizeof b->name, "%s", name);
+  b->last_start = -1;
+  b->quota = b->window = b->remaining = -1;
+  b->reset_at = -1;
+  return b;
+}
+
+void hf_ratelimit_set_spacing(hf_ratelimit *rl, const char *bucket, double seconds) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 1);
+  if (b)
+    b->spacing = seconds > 0 ? seconds : 0;
+  pthread_mutex_unlock(&rl->lock);
+}
+
+void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction) {
+  pthread_mutex_lock(&rl->lock);
+  rl->spread_fraction = fraction;
+  pthread_mutex_unlock(&rl->lock);
+}
+
+static double max2(double a, double b) { return a > b ? a : b; }
+
+/* Moves the bucket into the window that contains time t, if that is a new one. */
+static void roll_window(struct bucket *b, double t) {
+  while (b->reset_at >= 0 && t >= b->reset_at) {
+    b->remaining = b->quota;
+    b->reset_at = b->window > 0 ? b->reset_at + b->window : -1;
+  }
+}
+
+static double next_start(const hf_ratelimit *rl, struct bucket *b, double now) {
+  double t = now;
+  if (b->last_start >= 0)
+    t = max2(t, b->last_start + b->spacing);
+  t = max2(t, b->blocked_until);
+  roll_window(b, t);
+  if (b->remaining == 0 && b->reset_at >= 0) {
+    t = max2(t, b->reset_at);
+    roll_window(b, t);
+  }
+  if (b->remaining > 0 && b->quota > 0 && b->reset_at > t &&
+      b->remaining <= rl->spread_fraction * (double)b->quota) {
+    double pace = (b->reset_at - t) / (double)b->remaining;
+    if (b->last_start >= 0)
+      t = max2(t, b->last_start + pace);
+    roll_window(b, t);
+  }
+  return t;
+}
+
+double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 1);
+  double t = now;
+  if (b) {
+    t = next_start(rl, b, now);
+    if (b->remaining > 0)
+      b->remaining--;
+    b->last_start = t;
+    b->in_flight++;
+    b->requests++;
+    b->waited += t - now;
+  }
+  pthread_mutex_unlock(&rl->lock);
+  return t;
+}
+
+static void cancel_reservation(hf_ratelimit *rl, const char *bucket) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 0);
+  if (b && b->in_flight > 0)
+    b->in_flight--;
+  pthread_mutex_unlock(&rl->lock);
+}
+
+double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
+  double now = hf_monotonic_seconds();
+  double start = hf_ratelimit_reserve(rl, bucket, now);
+  if (start > now && hf_sleep_interruptible(start - now)) {
+    cancel_reservation(rl, bucket);
+    return -1;
+  }
+  return start - now;
+}
+
+/* Copies the first quoted string at or after *p into out and advances *p. */
+static int next_quoted(const char **p, char *out, size_t out_size) {
+  const char *open = strchr(*p, '"');
+  const char *close = open ? strchr(open + 1, '"') : NULL;
+  if (!close)
+    return -1;
+  snprintf(out, out_size, "%.*s", (int)(close - open - 1), open + 1);
+  *p = close + 1;
+  return 0;
+}
+
+/* Finds "key=<digits>" after a ';' (spaces allowed around '=' as HH allows). */
+static int param(const char *s, char key, long *out) {
+  for (const char *p = s; (p = strchr(p, ';')) != NULL; p++) {
+    const char *k = p + 1;
+    while (*k == ' ')
+      k++;
+    if (*k != key)
+      continue;
+    k++;
+    while (*k == ' ')
+      k++;
+    if (*k != '=')
+      continue;
+    char *end;
+    long v = strtol(k + 1, &end, 10);
+    if (end != k + 1) {
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
+                              long *t) {
+  const char *p = value;
+  if (!value || next_quoted(&p, bucket, bucket_size) != 0)
+    return -1;
+  return param(p, 'r', r) == 0 && param(p, 't', t) == 0 ? 0 : -1;
+}
+
+int hf_ratelimit_parse_policy(const char *value, char *bucket, size_t bucket_size, long *q,
+                              long *w) {
+  /* "fixed window";"api";q=500;w=300: the bucket is the last name before q. */
+  const char *p = value;
+  const char *q_at = value ? strstr(value, "q=") : NULL;
+  int found = 0;
+  char name[BUCKET_NAME_SIZE];
+  while (q_at && next_quoted(&p, name, sizeof name) == 0 && p < q_at) {
+    snprintf(bucket, bucket_size, "%s", name);
+    found = 1;
+  }
+  if (!found)
+    return -1;
+  const char *params = q_at - 1 >= value ? q_at - 1 : q_at;
+  return param(params, 'q', q) == 0 && param(params, 'w', w) == 0 ? 0 : -1;
+}
+
+double hf_ratelimit_parse_retry_after(const char *value, double wall_now) {
+  if (!value || !*value)
+    return -1;
+  char *end;
+  long seconds = strtol(value, &end, 10);
+  if (end != value && *end == '\0')
+    return seconds >= 0 ? (double)seconds : -1;
+  time_t when = curl_getdate(value, NULL);
+  if (when < 0)
+    return -1;
+  return max2(0, (double)when - wall_now);
+}
+
+static void apply_policy(hf_ratelimit *rl, const hf_headers *headers) {
+  char name[BUCKET_NAME_SIZE];
+  long q, w;
+  const char *policy = hf_headers_get(headers, "RateLimit-Policy");
+  if (policy && hf_ratelimit_parse_policy(policy, name, sizeof name, &q, &w) == 0) {
+    struct bucket *b = find_bucket(rl, name, 1);
+    if (b) {
+      b->quota = q;
+      b->window = w;
+    }
+  }
+}
+
+void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
+                          const hf_headers *headers, double now) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *booked = find_bucket(rl, bucket, 1);
+  if (booked && booked->in_flight > 0)
+    booked->in_flight--;
+
+  char name[BUCKET_NAME_SIZE];
+  long r = -1, t = -1;
+  const char *header = headers ? hf_headers_get(headers, "RateLimit") : NULL;
+  int has_header = header && hf_ratelimit_parse_header(header, name, sizeof name, &r, &t) == 0;
+  struct bucket *b = has_header ? find_bucket(rl, name, 1) : booked;
+  if (headers)
+    apply_policy(rl, headers);
+  if (b && has_header) {
+    /* Requests still in flight may not be counted in r yet: assume they are not. */
+    b->remaining = r > b->in_flight ? r - b->in_flight : 0;
+    b->reset_at = now + (double)t;
+  }
+  if (b && status == 429) {
+    b->throttled++;
+    double wall = (double)time(NULL);
+    double retry = hf_ratelimit_parse_retry_after(
+        headers ? hf_headers_get(headers, "Retry-After") : NULL, wall);
+    double until = now + (retry >= 0 ? retry : 0);
+    if (has_header) {
+      until = max2(until, now + (double)t);
+      b->remaining = 0;
+    } else if (retry < 0) {
+      until = now + UNKNOWN_429_PAUSE;
+    }
+    b->blocked_until = max2(b->blocked_until, until);
+  }
+  pthread_mutex_unlock(&rl->lock);
+}
+
+int hf_ratelimit_state(hf_ratelimit *rl, const char *bucket, double now, hf_bucket_state *s) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 0);
+  if (b) {
+    roll_window(b, now);
+    *s = (hf_bucket_state){
+        .spacing = b->spacing,
+        .quota = b->quota,
+        .window = b->window,
+        .remaining = b->remaining,
+        .reset_in = b->reset_at >= 0 ? b->reset_at - now : -1,
+        .blocked_for = max2(0, b->blocked_until - now),
+        .in_flight = b->in_flight,
+        .requests = b->requests,
+        .throttled = b->throttled,
+        .waited = b->waited,
+    };
+  }
+  pthread_mutex_unlock(&rl->lock);
+  return b ? 0 : -1;
+}

@@ -1,0 +1,56 @@
+"""Switchable faults, all off by default.
+
+They model what a scanner meets on the real Hub: slow answers, transient
+5xx, connections dropped mid-download, a repo whose blobs=true listing
+fails, a CDN serving bytes that do not match the advertised SHA-256, and a
+listing cursor that drifts so an item shows up twice.
+"""
+import random
+import threading
+import time
+
+
+class Faults:
+    def __init__(self, latency_ms=0, fault_rate=0.0, fault_seed=0, cut_downloads=False,
+                 cut_always=False, broken_blobs=(), cdn_mismatch=(), listing_repeat=False):
+        self.latency = latency_ms / 1000.0
+        self.fault_rate = fault_rate
+        self._rng = random.Random(fault_seed)
+        self.cut_downloads = cut_downloads or cut_always
+        self.cut_always = cut_always
+        self.broken_blobs = {r.lower() for r in broken_blobs}
+        self.cdn_mismatch = {r.lower() for r in cdn_mismatch}
+        self.listing_repeat = listing_repeat
+        self._cut_done = set()
+        self._lock = threading.Lock()
+
+    def delay(self):
+        if self.latency:
+            time.sleep(self.latency)
+
+    def api_error(self):
+        """A 5xx status for this /api/ call, or None."""
+        if not self.fault_rate:
+            return None
+        with self._lock:
+            if self._rng.random() >= self.fault_rate:
+                return None
+            return self._rng.choice((500, 502, 503))
+
+    def should_cut(self, file_id):
+        """Cut the body of the first GET of each file (or every GET if always)."""
+        if not self.cut_downloads:
+            return False
+        with self._lock:
+            if self.cut_always:
+                return True
+            if file_id in self._cut_done:
+                return False
+            self._cut_done.add(file_id)
+            return True
+
+    def blobs_broken(self, repo_id):
+        return repo_id.lower() in self.broken_blobs
+
+    def mismatched(self, repo_id):
+        return repo_id.lower() in self.cdn_mismatch

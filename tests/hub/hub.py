@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""hfscan test hub: a local stand-in for the Hugging Face Hub HTTP API.
+
+Usage: tests/hub/hub --port 8080      (see tests/hub/README.md for every flag)
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+import faults
+import generate
+import instrument
+import ratelimit
+import server
+import world
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="hub", description=__doc__.splitlines()[0])
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1")
+    net.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    net.add_argument("--cdn-host", default="127.0.0.2", help="LFS redirects go to this host")
+    net.add_argument("--cdn-port", type=int, default=0)
+    net.add_argument("--ready-file", help="JSON written atomically once both servers listen")
+    w = p.add_argument_group("world")
+    w.add_argument("--seed", type=int, default=1)
+    w.add_argument("--models", type=int, default=40)
+    w.add_argument("--world", help="load this JSON fixture instead of generating")
+    w.add_argument("--dump-world", metavar="FILE", help="write the world as a fixture and exit")
+    w.add_argument("--print-truth", action="store_true", help="print truth JSON lines and exit")
+    w.add_argument("--truth-file", help="write truth JSON lines at startup")
+    w.add_argument("--file-size", type=int, default=1024,
+                   help="weights are between half and twice this many bytes")
+    w.add_argument("--large-file-size", type=int, default=0,
+                   help="add repo hfscan-test/large-file with two files of this size")
+    w.add_argument("--big-repo-files", type=int, default=0,
+                   help="add repo hfscan-test/big-repo with this many files")
+    r = p.add_argument_group("rate limits")
+    r.add_argument("--quota-api", type=int, default=1000)
+    r.add_argument("--quota-resolvers", type=int, default=5000)
+    r.add_argument("--quota-pages", type=int, default=200)
+    r.add_argument("--window", type=float, default=300.0, help="seconds")
+    r.add_argument("--retry-after", action="store_true", help="add Retry-After to 429s")
+    r.add_argument("--no-ratelimit-headers", action="store_true")
+    f = p.add_argument_group("faults and behaviour switches")
+    f.add_argument("--latency-ms", type=float, default=0)
+    f.add_argument("--fault-rate", type=float, default=0.0)
+    f.add_argument("--fault-seed", type=int, default=0)
+    f.add_argument("--cut-downloads", action="store_true")
+    f.add_argument("--cut-downloads-always", action="store_true")
+    f.add_argument("--broken-blobs", action="append", default=[], metavar="REPO_ID")
+    f.add_argument("--cdn-mismatch", action="append", default=[], metavar="REPO_ID")
+    f.add_argument("--listing-repeat", action="store_true")
+    f.add_argument("--listing-default-limit", type=int, default=1000)
+    f.add_argument("--gated-api", action="store_true",
+                   help="old behaviour: gated metadata and trees need access too")
+    f.add_argument("--gated-paths-info", action="store_true",
+                   help="paths-info on gated repos needs access")
+    f.add_argument("--resolve-cache-307", action="store_true",
+                   help="regular files of public repos first answer a relative 307")
+    f.add_argument("--cdn-reject-auth", action="store_true",
+                   help="the CDN answers 400 to requests carrying Authorization")
+    i = p.add_argument_group("instrumentation")
+    i.add_argument("--request-log", metavar="FILE")
+    i.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def build_world(args):
+    if args.world:
+        return world.World.load(args.world)
+    return world.World(generate.generate(args.seed, args.models, args.file_size,
+                                         args.large_file_size, args.big_repo_files))
+
+
+def write_truth(the_world, stream, mismatch):
+    for record in the_world.truth({r.lower() for r in mismatch}):
+        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_atomically(path, text):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def start(args, the_world):
+    hub = server.Hub(
+        the_world, args,
+        faults.Faults(args.latency_ms, args.fault_rate, args.fault_seed, args.cut_downloads,
+                      args.cut_downloads_always, args.broken_blobs, args.cdn_mismatch,
+                      args.listing_repeat),
+        ratelimit.FixedWindowLimiter({"api": args.quota_api, "resolvers": args.quota_resolvers,
+                                      "pages": args.quota_pages}, args.window),
+        instrument.Instruments(args.request_log))
+    try:
+        api_server = server.Server((args.host, args.port), hub, "api")
+        cdn_server = server.Server((args.cdn_host, args.cdn_port), hub, "cdn")
+    except OSError as err:
+        sys.exit("hub: cannot listen: %s (on systems without 127.0.0.2, try --cdn-host "
+                 "127.0.0.1)" % err)
+    hub.endpoint = "http://%s:%d" % (_url_host(args.host), api_server.server_port)
+    hub.cdn_url = "http://%s:%d" % (_url_host(args.cdn_host), cdn_server.server_port)
+    for srv in (api_server, cdn_server):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return hub, (api_server, cdn_server)
+
+
+def _url_host(host):
+    return "[%s]" % host if ":" in host else host
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    the_world = build_world(args)
+    if args.dump_world:
+        write_atomically(args.dump_world, json.dumps(the_world.to_fixture(), indent=1,
+                                                     ensure_ascii=False) + "\n")
+        return 0
+    if args.print_truth:
+        try:
+            write_truth(the_world, sys.stdout, args.cdn_mismatch)
+            sys.stdout.flush()
+        except BrokenPipeError:         # e.g. piped into head
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if args.truth_file:
+        with open(args.truth_file, "w", encoding="utf-8") as handle:
+            write_truth(the_world, handle, args.cdn_mismatch)
+    hub, servers = start(args, the_world)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.ready_file:
+        write_atomically(args.ready_file, json.dumps({
+            "endpoint": hub.endpoint, "port": servers[0].server_port, "cdn": hub.cdn_url,
+            "pid": os.getpid()}) + "\n")
+    print("hub ready endpoint=%s cdn=%s" % (hub.endpoint, hub.cdn_url), flush=True)
+    while not stop.wait(0.2):
+        pass
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+    hub.instruments.close()
+    if args.ready_file:
+        try:
+            os.remove(args.ready_file)
+        except OSError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

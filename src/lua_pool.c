@@ -93,6 +93,7 @@ static hf_job *new_http_job(lua_State *L, lua_pool *lp) {
     luaL_error(L, "out of memory");
   }
   j->request = request;
+  j->request.req.headers = &j->request.headers; /* it pointed into the local copy */
   j->base.run = run_http;
   j->base.destroy = destroy_http;
   j->limiter = lp->limiter ? hf_ratelimit_retain(lp->limiter) : NULL;

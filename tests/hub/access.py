@@ -44,7 +44,8 @@ def open_repo(world, options, auth, repo_id, kind):
     (resolve and raw).  Raises errors.Redirect for a renamed or mis-cased id.
     """
     repo, canonical = world.find(repo_id)
-    visible = repo is not None and (not repo.private or world.user_can_see_private(auth.token, repo))
+    visible = repo is not None and (
+        not repo.private or world.user_can_see_private(auth.token, repo))
     if not visible:
         raise errors.repo_not_found() if auth.token else errors.auth_required()
     if canonical is not None:

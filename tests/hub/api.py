@@ -31,24 +31,36 @@ SORT_FIELDS = {"downloads": "downloads", "likes": "likes", "lastModified": "last
 
 # ---------------------------------------------------------------- properties
 
+def _total_size(repo):
+    return sum(f.size for f in repo.files.values())
+
+
+def _has_ext(repo, ext):
+    return any(p.lower().endswith(ext) for p in repo.files)
+
+
+# Properties computed from the repo; the others are fixture fields (repo.meta).
+COMPUTED = {
+    "id": lambda r: r.id, "modelId": lambda r: r.id, "author": lambda r: r.author,
+    "sha": lambda r: r.commit, "downloadsAllTime": lambda r: r.downloads * 3,
+    "usedStorage": _total_size,
+    "siblings": lambda r: [{"rfilename": p} for p in r.sorted_paths()],
+    "cardData": lambda r: {}, "config": lambda r: {}, "transformersInfo": lambda r: {},
+    "widgetData": lambda r: [], "spaces": lambda r: [], "evalResults": lambda r: [],
+    "inferenceProviderMapping": lambda r: [], "childrenModelCount": lambda r: 0,
+    "gguf": lambda r: {"total": _total_size(r), "architecture": "llama"}
+    if _has_ext(r, ".gguf") else None,
+    "safetensors": lambda r: {"parameters": {"F32": _total_size(r) // 4},
+                              "total": _total_size(r) // 4}
+    if _has_ext(r, ".safetensors") else None,
+}
+ALWAYS_PRESENT = ("model-index",)      # null, but present, in real answers
+
+
 def _value(repo, prop):
     """A repo property as the Hub names it; None means "leave it out"."""
-    sizes = [f.size for f in repo.files.values()]
-    exts = {f.path.lower().rsplit(".", 1)[-1] for f in repo.files.values()}
-    simple = {
-        "id": repo.id, "modelId": repo.id, "author": repo.author, "sha": repo.commit,
-        "downloadsAllTime": repo.downloads * 3, "usedStorage": sum(sizes),
-        "siblings": [{"rfilename": p} for p in repo.sorted_paths()],
-        "cardData": {}, "config": {}, "transformersInfo": {}, "widgetData": [], "spaces": [],
-        "evalResults": [], "inferenceProviderMapping": [], "childrenModelCount": 0,
-        "model-index": None, "baseModels": None, "mask_token": None, "resourceGroup": None,
-        "inference": None,
-        "gguf": {"total": sum(sizes), "architecture": "llama"} if "gguf" in exts else None,
-        "safetensors": {"parameters": {"F32": sum(sizes) // 4}, "total": sum(sizes) // 4}
-        if "safetensors" in exts else None,
-    }
-    if prop in simple:
-        return simple[prop]
+    if prop in COMPUTED:
+        return COMPUTED[prop](repo)
     return repo.meta.get(prop)
 
 
@@ -56,7 +68,7 @@ def _fields(repo, names):
     item = {}
     for name in names:
         value = _value(repo, name)
-        if value is not None or name in ("model-index",):
+        if value is not None or name in ALWAYS_PRESENT:
             item[name] = value
     return item
 

@@ -240,7 +240,8 @@ def _download_counts(count, rng):
 
 
 def _timestamp(rng, start, max_days):
-    moment = start + datetime.timedelta(days=rng.randint(0, max_days), seconds=rng.randint(0, 86399))
+    moment = start + datetime.timedelta(days=rng.randint(0, max_days),
+                                        seconds=rng.randint(0, 86399))
     return moment, moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
@@ -257,7 +258,8 @@ def _repo(seed, repo_id, downloads, rng, build, extra, file_size):
         "disabled": False, "pipeline_tag": None, "library_name": None, "files": b.files,
     }
     spec.update(extra)
-    spec["tags"] = [t for t in (spec["library_name"], spec["pipeline_tag"], "license:apache-2.0") if t]
+    tags = (spec["library_name"], spec["pipeline_tag"], "license:apache-2.0")
+    spec["tags"] = [t for t in tags if t]
     return spec
 
 

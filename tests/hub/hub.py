@@ -107,7 +107,8 @@ def start(args, the_world):
     hub.endpoint = "http://%s:%d" % (_url_host(args.host), api_server.server_port)
     hub.cdn_url = "http://%s:%d" % (_url_host(args.cdn_host), cdn_server.server_port)
     for srv in (api_server, cdn_server):
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
     return hub, (api_server, cdn_server)
 
 

@@ -1,0 +1,169 @@
+/* CSV: hostile values round-trip, the comment block, torn rows, and the atomic
+ * rewrite. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "hfscan/csv.h"
+
+static const char *hostile[] = {
+    "plain",  "with,comma", "with \"quotes\"", "line\nbreak", "cr\r\nlf", "",
+    " lead",  "trail ",     "=SUM(A1)",        "v2#final.bin", "ünïcødé/模型.gguf",
+    "\"",     ",",
+};
+#define N_HOSTILE (sizeof hostile / sizeof *hostile)
+
+static void test_field_quoting(void) {
+  hf_buf b = {0};
+  const char *fields[] = {"a", "b,c", "d\"e", ""};
+  size_t lens[] = {1, 3, 3, 0};
+  CHECK(hf_csv_append_row(&b, fields, lens, 4) == 0);
+  CHECK_STR(b.data, "a,\"b,c\",\"d\"\"e\",\r\n");
+  hf_buf_free(&b);
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  static char buf[65536];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  fputs(text, f);
+  fclose(f);
+}
+
+static void test_round_trip(const char *dir) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/round.csv", dir);
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_CREATE, NULL, 0);
+  CHECK(w != NULL);
+  hf_csv_writer_comment(w, "SCAN_PARAMETERS");
+  hf_csv_writer_comment(w, "download_threshold: 10");
+  const char *header[] = {"hash", "filename"};
+  size_t header_lens[] = {4, 8};
+  hf_csv_writer_row(w, header, header_lens, 2);
+  for (size_t i = 0; i < N_HOSTILE; i++) {
+    const char *row[] = {hostile[i], "#not-a-comment"};
+    size_t lens[] = {strlen(hostile[i]), 14};
+    hf_csv_writer_row(w, row, lens, 2);
+  }
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+
+  char err[256];
+  hf_csv_reader *r = hf_csv_reader_open(path, err, sizeof err);
+  hf_csv_record rec = {0};
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(rec.is_comment && strcmp(rec.fields[0], "SCAN_PARAMETERS") == 0);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK_STR(rec.fields[0], "download_threshold: 10");
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(!rec.is_comment && rec.count == 2);
+  CHECK_STR(rec.fields[1], "filename");
+  for (size_t i = 0; i < N_HOSTILE; i++) {
+    CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+    CHECK(rec.count == 2 && !rec.is_comment && rec.terminated);
+    CHECK(rec.lens[0] == strlen(hostile[i]) && memcmp(rec.fields[0], hostile[i], rec.lens[0]) == 0);
+    CHECK_STR(rec.fields[1], "#not-a-comment");
+  }
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 0);
+  hf_csv_record_free(&rec);
+  hf_csv_reader_close(r);
+}
+
+static void test_torn_rows(const char *dir) {
+  char path[256], err[256];
+  snprintf(path, sizeof path, "%s/torn.csv", dir);
+  hf_csv_record rec = {0};
+
+  /* A last line without its line break reads, marked unterminated. */
+  write_text(path, "a,b\r\n1,2\r\n3,");
+  hf_csv_reader *r = hf_csv_reader_open(path, err, sizeof err);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1 && rec.terminated);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1 && rec.terminated);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(!rec.terminated && rec.count == 2 && rec.line == 3);
+  hf_csv_reader_close(r);
+
+  /* A quoted field cut off is an error naming the line. */
+  write_text(path, "a,b\r\n\"x,y\r\n");
+  r = hf_csv_reader_open(path, err, sizeof err);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == -1);
+  CHECK_STR(err, "line 2: quoted field not closed before the end of the file");
+  hf_csv_reader_close(r);
+
+  /* '#' lines after the column header are data, not comments. */
+  write_text(path, "# c\nh\n#x\n");
+  r = hf_csv_reader_open(path, err, sizeof err);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1 && rec.is_comment);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1 && !rec.is_comment);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1 && !rec.is_comment);
+  CHECK_STR(rec.fields[0], "#x");
+  hf_csv_reader_close(r);
+  hf_csv_record_free(&rec);
+}
+
+static void test_append_and_blocks(const char *dir) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/append.csv", dir);
+  write_text(path, "h\r\n");
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_APPEND, NULL, 0);
+  const char *f[] = {"x"};
+  size_t l[] = {1};
+  hf_csv_writer_row(w, f, l, 1);
+  /* Queued rows are not in the file until the block is flushed. */
+  CHECK_STR(read_file(path), "h\r\n");
+  CHECK(hf_csv_writer_flush(w) == 0);
+  CHECK_STR(read_file(path), "h\r\nx\r\n");
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+}
+
+static void test_atomic_rewrite(const char *dir) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/rewrite.csv", dir);
+  write_text(path, "old\r\n");
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_REWRITE, NULL, 0);
+  const char *f[] = {"new"};
+  size_t l[] = {3};
+  hf_csv_writer_row(w, f, l, 1);
+  hf_csv_writer_flush(w);
+  char temp[256];
+  snprintf(temp, sizeof temp, "%s", hf_csv_writer_temp_path(w));
+  CHECK(strncmp(temp, path, strlen(path)) == 0 && access(temp, F_OK) == 0);
+  CHECK_STR(read_file(path), "old\r\n"); /* untouched until commit */
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+  CHECK_STR(read_file(path), "new\r\n");
+  CHECK(access(temp, F_OK) != 0);
+
+  w = hf_csv_writer_open(path, HF_CSV_REWRITE, NULL, 0);
+  snprintf(temp, sizeof temp, "%s", hf_csv_writer_temp_path(w));
+  hf_csv_writer_abort(w);
+  CHECK(access(temp, F_OK) != 0);
+  CHECK_STR(read_file(path), "new\r\n");
+
+  char err[256];
+  CHECK(hf_csv_writer_open("/nonexistent/dir/x.csv", HF_CSV_CREATE, err, sizeof err) == NULL);
+  CHECK_STR(err, "cannot open /nonexistent/dir/x.csv: No such file or directory");
+}
+
+int main(void) {
+  char dir[] = "/tmp/hfscan-csv-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  test_field_quoting();
+  test_round_trip(dir);
+  test_torn_rows(dir);
+  test_append_and_blocks(dir);
+  test_atomic_rewrite(dir);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+  return check_report("test_csv");
+}

@@ -1,0 +1,248 @@
+/* HTTP against a loopback server: sinks, methods, redirects with and without
+ * Authorization, resumed downloads, timeouts, error codes, 429 headers. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "fixture.h"
+#include "hfscan/http.h"
+#include "hfscan/ratelimit.h"
+
+static struct fixture fx;
+static hf_http_client *client;
+
+/* The server's payload(n), to compute expected digests. */
+static unsigned char *payload(size_t n) {
+  unsigned char *p = malloc(n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (unsigned char)((i * 7 + i / 251) % 256);
+  return p;
+}
+
+static void payload_sha256(size_t n, char hex[HF_SHA256_HEX_SIZE]) {
+  unsigned char *p = payload(n);
+  hf_sha256_hex(p, n, hex);
+  free(p);
+}
+
+static int get(const char *url, hf_http_sink sink, const hf_headers *headers,
+               hf_http_response *res) {
+  hf_http_request req = {.url = url, .sink = sink, .headers = headers, .follow_redirects = 1,
+                         .max_resumes = 3};
+  return hf_http_perform(client, &req, res);
+}
+
+static void test_memory_and_sha256_sinks(void) {
+  char url[256], hex[HF_SHA256_HEX_SIZE];
+  hf_http_response res;
+  snprintf(url, sizeof url, "%s/bytes?n=100000", fx.a);
+  CHECK(get(url, HF_SINK_MEMORY, NULL, &res) == 0);
+  CHECK(res.status == 200 && res.body_len == 100000 && res.bytes == 100000);
+  unsigned char *expected = payload(100000);
+  CHECK(res.body && memcmp(res.body, expected, 100000) == 0);
+  free(expected);
+  hf_http_response_free(&res);
+
+  CHECK(get(url, HF_SINK_SHA256, NULL, &res) == 0);
+  payload_sha256(100000, hex);
+  CHECK_STR(res.sha256, hex);
+  CHECK(res.body == NULL && res.bytes == 100000);
+  hf_http_response_free(&res);
+
+  CHECK(get(url, HF_SINK_DISCARD, NULL, &res) == 0);
+  CHECK(res.body == NULL && res.bytes == 100000 && res.sha256[0] == '\0');
+  hf_http_response_free(&res);
+}
+
+static void test_memory_cap(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/bytes?n=5000", fx.a);
+  hf_http_request req = {.url = url, .sink = HF_SINK_MEMORY, .max_body = 1000};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &req, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TOO_LARGE);
+  hf_http_response_free(&res);
+}
+
+static void test_head_post_and_headers(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/bytes?n=1234", fx.a);
+  hf_http_request head = {.method = "HEAD", .url = url};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &head, &res) == 0);
+  CHECK(res.status == 200 && res.bytes == 0);
+  CHECK_STR(hf_headers_get(&res.headers, "content-length"), "1234");
+  hf_http_response_free(&res);
+
+  snprintf(url, sizeof url, "%s/echo", fx.a);
+  hf_headers h = {0};
+  hf_headers_add(&h, "Content-Type", "application/x-www-form-urlencoded");
+  hf_http_request post = {.method = "POST", .url = url, .headers = &h, .body = "paths=a&paths=b",
+                          .body_len = 15};
+  CHECK(hf_http_perform(client, &post, &res) == 0);
+  CHECK(res.body && strstr(res.body, "\"method\": \"POST\"") != NULL);
+  CHECK(res.body && strstr(res.body, "\"body\": \"paths=a&paths=b\"") != NULL);
+  hf_http_response_free(&res);
+  hf_headers_clear(&h);
+
+  snprintf(url, sizeof url, "%s/multi", fx.a);
+  CHECK(get(url, HF_SINK_MEMORY, NULL, &res) == 0);
+  int seen = 0;
+  for (size_t i = 0; i < res.headers.count; i++)
+    seen += strcmp(res.headers.items[i].name, "X-Multi") == 0;
+  CHECK(seen == 2);
+  hf_http_response_free(&res);
+}
+
+static int sent_authorization(const hf_http_response *res) {
+  return res->body && strstr(res->body, "\"Authorization\", \"Bearer hf_secret\"") != NULL;
+}
+
+static void test_redirects(void) {
+  char url[512];
+  hf_headers auth = {0};
+  hf_headers_add(&auth, "Authorization", "Bearer hf_secret");
+  hf_http_response res;
+
+  /* A relative redirect is followed with the same headers. */
+  snprintf(url, sizeof url, "%s/redirect?to=/echo&code=307", fx.a);
+  CHECK(get(url, HF_SINK_MEMORY, &auth, &res) == 0);
+  CHECK(res.status == 200 && res.redirects == 1 && sent_authorization(&res));
+  hf_http_response_free(&res);
+
+  /* To another host: not followed unless asked. */
+  snprintf(url, sizeof url, "%s/redirect?to=%s/echo", fx.a, fx.b);
+  CHECK(get(url, HF_SINK_MEMORY, &auth, &res) == 0);
+  CHECK(res.status == 302 && res.redirects == 0);
+  CHECK(hf_headers_get(&res.headers, "location") != NULL);
+  hf_http_response_free(&res);
+
+  /* When asked, followed without Authorization. */
+  hf_http_request req = {.url = url, .headers = &auth, .follow_redirects = 1,
+                         .follow_cross_host = 1};
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  CHECK(res.status == 200 && res.redirects == 1);
+  CHECK(res.body && strstr(res.body, "\"host\": \"127.0.0.2\"") != NULL);
+  CHECK(!sent_authorization(&res));
+  CHECK(res.body && strstr(res.body, "Authorization") == NULL);
+  hf_http_response_free(&res);
+
+  /* A HEAD that stops at the first redirect reports it. */
+  snprintf(url, sizeof url, "%s/redirect?to=/echo", fx.a);
+  hf_http_request head = {.method = "HEAD", .url = url, .follow_redirects = 0};
+  CHECK(hf_http_perform(client, &head, &res) == 0);
+  CHECK(res.status == 302);
+  CHECK_STR(hf_headers_get(&res.headers, "Location"), "/echo");
+  hf_http_response_free(&res);
+  hf_headers_clear(&auth);
+
+  CHECK(hf_http_same_origin("http://a:80/x", "http://a/y"));
+  CHECK(!hf_http_same_origin("http://a/x", "https://a/x"));
+  CHECK(!hf_http_same_origin("http://127.0.0.1:5/x", "http://127.0.0.2:5/x"));
+}
+
+static void test_resumed_download(void) {
+  char url[512], hex[HF_SHA256_HEX_SIZE];
+  hf_http_response res;
+  payload_sha256(300000, hex);
+
+  snprintf(url, sizeof url, "%s/cut?n=300000&key=resume", fx.a);
+  CHECK(get(url, HF_SINK_SHA256, NULL, &res) == 0);
+  CHECK(res.status == 206 && res.resumes == 1 && res.bytes == 300000);
+  CHECK_STR(res.sha256, hex);
+  hf_http_response_free(&res);
+
+  /* Resumed through a redirect to another host: the resume goes to that host. */
+  snprintf(url, sizeof url, "%s/redirect?to=%s/cut%%3Fn%%3D300000%%26key%%3Dcdn", fx.a, fx.b);
+  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .follow_redirects = 1,
+                         .follow_cross_host = 1, .max_resumes = 2};
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  CHECK(res.resumes == 1);
+  CHECK_STR(res.sha256, hex);
+  hf_http_response_free(&res);
+
+  /* A server that answers 200 to the Range request restarts the hash cleanly. */
+  snprintf(url, sizeof url, "%s/cut200?n=300000&key=restart", fx.a);
+  CHECK(get(url, HF_SINK_SHA256, NULL, &res) == 0);
+  CHECK(res.status == 200 && res.resumes == 1 && res.bytes == 300000);
+  CHECK_STR(res.sha256, hex);
+  hf_http_response_free(&res);
+
+  /* A 206 from the wrong offset is an error, never a wrong hash. */
+  snprintf(url, sizeof url, "%s/badrange?n=300000&key=bad", fx.a);
+  CHECK(get(url, HF_SINK_SHA256, NULL, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_HTTP);
+  CHECK(res.sha256[0] == '\0');
+  hf_http_response_free(&res);
+
+  /* Without resumes the cut is reported as a reset. */
+  snprintf(url, sizeof url, "%s/cut?n=300000&key=noresume", fx.a);
+  hf_http_request once = {.url = url, .sink = HF_SINK_SHA256, .max_resumes = 0};
+  CHECK(hf_http_perform(client, &once, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_RESET);
+  hf_http_response_free(&res);
+}
+
+static void test_failures(void) {
+  char url[256];
+  hf_http_response res;
+  snprintf(url, sizeof url, "%s/stall?after=0&s=4", fx.a);
+  hf_http_request stall = {.url = url, .low_speed_timeout_s = 1};
+  CHECK(hf_http_perform(client, &stall, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  hf_http_response_free(&res);
+
+  snprintf(url, sizeof url, "%s/slowheaders?s=3", fx.a);
+  hf_http_request slow = {.url = url, .total_timeout_ms = 500};
+  CHECK(hf_http_perform(client, &slow, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  hf_http_response_free(&res);
+
+  hf_http_request refused = {.url = "http://127.0.0.1:1/"};
+  CHECK(hf_http_perform(client, &refused, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_CONNECT);
+  hf_http_response_free(&res);
+
+  /* An HTTP error status is a response, with its body kept for the message. */
+  snprintf(url, sizeof url, "%s/status?code=404&error=EntryNotFound", fx.a);
+  CHECK(get(url, HF_SINK_SHA256, NULL, &res) == 0);
+  CHECK(res.status == 404 && res.sha256[0] == '\0');
+  CHECK_STR(res.body, "{\"error\":\"Entry not found\"}");
+  CHECK_STR(hf_headers_get(&res.headers, "x-error-code"), "EntryNotFound");
+  hf_http_response_free(&res);
+}
+
+static void test_429_feeds_the_limiter(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/ratelimited", fx.a);
+  hf_http_response res;
+  CHECK(get(url, HF_SINK_MEMORY, NULL, &res) == 0);
+  CHECK(res.status == 429);
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_reserve(rl, "api", 0);
+  hf_ratelimit_observe(rl, "api", res.status, &res.headers, 0);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0);
+  CHECK(s.quota == 500 && s.window == 300 && s.remaining == 0 && s.throttled == 1);
+  CHECK_NEAR(s.blocked_for, 7, 1e-6);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 7, 1e-6);
+  hf_ratelimit_release(rl);
+  hf_http_response_free(&res);
+}
+
+int main(void) {
+  hf_http_global_init();
+  if (fixture_start(&fx) != 0) {
+    fprintf(stderr, "cannot start the fixture server\n");
+    return 1;
+  }
+  client = hf_http_client_new("hfscan-test");
+  test_memory_and_sha256_sinks();
+  test_memory_cap();
+  test_head_post_and_headers();
+  test_redirects();
+  test_resumed_download();
+  test_failures();
+  test_429_feeds_the_limiter();
+  hf_http_client_free(client);
+  return check_report("test_http");
+}

@@ -1,0 +1,146 @@
+/* Rate limiter on a virtual clock: spacing, learnt quotas, exhausted windows,
+ * spreading the tail of a quota, 429s, and the header parsers. */
+#include "check.h"
+#include "hfscan/ratelimit.h"
+
+static hf_headers headers_of(const char *ratelimit, const char *policy, const char *retry) {
+  hf_headers h = {0};
+  if (ratelimit)
+    hf_headers_add(&h, "ratelimit", ratelimit); /* HTTP/2 delivers lower-case names */
+  if (policy)
+    hf_headers_add(&h, "RateLimit-Policy", policy);
+  if (retry)
+    hf_headers_add(&h, "Retry-After", retry);
+  return h;
+}
+
+static void test_parsers(void) {
+  char bucket[32];
+  long a = 0, b = 0;
+  CHECK(hf_ratelimit_parse_header("\"api\";r=494;t=201", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK_STR(bucket, "api");
+  CHECK(a == 494 && b == 201);
+  CHECK(hf_ratelimit_parse_header("\"resolvers\" ; r = 4992 ; t = 9", bucket, sizeof bucket, &a,
+                                  &b) == 0);
+  CHECK_STR(bucket, "resolvers");
+  CHECK(a == 4992 && b == 9);
+  CHECK(hf_ratelimit_parse_header("garbage", bucket, sizeof bucket, &a, &b) != 0);
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=500;w=300", bucket, sizeof bucket,
+                                  &a, &b) == 0);
+  CHECK_STR(bucket, "api");
+  CHECK(a == 500 && b == 300);
+  CHECK(hf_ratelimit_parse_retry_after("7", 0) == 7);
+  CHECK(hf_ratelimit_parse_retry_after("soon", 0) == -1);
+  /* Sun, 06 Nov 1994 08:49:37 GMT is 784111777 */
+  CHECK(hf_ratelimit_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770) == 7);
+}
+
+static void test_spacing(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spacing(rl, "api", 1.5);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100), 100, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100), 101.5, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100.2), 103, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 110), 110, 1e-9);
+  /* Buckets are independent. */
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "resolvers", 110), 110, 1e-9);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 110, &s) == 0);
+  CHECK(s.requests == 4 && s.in_flight == 4);
+  CHECK_NEAR(s.waited, 1.5 + 2.8, 1e-9);
+  hf_ratelimit_release(rl);
+}
+
+static void test_exhausted_window_waits_for_reset(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0); /* no spreading in this test */
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
+  hf_headers h = headers_of("\"api\";r=3;t=10", "\"fixed window\";\"api\";q=5;w=10", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 0);
+  /* Three left in this window: they go at once, the fourth waits for the reset. */
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 10, 1e-9);
+  /* The new window has q=5, one already booked. */
+  for (int i = 0; i < 4; i++)
+    CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 10), 10, 1e-9);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 10), 20, 1e-9);
+  hf_bucket_state s;
+  hf_ratelimit_state(rl, "api", 10, &s);
+  CHECK(s.quota == 5 && s.window == 10);
+  hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+static void test_in_flight_requests_count_against_remaining(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0);
+  for (int i = 0; i < 3; i++)
+    hf_ratelimit_reserve(rl, "api", 0);
+  /* One answer says r=2, but two more requests are still out: none left. */
+  hf_headers h = headers_of("\"api\";r=2;t=30", NULL, NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 0);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 30, 1e-9);
+  hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+static void test_tail_of_quota_is_spread(void) {
+  hf_ratelimit *rl = hf_ratelimit_new(); /* spread the last 10% */
+  hf_ratelimit_reserve(rl, "api", 0);
+  hf_headers h = headers_of("\"api\";r=10;t=100", "\"fixed window\";\"api\";q=100;w=300", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 0);
+  /* 10 left for 100 s: one every 10 s rather than all at once. */
+  double t = hf_ratelimit_reserve(rl, "api", 0);
+  CHECK_NEAR(t, 10, 1e-9);
+  double t2 = hf_ratelimit_reserve(rl, "api", 0);
+  CHECK_NEAR(t2, 10 + 90.0 / 9, 1e-6);
+  hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+static void test_429_blocks_until_reset(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_reserve(rl, "api", 0);
+  hf_headers h = headers_of("\"api\";r=0;t=55", "\"fixed window\";\"api\";q=500;w=300", NULL);
+  hf_ratelimit_observe(rl, "api", 429, &h, 5);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 5), 60, 1e-9);
+  hf_bucket_state s;
+  hf_ratelimit_state(rl, "api", 5, &s);
+  CHECK(s.throttled == 1);
+  hf_headers_clear(&h);
+
+  /* Retry-After alone also holds the bucket. */
+  hf_ratelimit_reserve(rl, "resolvers", 0);
+  h = headers_of(NULL, NULL, "7");
+  hf_ratelimit_observe(rl, "resolvers", 429, &h, 1);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "resolvers", 1), 8, 1e-9);
+  hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+static void test_header_names_its_own_bucket(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_reserve(rl, "default", 0);
+  hf_headers h = headers_of("\"resolvers\";r=0;t=4", NULL, NULL);
+  hf_ratelimit_observe(rl, "default", 200, &h, 0);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "resolvers", 0, &s) == 0);
+  CHECK(s.remaining == 0);
+  CHECK_NEAR(s.reset_in, 4, 1e-9);
+  CHECK(hf_ratelimit_state(rl, "default", 0, &s) == 0 && s.in_flight == 0);
+  hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+int main(void) {
+  test_parsers();
+  test_spacing();
+  test_exhausted_window_waits_for_reset();
+  test_in_flight_requests_count_against_remaining();
+  test_tail_of_quota_is_spread();
+  test_429_blocks_until_reset();
+  test_header_names_its_own_bucket();
+  return check_report("test_ratelimit");
+}

@@ -1,0 +1,733 @@
+"""Tests of the stand-in Hub itself: they pin the facts of shared/hub-api.md
+that it implements, so the scanner's tests rest on a faithful fake.
+
+Run: python3 -m unittest discover -s tests/hub -v
+"""
+import hashlib
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from urllib.parse import quote, urlsplit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HUB = os.path.join(HERE, "hub.py")
+GRANTED = {"Authorization": "Bearer hf_testuser_granted"}
+OTHER = {"Authorization": "Bearer hf_other_nogated"}
+BAD = {"Authorization": "Bearer hf_wrong_token"}
+
+# hub-api.md section 8: huggingface_hub's parsing regexes.
+RATELIMIT_RE = re.compile(
+    r"\"(?P<resource_type>\w+)\"\s*;\s*r\s*=\s*(?P<r>\d+)\s*;\s*t\s*=\s*(?P<t>\d+)")
+POLICY_RE = re.compile(r"q\s*=\s*(?P<q>\d+).*?w\s*=\s*(?P<w>\d+)")
+# hub-api.md section 1: huggingface.js parseLinkHeader.
+LINK_RE = re.compile(r'<(https?:[/][/][^>]+)>;\s+rel="([^"]+)"')
+TARGET_EXTS = (".bin", ".caffemodel", ".coreml", ".dlc", ".ggmf", ".ggml", ".gguf", ".ggjt",
+               ".h5", ".keras", ".llamafile", ".mar", ".mlmodel", ".onnx", ".pb", ".pkl", ".pt",
+               ".pt2", ".pth", ".ptl", ".safetensors", ".tflite")
+
+
+def git_oid(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def pointer_text(sha, size):
+    return "version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (sha, size)
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def next_link(self):
+        links = dict((rel, url) for url, rel in LINK_RE.findall(self.headers.get("link", "")))
+        return links.get("next")
+
+
+def fetch(method, url, headers=None, body=None, timeout=10):
+    """One request, redirects not followed, header names lower-cased."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""),
+                     body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+class HubProcess:
+    def __init__(self, args):
+        self.tmp = tempfile.TemporaryDirectory(prefix="hubtest-")
+        self.ready = os.path.join(self.tmp.name, "ready.json")
+        self.log = os.path.join(self.tmp.name, "requests.jsonl")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-B", HUB, "--ready-file", self.ready, "--request-log", self.log]
+            + list(args), stdout=subprocess.PIPE, text=True)
+        deadline = time.time() + 20
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("hub did not start")
+            time.sleep(0.02)
+        with open(self.ready) as handle:
+            self.info = json.load(handle)
+        self.ready_line = self.proc.stdout.readline()
+        self.url = self.info["endpoint"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.tmp.cleanup()
+
+
+class HubCase(unittest.TestCase):
+    ARGS = ["--models", "14"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+        cls.truth = [json.loads(line) for line in
+                     cls.get("/_hub/truth").body.decode().splitlines()]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.hub.stop()
+
+    @classmethod
+    def get(cls, path, headers=None, method="GET", body=None):
+        return fetch(method, cls.url + path, headers, body)
+
+    def truth_of(self, repo_id):
+        return [t for t in self.truth if t["repo_id"] == repo_id]
+
+    def one(self, repo_id, path):
+        return [t for t in self.truth if t["repo_id"] == repo_id and t["path"] == path][0]
+
+    def download(self, repo_id, path, headers=None):
+        """GET resolve, follow one redirect to the CDN without Authorization."""
+        reply = self.get("/%s/resolve/main/%s" % (repo_id, quote(path)), headers)
+        if reply.status == 302:
+            reply = fetch("GET", reply.headers["location"])
+        return reply
+
+    def assertHubError(self, reply, status, code, message=None):
+        self.assertEqual(reply.status, status, reply.body)
+        self.assertEqual(reply.headers.get("x-error-code"), code)
+        if message is not None:
+            self.assertEqual(reply.headers.get("x-error-message"), message)
+
+
+class TestStartup(HubCase):
+    def test_ready_file_and_line(self):
+        info = self.hub.info
+        self.assertEqual(set(info), {"endpoint", "port", "cdn", "pid"})
+        self.assertEqual(info["endpoint"], "http://127.0.0.1:%d" % info["port"])
+        self.assertNotEqual(urlsplit(info["cdn"]).hostname, urlsplit(info["endpoint"]).hostname)
+        self.assertEqual(self.hub.ready_line.strip(),
+                         "hub ready endpoint=%s cdn=%s" % (info["endpoint"], info["cdn"]))
+
+
+class TestListing(HubCase):
+    def test_default_fields_lack_sha_lastmodified_gated(self):
+        items = self.get("/api/models?sort=downloads&limit=5").json()
+        for item in items:
+            self.assertRegex(item["_id"], r"^[0-9a-f]{24}$")
+            self.assertEqual(item["modelId"], item["id"])
+            for field in ("likes", "trendingScore", "private", "downloads", "tags", "createdAt"):
+                self.assertIn(field, item)
+            for field in ("sha", "lastModified", "gated", "siblings"):
+                self.assertNotIn(field, item)
+
+    def test_full_adds_sha_lastmodified_gated_and_names_only_siblings(self):
+        item = self.get("/api/models?limit=1&full=true").json()[0]
+        for field in ("author", "gated", "lastModified", "sha", "siblings"):
+            self.assertIn(field, item)
+        self.assertEqual(set(item["siblings"][0]), {"rfilename"})
+
+    def test_expand_with_and_without_brackets(self):
+        wanted = ("downloads", "sha", "lastModified", "gated", "private")
+        query = "&".join("expand=%s" % e for e in wanted[:3])
+        query += "&" + "&".join("expand[]=%s" % e for e in wanted[3:])
+        items = self.get("/api/models?sort=downloads&limit=100&" + query).json()
+        for item in items:
+            self.assertEqual(set(item), {"_id", "id"} | set(wanted))
+            self.assertRegex(item["sha"], r"^[0-9a-f]{40}$")
+            self.assertRegex(item["lastModified"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$")
+            self.assertIn(item["gated"], (False, "auto", "manual"))
+        self.assertEqual({i["gated"] for i in items}, {False, "auto", "manual"})
+
+    def test_expand_alone_leaves_other_fields_out(self):
+        item = self.get("/api/models?limit=1&expand=author").json()[0]
+        self.assertEqual(set(item), {"_id", "id", "author"})
+
+    def test_unknown_expand_is_400(self):
+        self.assertEqual(self.get("/api/models?expand=bogus").status, 400)
+        self.assertEqual(self.get("/api/models/hfscan-test/xet-gguf?expand=bogus").status, 400)
+
+    def test_pagination_follows_link_until_absent(self):
+        url = self.url + "/api/models?sort=downloads&limit=4&expand=downloads"
+        pages, ids, downloads = 0, [], []
+        while url:
+            reply = fetch("GET", url)
+            page = reply.json()
+            self.assertLessEqual(len(page), 4)
+            ids += [i["id"] for i in page]
+            downloads += [i["downloads"] for i in page]
+            url = reply.next_link()
+            if url:
+                self.assertEqual(len(page), 4)        # limit is the page size
+                self.assertIn("limit=4", url)          # the next URL keeps every parameter
+                self.assertIn("expand=downloads", url)
+                self.assertIn("cursor=", url)
+            pages += 1
+        public = {t["repo_id"] for t in self.truth if not t["private"]}
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertEqual(set(ids), public)
+        self.assertEqual(downloads, sorted(downloads, reverse=True))
+        self.assertEqual(pages, (len(public) + 3) // 4)
+
+    def test_private_repos_listed_for_owner_only(self):
+        anon = {i["id"] for i in self.get("/api/models?limit=1000").json()}
+        owner = {i["id"] for i in self.get("/api/models?limit=1000", GRANTED).json()}
+        other = {i["id"] for i in self.get("/api/models?limit=1000", OTHER).json()}
+        self.assertIn("testuser/private-weights", owner)
+        self.assertNotIn("testuser/private-weights", anon | other)
+
+    def test_search_and_author(self):
+        found = [i["id"] for i in self.get("/api/models?search=GATED").json()]
+        self.assertEqual(sorted(found), ["gated-org/gated-auto", "gated-org/gated-manual"])
+        found = [i["id"] for i in self.get("/api/models?author=gated-org").json()]
+        self.assertEqual(len(found), 2)
+
+
+class TestModelInfo(HubCase):
+    def test_fields_and_commit(self):
+        info = self.get("/api/models/hfscan-test/plain-git-weights").json()
+        truth = self.truth_of("hfscan-test/plain-git-weights")
+        self.assertEqual(info["sha"], truth[0]["commit"])
+        self.assertRegex(info["lastModified"], r"\.000Z$")
+        self.assertEqual(sorted(s["rfilename"] for s in info["siblings"]),
+                         sorted(t["path"] for t in truth))
+        by_commit = self.get("/api/models/hfscan-test/plain-git-weights/revision/" + info["sha"])
+        self.assertEqual(by_commit.json()["sha"], info["sha"])
+
+    def test_blobs_true_siblings(self):
+        info = self.get("/api/models/hfscan-test/plain-git-weights/revision/main?blobs=true").json()
+        info.update(self.get("/api/models/hfscan-test/sharded-safetensors?blobs=true").json())
+        for sibling in info["siblings"]:
+            truth = self.one("hfscan-test/sharded-safetensors", sibling["rfilename"])
+            self.assertEqual(sibling["size"], truth["size"])
+            self.assertEqual(sibling["blobId"], truth["git_oid"])
+            if truth["storage"] == "git":
+                self.assertNotIn("lfs", sibling)
+            else:
+                pointer = pointer_text(truth["sha256"], truth["size"]).encode()
+                self.assertEqual(sibling["lfs"], {"sha256": truth["sha256"], "size": truth["size"],
+                                                  "pointerSize": len(pointer)})
+                self.assertEqual(sibling["blobId"], git_oid(pointer))
+
+    def test_empty_pkl_is_a_regular_file(self):
+        info = self.get("/api/models/hfscan-test/plain-git-weights?blobs=true").json()
+        empty = [s for s in info["siblings"] if s["rfilename"] == "empty.pkl"][0]
+        self.assertEqual(empty, {"rfilename": "empty.pkl", "size": 0, "blobId": git_oid(b"")})
+
+    def test_gated_metadata_and_tree_are_public(self):
+        self.assertEqual(self.get("/api/models/gated-org/gated-manual").json()["gated"], "manual")
+        tree = self.get("/api/models/gated-org/gated-manual/tree/main?recursive=true")
+        self.assertEqual(tree.status, 200)
+        self.assertTrue(any("lfs" in e for e in tree.json()))
+
+
+class TestTreeAndPathsInfo(HubCase):
+    def test_recursive_tree_entries(self):
+        repo = "hfscan-test/nested-folders"
+        commit = self.truth_of(repo)[0]["commit"]
+        url = "/api/models/%s/tree/%s?recursive=true&expand=false" % (repo, commit)
+        entries = self.get(url).json()
+        files = {e["path"]: e for e in entries if e["type"] == "file"}
+        dirs = [e for e in entries if e["type"] == "directory"]
+        self.assertIn("a/b/c/d", {d["path"] for d in dirs})
+        self.assertTrue(all(d["size"] == 0 and re.match(r"^[0-9a-f]{40}$", d["oid"]) for d in dirs))
+        self.assertEqual(set(files), {t["path"] for t in self.truth_of(repo)})
+        for path, entry in files.items():
+            truth = self.one(repo, path)
+            self.assertEqual(entry["oid"], truth["git_oid"])
+            self.assertEqual(entry["size"], truth["size"])
+            if truth["storage"] == "git":
+                self.assertNotIn("lfs", entry)
+            else:
+                self.assertEqual(entry["lfs"]["oid"], truth["sha256"])
+            self.assertEqual("xetHash" in entry, truth["storage"] == "xet")
+
+    def test_sub_path_encoded_or_not(self):
+        base = "/api/models/hfscan-test/nested-folders/tree/main/"
+        encoded = self.get(base + "onnx%2Ffp16?recursive=true").json()
+        plain = self.get(base + "onnx/fp16?recursive=true").json()
+        self.assertEqual(encoded, plain)
+        self.assertEqual([e["path"] for e in plain], ["onnx/fp16/model.ONNX"])
+        shallow = self.get(base + "onnx?recursive=false").json()
+        self.assertEqual({e["path"] for e in shallow}, {"onnx/fp16", "onnx/model.onnx"})
+
+    def test_tree_errors(self):
+        base = "/api/models/hfscan-test/nested-folders/tree/"
+        self.assertHubError(self.get(base + "main/no-such-dir"), 404, "EntryNotFound")
+        self.assertHubError(self.get(base + "nope"), 404, "RevisionNotFound",
+                            "Invalid rev id: nope")
+
+    def test_expand_adds_last_commit(self):
+        entry = self.get("/api/models/hfscan-test/xet-gguf/tree/main?expand=true").json()[0]
+        self.assertEqual(set(entry["lastCommit"]), {"id", "title", "date"})
+        self.assertIn("securityFileStatus", entry)
+
+    def test_paths_info_form_and_json(self):
+        url = "/api/models/hfscan-test/nested-folders/paths-info/main"
+        form = self.get(url, {"Content-Type": "application/x-www-form-urlencoded"}, "POST",
+                        "paths=onnx%2Fmodel.onnx&paths=missing.bin&paths=tf&expand=false").json()
+        self.assertEqual([e["path"] for e in form], ["onnx/model.onnx", "tf"])   # missing omitted
+        self.assertEqual(form[0]["lfs"]["oid"], self.one("hfscan-test/nested-folders",
+                                                         "onnx/model.onnx")["sha256"])
+        body = json.dumps({"paths": ["a/b/c/d/deep.pt", "nope"], "expand": True})
+        entries = self.get(url, {"Content-Type": "application/json"}, "POST", body).json()
+        self.assertEqual([e["path"] for e in entries], ["a/b/c/d/deep.pt"])
+        self.assertIn("lastCommit", entries[0])
+
+    def test_paths_info_over_1000_is_413(self):
+        url = "/api/models/hfscan-test/nested-folders/paths-info/main"
+        body = "&".join("paths=f%d" % i for i in range(1001))
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        self.assertEqual(self.get(url, headers, "POST", body).status, 413)
+        body = "&".join("paths=f%d" % i for i in range(1000))
+        self.assertEqual(self.get(url, headers, "POST", body).status, 200)
+
+
+class TestDownloads(HubCase):
+    def test_regular_file_head_and_get(self):
+        repo, path = "hfscan-test/plain-git-weights", "tiny.pkl"
+        truth = self.one(repo, path)
+        head = self.get("/%s/resolve/%s/%s" % (repo, truth["commit"], path),
+                        {"Accept-Encoding": "identity"}, "HEAD")
+        self.assertEqual(head.status, 200)
+        self.assertEqual(head.headers["etag"], '"%s"' % truth["git_oid"])
+        self.assertEqual(head.headers["x-repo-commit"], truth["commit"])
+        self.assertEqual(int(head.headers["content-length"]), truth["size"])
+        body = self.get("/%s/resolve/main/%s" % (repo, path)).body
+        self.assertEqual(git_oid(body), truth["git_oid"])
+        self.assertEqual(hashlib.sha256(body).hexdigest(), truth["sha256"])
+
+    def test_lfs_redirect_headers(self):
+        repo, path = "hfscan-test/xet-gguf", "model-f16.GGUF"
+        truth = self.one(repo, path)
+        for method in ("HEAD", "GET"):
+            reply = self.get("/%s/resolve/main/%s" % (repo, path), method=method)
+            self.assertEqual(reply.status, 302)
+            location = reply.headers["location"]
+            self.assertEqual(urlsplit(location).netloc, urlsplit(self.hub.info["cdn"]).netloc)
+            self.assertEqual(reply.headers["x-linked-etag"], '"%s"' % truth["sha256"])
+            self.assertEqual(reply.headers["x-linked-size"], str(truth["size"]))
+            self.assertEqual(reply.headers["x-repo-commit"], truth["commit"])
+            self.assertEqual(reply.headers["x-xet-hash"], truth["xet_hash"])
+            self.assertIn('rel="xet-auth"', reply.headers["link"])
+            self.assertIsNone(reply.next_link())       # a Link that is not pagination
+        self.assertEqual(reply.body.decode(), "Found. Redirecting to " + location)
+        plain_lfs = self.get("/hfscan-test/sharded-safetensors/resolve/main/pytorch_model.BIN")
+        self.assertEqual(plain_lfs.status, 302)
+        self.assertNotIn("x-xet-hash", plain_lfs.headers)
+
+    def test_raw_serves_pointer_for_lfs(self):
+        repo, path = "hfscan-test/tricky-names", "weights with space.bin"
+        truth = self.one(repo, path)
+        raw = self.get("/%s/raw/main/%s" % (repo, quote(path)))
+        expected = pointer_text(truth["sha256"], truth["size"])
+        self.assertEqual(raw.body.decode(), expected)
+        self.assertEqual(len(expected), 43 + 76 + 6 + len(str(truth["size"])))
+        self.assertEqual(git_oid(raw.body), truth["git_oid"])
+        regular = self.get("/hfscan-test/plain-git-weights/raw/main/graph.pb")
+        self.assertEqual(hashlib.sha256(regular.body).hexdigest(),
+                         self.one("hfscan-test/plain-git-weights", "graph.pb")["sha256"])
+
+    def test_served_bytes_match_truth(self):
+        checked = 0
+        for truth in self.truth:
+            if truth["disabled"]:
+                continue
+            reply = self.download(truth["repo_id"], truth["path"], GRANTED)
+            self.assertEqual(reply.status, 200, truth)
+            self.assertEqual(len(reply.body), truth["size"])
+            self.assertEqual(hashlib.sha256(reply.body).hexdigest(), truth["sha256"], truth)
+            checked += 1
+        self.assertGreater(checked, 50)
+
+    def test_range_requests(self):
+        truth = self.one("hfscan-test/plain-git-weights", "small.h5")
+        full = self.download(truth["repo_id"], truth["path"]).body
+        part = self.get("/hfscan-test/plain-git-weights/resolve/main/small.h5",
+                        {"Range": "bytes=10-"})
+        self.assertEqual(part.status, 206)
+        self.assertEqual(part.headers["content-range"],
+                         "bytes 10-%d/%d" % (truth["size"] - 1, truth["size"]))
+        self.assertEqual(part.body, full[10:])
+        cdn = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").headers["location"]
+        size = self.one("hfscan-test/xet-gguf", "legacy.ggml")["size"]
+        probe = fetch("GET", cdn, {"Range": "bytes=0-0"})
+        self.assertEqual((probe.status, probe.headers["content-range"], len(probe.body)),
+                         (206, "bytes 0-0/%d" % size, 1))
+        self.assertEqual(fetch("GET", cdn, {"Range": "bytes=%d-" % size}).status, 416)
+
+    def test_cdn_etag_is_not_the_sha256(self):
+        redirect = self.get("/hfscan-test/sharded-safetensors/resolve/main/pytorch_model.BIN")
+        cdn = fetch("HEAD", redirect.headers["location"])
+        self.assertEqual(cdn.status, 200)
+        self.assertNotEqual(cdn.headers["etag"], redirect.headers["x-linked-etag"])
+
+
+class TestErrors(HubCase):
+    """hub-api.md section 6, row by row."""
+
+    def assertAnonymous401(self, reply, json_body):
+        self.assertHubError(reply, 401, None, "Invalid username or password.")
+        self.assertEqual(reply.headers["www-authenticate"],
+                         'Bearer realm="Authentication required", charset="UTF-8"')
+        if json_body:
+            self.assertEqual(reply.json(), {"error": "Invalid username or password."})
+        else:
+            self.assertEqual(reply.body, b"Invalid username or password.")
+            self.assertEqual(len(reply.body), 29)
+
+    def test_private_or_missing_without_valid_token(self):
+        for headers in (None, BAD):
+            for repo in ("testuser/private-weights", "nobody/missing"):
+                self.assertAnonymous401(self.get("/api/models/" + repo, headers), True)
+                self.assertAnonymous401(self.get("/%s/resolve/main/model.safetensors" % repo,
+                                                 headers), False)
+
+    def test_missing_or_foreign_private_with_valid_token_is_404(self):
+        for repo in ("nobody/missing", "testuser/private-weights"):
+            reply = self.get("/api/models/" + repo, OTHER)
+            self.assertHubError(reply, 404, "RepoNotFound", "Repository not found")
+            self.assertEqual(reply.json(), {"error": "Repository not found"})
+        self.assertEqual(self.get("/api/models/testuser/private-weights", GRANTED).status, 200)
+
+    def test_entry_not_found_carries_commit(self):
+        reply = self.get("/hfscan-test/xet-gguf/resolve/main/missing.gguf")
+        self.assertHubError(reply, 404, "EntryNotFound", "Entry not found")
+        commit = self.truth_of("hfscan-test/xet-gguf")[0]["commit"]
+        self.assertEqual(reply.headers["x-repo-commit"], commit)
+        self.assertEqual(reply.body, b"Entry not found")
+
+    def test_revision_not_found(self):
+        reply = self.get("/hfscan-test/xet-gguf/resolve/refs%2Fpr%2F9/legacy.ggml")
+        self.assertHubError(reply, 404, "RevisionNotFound", "Invalid rev id: refs/pr/9")
+        reply = self.get("/api/models/hfscan-test/xet-gguf/revision/" + "0" * 40)
+        self.assertHubError(reply, 404, "RevisionNotFound")
+
+    def test_gated_downloads(self):
+        for repo in ("gated-org/gated-auto", "gated-org/gated-manual"):
+            path = "/%s/resolve/main/config.json" % repo if repo.endswith("auto") else \
+                "/%s/resolve/main/extra.pkl" % repo
+            anon = self.get(path, method="HEAD")
+            self.assertHubError(anon, 401, "GatedRepo")
+            self.assertIn("Please log in", anon.headers["x-error-message"])
+            self.assertIn("x-repo-commit", anon.headers)
+            self.assertHubError(self.get(path, OTHER, "HEAD"), 403, "GatedRepo")
+            self.assertEqual(self.get(path, GRANTED, "HEAD").status, 200)
+        lfs = self.get("/gated-org/gated-auto/resolve/main/pytorch_model.bin", GRANTED, "HEAD")
+        self.assertEqual(lfs.status, 302)
+
+    def test_invalid_token_on_public_repo(self):
+        reply = self.get("/api/models/hfscan-test/xet-gguf", BAD)
+        self.assertHubError(reply, 401, None, "Invalid credentials in Authorization header")
+
+    def test_disabled_repo(self):
+        reply = self.get("/hfscan-test/disabled-model/resolve/main/model.bin")
+        self.assertHubError(reply, 403, None, "Access to this resource is disabled.")
+        self.assertTrue(self.get("/api/models/hfscan-test/disabled-model").json()["disabled"])
+
+    def test_whoami(self):
+        me = self.get("/api/whoami-v2", GRANTED).json()
+        self.assertEqual((me["type"], me["name"]), ("user", "testuser"))
+        self.assertEqual(self.get("/api/whoami-v2", BAD).status, 401)
+        self.assertEqual(self.get("/api/whoami-v2").status, 401)
+
+    def test_renamed_repo_answers_relative_307(self):
+        info = self.get("/api/models/legacy-model/revision/main?blobs=true")
+        self.assertEqual(info.status, 307)
+        self.assertEqual(info.headers["location"],
+                         "/api/models/hfscan-test/renamed-model/revision/main?blobs=true")
+        self.assertEqual(self.get(info.headers["location"]).status, 200)
+        resolve = self.get("/legacy-model/resolve/main/handler.mar", method="HEAD")
+        self.assertEqual(resolve.headers["location"],
+                         "/hfscan-test/renamed-model/resolve/main/handler.mar")
+        cased = self.get("/api/models/HFSCAN-test/Renamed-Model/tree/main")
+        self.assertEqual(cased.headers["location"],
+                         "/api/models/hfscan-test/renamed-model/tree/main")
+        for reply in (info, resolve, cased):
+            self.assertEqual(reply.status, 307)
+            self.assertTrue(reply.headers["location"].startswith("/"))
+
+    def test_ratelimit_headers_on_every_response(self):
+        replies = [self.get("/api/models?limit=1"), self.get("/api/models/nobody/missing"),
+                   self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml", method="HEAD"),
+                   self.get("/hfscan-test/xet-gguf/resolve/main/missing"),
+                   self.get("/legacy-model/resolve/main/handler.mar"),
+                   self.get("/hfscan-test/xet-gguf/raw/main/legacy.ggml")]
+        buckets = []
+        for reply in replies:
+            match = RATELIMIT_RE.search(reply.headers["ratelimit"])
+            buckets.append(match.group("resource_type"))
+            policy = reply.headers["ratelimit-policy"]
+            self.assertTrue(policy.startswith('"fixed window";"%s";' % buckets[-1]))
+            self.assertEqual(POLICY_RE.search(policy).group("w"), "300")
+        self.assertEqual(buckets, ["api", "api", "resolvers", "resolvers", "resolvers", "pages"])
+
+
+class TestInstrumentation(HubCase):
+    def test_request_log_and_stats(self):
+        fetch("POST", self.url + "/_hub/reset-stats")
+        redirect = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml", GRANTED)
+        fetch("GET", redirect.headers["location"], GRANTED)        # a client bug, counted
+        stats = self.get("/_hub/stats").json()
+        self.assertEqual(stats["requests"]["resolvers"], 1)
+        self.assertEqual(stats["requests"]["cdn"], 1)
+        self.assertEqual(stats["cdn_requests_with_authorization"], 1)
+        with open(self.hub.log) as handle:
+            last = [json.loads(line) for line in handle][-2:]
+        self.assertEqual([e["host"] for e in last], ["api", "cdn"])
+        self.assertEqual([e["status"] for e in last], [302, 200])
+        self.assertEqual([e["bucket"] for e in last], ["resolvers", None])
+        self.assertTrue(all(e["auth"] for e in last))
+        self.assertTrue(last[0]["path"].startswith("/hfscan-test/xet-gguf/resolve/main/"))
+
+
+class TestBigWorld(HubCase):
+    ARGS = ["--models", "1010", "--big-repo-files", "1100", "--large-file-size", "123456789"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)        # the truth would hash 123 MB: not needed here
+        cls.url = cls.hub.url
+
+    def test_listing_page_is_capped_at_1000(self):
+        reply = self.get("/api/models?sort=downloads&limit=5000", GRANTED)
+        self.assertEqual(len(reply.json()), 1000)
+        self.assertIsNotNone(reply.next_link())
+        last = fetch("GET", reply.next_link(), GRANTED)
+        self.assertEqual(len(last.json()), 1012 - 1000)
+        self.assertIsNone(last.next_link())
+        self.assertEqual(len(self.get("/api/models", GRANTED).json()), 1000)   # documented default
+
+    def test_tree_pages_of_1000_and_50_with_expand(self):
+        for expand, size in (("false", 1000), ("true", 50)):
+            url = "%s/api/models/hfscan-test/big-repo/tree/main?recursive=true&expand=%s" % (
+                self.url, expand)
+            seen, pages = [], 0
+            while url:
+                reply = fetch("GET", url)
+                page = reply.json()
+                url = reply.next_link()
+                if url:
+                    self.assertEqual(len(page), size)
+                seen += [e["path"] for e in page]
+                pages += 1
+            self.assertEqual(len(seen), len(set(seen)))
+            self.assertEqual(len([p for p in seen if "/part-" in p]), 1100)
+            self.assertEqual(pages, -(-len(seen) // size))
+
+    def test_nine_digit_size_has_134_byte_pointer(self):
+        url = "/api/models/hfscan-test/large-file/paths-info/main"
+        entry = self.get(url, {"Content-Type": "application/json"}, "POST",
+                         json.dumps({"paths": ["large.safetensors"]})).json()[0]
+        self.assertEqual(entry["lfs"]["size"], 123456789)
+        self.assertEqual(entry["lfs"]["pointerSize"], 134)
+        raw = self.get("/hfscan-test/large-file/raw/main/large.safetensors").body
+        self.assertEqual(len(raw), 134)
+        self.assertEqual(git_oid(raw), entry["oid"])
+
+
+class TestRateLimits(HubCase):
+    ARGS = ["--models", "14", "--quota-api", "3", "--quota-resolvers", "2", "--window", "1",
+            "--retry-after"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_fixed_window_429_and_reset(self):
+        fetch("POST", self.url + "/_hub/reset-ratelimits")
+        fetch("POST", self.url + "/_hub/reset-stats")
+        replies = [self.get("/api/models?limit=1") for _ in range(5)]
+        self.assertEqual([r.status for r in replies], [200, 200, 200, 429, 429])
+        remaining = [int(RATELIMIT_RE.search(r.headers["ratelimit"]).group("r")) for r in replies]
+        self.assertEqual(remaining, [2, 1, 0, 0, 0])
+        self.assertIn("error", replies[3].json())
+        self.assertIn("retry-after", replies[3].headers)
+        self.assertEqual(POLICY_RE.search(replies[3].headers["ratelimit-policy"]).group("q"), "3")
+        # Other buckets and other callers have their own windows; the CDN has none.
+        self.assertEqual(self.get("/api/models?limit=1", GRANTED).status, 200)
+        redirect = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml")
+        self.assertEqual(redirect.status, 302)
+        for _ in range(5):
+            self.assertEqual(fetch("GET", redirect.headers["location"]).status, 200)
+        stats = self.get("/_hub/stats").json()
+        self.assertEqual(stats["status_429"]["api"], 2)
+        self.assertEqual(stats["requests_into_exhausted_window"]["api"], 2)
+        time.sleep(1.1)
+        self.assertEqual(self.get("/api/models?limit=1").status, 200)
+
+
+class TestFaults(HubCase):
+    ARGS = ["--models", "14", "--cut-downloads",
+            "--broken-blobs", "hfscan-test/sharded-safetensors",
+            "--cdn-mismatch", "hfscan-test/xet-gguf", "--listing-repeat", "--no-ratelimit-headers"]
+
+    def read_cut(self, url, headers=None):
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", parts.path + "?" + parts.query, headers=headers or {})
+        resp = conn.getresponse()
+        try:
+            resp.read()
+            self.fail("the first download should have been cut")
+        except http.client.IncompleteRead as cut:
+            return cut.partial, int(resp.getheader("content-length"))
+        finally:
+            conn.close()
+
+    def test_cut_download_then_resume(self):
+        for repo, path in (("hfscan-test/sharded-safetensors", "model-00001-of-00002.safetensors"),
+                           ("hfscan-test/plain-git-weights", "tiny.pkl")):
+            truth = self.one(repo, path)
+            first = self.get("/%s/resolve/main/%s" % (repo, path), method="HEAD")
+            url = first.headers.get("location") or self.url + "/%s/resolve/main/%s" % (repo, path)
+            partial, length = self.read_cut(url)
+            self.assertEqual(length, truth["size"])
+            self.assertEqual(len(partial), truth["size"] // 2)
+            rest = fetch("GET", url, {"Range": "bytes=%d-" % len(partial)})
+            self.assertEqual(rest.status, 206)
+            self.assertEqual(hashlib.sha256(partial + rest.body).hexdigest(), truth["sha256"])
+
+    def test_broken_blobs(self):
+        base = "/api/models/hfscan-test/sharded-safetensors"
+        self.assertEqual(self.get(base + "?blobs=true").status, 500)
+        self.assertEqual(self.get(base).status, 200)
+        self.assertEqual(self.get(base + "/tree/main").status, 200)
+
+    def test_cdn_mismatch_keeps_metadata_hash_as_truth(self):
+        truth = self.one("hfscan-test/xet-gguf", "legacy.ggml")
+        self.assertTrue(truth["cdn_mismatch"])
+        redirect = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml")
+        self.assertEqual(redirect.headers["x-linked-etag"], '"%s"' % truth["sha256"])
+        partial, _ = self.read_cut(redirect.headers["location"])       # --cut-downloads
+        body = partial + fetch("GET", redirect.headers["location"],
+                               {"Range": "bytes=%d-" % len(partial)}).body
+        self.assertEqual(len(body), truth["size"])
+        self.assertNotEqual(hashlib.sha256(body).hexdigest(), truth["sha256"])
+
+    def test_listing_repeat_needs_dedup(self):
+        first = self.get("/api/models?sort=downloads&limit=3")
+        second = fetch("GET", first.next_link())
+        self.assertEqual(second.json()[0]["id"], first.json()[-1]["id"])
+        self.assertNotIn("ratelimit", first.headers)
+
+
+class TestTransientFaults(HubCase):
+    ARGS = ["--models", "3", "--fault-rate", "0.5", "--fault-seed", "7", "--latency-ms", "30"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_some_api_calls_fail_with_5xx(self):
+        started = time.time()
+        statuses = {self.get("/api/models?limit=1").status for _ in range(30)}
+        self.assertGreaterEqual(time.time() - started, 30 * 0.03)
+        self.assertIn(200, statuses)
+        self.assertTrue(statuses - {200})
+        self.assertLessEqual(statuses - {200}, {500, 502, 503})
+        self.assertEqual(self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").status, 302)
+
+
+class TestWorldFiles(unittest.TestCase):
+    def run_hub(self, *args):
+        return subprocess.run([sys.executable, "-B", HUB] + list(args), check=True,
+                              capture_output=True, text=True).stdout
+
+    def test_composition_of_a_small_world(self):
+        lines = self.run_hub("--models", "12", "--print-truth").splitlines()
+        truth = [json.loads(line) for line in lines]
+        paths = [t["path"] for t in truth]
+        exts = {os.path.splitext(p)[1] for p in paths}
+        self.assertLessEqual(set(TARGET_EXTS), {e.lower() for e in exts})
+        self.assertTrue(any(e != e.lower() and e.lower() in TARGET_EXTS for e in exts))
+        self.assertEqual({t["storage"] for t in truth}, {"lfs", "xet", "git"})
+        self.assertTrue(any(t["storage"] == "git" and t["size"] == 0 and t["path"].endswith(".pkl")
+                            for t in truth))
+        for needle in (" ", ",", '"', "\u00fc", "/=", "-00001-of-00002.safetensors", "a/b/c/d/"):
+            self.assertTrue(any(needle in "/" + p for p in paths), needle)
+        self.assertEqual({t["gated"] for t in truth}, {False, "auto", "manual"})
+        self.assertTrue(any(t["private"] for t in truth))
+        repos = {t["repo_id"]: t for t in truth}
+        self.assertEqual(len(repos), 12)
+        downloads = [t["downloads"] for t in repos.values()]
+        self.assertEqual(len(set(downloads)), 12)
+        self.assertLess(min(downloads), 10)
+        self.assertGreater(max(downloads), 500000)
+        no_targets = [r for r in repos if not any(
+            t["path"].lower().endswith(TARGET_EXTS) for t in truth if t["repo_id"] == r)]
+        self.assertEqual(no_targets, ["hfscan-test/no-target-files"])
+
+    def test_dump_edit_and_load(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fixture = os.path.join(tmp, "world.json")
+            self.run_hub("--models", "13", "--seed", "5", "--dump-world", fixture)
+            before = self.run_hub("--world", fixture, "--print-truth")
+            self.assertEqual(before, self.run_hub("--models", "13", "--seed", "5", "--print-truth"))
+            with open(fixture) as handle:
+                world = json.load(handle)
+            repo = world["repos"][0]
+            repo["commit"] = "f" * 40
+            generated = [f for f in repo["files"] if "size" in f]
+            generated[-1]["version"] = 1              # same size, new bytes
+            removed = repo["files"].pop(0)["path"]
+            world["repos"].append({"id": "new-org/added", "downloads": 5, "_id": "a" * 24,
+                                   "commit": "b" * 40, "lastModified": "2025-01-01T00:00:00.000Z",
+                                   "files": [{"path": "w.gguf", "storage": "xet", "size": 10}]})
+            with open(fixture, "w") as handle:
+                json.dump(world, handle)
+            lines = self.run_hub("--world", fixture, "--print-truth").splitlines()
+            after = [json.loads(line) for line in lines]
+            old = [json.loads(line) for line in before.splitlines()]
+            first = [t for t in after if t["repo_id"] == repo["id"]]
+            self.assertEqual({t["commit"] for t in first}, {"f" * 40})
+            self.assertNotIn(removed, [t["path"] for t in first])
+            changed = generated[-1]["path"]
+            old_sha = [t["sha256"] for t in old
+                       if t["repo_id"] == repo["id"] and t["path"] == changed]
+            new_sha = [t["sha256"] for t in first if t["path"] == changed]
+            self.assertNotEqual(old_sha, new_sha)
+            self.assertIn("new-org/added", {t["repo_id"] for t in after})
+
+
+if __name__ == "__main__":
+    unittest.main()

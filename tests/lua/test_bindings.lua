@@ -1,0 +1,205 @@
+-- Lua tests of the native module's bindings.
+package.path = (os.getenv("HFSCAN_SOURCE_DIR") or ".") .. "/tests/lua/?.lua;" .. package.path
+local t = require "testlib"
+local hf = require "hfscan"
+
+local ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+local EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+t.case("sha256 of strings", function()
+  t.eq(hf.sha256("abc"), ABC, "abc")
+  t.eq(hf.sha256(""), EMPTY, "empty")
+  t.eq(hf.sha256(("a"):rep(1000000)),
+    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", "million a")
+end)
+
+t.case("incremental hasher, chaining, close", function()
+  local h = hf.sha256_hasher()
+  h:update("a"):update("b")
+  h:update("c")
+  t.eq(h:hexdigest(), ABC, "digest")
+  t.eq(h:hexdigest(), ABC, "digest twice")
+  t.eq(h:bytes(), 3, "bytes")
+  t.eq(h:reset():hexdigest(), EMPTY, "after reset")
+  h:close()
+  h:close() -- closing twice is harmless
+  local ok, err = pcall(h.update, h, "x")
+  t.eq(ok, false, "update after close")
+  t.truthy(err:find("closed hasher"), "message names the closed hasher")
+  do
+    local scoped <close> = hf.sha256_hasher("abc")
+    t.eq(scoped:hexdigest(), ABC, "initial data")
+  end
+  t.truthy(not pcall(hf.sha256, nil), "sha256(nil) raises")
+end)
+
+t.case("sha256_file and sha256_files", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/abc", "abc")
+  t.write(dir .. "/empty", "")
+  local hex, bytes = hf.sha256_file(dir .. "/abc")
+  t.eq(hex, ABC, "file digest")
+  t.eq(bytes, 3, "file size")
+  local none, msg, code = hf.sha256_file(dir .. "/missing")
+  t.eq(none, nil, "missing file")
+  t.eq(msg, dir .. "/missing: No such file or directory", "message")
+  t.eq(code, "not_found", "code")
+  local results = hf.sha256_files({ dir .. "/abc", dir .. "/missing", dir .. "/empty" }, 2)
+  t.eq(#results, 3, "result count")
+  t.eq(results[1].sha256, ABC, "first")
+  t.eq(results[2].code, "not_found", "second fails")
+  t.eq(results[3].sha256, EMPTY, "third")
+  os.execute("rm -rf " .. dir)
+end)
+
+t.case("csv round trip of hostile values", function()
+  local dir = t.tmpdir()
+  local path = dir .. "/x.csv"
+  local hostile = { "a,b", 'say "hi"', "two\nlines", "cr\r\n", "", " pad ", "=1+2",
+    "模型/ünï.gguf", "#hash" }
+  local w = assert(hf.csv_writer(path, "create"))
+  w:comment("SCAN_PARAMETERS"):comment("key: value")
+  w:row({ "hash", "filename" })
+  local rows = {}
+  for i, v in ipairs(hostile) do rows[i] = { v, i } end
+  assert(w:write_block(rows))
+  assert(w:close())
+  local r = assert(hf.csv_reader(path))
+  local fields, is_comment = r:next()
+  t.eq(is_comment, true, "first is a comment")
+  t.eq(fields[1], "SCAN_PARAMETERS", "comment text")
+  fields = r:next()
+  t.eq(fields[1], "key: value", "second comment")
+  fields, is_comment = r:next()
+  t.eq(is_comment, false, "header is data")
+  t.eq(fields[2], "filename", "header")
+  for i, v in ipairs(hostile) do
+    local row, _, terminated = r:next()
+    t.eq(row[1], v, "field " .. i)
+    t.eq(row[2], tostring(i), "number written as text")
+    t.eq(terminated, true, "terminated")
+  end
+  t.eq(r:next(), nil, "end")
+  r:close()
+  t.eq(hf.csv_format_row({ "a", "b,c" }), 'a,"b,c"\r\n', "format_row")
+  local sr = hf.csv_string_reader('x,"unclosed')
+  local none, msg, code = sr:next()
+  t.eq(none, nil, "torn row")
+  t.eq(code, "malformed", "torn code")
+  t.truthy(msg:find("line 1"), "message names the line")
+  os.execute("rm -rf " .. dir)
+end)
+
+t.case("csv atomic rewrite", function()
+  local dir = t.tmpdir()
+  local path = dir .. "/r.csv"
+  t.write(path, "old\r\n")
+  local w = assert(hf.csv_writer(path, "rewrite"))
+  w:row({ "new" })
+  assert(w:flush())
+  t.eq(t.read(path), "old\r\n", "untouched before commit")
+  local temp = w:temp_path()
+  assert(w:commit())
+  t.eq(t.read(path), "new\r\n", "replaced on commit")
+  t.eq(io.open(temp), nil, "temporary gone")
+  local none, msg, code = hf.csv_writer(dir .. "/no/such/dir.csv", "create")
+  t.eq(none, nil, "bad path")
+  t.eq(code, "io", "bad path code")
+  t.truthy(msg:find("No such file or directory"), "bad path message")
+  os.execute("rm -rf " .. dir)
+end)
+
+local fx = t.fixture()
+
+t.case("http: memory, sha256 sink, headers", function()
+  local res = assert(hf.http { url = fx.a .. "/bytes?n=5000" })
+  t.eq(res.status, 200, "status")
+  t.eq(#res.body, 5000, "body length")
+  t.eq(res.headers["content-length"], "5000", "lower-case header names")
+  local hashed = assert(hf.http { url = fx.a .. "/bytes?n=5000", sink = "sha256" })
+  t.eq(hashed.sha256, hf.sha256(res.body), "streamed digest")
+  t.eq(hashed.body, nil, "no body kept")
+  local multi = assert(hf.http { url = fx.a .. "/multi" })
+  t.eq(multi.headers["x-multi"], "one, two", "repeated headers joined")
+  t.eq(#multi.header_list >= 2, true, "header list")
+  local none, msg, code = hf.http { url = fx.a .. "/bytes?n=5000", max_body = 100 }
+  t.eq(code, "too_large", "memory cap")
+  none, msg, code = hf.http { url = "http://127.0.0.1:1/" }
+  t.eq(code, "connect", "refused")
+  t.truthy(not pcall(hf.http, { url = fx.a, sink = "disk" }), "unknown sink raises")
+  t.truthy(not pcall(hf.http, {}), "missing url raises")
+end)
+
+t.case("http: redirects and Authorization", function()
+  local auth = { Authorization = "Bearer hf_secret" }
+  local cjson = require "cjson"
+  local res = assert(hf.http { url = fx.a .. "/redirect?to=/echo", headers = auth })
+  local echo = cjson.decode(res.body)
+  local sent = false
+  for _, h in ipairs(echo.headers) do sent = sent or h[1] == "Authorization" end
+  t.eq(sent, true, "relative redirect keeps Authorization")
+  local cross = fx.a .. "/redirect?to=" .. fx.b .. "/echo"
+  res = assert(hf.http { url = cross, headers = auth })
+  t.eq(res.status, 302, "cross-host redirect not followed by default")
+  res = assert(hf.http { url = cross, headers = auth, cross_host = true })
+  echo = cjson.decode(res.body)
+  t.eq(echo.host, "127.0.0.2", "followed to the other host")
+  for _, h in ipairs(echo.headers) do
+    t.truthy(h[1]:lower() ~= "authorization", "no Authorization to another host")
+  end
+  res = assert(hf.http { method = "HEAD", url = fx.a .. "/redirect?to=/echo", follow_redirects = false })
+  t.eq(res.status, 302, "HEAD stops at the redirect")
+  t.eq(res.headers.location, "/echo", "and reports it")
+end)
+
+t.case("pool: http and hash jobs, rate limiter", function()
+  local limiter = hf.ratelimiter()
+  limiter:set_spacing("api", 0)
+  local pool <close> = hf.pool(3, limiter)
+  local ids = {}
+  for i = 1, 6 do
+    ids[pool:submit { url = fx.a .. "/bytes?n=" .. (i * 1000), sink = "sha256", bucket = "api" }] = i
+  end
+  local dir = t.tmpdir()
+  t.write(dir .. "/abc", "abc")
+  local hash_id = pool:submit { kind = "sha256_file", path = dir .. "/abc" }
+  local bad_id = pool:submit { url = "http://127.0.0.1:1/", bucket = "api" }
+  local limited_id = pool:submit { url = fx.a .. "/ratelimited", bucket = "api" }
+  t.eq(pool:pending(), 9, "pending")
+  local seen = 0
+  while pool:pending() > 0 do
+    local id, res, msg, code = pool:wait(10)
+    t.truthy(id, "a job completes")
+    seen = seen + 1
+    if ids[id] then
+      t.eq(res.bytes, ids[id] * 1000, "download size")
+      t.eq(res.status, 200, "status")
+    elseif id == hash_id then
+      t.eq(res.sha256, ABC, "hash job")
+    elseif id == bad_id then
+      t.eq(res, nil, "failed job")
+      t.eq(code, "connect", "failure code")
+    elseif id == limited_id then
+      t.eq(res.status, 429, "429 is a response")
+    end
+  end
+  t.eq(seen, 9, "every job back once")
+  t.eq(pool:wait(0.01), nil, "nothing left")
+  local state = limiter:state("api")
+  t.eq(state.requests, 8, "requests booked")
+  t.eq(state.throttled, 1, "429 seen by the limiter")
+  t.eq(state.quota, 500, "quota learnt")
+  t.eq(state.remaining, 0, "window exhausted")
+  t.truthy(state.blocked_for > 6 and state.blocked_for <= 7, "blocked for Retry-After")
+  os.execute("rm -rf " .. dir)
+end)
+
+t.case("rate limit header parsers", function()
+  t.eq(select(2, hf.parse_ratelimit('"api";r=494;t=201')), 494, "r")
+  local bucket, q, w = hf.parse_ratelimit_policy('"fixed window";"resolvers";q=3000;w=300')
+  t.eq(bucket, "resolvers", "bucket")
+  t.eq(q, 3000, "q")
+  t.eq(w, 300, "w")
+end)
+
+os.exit(t.run("test_bindings"))

@@ -12,9 +12,10 @@ usage: hfscan hash [-j N] FILE...     print "<sha256>  <file>" lines (as sha256s
   -j N        hash N files at once (default: the number of CPUs)
   -           a FILE or SUMFILE of "-" is standard input]]
 
--- sha256sum marks names holding a backslash, newline or CR with a leading "\".
-local function escape_name(name)
-  if not name:find("[\\\n\r]") then return name, "" end
+-- sha256sum marks names holding a backslash, newline or CR with a leading "\"
+-- when it prints sums; its check report does so only for newlines and CRs.
+local function escape_name(name, only_line_breaks)
+  if not name:find(only_line_breaks and "[\n\r]" or "[\\\n\r]") then return name, "" end
   local escaped = name:gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub("\r", "\\r")
   return escaped, "\\"
 end
@@ -131,7 +132,7 @@ local function check_sums(sumfile, options)
   local mismatched, unreadable = 0, 0
   for i, e in ipairs(entries) do
     local r = results[i]
-    local shown, mark = escape_name(e.name)
+    local shown, mark = escape_name(e.name, true)
     local verdict
     if not r.sha256 then
       cli.warn("hash", r.error)

@@ -82,6 +82,19 @@ def write_truth(the_world, stream, mismatch):
         stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def warm_large_files(the_world, threshold=8 << 20):
+    """Hash big files before announcing readiness.
+
+    Their hashes are needed by the first metadata or resolve answer; computing
+    them lazily would stall that request for seconds, past client timeouts.
+    """
+    for repo in the_world.all_repos():
+        for f in repo.files.values():
+            if f.size >= threshold:
+                f.sha256()
+                f.git_oid()
+
+
 def write_atomically(path, text):
     tmp = "%s.tmp.%d" % (path, os.getpid())
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -133,6 +146,7 @@ def main(argv=None):
     if args.truth_file:
         with open(args.truth_file, "w", encoding="utf-8") as handle:
             write_truth(the_world, handle, args.cdn_mismatch)
+    warm_large_files(the_world)
     hub, servers = start(args, the_world)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

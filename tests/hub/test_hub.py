@@ -564,7 +564,7 @@ class TestBigWorld(HubCase):
 
 
 class TestRateLimits(HubCase):
-    ARGS = ["--models", "14", "--quota-api", "3", "--quota-resolvers", "2", "--window", "1",
+    ARGS = ["--models", "14", "--quota-api", "3", "--quota-resolvers", "2", "--window", "2",
             "--retry-after"]
 
     @classmethod
@@ -591,7 +591,7 @@ class TestRateLimits(HubCase):
         stats = self.get("/_hub/stats").json()
         self.assertEqual(stats["status_429"]["api"], 2)
         self.assertEqual(stats["requests_into_exhausted_window"]["api"], 2)
-        time.sleep(1.1)
+        time.sleep(2.1)
         self.assertEqual(self.get("/api/models?limit=1").status, 200)
 
 

@@ -1,0 +1,115 @@
+"""The host: flags, user scripts, errors, the REPL, script overrides, a copied binary."""
+import os
+import shutil
+import subprocess
+import unittest
+
+from helpers import HFSCAN, SOURCE_DIR, TempDirCase, run
+
+ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+class HostTest(TempDirCase):
+    def test_help_and_version(self):
+        r = run(["--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: hfscan", r.stdout)
+        r = run(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^hfscan \d+\.\d+\.\d+\n$")
+
+    def test_unknown_flag_is_a_usage_error(self):
+        r = run(["--frobnicate"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown option '--frobnicate'", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_script_gets_args_like_lua(self):
+        script = self.write("s.lua", 'local a, b = ...\nprint(a, b, arg[0], arg[1], arg[2], #arg)\n'
+                            'print(require("hfscan").sha256("abc"))\n'
+                            'print(type(require("hfscan.cli").usage_error))\n')
+        r = run(["--script", script, "one", "two words"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(),
+                         [f"one\ttwo words\t{script}\tone\ttwo words\t2", ABC, "function"])
+
+    def test_script_error_names_file_and_line_and_exits_1(self):
+        script = self.write("bad.lua", "local x = 1\nlocal y = nil\nreturn y.field\n")
+        r = run(["--script", script])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{script}:3: attempt to index a nil value", r.stderr)
+        self.assertIn("stack traceback", r.stderr)
+
+    def test_script_syntax_error(self):
+        script = self.write("syntax.lua", "local = 3\n")
+        r = run(["--script", script])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{script}:1:", r.stderr)
+
+    def test_script_return_value_is_exit_status(self):
+        script = self.write("exit.lua", "return 7\n")
+        self.assertEqual(run(["--script", script]).returncode, 7)
+
+    def test_missing_script(self):
+        r = run(["--script", self.path("nope.lua")])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot open", r.stderr)
+
+    def test_repl_from_a_pipe(self):
+        r = run(["repl"], stdin='print(hf.sha256("abc"))\nhf.sha256("")\nt = {\n1,\n2}\nprint(#t)\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), [
+            ABC, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "2"])
+        r = run(["-i"], stdin='error("oops")\nprint("still here")\n')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("oops", r.stderr)
+        self.assertIn("still here", r.stdout)
+
+    def test_scripts_dir_overrides_a_bundled_module(self):
+        self.write("override/hfscan/cli.lua",
+                   'return { usage_error = function(m) io.stderr:write("OVERRIDDEN ", m, "\\n") return 5 end }\n')
+        r = run(["--scripts-dir", self.path("override"), "--bogus"])
+        self.assertEqual(r.returncode, 5)
+        self.assertIn("OVERRIDDEN unknown option '--bogus'", r.stderr)
+        r = run(["--bogus"], env={"HFSCAN_SCRIPTS_DIR": self.path("override")})
+        self.assertEqual(r.returncode, 5)
+        # Without the override the bundled module is back.
+        self.assertEqual(run(["--bogus"]).returncode, 2)
+
+    def test_copied_binary_runs_from_anywhere(self):
+        copy = self.path("elsewhere", "hfscan")
+        os.makedirs(os.path.dirname(copy))
+        shutil.copy(HFSCAN, copy)
+        r = run(["--help"], cwd="/", binary=copy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(["hash", "-"], stdin="abc", cwd="/", binary=copy)
+        self.assertEqual(r.stdout, f"{ABC}  -\n")
+
+    def test_traceback_names_bundled_files(self):
+        script = self.write("tb.lua", 'require("hfscan.hash_command").run({{}})\n')
+        r = run(["--script", script])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("lua/hfscan/hash_command.lua:", r.stderr)
+
+
+@unittest.skipIf(os.environ.get("HFSCAN_SANITIZED") == "1",
+                 "a sanitized module cannot be loaded by an uninstrumented lua5.4")
+class InstalledModuleTest(TempDirCase):
+    """cmake --install puts the module where stock lua5.4 finds it."""
+
+    def test_install_layout(self):
+        build = os.environ.get("HFSCAN_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+        prefix = self.path("prefix")
+        subprocess.run(["cmake", "--install", build, "--prefix", prefix], check=True,
+                       capture_output=True)
+        self.assertTrue(os.path.exists(os.path.join(prefix, "lib/lua/5.4/hfscan.so")))
+        self.assertTrue(os.path.exists(os.path.join(prefix, "share/lua/5.4/hfscan/main.lua")))
+        self.assertTrue(os.path.exists(os.path.join(prefix, "bin/hfscan")))
+        env = dict(os.environ, LUA_CPATH=f"{prefix}/lib/lua/5.4/?.so;;",
+                   LUA_PATH=f"{prefix}/share/lua/5.4/?.lua;;")
+        r = subprocess.run(["lua5.4", "-e", 'local hf = require "hfscan"; print(hf.sha256("abc"))'],
+                           env=env, capture_output=True, text=True)
+        self.assertEqual(r.stdout, ABC + "\n", r.stderr)
+        r = subprocess.run(["lua5.4", "-e", 'print(type(require("hfscan.cli").usage_error))'],
+                           env=env, capture_output=True, text=True)
+        self.assertEqual(r.stdout, "function\n", r.stderr)

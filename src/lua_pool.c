@@ -25,6 +25,7 @@ typedef struct {
   hf_ratelimit *limiter;
   hf_http_response response;
   int rc;
+  int paced; /* subject to the pool's per-worker spacing */
   double waited;
 } http_job;
 
@@ -33,6 +34,12 @@ static void run_http(hf_job *job, hf_worker *worker) {
   const char *bucket = j->request.bucket ? j->request.bucket : "default";
   if (!worker->http)
     worker->http = hf_http_client_new(worker->user_agent);
+  if (j->paced && hf_worker_pace(worker) != 0) {
+    j->rc = -1;
+    j->response.error_code = HF_HTTP_ERR_INTERRUPTED;
+    snprintf(j->response.error_message, sizeof j->response.error_message, "interrupted");
+    return;
+  }
   if (j->limiter && (j->waited = hf_ratelimit_acquire(j->limiter, bucket)) < 0) {
     j->rc = -1;
     j->response.error_code = HF_HTTP_ERR_INTERRUPTED;
@@ -94,6 +101,7 @@ static hf_job *new_http_job(lua_State *L, lua_pool *lp) {
   }
   j->request = request;
   j->request.req.headers = &j->request.headers; /* it pointed into the local copy */
+  j->paced = hf_lua_opt_bool_field(L, 2, "paced", 1);
   j->base.run = run_http;
   j->base.destroy = destroy_http;
   j->limiter = lp->limiter ? hf_ratelimit_retain(lp->limiter) : NULL;
@@ -170,6 +178,11 @@ static int l_pool_pending(lua_State *L) {
   return 1;
 }
 
+static int l_pool_set_spacing(lua_State *L) {
+  hf_pool_set_worker_spacing(check_pool(L, 1)->pool, luaL_checknumber(L, 2));
+  return 0;
+}
+
 static int l_pool_size(lua_State *L) {
   lua_pushinteger(L, hf_pool_size(check_pool(L, 1)->pool));
   return 1;
@@ -187,7 +200,8 @@ static int l_pool_close(lua_State *L) {
 void hf_lua_register_pool(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"submit", l_pool_submit}, {"wait", l_pool_wait}, {"pending", l_pool_pending},
-      {"size", l_pool_size},     {"close", l_pool_close}, {NULL, NULL},
+      {"size", l_pool_size},     {"close", l_pool_close}, {"set_worker_spacing", l_pool_set_spacing},
+      {NULL, NULL},
   };
   if (luaL_newmetatable(L, POOL_MT)) {
     lua_pushcfunction(L, l_pool_close);

@@ -1,6 +1,8 @@
 /* Helpers shared by the bindings: failure values, option tables, requests and
  * responses as plain Lua tables, and small utilities (time, sleep, interrupt). */
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,6 +112,9 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
   req->follow_redirects = hf_lua_opt_bool_field(L, idx, "follow_redirects", 1);
   req->follow_cross_host = hf_lua_opt_bool_field(L, idx, "cross_host", 0);
   req->max_resumes = (int)hf_lua_opt_number_field(L, idx, "resumes", 5);
+  lua_Number git_size = hf_lua_opt_number_field(L, idx, "git_blob_size", -1);
+  req->git_blob_check = git_size >= 0;
+  req->git_blob_size = (long long)git_size;
   read_headers(L, idx, &out->headers);
 
   out->url = strdup(url);
@@ -180,6 +185,10 @@ void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
     lua_pushstring(L, res->sha256);
     lua_setfield(L, -2, "sha256");
   }
+  if (res->git_sha1[0]) {
+    lua_pushstring(L, res->git_sha1);
+    lua_setfield(L, -2, "git_sha1");
+  }
   lua_pushinteger(L, (lua_Integer)res->bytes);
   lua_setfield(L, -2, "bytes");
   lua_pushinteger(L, res->redirects);
@@ -217,6 +226,49 @@ static int l_clear_interrupt(lua_State *L) {
   return 0;
 }
 
+/* file_type(path) -> "directory" | "file" | "other" | nil */
+static int l_file_type(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, S_ISDIR(st.st_mode) ? "directory" : S_ISREG(st.st_mode) ? "file" : "other");
+  return 1;
+}
+
+/* mkdir_p(path) -> true | nil, message, "io": creates the folder and its parents. */
+static int l_mkdir_p(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  char *copy = malloc(len + 1);
+  if (!copy)
+    return luaL_error(L, "out of memory");
+  memcpy(copy, path, len + 1);
+  int rc = 0;
+  for (char *p = copy + 1; rc == 0; p++) {
+    if (*p != '/' && *p != '\0')
+      continue;
+    char saved = *p;
+    *p = '\0';
+    if (mkdir(copy, 0755) != 0 && errno != EEXIST)
+      rc = errno;
+    *p = saved;
+    if (saved == '\0')
+      break;
+  }
+  free(copy);
+  struct stat st;
+  if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+    rc = ENOTDIR;
+  if (rc != 0) {
+    lua_pushfstring(L, "cannot create %s: %s", path, strerror(rc));
+    return hf_lua_fail(L, lua_tostring(L, -1), "io");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_cpu_count(lua_State *L) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   lua_pushinteger(L, n > 0 ? n : 1);
@@ -237,6 +289,8 @@ void hf_lua_register_util(lua_State *L) {
       {"clear_interrupt", l_clear_interrupt},
       {"isatty", l_isatty},
       {"cpu_count", l_cpu_count},
+      {"file_type", l_file_type},
+      {"mkdir_p", l_mkdir_p},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

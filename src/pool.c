@@ -23,6 +23,7 @@ struct hf_pool {
   uint64_t next_id;
   char *user_agent;
   int size;
+  double spacing;
   pthread_t *threads;
   hf_worker *workers;
 };
@@ -92,7 +93,8 @@ hf_pool *hf_pool_new(int workers, const char *user_agent) {
   }
   for (int i = 0; i < workers; i++) {
     struct worker_start *start = malloc(sizeof *start);
-    pool->workers[i] = (hf_worker){.index = i, .user_agent = pool->user_agent};
+    pool->workers[i] = (hf_worker){.index = i, .user_agent = pool->user_agent,
+                                   .spacing = &pool->spacing, .last_request = -1};
     if (!start)
       break;
     *start = (struct worker_start){pool, &pool->workers[i]};
@@ -168,6 +170,24 @@ int hf_pool_pending(hf_pool *pool) {
 }
 
 int hf_pool_size(const hf_pool *pool) { return pool->size; }
+
+void hf_pool_set_worker_spacing(hf_pool *pool, double seconds) {
+  pthread_mutex_lock(&pool->lock);
+  pool->spacing = seconds > 0 ? seconds : 0;
+  pthread_mutex_unlock(&pool->lock);
+}
+
+int hf_worker_pace(hf_worker *worker) {
+  double now = hf_monotonic_seconds();
+  double spacing = worker->spacing ? *worker->spacing : 0; /* set before jobs run */
+  if (worker->last_request >= 0 && now < worker->last_request + spacing) {
+    if (hf_sleep_interruptible(worker->last_request + spacing - now))
+      return -1;
+    now = hf_monotonic_seconds();
+  }
+  worker->last_request = now;
+  return 0;
+}
 
 static void destroy_all(struct queue *q) {
   hf_job *job;

@@ -23,7 +23,9 @@ typedef struct hf_http_request {
   const char *body; /* request body (POST) */
   size_t body_len;
   hf_http_sink sink;
-  size_t max_body;            /* memory sink cap; 0 means 64 MiB */
+  size_t max_body;            /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
+  int git_blob_check;         /* sha256 sink: also compute the git blob SHA-1 of the body, */
+  long long git_blob_size;    /* sha1("blob <git_blob_size>\0" + body) */
   long connect_timeout_ms;    /* 0 means 10 s */
   long low_speed_timeout_s;   /* abort when no byte arrives for this long; 0 means 30 s */
   long total_timeout_ms;      /* 0 means no limit */
@@ -50,6 +52,7 @@ typedef struct hf_http_response {
   size_t body_len;
   uint64_t bytes;      /* body bytes of the final response (all sinks) */
   char sha256[HF_SHA256_HEX_SIZE]; /* sha256 sink, 2xx responses */
+  char git_sha1[41];               /* with git_blob_size, 2xx responses */
   int redirects;
   int resumes;
   const char *error_code; /* NULL on success; one of HF_HTTP_ERR_* */

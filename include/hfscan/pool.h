@@ -12,7 +12,13 @@ typedef struct hf_worker {
   int index;
   hf_http_client *http; /* created on first use by the worker */
   const char *user_agent;
+  const double *spacing; /* the pool's per-worker delay between requests */
+  double last_request;   /* monotonic start of this worker's last request, -1 before */
 } hf_worker;
+
+/* Waits until this worker may start its next request (the pool's spacing after
+ * its previous one) and records the start. Returns -1 if interrupted. */
+int hf_worker_pace(hf_worker *worker);
 
 typedef struct hf_job hf_job;
 struct hf_job {
@@ -35,6 +41,9 @@ hf_job *hf_pool_wait(hf_pool *pool, double timeout);
 /* Jobs submitted and not yet returned by hf_pool_wait. */
 int hf_pool_pending(hf_pool *pool);
 int hf_pool_size(const hf_pool *pool);
+/* Each worker waits this long between the starts of its own requests (the
+ * user's --rate-limit); 0 (the default) means no fixed delay. */
+void hf_pool_set_worker_spacing(hf_pool *pool, double seconds);
 /* Stops the workers after their current job, drops queued and completed jobs. */
 void hf_pool_free(hf_pool *pool);
 

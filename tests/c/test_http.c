@@ -53,6 +53,40 @@ static void test_memory_and_sha256_sinks(void) {
   hf_http_response_free(&res);
 }
 
+static void test_git_blob_sha1_and_cap(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/bytes?n=0", fx.a);
+  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
+                         .git_blob_size = 0};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  /* git hash-object of an empty file */
+  CHECK_STR(res.git_sha1, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+  hf_http_response_free(&res);
+
+  /* "abc" would be sha1("blob 3\0abc"); check a payload against a git-style digest
+   * computed the same way in the test with sha1 from `git hash-object`'s definition. */
+  snprintf(url, sizeof url, "%s/cut?n=70000&key=gitsha", fx.a);
+  req.git_blob_size = 70000;
+  req.max_resumes = 2;
+  req.follow_redirects = 1;
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  CHECK(res.resumes == 1 && strlen(res.git_sha1) == 40);
+  char first[41];
+  snprintf(first, sizeof first, "%s", res.git_sha1);
+  hf_http_response_free(&res);
+  snprintf(url, sizeof url, "%s/bytes?n=70000", fx.a);
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  CHECK_STR(res.git_sha1, first); /* a resumed download gives the same blob id */
+  hf_http_response_free(&res);
+
+  /* A cap on a hashed body. */
+  hf_http_request capped = {.url = url, .sink = HF_SINK_SHA256, .max_body = 1000};
+  CHECK(hf_http_perform(client, &capped, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TOO_LARGE);
+  hf_http_response_free(&res);
+}
+
 static void test_memory_cap(void) {
   char url[256];
   snprintf(url, sizeof url, "%s/bytes?n=5000", fx.a);
@@ -238,6 +272,7 @@ int main(void) {
   client = hf_http_client_new("hfscan-test");
   test_memory_and_sha256_sinks();
   test_memory_cap();
+  test_git_blob_sha1_and_cap();
   test_head_post_and_headers();
   test_redirects();
   test_resumed_download();

@@ -1,0 +1,128 @@
+-- Coroutines over the native worker pool (the NSE pattern): each task reads like
+-- sequential code; a request submits a job and yields, and the loop resumes the
+-- task when its result comes back. Many tasks are in flight while Lua stays on
+-- one thread.
+--
+--   local loop = async.new(pool)
+--   loop:spawn(function() local res = loop:request{url = ...} end)
+--   loop:run()
+local hf = require "hfscan"
+
+local Loop = {}
+Loop.__index = Loop
+
+local M = {}
+
+function M.new(pool)
+  return setmetatable({
+    pool = pool,
+    ready = {},     -- { co, args... } to resume next
+    waiting = {},   -- job id -> coroutine
+    timers = {},    -- { at = time, co = coroutine }
+    tasks = 0,      -- live coroutines
+    failure = nil,  -- the first error raised by a task, with its traceback
+  }, Loop)
+end
+
+-- Starts fn(...) as a task. Errors in it stop the loop and are raised by run().
+function Loop:spawn(fn, ...)
+  local args = table.pack(...)
+  local co = coroutine.create(function()
+    local ok, err = xpcall(fn, debug.traceback, table.unpack(args, 1, args.n))
+    if not ok and not self.failure then self.failure = err end
+  end)
+  self.tasks = self.tasks + 1
+  self.ready[#self.ready + 1] = { co, n = 0 }
+  return co
+end
+
+-- Inside a task: submits a pool job and waits for it. Returns what pool:wait
+-- gives after the id: result | nil, message, code.
+function Loop:submit(job)
+  local id, err, code = self.pool:submit(job)
+  if not id then return nil, err, code end
+  self.waiting[id] = coroutine.running()
+  return coroutine.yield()
+end
+
+-- Inside a task: waits seconds without blocking other tasks.
+function Loop:sleep(seconds)
+  local timers = self.timers
+  timers[#timers + 1] = { at = hf.now() + seconds, co = coroutine.running() }
+  table.sort(timers, function(a, b) return a.at < b.at end)
+  coroutine.yield()
+end
+
+-- A FIFO that tasks can wait on: pop() yields while it is empty and open.
+function Loop:queue()
+  local loop = self
+  local q = { items = {}, head = 1, tail = 0, closed = false, waiters = {} }
+  function q:push(item)
+    self.tail = self.tail + 1
+    self.items[self.tail] = item
+    local w = table.remove(self.waiters, 1)
+    if w then loop.ready[#loop.ready + 1] = { w, n = 0 } end
+  end
+  function q:close()
+    self.closed = true
+    for _, w in ipairs(self.waiters) do loop.ready[#loop.ready + 1] = { w, n = 0 } end
+    self.waiters = {}
+  end
+  function q:pop()
+    while self.head > self.tail do
+      if self.closed then return nil end
+      self.waiters[#self.waiters + 1] = coroutine.running()
+      coroutine.yield()
+    end
+    local item = self.items[self.head]
+    self.items[self.head] = nil
+    self.head = self.head + 1
+    return item
+  end
+  function q:size() return self.tail - self.head + 1 end
+  return q
+end
+
+function Loop:resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok and not self.failure then self.failure = debug.traceback(co, err) end
+  if coroutine.status(co) == "dead" then self.tasks = self.tasks - 1 end
+end
+
+local function due_timers(self)
+  local now = hf.now()
+  while self.timers[1] and self.timers[1].at <= now do
+    local t = table.remove(self.timers, 1)
+    self.ready[#self.ready + 1] = { t.co, n = 0 }
+  end
+end
+
+-- Runs until every task has finished. Raises the first task error. On Ctrl-C,
+-- stops waiting: in-flight transfers abort and their tasks see "interrupted".
+function Loop:run()
+  while self.tasks > 0 and not self.failure do
+    due_timers(self)
+    local batch = self.ready
+    self.ready = {}
+    for _, entry in ipairs(batch) do
+      self:resume(entry[1], table.unpack(entry, 2, entry.n + 1))
+      if self.failure then break end
+    end
+    if #self.ready == 0 and self.tasks > 0 and not self.failure then
+      local timeout = self.timers[1] and math.max(0, self.timers[1].at - hf.now()) or 0.25
+      local id, res, msg, code = self.pool:wait(math.min(timeout, 0.25))
+      if id then
+        local co = self.waiting[id]
+        self.waiting[id] = nil
+        self.ready[#self.ready + 1] = { co, res, msg, code, n = 3 }
+      elseif hf.interrupted() and next(self.waiting) == nil and #self.timers > 0 then
+        -- Only sleepers are left: wake them so they can see the interrupt.
+        for _, t in ipairs(self.timers) do self.ready[#self.ready + 1] = { t.co, n = 0 } end
+        self.timers = {}
+      end
+    end
+  end
+  if self.failure then error(self.failure, 0) end
+end
+
+return M

@@ -1,0 +1,120 @@
+-- The database files of one scan, in the seed's formats:
+--   hf_model_hashes_basic_<ts>.csv     hash,filename,repo_id
+--   hf_model_hashes_extended_<ts>.csv  hash,filename,repo_id,file_size,file_type,
+--                                      last_modified,download_url,hash_method,commit_hash
+--   hf_scan_errors_<ts>.csv            repo_id,filename,error_type,reason,timestamp
+--   scan_metadata_<ts>.json
+-- Each CSV opens with the # SCAN_PARAMETERS block. A repo's rows are appended as
+-- one block per file, each with a single write: errors first, then basic, then
+-- extended, so a repo present in the extended file is complete in all three.
+local cjson = require "cjson"
+local hf = require "hfscan"
+
+local M = {}
+
+M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }
+M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
+  "download_url", "hash_method", "commit_hash" }
+M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
+
+M.KINDS = {
+  basic = { prefix = "hf_model_hashes_basic_", columns = M.BASIC_COLUMNS },
+  extended = { prefix = "hf_model_hashes_extended_", columns = M.EXTENDED_COLUMNS },
+  errors = { prefix = "hf_scan_errors_", columns = M.ERROR_COLUMNS },
+}
+
+-- The order of the header block's keys (the seed's, then ours).
+M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
+  "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
+  "endpoint", "model_limit" }
+
+function M.paths(dir, ts)
+  return {
+    basic = ("%s/%s%s.csv"):format(dir, M.KINDS.basic.prefix, ts),
+    extended = ("%s/%s%s.csv"):format(dir, M.KINDS.extended.prefix, ts),
+    errors = ("%s/%s%s.csv"):format(dir, M.KINDS.errors.prefix, ts),
+    metadata = ("%s/scan_metadata_%s.json"):format(dir, ts),
+    log = ("%s/hfscan_%s.log"):format(dir, ts),
+  }
+end
+
+local function select_columns(record, columns)
+  local out = {}
+  for i, c in ipairs(columns) do out[i] = record[c] == nil and "" or tostring(record[c]) end
+  return out
+end
+
+local Db = {}
+Db.__index = Db
+
+local function write_header(writer, parameters, kind)
+  writer:comment("SCAN_PARAMETERS")
+  for _, key in ipairs(M.PARAMETER_KEYS) do
+    local value = key == "output_format" and kind or parameters[key]
+    if value ~= nil then writer:comment(key .. ": " .. tostring(value)) end
+  end
+  writer:comment("END_PARAMETERS")
+  writer:row(M.KINDS[kind].columns)
+  return writer:flush()
+end
+
+-- Creates the three CSVs with their header blocks. parameters: the header's
+-- values (see PARAMETER_KEYS). Returns a db, or nil and a message.
+function M.create(dir, ts, parameters)
+  local db = setmetatable({ paths = M.paths(dir, ts), writers = {} }, Db)
+  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+    local w, err = hf.csv_writer(db.paths[kind], "create")
+    if not w then return nil, err end
+    local ok, werr = write_header(w, parameters, kind)
+    if not ok then return nil, werr end
+    db.writers[kind] = w
+  end
+  return db
+end
+
+-- Opens existing files for appending (a resumed scan).
+function M.open_append(paths)
+  local db = setmetatable({ paths = paths, writers = {} }, Db)
+  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+    local w, err = hf.csv_writer(paths[kind], "append")
+    if not w then return nil, err end
+    db.writers[kind] = w
+  end
+  return db
+end
+
+-- Appends one repo's rows and errors, each file in one write.
+function Db:write_repo(rows, errors)
+  local blocks = { errors = {}, basic = {}, extended = {} }
+  for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = select_columns(e, M.ERROR_COLUMNS) end
+  for _, r in ipairs(rows) do
+    blocks.basic[#blocks.basic + 1] = select_columns(r, M.BASIC_COLUMNS)
+    blocks.extended[#blocks.extended + 1] = select_columns(r, M.EXTENDED_COLUMNS)
+  end
+  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+    if #blocks[kind] > 0 then
+      local ok, err = self.writers[kind]:write_block(blocks[kind])
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
+function Db:close()
+  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+    if self.writers[kind] then self.writers[kind]:close() end
+  end
+  self.writers = {}
+end
+
+-- Writes the metadata JSON atomically (a temporary file renamed over it).
+function M.write_metadata(path, metadata)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "w")
+  if not f then return nil, err end
+  f:write(cjson.encode(metadata), "\n")
+  f:close()
+  return os.rename(tmp, path)
+end
+
+return M

@@ -1,0 +1,47 @@
+-- Git LFS pointer files, parsed strictly: the hash comes from them only when
+-- they are exactly what git-lfs writes.
+--
+--   version https://git-lfs.github.com/spec/v1
+--   oid sha256:<64 lowercase hex>
+--   size <decimal bytes>
+local M = {}
+
+M.VERSION_LINE = "version https://git-lfs.github.com/spec/v1"
+M.MAX_POINTER_SIZE = 1024 -- git-lfs never treats a larger file as a pointer
+
+-- Returns sha256, size; or nil and the reason the text is not a pointer.
+function M.parse_pointer(text)
+  if type(text) ~= "string" then return nil, "no pointer text" end
+  if #text > M.MAX_POINTER_SIZE then return nil, "too large for an LFS pointer" end
+  if text:sub(-1) ~= "\n" then return nil, "pointer does not end with a newline" end
+  local lines = {}
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  if lines[1] ~= M.VERSION_LINE then return nil, "missing or unknown LFS version line" end
+  local oid, size
+  for i = 2, #lines do
+    local key, value = lines[i]:match("^([a-z0-9.-]+) (.+)$")
+    if not key then return nil, ("malformed line %d"):format(i) end
+    if key == "oid" then
+      oid = value:match("^sha256:(%x+)$")
+      if not oid or #oid ~= 64 or oid:find("[A-F]") then
+        return nil, "oid is not sha256 with 64 lowercase hex digits"
+      end
+    elseif key == "size" then
+      if not value:match("^%d+$") then return nil, "size is not a decimal number" end
+      size = tonumber(value)
+    elseif not key:match("^ext%-") then
+      return nil, "unknown key '" .. key .. "'"
+    end
+  end
+  if not oid then return nil, "no oid line" end
+  if not size then return nil, "no size line" end
+  return oid, size
+end
+
+-- A SHA-256 as the Hub states it: 64 lowercase hex digits, else nil.
+function M.valid_sha256(value)
+  if type(value) == "string" and #value == 64 and value:match("^[0-9a-f]+$") then return value end
+  return nil
+end
+
+return M

@@ -1,0 +1,50 @@
+-- Log lines to a file (everything) and to stderr (unless quiet). Any secret
+-- registered with add_secret is masked in every line, wherever it came from.
+local M = {}
+local Log = {}
+Log.__index = Log
+
+function M.new(options)
+  return setmetatable({ file = nil, quiet = options and options.quiet, secrets = {},
+    before_stderr = nil }, Log)
+end
+
+function Log:add_secret(secret)
+  if secret and #secret > 0 then self.secrets[#self.secrets + 1] = secret end
+end
+
+function Log:mask(text)
+  for _, s in ipairs(self.secrets) do
+    text = text:gsub(s:gsub("%p", "%%%0"), "[TOKEN_MASKED]")
+  end
+  return text
+end
+
+function Log:open_file(path)
+  local f, err = io.open(path, "a")
+  if not f then return nil, err end
+  f:setvbuf("line")
+  self.file = f
+  return true
+end
+
+function Log:write(level, fmt, ...)
+  local text = self:mask(select("#", ...) > 0 and fmt:format(...) or fmt)
+  local line = ("%s %-5s %s\n"):format(os.date("!%Y-%m-%dT%H:%M:%SZ"), level, text)
+  if self.file then self.file:write(line) end
+  if not self.quiet or level ~= "INFO" then
+    if self.before_stderr then self.before_stderr() end
+    io.stderr:write(line)
+  end
+end
+
+function Log:info(fmt, ...) self:write("INFO", fmt, ...) end
+function Log:warn(fmt, ...) self:write("WARN", fmt, ...) end
+function Log:error(fmt, ...) self:write("ERROR", fmt, ...) end
+
+function Log:close()
+  if self.file then self.file:close() end
+  self.file = nil
+end
+
+return M

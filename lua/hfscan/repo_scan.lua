@@ -1,0 +1,202 @@
+-- Finds the SHA-256 of every target file of one repo, at its pinned commit,
+-- through the tiers of DESIGN.md, cheapest first:
+--   api_metadata  one model-info request (blobs=true) gives every LFS file's
+--                 SHA-256; the tree listing is the fallback for the same facts
+--   lfs_pointer   the /raw/ pointer of an LFS file, parsed strictly
+--   downloaded    the file streamed through SHA-256 (plain git files, or when
+--                 the cheaper tiers failed), checked against the Hub's claims
+-- Runs inside an async task. Returns rows and errors (see hfscan.database).
+local hf = require "hfscan"
+local lfs = require "hfscan.lfs"
+local targets = require "hfscan.targets"
+
+local M = {}
+
+M.FAILED_NO_HASH = "FAILED_NO_HASH"
+M.FAILED_TOO_LARGE = "FAILED_TOO_LARGE"
+
+-- The error_type of the errors file for a hub error kind.
+local ERROR_TYPES = {
+  repository_not_found = "repository_not_found",
+  gated_repository = "gated_repository",
+  repository_disabled = "repository_disabled",
+  entry_not_found = "file_not_found",
+  revision_not_found = "revision_not_found",
+  invalid_token = "invalid_token",
+  rate_limited = "rate_limited",
+  network_error = "network_error",
+  server_error = "server_error",
+  http_error = "http_error",
+  bad_response = "bad_response",
+  too_large = "file_too_large",
+}
+
+-- Raised (as this table) when a stop was requested: the repo is not finished
+-- and must not be recorded, so a resumed scan redoes it.
+M.INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
+
+local function check_interrupt(err)
+  if (err and err.kind == "interrupted") or hf.interrupted() then error(M.INTERRUPTED, 0) end
+end
+
+local function utc_now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+-- The files of a repo as { path, size, sha256, lfs, blob_id }, from model info
+-- siblings or, failing that, the tree. Returns files, method_note | nil, error.
+local function list_files(hub, repo_id, commit)
+  local info, err = hub:model_info(repo_id, commit, { blobs = true })
+  check_interrupt(err)
+  if info then
+    local files = {}
+    for _, s in ipairs(info.siblings or {}) do
+      local l = type(s.lfs) == "table" and s.lfs or nil
+      files[#files + 1] = { path = s.rfilename, size = tonumber(s.size or (l and l.size)),
+        sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil, blob_id = s.blobId }
+    end
+    return files, info
+  end
+  -- A repo we may not see will not show its tree either; anything else (a 5xx
+  -- from blobs=true, a bad answer) may be the metadata request's own trouble.
+  local terminal = { repository_not_found = true, revision_not_found = true,
+    invalid_token = true, rate_limited = true }
+  if terminal[err.kind] then return nil, err end
+  local entries, terr = hub:tree(repo_id, commit)
+  check_interrupt(terr)
+  if not entries then return nil, err end
+  local files = {}
+  for _, e in ipairs(entries) do
+    if e.type == "file" then
+      local l = type(e.lfs) == "table" and e.lfs or nil
+      files[#files + 1] = { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
+        sha256 = l and lfs.valid_sha256(l.oid), blob_id = e.oid }
+    end
+  end
+  return files, nil
+end
+
+local Scan = {}
+Scan.__index = Scan
+
+-- context: { hub, endpoint, max_file_size (bytes) }; model: { id, sha,
+-- lastModified }.
+function M.new(context, model)
+  return setmetatable({ ctx = context, model = model, rows = {}, errors = {} }, Scan)
+end
+
+function Scan:error(filename, error_type, reason)
+  self.errors[#self.errors + 1] = { repo_id = self.model.id, filename = filename or "",
+    error_type = error_type, reason = reason or "", timestamp = utc_now() }
+end
+
+function Scan:row(file, hash, method)
+  local m = self.model
+  self.rows[#self.rows + 1] = {
+    hash = hash, filename = file.path, repo_id = m.id,
+    file_size = file.size and tostring(math.tointeger(file.size) or file.size) or "",
+    file_type = targets.file_type(file.path), last_modified = m.lastModified or "",
+    download_url = self.ctx.hub:file_url("resolve", m.id, m.sha, file.path),
+    hash_method = method, commit_hash = m.sha,
+  }
+end
+
+function Scan:fail(file, err, hash)
+  local error_type = ERROR_TYPES[err.kind] or err.kind
+  self:error(file.path, error_type, err.message)
+  self:row(file, hash or M.FAILED_NO_HASH, hash or M.FAILED_NO_HASH)
+end
+
+-- lfs_pointer tier. Returns the hash or nil and a reason.
+function Scan:pointer_hash(file)
+  local text, err = self.ctx.hub:raw(self.model.id, self.model.sha, file.path)
+  check_interrupt(err)
+  if not text then return nil, err.message end
+  local sha, size = lfs.parse_pointer(text)
+  if not sha then return nil, "pointer: " .. size end
+  if file.size and size ~= file.size then
+    return nil, ("pointer size %d differs from the listed size %d"):format(size, file.size)
+  end
+  return sha
+end
+
+-- downloaded tier: stream, hash, and check against every claim the Hub made.
+function Scan:download_hash(file)
+  local limit = self.ctx.max_file_size
+  if file.size and file.size > limit then
+    return nil, { kind = "too_large", message = ("%s is %d bytes, over --max-file-size (%d bytes)")
+      :format(file.path, file.size, limit) }
+  end
+  local got, err = self.ctx.hub:download_sha256(self.model.id, self.model.sha, file.path, {
+    max_bytes = limit, git_blob_size = (not file.lfs and file.size) or nil })
+  check_interrupt(err)
+  if not got then return nil, err end
+  local expected_size = file.size or got.linked_size
+  if expected_size and got.bytes ~= expected_size then
+    return nil, { kind = "hash_mismatch", message = ("downloaded %d bytes, the Hub lists %d")
+      :format(got.bytes, expected_size) }
+  end
+  if got.linked_etag and lfs.valid_sha256(got.linked_etag) and got.linked_etag ~= got.sha256 then
+    return nil, { kind = "hash_mismatch", message = ("downloaded SHA-256 %s, the Hub claims %s")
+      :format(got.sha256, got.linked_etag) }
+  end
+  if not file.lfs and file.blob_id and got.git_sha1 and got.git_sha1 ~= file.blob_id then
+    return nil, { kind = "hash_mismatch", message = ("git blob id %s, the Hub lists %s")
+      :format(got.git_sha1, file.blob_id) }
+  end
+  if got.commit and got.commit ~= self.model.sha then
+    return nil, { kind = "hash_mismatch", message = ("served from commit %s, pinned %s")
+      :format(got.commit, self.model.sha) }
+  end
+  return got.sha256
+end
+
+function Scan:hash_file(file)
+  if file.sha256 then return self:row(file, file.sha256, "api_metadata") end
+  local pointer_problem
+  if file.lfs then
+    local sha, why = self:pointer_hash(file)
+    if sha then return self:row(file, sha, "lfs_pointer") end
+    pointer_problem = why
+  end
+  local sha, err = self:download_hash(file)
+  if sha then return self:row(file, sha, "downloaded") end
+  if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
+  if err.kind == "hash_mismatch" then return self:fail(file, err) end
+  if pointer_problem and err.kind ~= "gated_repository" then
+    err = { kind = "hash_extraction_failed", message = pointer_problem .. "; download: " .. err.message }
+  end
+  self:fail(file, err)
+end
+
+-- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
+function Scan:run()
+  local m = self.model
+  local files, info_or_err = list_files(self.ctx.hub, m.id, m.sha or "main")
+  if files and not m.sha then
+    -- The listing gave no commit: pin to the one model info answered for.
+    m.sha = type(info_or_err) == "table" and info_or_err.sha or nil
+    if not m.sha then
+      self:error("", "bad_response", "no commit sha for this repo")
+      return self.rows, self.errors
+    end
+  end
+  if not files then
+    local err = info_or_err
+    self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
+    return self.rows, self.errors
+  end
+  if type(info_or_err) == "table" and not m.lastModified then
+    m.lastModified = info_or_err.lastModified
+  end
+  for _, file in ipairs(files) do
+    if targets.is_target(file.path) then self:hash_file(file) end
+  end
+  return self.rows, self.errors
+end
+
+function M.scan(context, model)
+  return M.new(context, model):run()
+end
+
+return M

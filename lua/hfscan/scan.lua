@@ -1,0 +1,300 @@
+-- The default scan: list models by downloads, hash every target file of each
+-- repo (hfscan.repo_scan), and append the rows to the database files as each
+-- repo completes. Many repos are in flight at once, as async tasks.
+local async = require "hfscan.async"
+local cli = require "hfscan.cli"
+local database = require "hfscan.database"
+local hf = require "hfscan"
+local hub_client = require "hfscan.hub"
+local logging = require "hfscan.log"
+local progress_line = require "hfscan.progress"
+local repo_scan = require "hfscan.repo_scan"
+local scan_options = require "hfscan.scan_options"
+local targets = require "hfscan.targets"
+
+local M = {}
+
+M.EXIT_INTERRUPTED = 130
+M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private" }
+M.PAGE_SIZE = 1000 -- the Hub's largest listing page
+
+local GB = 1024 * 1024 * 1024
+
+local function new_stats()
+  return { models_listed = 0, models_done = 0, files = 0, failed_files = 0, errors = 0,
+    methods = {}, requests = {}, throttled = 0, listing_done = false }
+end
+
+-- The header block's values for a scan.
+function M.parameters(o, scan_start)
+  return {
+    download_threshold = o.download_threshold,
+    max_file_size_gb = o.max_file_size,
+    rate_limit_delay = o.rate_limit,
+    max_workers = o.max_workers,
+    scan_start = scan_start,
+    target_extensions = table.concat(targets.EXTENSIONS, ","),
+    command_line = o.command_line,
+    authenticated = o.token ~= nil,
+    endpoint = o.endpoint,
+    model_limit = o.limit,
+  }
+end
+
+-- Picks a timestamp whose files do not exist yet (two scans in one second wait).
+local function fresh_timestamp(dir)
+  while true do
+    local ts = os.date("%Y%m%d_%H%M%S")
+    if not hf.file_type(database.paths(dir, ts).extended) then return ts end
+    hf.sleep(0.2)
+  end
+end
+
+-- Checks the output folder: a file there is a usage error; a missing one is made.
+function M.prepare_output_dir(dir)
+  local kind = hf.file_type(dir)
+  if kind and kind ~= "directory" then
+    return nil, ("--output-dir: '%s' exists and is not a directory"):format(dir)
+  end
+  return true
+end
+
+local Scanner = {}
+Scanner.__index = Scanner
+
+function M.new_scanner(o, db, log, stats)
+  local limiter = hf.ratelimiter()
+  local pool = hf.pool(o.max_workers, limiter)
+  pool:set_worker_spacing(o.rate_limit)
+  local loop = async.new(pool)
+  local self = setmetatable({ o = o, db = db, log = log, stats = stats, pool = pool,
+    limiter = limiter, loop = loop, seen = {}, fatal = nil }, Scanner)
+  self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop,
+    on_request = function(bucket, res) self:count_request(bucket, res) end }
+  self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB) }
+  self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
+  log.before_stderr = function() self.progress:clear() end
+  return self
+end
+
+function Scanner:count_request(bucket, res)
+  local s = self.stats
+  s.requests[bucket] = (s.requests[bucket] or 0) + 1
+  if res and res.status == 429 then s.throttled = s.throttled + 1 end
+end
+
+-- The listing task: pushes models above the threshold, once each, into queue.
+function Scanner:list_models(queue)
+  local o, stats = self.o, self.stats
+  local params = { { "sort", "downloads" }, { "direction", "-1" },
+    { "limit", math.min(M.PAGE_SIZE, o.limit or M.PAGE_SIZE) } }
+  for _, e in ipairs(M.LISTING_EXPAND) do params[#params + 1] = { "expand", e } end
+  local ok, err = self.hub:list_models(params, function(items)
+    for _, m in ipairs(items) do
+      if hf.interrupted() then return false end
+      local downloads = tonumber(m.downloads) or 0
+      if downloads < o.download_threshold then return false end
+      if o.limit and stats.models_listed >= o.limit then return false end
+      -- The cursor can repeat items while counts change: keep the first.
+      if type(m.id) == "string" and not self.seen[m.id] and not (self.skip and self.skip[m.id]) then
+        self.seen[m.id] = true
+        stats.models_listed = stats.models_listed + 1
+        queue:push({ id = m.id, sha = type(m.sha) == "string" and m.sha or nil,
+          lastModified = type(m.lastModified) == "string" and m.lastModified or nil,
+          downloads = downloads, gated = m.gated, private = m.private })
+      end
+    end
+    self.progress:update()
+  end)
+  if not ok and err.kind ~= "interrupted" then
+    self.fatal = "cannot list models: " .. err.message
+    self.log:error("%s", self.fatal)
+  end
+  stats.listing_done = true
+  queue:close()
+end
+
+function Scanner:record(model, rows, errors)
+  local ok, err = self.db:write_repo(rows, errors)
+  if not ok then
+    self.fatal = "cannot write the database: " .. tostring(err)
+    self.log:error("%s", self.fatal)
+    return false
+  end
+  local s = self.stats
+  s.models_done = s.models_done + 1
+  s.errors = s.errors + #errors
+  for _, r in ipairs(rows) do
+    s.files = s.files + 1
+    s.methods[r.hash_method] = (s.methods[r.hash_method] or 0) + 1
+    if r.hash == repo_scan.FAILED_NO_HASH or r.hash == repo_scan.FAILED_TOO_LARGE then
+      s.failed_files = s.failed_files + 1
+    end
+  end
+  for _, e in ipairs(errors) do
+    self.log:warn("%s %s: %s: %s", model.id, e.filename ~= "" and e.filename or "(repo)",
+      e.error_type, e.reason)
+  end
+  self.log:info("%s@%s: %d files", model.id, model.sha or "?", #rows)
+  self.progress:update()
+  return true
+end
+
+-- A repo task: takes models from the queue until it is empty and closed.
+function Scanner:repo_worker(queue)
+  while not self.fatal and not hf.interrupted() do
+    local model = queue:pop()
+    if not model then return end
+    local ok, rows, errors = pcall(repo_scan.scan, self.context, model)
+    if not ok then
+      if rows == repo_scan.INTERRUPTED then return end
+      error(rows, 0)
+    end
+    if not self:record(model, rows, errors) then return end
+  end
+end
+
+function Scanner:run()
+  local queue = self.loop:queue()
+  self.loop:spawn(self.list_models, self, queue)
+  -- Enough repos in flight to keep every worker busy while some wait on others.
+  for _ = 1, self.o.max_workers * 2 do self.loop:spawn(self.repo_worker, self, queue) end
+  self.loop:run()
+  self.progress:update(true)
+  self.progress:clear()
+end
+
+function Scanner:bucket_stats()
+  local waited, by_bucket = 0, {}
+  for _, b in ipairs({ "api", "resolvers", "pages", "cdn" }) do
+    local st = self.limiter:state(b)
+    if st then waited = waited + st.waited end
+    by_bucket[b] = self.stats.requests[b] or 0
+  end
+  return by_bucket, waited
+end
+
+function Scanner:close()
+  self.pool:close()
+  self.limiter:close()
+end
+
+-- The metadata JSON of a scan (the seed's fields first).
+function M.metadata(o, ts, stats, extra)
+  local m = {
+    scan_timestamp = ts,
+    download_threshold = o.download_threshold,
+    max_file_size_gb = o.max_file_size,
+    total_models_scanned = stats.models_done,
+    total_files_processed = stats.files,
+    total_errors = stats.errors,
+    target_extensions = targets.EXTENSIONS,
+    rate_limit_delay = o.rate_limit,
+    max_workers = o.max_workers,
+    authenticated = o.token ~= nil,
+    endpoint = o.endpoint,
+    model_limit = o.limit,
+    files_by_method = stats.methods,
+    failed_files = stats.failed_files,
+    rate_limited_responses = stats.throttled,
+  }
+  for k, v in pairs(extra or {}) do m[k] = v end
+  if next(m.files_by_method) == nil then m.files_by_method = setmetatable({}, require("cjson").empty_array_mt) end
+  return m
+end
+
+function M.print_summary(stats, duration, paths, status)
+  local lines = {
+    ("Scan %s in %.1f s"):format(status, duration),
+    ("  models scanned     %d"):format(stats.models_done),
+    ("  files              %d"):format(stats.files),
+  }
+  for _, method in ipairs({ "api_metadata", "lfs_pointer", "downloaded", "FAILED_NO_HASH",
+    "FAILED_TOO_LARGE" }) do
+    lines[#lines + 1] = ("    %-18s %d"):format(method, stats.methods[method] or 0)
+  end
+  lines[#lines + 1] = ("  errors             %d"):format(stats.errors)
+  lines[#lines + 1] = ("  429 responses      %d"):format(stats.throttled)
+  lines[#lines + 1] = "  extended CSV       " .. paths.extended
+  io.stdout:write(table.concat(lines, "\n"), "\n")
+end
+
+-- Runs a whole scan with parsed options into db (created by the caller).
+-- Returns the exit status.
+function M.execute(o, db, ts, log, stats, extra)
+  local started, scan_start = hf.now(), os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local scanner = M.new_scanner(o, db, log, stats)
+  scanner.skip = extra and extra.skip
+  log:info("scanning %s: threshold %d downloads, %d workers, %.3g s per worker, max file %.3g GB%s",
+    o.endpoint, o.download_threshold, o.max_workers, o.rate_limit, o.max_file_size,
+    o.token and ", authenticated" or "")
+  local ok, err = pcall(scanner.run, scanner)
+  local by_bucket, waited = scanner:bucket_stats()
+  scanner:close()
+  db:close()
+  local interrupted = hf.interrupted()
+  local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted" or "completed"
+  local duration = hf.now() - started
+  local metadata = M.metadata(o, ts, stats, {
+    scan_start = (extra and extra.scan_start) or scan_start,
+    scan_end = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    duration_seconds = math.floor(duration * 1000 + 0.5) / 1000,
+    requests_by_bucket = by_bucket,
+    rate_limit_wait_seconds = math.floor(waited * 1000 + 0.5) / 1000,
+    status = status,
+  })
+  if extra and extra.metadata then extra.metadata(metadata) end
+  local mok, merr = database.write_metadata(db.paths.metadata, metadata)
+  if not mok then log:error("cannot write %s: %s", db.paths.metadata, tostring(merr)) end
+  if not ok then
+    log:error("%s", tostring(err))
+    log:close()
+    return 1
+  end
+  if not o.quiet then M.print_summary(stats, duration, db.paths, status) end
+  if interrupted then
+    log:warn("interrupted: everything written so far is valid; resume with: hfscan --restart --output-dir %s",
+      o.output_dir)
+    log:close()
+    return M.EXIT_INTERRUPTED
+  end
+  log:close()
+  return scanner.fatal and 1 or 0
+end
+
+function M.run(args)
+  local o, err = scan_options.parse(args)
+  if not o then return cli.usage_error(err, "hfscan --help") end
+  if o.help then
+    print(scan_options.help())
+    return 0
+  end
+  if o.version then
+    print("hfscan " .. hf.version)
+    return 0
+  end
+  local ok, derr = M.prepare_output_dir(o.output_dir)
+  if not ok then return cli.usage_error(derr, "hfscan --help") end
+  if o.restart or o.restart_from or o.update_failed_hashes then
+    return require("hfscan.resume").run(o)
+  end
+  local made, merr = hf.mkdir_p(o.output_dir)
+  if not made then
+    io.stderr:write("hfscan: ", merr, "\n")
+    return 1
+  end
+  local log = logging.new { quiet = o.quiet }
+  log:add_secret(o.token)
+  local ts = fresh_timestamp(o.output_dir)
+  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")))
+  if not db then
+    io.stderr:write("hfscan: ", tostring(derr2), "\n")
+    return 1
+  end
+  log:open_file(db.paths.log)
+  return M.execute(o, db, ts, log, new_stats())
+end
+
+M.new_stats = new_stats
+
+return M

@@ -1,0 +1,169 @@
+-- The scan's command line: the documented flags, their defaults and checks.
+-- parse(args, env) returns options, or nil and a message naming the flag.
+local hub = require "hfscan.hub"
+
+local M = {}
+
+-- name, argument, default, help; the order of --help.
+M.FLAGS = {
+  { "--download-threshold", "N", 10000, "scan models with at least N downloads" },
+  { "--output-dir", "DIR", "./output", "where the database files go (created if missing)" },
+  { "--max-workers", "N", 4, "concurrent workers" },
+  { "--rate-limit", "S", 1.5, "each worker waits S seconds between its requests (0: no fixed delay)" },
+  { "--max-file-size", "GB", 5.0, "largest file the download tier fetches" },
+  { "--limit", "N", nil, "scan at most N models (testing)" },
+  { "--restart", nil, nil, "resume the most recent scan in --output-dir" },
+  { "--restart-from", "CSV", nil, "resume the scan of this extended CSV" },
+  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, else $HF_HOME/token)" },
+  { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
+  { "--yes", nil, nil, "do not ask for confirmation" },
+  { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },
+  { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
+  { "--help", nil, nil, "show this help" },
+  { "--version", nil, nil, "show the version" },
+}
+
+local by_name = {}
+for _, f in ipairs(M.FLAGS) do by_name[f[1]] = f end
+
+function M.help()
+  local lines = {
+    "usage: hfscan [options]",
+    "       hfscan hash [-j N] FILE... | hfscan hash -c SUMFILE",
+    "       hfscan --script FILE [ARGS...] | hfscan repl",
+    "",
+    "Builds a database of the SHA-256 hashes of model files on the Hugging Face Hub.",
+    "",
+    "| flag | default | meaning |",
+    "|---|---|---|",
+  }
+  for _, f in ipairs(M.FLAGS) do
+    local flag = f[1] .. (f[2] and (" " .. f[2]) or "")
+    local default = f[3] == nil and "" or tostring(f[3])
+    lines[#lines + 1] = ("| `%s` | %s | %s |"):format(flag, default, f[4])
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "host options (before the others): --scripts-dir DIR (also HFSCAN_SCRIPTS_DIR)"
+  return table.concat(lines, "\n")
+end
+
+local function integer(value, min)
+  local n = tonumber(value)
+  if not n or n ~= math.floor(n) or n < min or n > 2^53 then return nil end
+  return math.tointeger(n)
+end
+
+local function number(value, min, exclusive)
+  local n = tonumber(value)
+  if not n or n ~= n or n == math.huge then return nil end
+  if n < min or (exclusive and n == min) then return nil end
+  return n
+end
+
+-- Checks each valued flag. Returns the converted value or nil, reason.
+local CHECKS = {
+  ["--download-threshold"] = function(v) return integer(v, 0), "a whole number of downloads, 0 or more" end,
+  ["--max-workers"] = function(v)
+    local n = integer(v, 1)
+    return n and n <= 256 and n or nil, "a whole number from 1 to 256"
+  end,
+  ["--rate-limit"] = function(v) return number(v, 0), "a number of seconds, 0 or more" end,
+  ["--max-file-size"] = function(v) return number(v, 0, true), "a number of GB above 0" end,
+  ["--limit"] = function(v) return integer(v, 1), "a whole number of models, 1 or more" end,
+  ["--output-dir"] = function(v) return v ~= "" and v or nil, "a directory" end,
+  ["--restart-from"] = function(v) return v ~= "" and v or nil, "an extended CSV file" end,
+  ["--token"] = function(v) return v ~= "" and v or nil, "a token" end,
+  ["--endpoint"] = function(v)
+    return v:match("^https?://[^/]+") and v or nil, "an http:// or https:// URL"
+  end,
+}
+
+local function key_of(flag) return flag:sub(3):gsub("-", "_") end
+
+-- The token file of huggingface_hub: $HF_TOKEN_PATH, else $HF_HOME/token, else
+-- ~/.cache/huggingface/token.
+local function token_file(env)
+  if env("HF_TOKEN_PATH") then return env("HF_TOKEN_PATH") end
+  local home = env("HF_HOME") or ((env("XDG_CACHE_HOME") or ((env("HOME") or "") .. "/.cache"))
+    .. "/huggingface")
+  return home .. "/token"
+end
+
+local function read_token_file(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local token = (f:read("a") or ""):match("^%s*(.-)%s*$")
+  f:close()
+  return token ~= "" and token or nil
+end
+
+-- The command line as recorded in the files, with the token masked.
+local function masked_command_line(args)
+  local words, mask_next = { "hfscan" }, false
+  for _, a in ipairs(args) do
+    local word = a
+    if mask_next then
+      word = "[TOKEN_MASKED]"
+    elseif a:match("^%-%-token=") then
+      word = "--token=[TOKEN_MASKED]"
+    end
+    mask_next = a == "--token"
+    if word:find("[%s'\"]") then word = "'" .. word:gsub("'", "'\\''") .. "'" end
+    words[#words + 1] = word
+  end
+  return table.concat(words, " ")
+end
+
+-- Parses args. env(name) reads the environment (os.getenv by default).
+-- Returns options, or nil and a message naming the offending flag.
+function M.parse(args, env)
+  env = env or os.getenv
+  local o, given = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    name = name or a
+    local flag = by_name[name]
+    if not flag then return nil, ("unknown option '%s'"):format(a) end
+    local value = true
+    if flag[2] then
+      value = inline
+      if value == nil then
+        i = i + 1
+        value = args[i]
+      end
+      if value == nil then return nil, ("%s needs %s"):format(name, flag[2]) end
+      local converted, expected = CHECKS[name](value)
+      if converted == nil then
+        return nil, ("%s: '%s' is not %s"):format(name, value, expected)
+      end
+      value = converted
+    elseif inline then
+      return nil, ("%s takes no value"):format(name)
+    end
+    o[key_of(name)] = value
+    given[key_of(name)] = true
+    i = i + 1
+  end
+  if o.restart and o.restart_from then
+    return nil, "--restart and --restart-from cannot be used together"
+  end
+  for _, f in ipairs(M.FLAGS) do
+    local key = key_of(f[1])
+    if o[key] == nil and f[3] ~= nil then o[key] = f[3] end
+  end
+  if not given.endpoint and env("HF_ENDPOINT") then
+    local ok, expected = CHECKS["--endpoint"](env("HF_ENDPOINT"))
+    if not ok then return nil, ("HF_ENDPOINT: '%s' is not %s"):format(env("HF_ENDPOINT"), expected) end
+    o.endpoint = ok
+  end
+  o.endpoint = o.endpoint:gsub("/+$", "")
+  if not o.token and env("HF_TOKEN") and env("HF_TOKEN") ~= "" then o.token = env("HF_TOKEN") end
+  if not o.token then o.token = read_token_file(token_file(env)) end
+  o.given = given
+  o.command_line = masked_command_line(args)
+  return o
+end
+
+return M

@@ -279,6 +279,9 @@ def tree(hub, req, route):
     folder = "/".join(route.rest[2:]).strip("/")
     if folder and folder not in repo.directories:
         raise errors.entry_not_found()
+    # Like --broken-blobs: the errors above come first, then the listing fails.
+    if hub.faults.tree_broken(repo.id):
+        raise errors.server_error(500)
     expand = req.flag("expand")
     maximum = TREE_PAGE_EXPANDED if expand else TREE_PAGE
     limit = min(_page_size(req.param("limit"), maximum), maximum)

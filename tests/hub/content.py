@@ -88,6 +88,26 @@ class GeneratedBlob(Blob):
             pos += take
 
 
+class FlippedBlob(Blob):
+    """Another blob's bytes with the first one inverted.
+
+    Same size, and never equal (unless empty), so only a client that hashes
+    what it downloaded notices; every range is a slice of the same bytes.
+    """
+
+    def __init__(self, inner):
+        super().__init__(inner.size)
+        self.inner = inner
+
+    def chunks(self, start=0, end=None):
+        pieces = self.inner.chunks(start, end)
+        if start == 0:
+            first = next(pieces, b"")
+            if first:
+                yield bytes((first[0] ^ 0xFF,)) + first[1:]
+        yield from pieces
+
+
 def lfs_pointer(sha256_hex, size):
     """The exact pointer text git-lfs stores in the repository."""
     return ("version %s\noid sha256:%s\nsize %d\n" % (LFS_SPEC, sha256_hex, size)).encode("ascii")

@@ -1,9 +1,12 @@
 """Switchable faults, all off by default.
 
 They model what a scanner meets on the real Hub: slow answers, transient
-5xx, connections dropped mid-download, a repo whose blobs=true listing
-fails, a CDN serving bytes that do not match the advertised SHA-256, and a
-listing cursor that drifts so an item shows up twice.
+5xx, connections dropped mid-download, a repo whose blobs=true listing, tree
+or raw endpoint fails, a CDN (or the git server itself, for regular files)
+serving bytes that do not match the advertised hash, and a listing cursor
+that drifts so an item shows up twice.
+
+The per-repo faults hold lower-cased canonical ids.
 """
 import random
 import threading
@@ -12,7 +15,8 @@ import time
 
 class Faults:
     def __init__(self, latency_ms=0, fault_rate=0.0, fault_seed=0, cut_downloads=False,
-                 cut_always=False, broken_blobs=(), cdn_mismatch=(), listing_repeat=False):
+                 cut_always=False, broken_blobs=(), cdn_mismatch=(), listing_repeat=False,
+                 git_mismatch=(), broken_tree=(), broken_raw=()):
         self.latency = latency_ms / 1000.0
         self.fault_rate = fault_rate
         self._rng = random.Random(fault_seed)
@@ -20,6 +24,9 @@ class Faults:
         self.cut_always = cut_always
         self.broken_blobs = {r.lower() for r in broken_blobs}
         self.cdn_mismatch = {r.lower() for r in cdn_mismatch}
+        self.git_mismatch = {r.lower() for r in git_mismatch}
+        self.broken_tree = {r.lower() for r in broken_tree}
+        self.broken_raw = {r.lower() for r in broken_raw}
         self.listing_repeat = listing_repeat
         self._cut_done = set()
         self._lock = threading.Lock()
@@ -54,3 +61,12 @@ class Faults:
 
     def mismatched(self, repo_id):
         return repo_id.lower() in self.cdn_mismatch
+
+    def git_mismatched(self, repo_id):
+        return repo_id.lower() in self.git_mismatch
+
+    def tree_broken(self, repo_id):
+        return repo_id.lower() in self.broken_tree
+
+    def raw_broken(self, repo_id):
+        return repo_id.lower() in self.broken_raw

@@ -41,7 +41,7 @@ def resolve(hub, req, route):
         return Response(307, [("location", location), ("x-repo-commit", commit),
                               ("content-type", "text/plain; charset=utf-8")],
                         b"Temporary Redirect. Redirecting to " + location.encode())
-    return serve_blob(req, f.blob, _git_headers(f, commit, f.git_oid()), ("git", repo.id, f.path))
+    return _serve_regular(hub, req, commit, f)
 
 
 def resolve_cache(hub, req, route):
@@ -53,17 +53,30 @@ def resolve_cache(hub, req, route):
     repo, commit, f = _file(hub, req, route)
     if f.is_lfs:
         return _redirect_to_cdn(hub, req, repo, commit, f)
-    return serve_blob(req, f.blob, _git_headers(f, commit, f.git_oid()), ("git", repo.id, f.path))
+    return _serve_regular(hub, req, commit, f)
 
 
 def raw(hub, req, route):
     """The pointer text for LFS/Xet files, the bytes for regular ones."""
     repo, commit, f = _file(hub, req, route)
+    # Only a request that would succeed fails: access errors and 404s stay as they are.
+    if hub.faults.raw_broken(repo.id):
+        raise errors.server_error(500)
     if f.is_lfs:
         pointer = content.LiteralBlob(f.pointer())
         headers = _git_headers(f, commit, f.git_oid(), "text/plain; charset=utf-8")
         return serve_blob(req, pointer, headers, None)
-    return serve_blob(req, f.blob, _git_headers(f, commit, f.git_oid()), ("git", repo.id, f.path))
+    return _serve_regular(hub, req, commit, f)
+
+
+def _serve_regular(hub, req, commit, f):
+    """A regular file's bytes, the same on resolve, its resolve-cache hop and raw.
+
+    Under --git-mismatch the bytes are altered but the ETag (git oid) and the
+    length still describe the true file, as with a corrupt git store.
+    """
+    blob = f.flipped_blob() if hub.faults.git_mismatched(f.repo_id) else f.blob
+    return serve_blob(req, blob, _git_headers(f, commit, f.git_oid()), ("git", f.repo_id, f.path))
 
 
 def _content_type(path):

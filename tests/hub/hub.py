@@ -54,6 +54,12 @@ def parse_args(argv):
     f.add_argument("--cut-downloads-always", action="store_true")
     f.add_argument("--broken-blobs", action="append", default=[], metavar="REPO_ID")
     f.add_argument("--cdn-mismatch", action="append", default=[], metavar="REPO_ID")
+    f.add_argument("--git-mismatch", action="append", default=[], metavar="REPO_ID",
+                   help="regular files of this repo are served with altered bytes")
+    f.add_argument("--broken-tree", action="append", default=[], metavar="REPO_ID",
+                   help="the tree endpoint of this repo answers 500")
+    f.add_argument("--broken-raw", action="append", default=[], metavar="REPO_ID",
+                   help="the raw endpoint of this repo answers 500")
     f.add_argument("--listing-repeat", action="store_true")
     f.add_argument("--listing-default-limit", type=int, default=1000)
     f.add_argument("--gated-api", action="store_true",
@@ -77,8 +83,10 @@ def build_world(args):
                                          args.large_file_size, args.big_repo_files))
 
 
-def write_truth(the_world, stream, mismatch):
-    for record in the_world.truth({r.lower() for r in mismatch}):
+def write_truth(the_world, stream, args):
+    records = the_world.truth({r.lower() for r in args.cdn_mismatch},
+                              {r.lower() for r in args.git_mismatch})
+    for record in records:
         stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -107,7 +115,8 @@ def start(args, the_world):
         the_world, args,
         faults.Faults(args.latency_ms, args.fault_rate, args.fault_seed, args.cut_downloads,
                       args.cut_downloads_always, args.broken_blobs, args.cdn_mismatch,
-                      args.listing_repeat),
+                      args.listing_repeat, git_mismatch=args.git_mismatch,
+                      broken_tree=args.broken_tree, broken_raw=args.broken_raw),
         ratelimit.FixedWindowLimiter({"api": args.quota_api, "resolvers": args.quota_resolvers,
                                       "pages": args.quota_pages}, args.window),
         instrument.Instruments(args.request_log))
@@ -138,14 +147,14 @@ def main(argv=None):
         return 0
     if args.print_truth:
         try:
-            write_truth(the_world, sys.stdout, args.cdn_mismatch)
+            write_truth(the_world, sys.stdout, args)
             sys.stdout.flush()
         except BrokenPipeError:         # e.g. piped into head
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.truth_file:
         with open(args.truth_file, "w", encoding="utf-8") as handle:
-            write_truth(the_world, handle, args.cdn_mismatch)
+            write_truth(the_world, handle, args)
     warm_large_files(the_world)
     hub, servers = start(args, the_world)
     stop = threading.Event()

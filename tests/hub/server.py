@@ -148,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             return json_response(200, {"ok": True})
         if path == "/_hub/truth":
             lines = [json.dumps(r, ensure_ascii=False) for r in hub.world.truth(
-                hub.faults.cdn_mismatch)]
+                hub.faults.cdn_mismatch, hub.faults.git_mismatch)]
             return text_response(200, "".join(line + "\n" for line in lines))
         if path == "/_hub/world":
             return json_response(200, hub.world.to_fixture())

@@ -370,6 +370,7 @@ class TestDownloads(HubCase):
         for truth in self.truth:
             if truth["disabled"]:
                 continue
+            self.assertFalse(truth["cdn_mismatch"] or truth["git_mismatch"], truth)  # off
             reply = self.download(truth["repo_id"], truth["path"], GRANTED)
             self.assertEqual(reply.status, 200, truth)
             self.assertEqual(len(reply.body), truth["size"])
@@ -650,6 +651,131 @@ class TestFaults(HubCase):
         self.assertNotIn("ratelimit", first.headers)
 
 
+class TestRepoFaults(HubCase):
+    """--git-mismatch, --broken-tree and --broken-raw, each given for two repos."""
+    GIT = ("hfscan-test/plain-git-weights", "hfscan-test/mobile-misc")
+    TREE = ("hfscan-test/nested-folders", "gated-org/gated-auto")
+    RAW = ("hfscan-test/tricky-names", "hfscan-test/xet-gguf")
+    ARGS = ["--models", "14",
+            "--git-mismatch", GIT[0], "--git-mismatch", GIT[1],
+            "--broken-tree", TREE[0], "--broken-tree", TREE[1],
+            "--broken-raw", RAW[0], "--broken-raw", RAW[1]]
+
+    def assertServerError(self, reply, bucket, json_body):
+        self.assertEqual(reply.status, 500, reply.body)
+        if json_body:
+            self.assertEqual(reply.json(), {"error": "Internal Error"})
+        else:
+            self.assertEqual(reply.body, b"Internal Error")
+        self.assertEqual(RATELIMIT_RE.search(reply.headers["ratelimit"]).group("resource_type"),
+                         bucket)
+        self.assertTrue(reply.headers["ratelimit-policy"].startswith('"fixed window";"%s";'
+                                                                     % bucket))
+
+    def regular_urls(self, truth):
+        """resolve, its resolve-cache hop and raw: all serve a regular file's bytes."""
+        path = quote(truth["path"])
+        return ["/%s/resolve/main/%s" % (truth["repo_id"], path),
+                "/api/resolve-cache/models/%s/%s/%s" % (truth["repo_id"], truth["commit"], path),
+                "/%s/raw/main/%s" % (truth["repo_id"], path)]
+
+    def test_git_mismatch_truth_flags_nonempty_regular_files(self):
+        flagged = {(t["repo_id"], t["path"]) for t in self.truth if t["git_mismatch"]}
+        expected = {(t["repo_id"], t["path"]) for t in self.truth
+                    if t["repo_id"] in self.GIT and t["storage"] == "git" and t["size"] > 0}
+        self.assertEqual(flagged, expected)
+        self.assertGreaterEqual(len(expected), 8)
+        self.assertFalse(self.one(self.GIT[0], "empty.pkl")["git_mismatch"])   # nothing to alter
+        self.assertFalse(any(t["cdn_mismatch"] for t in self.truth))
+
+    def test_git_mismatch_alters_get_bodies_only(self):
+        for truth in self.truth_of(self.GIT[0]) + self.truth_of(self.GIT[1]):
+            if truth["storage"] != "git":
+                body = self.download(truth["repo_id"], truth["path"]).body    # LFS: untouched
+                self.assertEqual(hashlib.sha256(body).hexdigest(), truth["sha256"], truth)
+                continue
+            bodies = set()
+            for url in self.regular_urls(truth):
+                head = self.get(url, method="HEAD")
+                self.assertEqual(head.status, 200, url)
+                self.assertEqual(head.headers["etag"], '"%s"' % truth["git_oid"])
+                self.assertEqual(int(head.headers["content-length"]), truth["size"])
+                reply = self.get(url)
+                self.assertEqual(reply.headers["etag"], '"%s"' % truth["git_oid"])
+                self.assertEqual(len(reply.body), truth["size"])
+                bodies.add(reply.body)
+            self.assertEqual(len(bodies), 1, truth)          # the same bytes on every path
+            body = bodies.pop()
+            self.assertEqual(hashlib.sha256(body).hexdigest() != truth["sha256"],
+                             truth["git_mismatch"], truth)
+            self.assertEqual(git_oid(body) != truth["git_oid"], truth["git_mismatch"], truth)
+        other = self.one("hfscan-test/nested-folders", "tf/saved_model/saved_model.pb")
+        body = self.download(other["repo_id"], other["path"]).body
+        self.assertEqual(hashlib.sha256(body).hexdigest(), other["sha256"])
+
+    def test_git_mismatch_metadata_claims_the_true_file(self):
+        repo = self.GIT[0]
+        info = self.get("/api/models/%s?blobs=true" % repo).json()
+        tree = self.get("/api/models/%s/tree/main?recursive=true" % repo).json()
+        body = json.dumps({"paths": [t["path"] for t in self.truth_of(repo)]})
+        paths = self.get("/api/models/%s/paths-info/main" % repo,
+                         {"Content-Type": "application/json"}, "POST", body).json()
+        self.assertEqual(len(tree), len(self.truth_of(repo)))
+        for entry in info["siblings"]:
+            truth = self.one(repo, entry["rfilename"])
+            self.assertEqual((entry["blobId"], entry["size"]), (truth["git_oid"], truth["size"]))
+        for entry in tree + paths:
+            truth = self.one(repo, entry["path"])
+            self.assertEqual((entry["oid"], entry["size"]), (truth["git_oid"], truth["size"]))
+
+    def test_git_mismatch_ranges_are_slices_of_the_altered_bytes(self):
+        truth = self.one(self.GIT[0], "small.h5")
+        size = truth["size"]
+        for url in self.regular_urls(truth):
+            full = self.get(url).body
+            for wanted, piece in (("bytes=0-0", full[:1]), ("bytes=0-9", full[:10]),
+                                  ("bytes=10-", full[10:]), ("bytes=-5", full[-5:]),
+                                  ("bytes=5-%d" % (size + 50), full[5:])):
+                reply = self.get(url, {"Range": wanted})
+                self.assertEqual((reply.status, reply.body), (206, piece), (url, wanted))
+            head, tail = (self.get(url, {"Range": r}).body for r in ("bytes=0-99", "bytes=100-"))
+            self.assertEqual(head + tail, full)
+            self.assertNotEqual(hashlib.sha256(head + tail).hexdigest(), truth["sha256"])
+            self.assertEqual(self.get(url, {"Range": "bytes=%d-" % size}).status, 416)
+
+    def test_broken_tree(self):
+        for repo in self.TREE:
+            for query in ("", "?recursive=true", "?recursive=true&expand=true"):
+                url = "/api/models/%s/tree/main%s" % (repo, query)
+                self.assertServerError(self.get(url), "api", True)
+            # Access, revision and folder errors come first; the rest of the repo works.
+            self.assertHubError(self.get("/api/models/%s/tree/nope" % repo), 404,
+                                "RevisionNotFound")
+            self.assertHubError(self.get("/api/models/%s/tree/main/no-such-dir" % repo), 404,
+                                "EntryNotFound")
+            self.assertEqual(self.get("/api/models/%s?blobs=true" % repo).status, 200)
+            paths = self.get("/api/models/%s/paths-info/main" % repo,
+                             {"Content-Type": "application/json"}, "POST",
+                             json.dumps({"paths": ["config.json"]}))
+            self.assertEqual(paths.status, 200)
+        self.assertServerError(self.get("/api/models/%s/tree/main/onnx%%2Ffp16" % self.TREE[0]),
+                               "api", True)
+        self.assertEqual(self.get("/api/models/hfscan-test/xet-gguf/tree/main").status, 200)
+
+    def test_broken_raw(self):
+        for truth in self.truth_of(self.RAW[0]) + self.truth_of(self.RAW[1]):
+            url = "/%s/raw/main/%s" % (truth["repo_id"], quote(truth["path"]))
+            self.assertServerError(self.get(url), "pages", False)
+            self.assertEqual(self.get(url, method="HEAD").status, 500)
+            self.assertEqual(self.download(truth["repo_id"], truth["path"]).status, 200)
+        self.assertHubError(self.get("/%s/raw/main/missing.bin" % self.RAW[0]), 404,
+                            "EntryNotFound")
+        ok = self.get("/hfscan-test/sharded-safetensors/raw/main/config.json")
+        self.assertEqual(ok.status, 200)
+        self.assertEqual(hashlib.sha256(ok.body).hexdigest(),
+                         self.one("hfscan-test/sharded-safetensors", "config.json")["sha256"])
+
+
 class TestTransientFaults(HubCase):
     ARGS = ["--models", "3", "--fault-rate", "0.5", "--fault-seed", "7", "--latency-ms", "30"]
 
@@ -727,6 +853,13 @@ class TestWorldFiles(unittest.TestCase):
             new_sha = [t["sha256"] for t in first if t["path"] == changed]
             self.assertNotEqual(old_sha, new_sha)
             self.assertIn("new-org/added", {t["repo_id"] for t in after})
+
+    def test_git_mismatch_in_printed_truth(self):
+        lines = self.run_hub("--models", "3", "--git-mismatch", "HFSCAN-test/Plain-Git-Weights",
+                             "--print-truth").splitlines()
+        flagged = {t["path"] for t in map(json.loads, lines) if t["git_mismatch"]}
+        self.assertEqual(flagged, {"tiny.pkl", "graph.pb", "small.h5", "model.tflite",
+                                   "config.json", ".gitattributes"})
 
 
 if __name__ == "__main__":

@@ -65,6 +65,10 @@ class RepoFile:
                 self._mismatch_blob = content.GeneratedBlob(key, self.size)
             return self._mismatch_blob
 
+    def flipped_blob(self):
+        """Same size, first byte inverted: what a corrupt git server would serve."""
+        return content.FlippedBlob(self.blob)
+
     def to_fixture(self):
         spec = {"path": self.path, "storage": self.storage}
         if self.text is not None:
@@ -194,8 +198,12 @@ class World:
         orgs = self.users.get(token.user, {}).get("orgs", [])
         return repo.author == token.user or repo.author in orgs
 
-    def truth(self, cdn_mismatch=()):
-        """One record per file of every repo: what a perfect scanner would find."""
+    def truth(self, cdn_mismatch=(), git_mismatch=()):
+        """One record per file of every repo: what a perfect scanner would find.
+
+        The mismatch arguments are lower-cased repo ids; the records keep the
+        true hashes and only flag the files whose served bytes differ.
+        """
         for repo in self.all_repos():
             for path in repo.sorted_paths():
                 f = repo.files[path]
@@ -205,4 +213,7 @@ class World:
                     "gated": repo.gated, "private": repo.private, "disabled": repo.disabled,
                     "git_oid": f.git_oid(), "xet_hash": f.xet_hash(),
                     "cdn_mismatch": f.is_lfs and repo.id.lower() in cdn_mismatch,
+                    # An empty file has no byte to alter, so it is served true.
+                    "git_mismatch": (f.storage == "git" and f.size > 0
+                                     and repo.id.lower() in git_mismatch),
                 }

@@ -1,0 +1,154 @@
+"""Running the Hub stand-in and hfscan for end-to-end tests, and reading what
+they wrote: the stand-in's truth and request log, and the database files."""
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from urllib.parse import quote
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.path.join(HERE, "../.."))
+HUB = os.path.join(SOURCE_DIR, "tests/hub/hub")
+HFSCAN = os.environ.get("HFSCAN_BIN", os.path.join(SOURCE_DIR, "build/hfscan"))
+
+GRANTED = "hf_testuser_granted"
+NOT_GRANTED = "hf_other_nogated"
+
+TARGET_EXTENSIONS = {".bin", ".caffemodel", ".coreml", ".dlc", ".ggmf", ".ggml", ".gguf", ".ggjt",
+                     ".h5", ".keras", ".llamafile", ".mar", ".mlmodel", ".onnx", ".pb", ".pkl",
+                     ".pt", ".pt2", ".pth", ".ptl", ".safetensors", ".tflite"}
+
+EXTENDED = ["hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
+            "download_url", "hash_method", "commit_hash"]
+
+
+def extension(path):
+    name = path.rsplit("/", 1)[-1]
+    if "." not in name.lstrip("."):
+        return ""
+    return "." + name.rsplit(".", 1)[1].lower() if "." in name[1:] else ""
+
+
+def is_target(path):
+    return extension(path) in TARGET_EXTENSIONS
+
+
+class Hub:
+    """The stand-in as a subprocess on free loopback ports."""
+
+    def __init__(self, workdir, *args):
+        self.workdir = workdir
+        self.ready = os.path.join(workdir, "hub-ready.json")
+        self.log = os.path.join(workdir, "hub-requests.jsonl")
+        self.args = list(args)
+        with open(os.path.join(workdir, "hub.err"), "w") as err:
+            self.proc = subprocess.Popen([HUB, "--ready-file", self.ready, "--request-log",
+                                          self.log] + self.args, stdout=subprocess.DEVNULL,
+                                         stderr=err)
+        deadline = time.time() + 60
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the hub did not start: " + open(os.path.join(workdir, "hub.err")).read())
+            time.sleep(0.05)
+        with open(self.ready) as f:
+            info = json.load(f)
+        self.endpoint = info["endpoint"]
+        self.cdn = info["cdn"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def truth(self):
+        import urllib.request
+        with urllib.request.urlopen(self.endpoint + "/_hub/truth") as r:
+            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+    def stats(self):
+        import urllib.request
+        with urllib.request.urlopen(self.endpoint + "/_hub/stats") as r:
+            return json.loads(r.read())
+
+    def requests(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def clear_log(self):
+        open(self.log, "w").close()
+
+
+def run_hfscan(args, env=None, timeout=300, **kwargs):
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("HF_TOKEN", "HF_ENDPOINT", "HF_HOME", "HFSCAN_SCRIPTS_DIR")}
+    full_env["HF_HOME"] = "/nonexistent-hf-home"  # no token file unless a test sets one
+    full_env.update(env or {})
+    return subprocess.run([HFSCAN] + list(args), env=full_env, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def read_csv(path):
+    """(comment lines, header, rows as dicts) of a database CSV."""
+    with open(path, newline="", encoding="utf-8") as f:
+        text = f.read()
+    lines = text.split("\r\n")
+    comments = []
+    while lines and lines[0].startswith("#"):
+        comments.append(lines.pop(0))
+    reader = csv.reader("\r\n".join(lines).splitlines(keepends=True))
+    header = next(reader)
+    return comments, header, [dict(zip(header, row)) for row in reader]
+
+
+def scan_files(output_dir):
+    """The paths of the (single) scan in output_dir."""
+    found = {}
+    for kind, pattern in (("basic", "hf_model_hashes_basic_*.csv"),
+                          ("extended", "hf_model_hashes_extended_*.csv"),
+                          ("errors", "hf_scan_errors_*.csv"), ("metadata", "scan_metadata_*.json"),
+                          ("log", "hfscan_*.log")):
+        matches = sorted(glob.glob(os.path.join(output_dir, pattern)))
+        found[kind] = matches[-1] if matches else None
+    return found
+
+
+def download_url(endpoint, repo, commit, path):
+    return f"{endpoint}/{repo}/resolve/{commit}/{quote(path)}"
+
+
+class ScanCase(unittest.TestCase):
+    """A temporary folder, a hub started per test class or per test."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="hfscan-scan-")
+        self.dir = self._tmp.name
+        self.hubs = []
+
+    def tearDown(self):
+        for hub in self.hubs:
+            hub.stop()
+        self._tmp.cleanup()
+
+    def start_hub(self, *args):
+        hub = Hub(self.dir, *args)
+        self.hubs.append(hub)
+        return hub
+
+    def scan(self, hub, *args, env=None, output="out", expect=0):
+        out = os.path.join(self.dir, output)
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--quiet"] + list(args), env=env)
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, r.stderr[-3000:])
+        return r, scan_files(out)

@@ -1,0 +1,369 @@
+"""The default scan against the Hub stand-in: exact rows, methods, errors,
+files, requests, tokens and faults."""
+import collections
+import json
+import os
+import signal
+import subprocess
+import time
+
+from hubfixture import (EXTENDED, GRANTED, HFSCAN, NOT_GRANTED, ScanCase, download_url, is_target,
+                        read_csv, run_hfscan, scan_files)
+
+MODELS = "16"
+
+
+def expected_rows(truth, endpoint, threshold=1, token=None, git_mismatch=(), max_size=None):
+    """What a correct scan of the stand-in's world writes, with the errors it
+    must report: {(repo, path): row} and {(repo, path): error_type}."""
+    rows, errors = {}, {}
+    for f in truth:
+        if f["downloads"] < threshold or not is_target(f["path"]):
+            continue
+        if f["private"] and token != GRANTED:
+            continue
+        row = {"filename": f["path"], "repo_id": f["repo_id"], "file_size": str(f["size"]),
+               "file_type": f["path"].rsplit(".", 1)[1].lower(), "commit_hash": f["commit"],
+               "download_url": download_url(endpoint, f["repo_id"], f["commit"], f["path"])}
+        key = (f["repo_id"], f["path"])
+        if f["storage"] in ("lfs", "xet"):
+            row.update(hash=f["sha256"], hash_method="api_metadata")
+        elif max_size is not None and f["size"] > max_size:
+            # The listed size is checked before any request is made.
+            row.update(hash="FAILED_TOO_LARGE", hash_method="FAILED_TOO_LARGE")
+            errors[key] = "file_too_large"
+        elif f["disabled"]:
+            row.update(hash="FAILED_NO_HASH", hash_method="FAILED_NO_HASH")
+            errors[key] = "repository_disabled"
+        elif f["gated"] and token != GRANTED:
+            row.update(hash="FAILED_NO_HASH", hash_method="FAILED_NO_HASH")
+            errors[key] = "gated_repository"
+        elif f["repo_id"] in git_mismatch and f["size"] > 0:  # an empty file has no byte to alter
+            row.update(hash="FAILED_NO_HASH", hash_method="FAILED_NO_HASH")
+            errors[key] = "hash_mismatch"
+        else:
+            row.update(hash=f["sha256"], hash_method="downloaded")
+        rows[key] = row
+    return rows, errors
+
+
+class ScanTestBase(ScanCase):
+    def assert_rows(self, files, truth, endpoint, **kw):
+        want_rows, want_errors = expected_rows(truth, endpoint, **kw)
+        _, header, rows = read_csv(files["extended"])
+        self.assertEqual(header, EXTENDED)
+        keys = [(r["repo_id"], r["filename"]) for r in rows]
+        dupes = [k for k, n in collections.Counter(keys).items() if n > 1]
+        self.assertEqual(dupes, [], "every file exactly once")
+        self.assertEqual(set(keys), set(want_rows), "the set of files")
+        for r in rows:
+            want = want_rows[(r["repo_id"], r["filename"])]
+            for column, value in want.items():
+                self.assertEqual(r[column], value, f"{column} of {r['repo_id']}/{r['filename']}")
+            self.assertRegex(r["last_modified"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$")
+        _, bheader, basic = read_csv(files["basic"])
+        self.assertEqual(bheader, ["hash", "filename", "repo_id"])
+        self.assertEqual(sorted((b["hash"], b["filename"], b["repo_id"]) for b in basic),
+                         sorted((r["hash"], r["filename"], r["repo_id"]) for r in rows))
+        _, eheader, errors = read_csv(files["errors"])
+        self.assertEqual(eheader, ["repo_id", "filename", "error_type", "reason", "timestamp"])
+        got_errors = {(e["repo_id"], e["filename"]): e["error_type"] for e in errors}
+        self.assertEqual(got_errors, want_errors)
+        self.assertEqual(len(errors), len(want_errors), "no duplicate error rows")
+        return rows, errors
+
+
+class DefaultScanTest(ScanTestBase):
+    @classmethod
+    def setUpClass(cls):
+        pass
+
+    def test_anonymous_scan_of_every_kind_of_file(self):
+        hub = self.start_hub("--models", MODELS)
+        truth = hub.truth()
+        r, files = self.scan(hub, "--download-threshold", "1")
+        rows, errors = self.assert_rows(files, truth, hub.endpoint)
+        methods = collections.Counter(row["hash_method"] for row in rows)
+        self.assertGreater(methods["api_metadata"], 10)
+        self.assertGreater(methods["downloaded"], 5)
+        # Non-weight files and private repos are absent.
+        names = {row["filename"] for row in rows}
+        self.assertNotIn("config.json", names)
+        self.assertNotIn("README.md", names)
+        self.assertFalse(any(row["repo_id"].startswith("testuser/") for row in rows))
+        # Tricky names survive exactly.
+        self.assertIn('quote"name.pth', names)
+        self.assertIn("a,b,c.pt", names)
+        self.assertIn("=leading-equals.ptl", names)
+        self.assertIn("ünïcødé-模型.safetensors", names)
+        self.assert_one_api_request_per_repo(hub, rows)
+
+    def assert_one_api_request_per_repo(self, hub, rows):
+        per_repo = collections.Counter()
+        listing = 0
+        for req in hub.requests():
+            if req["bucket"] != "api":
+                continue
+            path = req["path"].split("?")[0]
+            if path == "/api/models":
+                listing += 1
+            else:
+                per_repo[path.split("/revision/")[0].split("/tree/")[0]] += 1
+        self.assertEqual(listing, 1, "one listing page for a small world")
+        repos = {row["repo_id"] for row in rows}
+        for repo in repos:
+            self.assertEqual(per_repo[f"/api/models/{repo}"], 1, repo)
+        self.assertTrue(all(n == 1 for n in per_repo.values()), per_repo)
+
+    def test_threshold_and_limit(self):
+        hub = self.start_hub("--models", MODELS)
+        truth = hub.truth()
+        by_repo = {}
+        for f in truth:
+            by_repo[f["repo_id"]] = f["downloads"]
+        public = sorted((d, r) for r, d in by_repo.items()
+                        if not any(f["private"] for f in truth if f["repo_id"] == r))
+        threshold = public[len(public) // 2][0]  # about half the repos
+        r, files = self.scan(hub, "--download-threshold", str(threshold))
+        self.assert_rows(files, truth, hub.endpoint, threshold=threshold)
+        r, files = self.scan(hub, "--download-threshold", "1", "--limit", "3", output="limited")
+        _, _, rows = read_csv(files["extended"])
+        top3 = [rid for d, rid in sorted(((d, rid) for rid, d in by_repo.items()
+                                           if not any(f["private"] for f in truth if f["repo_id"] == rid)),
+                                          reverse=True)[:3]]
+        self.assertEqual({row["repo_id"] for row in rows} - set(top3), set())
+        meta = json.load(open(files["metadata"]))
+        self.assertEqual(meta["total_models_scanned"], 3)
+
+    def test_granted_token_reaches_gated_and_private_and_never_the_cdn(self):
+        hub = self.start_hub("--models", MODELS)
+        truth = hub.truth()
+        r, files = self.scan(hub, "--download-threshold", "1", "--token", GRANTED)
+        rows, _ = self.assert_rows(files, truth, hub.endpoint, token=GRANTED)
+        self.assertTrue(any(row["repo_id"].startswith("testuser/") for row in rows))
+        cdn = [q for q in hub.requests() if q["host"] == "cdn"]
+        api = [q for q in hub.requests() if q["host"] == "api"]
+        self.assertTrue(all(q["auth"] for q in api), "the token goes to the endpoint")
+        self.assertTrue(all(not q["auth"] for q in cdn), "no Authorization reaches the CDN")
+        self.assertEqual(hub.stats()["cdn_requests_with_authorization"], 0)
+        self.assert_token_absent(files, r, GRANTED)
+        comments, _, _ = read_csv(files["extended"])
+        self.assertIn("# authenticated: true", comments)
+        self.assertTrue(any("--token [TOKEN_MASKED]" in c for c in comments))
+
+    def assert_token_absent(self, files, result, token):
+        for path in files.values():
+            with open(path, encoding="utf-8") as f:
+                self.assertNotIn(token, f.read(), path)
+        self.assertNotIn(token, result.stdout + result.stderr)
+
+    def test_token_without_gated_access(self):
+        hub = self.start_hub("--models", MODELS)
+        truth = hub.truth()
+        r, files = self.scan(hub, "--download-threshold", "1", "--token", NOT_GRANTED)
+        _, errors = self.assert_rows(files, truth, hub.endpoint, token=NOT_GRANTED)
+        reasons = [e["reason"] for e in errors if e["error_type"] == "gated_repository"]
+        self.assertTrue(reasons and all(x.startswith("HTTP 403 GatedRepo") for x in reasons), reasons)
+
+    def test_token_from_environment_and_token_file(self):
+        hub = self.start_hub("--models", "10")
+        truth = hub.truth()
+        r, files = self.scan(hub, "--download-threshold", "1", env={"HF_TOKEN": GRANTED})
+        self.assert_rows(files, truth, hub.endpoint, token=GRANTED)
+        self.assert_token_absent(files, r, GRANTED)
+        home = os.path.join(self.dir, "hfhome")
+        os.makedirs(home)
+        with open(os.path.join(home, "token"), "w") as f:
+            f.write(GRANTED + "\n")
+        r, files = self.scan(hub, "--download-threshold", "1", env={"HF_HOME": home}, output="o2")
+        self.assert_rows(files, truth, hub.endpoint, token=GRANTED)
+
+    def test_endpoint_from_environment(self):
+        hub = self.start_hub("--models", "6")
+        out = os.path.join(self.dir, "env-out")
+        r = run_hfscan(["--output-dir", out, "--rate-limit", "0", "--quiet", "--download-threshold", "1"],
+                       env={"HF_ENDPOINT": hub.endpoint})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_rows(scan_files(out), hub.truth(), hub.endpoint)
+
+    def test_database_files_and_metadata(self):
+        hub = self.start_hub("--models", "8")
+        r, files = self.scan(hub, "--download-threshold", "1", "--max-workers", "3")
+        ts = os.path.basename(files["extended"])[len("hf_model_hashes_extended_"):-4]
+        self.assertRegex(ts, r"^\d{8}_\d{6}$")
+        for kind, name in (("basic", "hf_model_hashes_basic_"), ("errors", "hf_scan_errors_")):
+            self.assertEqual(os.path.basename(files[kind]), f"{name}{ts}.csv")
+        self.assertEqual(os.path.basename(files["metadata"]), f"scan_metadata_{ts}.json")
+        comments, _, rows = read_csv(files["extended"])
+        keys = [c.split(":", 1)[0][2:] for c in comments]
+        self.assertEqual(keys[0], "SCAN_PARAMETERS")
+        self.assertEqual(keys[-1], "END_PARAMETERS")
+        for key in ("download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
+                    "scan_start", "target_extensions", "command_line", "authenticated",
+                    "output_format"):
+            self.assertIn(key, keys)
+        self.assertIn("# max_workers: 3", comments)
+        self.assertIn("# output_format: extended", comments)
+        meta = json.load(open(files["metadata"]))
+        for key in ("scan_timestamp", "download_threshold", "max_file_size_gb", "total_models_scanned",
+                    "total_files_processed", "total_errors", "target_extensions", "rate_limit_delay",
+                    "max_workers", "authenticated", "endpoint", "duration_seconds", "files_by_method",
+                    "requests_by_bucket", "rate_limited_responses", "rate_limit_wait_seconds"):
+            self.assertIn(key, meta)
+        self.assertEqual(meta["scan_timestamp"], ts)
+        self.assertEqual(meta["total_files_processed"], len(rows))
+        self.assertEqual(sum(meta["files_by_method"].values()), len(rows))
+        self.assertEqual(len(meta["target_extensions"]), 22)
+        self.assertEqual(meta["status"], "completed")
+        api_requests = sum(1 for q in hub.requests() if q["bucket"] == "api")
+        self.assertEqual(meta["requests_by_bucket"]["api"], api_requests)
+        # pandas reads the files as the seed's users do, when it is installed.
+        try:
+            import pandas
+        except ImportError:
+            return
+        frame = pandas.read_csv(files["extended"], comment="#", keep_default_na=False, dtype=str)
+        self.assertEqual(sorted(frame["filename"]), sorted(row["filename"] for row in rows))
+
+    def test_log_file_and_progress_only_on_a_terminal(self):
+        hub = self.start_hub("--models", "6")
+        out = os.path.join(self.dir, "o")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--download-threshold", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("\r", r.stderr, "no progress bar in a pipe")
+        self.assertIn("Scan completed", r.stdout)
+        log = open(scan_files(out)["log"]).read()
+        self.assertIn("hfscan-test/sharded-safetensors@", log)
+
+
+class FaultsTest(ScanTestBase):
+    def test_broken_blobs_falls_back_to_the_tree(self):
+        hub = self.start_hub("--models", "8", "--broken-blobs", "hfscan-test/sharded-safetensors")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+
+    def test_git_content_mismatch_is_an_error_never_a_hash(self):
+        hub = self.start_hub("--models", "8", "--git-mismatch", "hfscan-test/plain-git-weights")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        _, errors = self.assert_rows(files, hub.truth(), hub.endpoint,
+                                     git_mismatch={"hfscan-test/plain-git-weights"})
+        mismatches = [e for e in errors if e["error_type"] == "hash_mismatch"]
+        # The empty file is the same whatever is flipped; every other one differs.
+        self.assertGreater(len(mismatches), 2)
+        self.assertTrue(all("git blob id" in e["reason"] for e in mismatches))
+
+    def test_repo_that_cannot_be_listed(self):
+        repo = "hfscan-test/sharded-safetensors"
+        hub = self.start_hub("--models", "6", "--broken-blobs", repo, "--broken-tree", repo)
+        r, files = self.scan(hub, "--download-threshold", "1")
+        _, _, errors = read_csv(files["errors"])
+        repo_errors = [e for e in errors if e["repo_id"] == repo]
+        self.assertEqual(len(repo_errors), 1)
+        self.assertEqual(repo_errors[0]["filename"], "")
+        self.assertEqual(repo_errors[0]["error_type"], "server_error")
+        _, _, rows = read_csv(files["extended"])
+        self.assertFalse(any(row["repo_id"] == repo for row in rows))
+
+    def test_cut_downloads_resume(self):
+        hub = self.start_hub("--models", "8", "--cut-downloads")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+        self.assertGreater(hub.stats()["downloads_cut"], 0)
+
+    def test_transient_server_errors_are_retried(self):
+        hub = self.start_hub("--models", "8", "--fault-rate", "0.15", "--fault-seed", "3")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+        self.assertGreater(hub.stats()["api_faults_injected"], 0)
+
+    def test_max_file_size_limits_only_downloads(self):
+        hub = self.start_hub("--models", "8")
+        truth = hub.truth()
+        limit_bytes = 1500
+        r, files = self.scan(hub, "--download-threshold", "1", "--max-file-size",
+                             str(limit_bytes / (1024 ** 3)))
+        rows, _ = self.assert_rows(files, truth, hub.endpoint, max_size=limit_bytes)
+        big_lfs = [f for f in truth if f["storage"] != "git" and f["size"] > limit_bytes and is_target(f["path"])
+                   and not f["private"]]
+        self.assertTrue(big_lfs, "the world has LFS files over the limit")
+        self.assertTrue(any(row["hash_method"] == "FAILED_TOO_LARGE" for row in rows))
+
+    def test_listing_repeats_are_deduplicated(self):
+        hub = self.start_hub("--models", "12", "--listing-repeat")
+        # Pages of 3 make the listing repeat items often.
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+
+    def test_rate_limit_window_is_respected(self):
+        hub = self.start_hub("--models", "8", "--quota-api", "5", "--quota-resolvers", "20",
+                             "--window", "1")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+
+
+class CommandLineTest(ScanCase):
+    def test_usage_errors_name_the_flag_and_write_nothing(self):
+        out = os.path.join(self.dir, "never")
+        cases = [
+            (["--download-threshold", "-5"], "--download-threshold"),
+            (["--download-threshold", "lots"], "--download-threshold"),
+            (["--max-workers", "0"], "--max-workers"),
+            (["--rate-limit", "-1"], "--rate-limit"),
+            (["--max-file-size", "-2"], "--max-file-size"),
+            (["--limit", "0"], "--limit"),
+            (["--restart", "--restart-from", "x.csv"], "--restart"),
+            (["--endpoint", "ftp://x"], "--endpoint"),
+            (["--max-workers"], "--max-workers"),
+            (["--bogus"], "--bogus"),
+        ]
+        for args, flag in cases:
+            r = run_hfscan(args + ["--output-dir", out])
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(flag, r.stderr, args)
+            self.assertFalse(os.path.exists(out), args)
+        afile = os.path.join(self.dir, "a-file")
+        open(afile, "w").close()
+        r = run_hfscan(["--output-dir", afile, "--endpoint", "http://127.0.0.1:1"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--output-dir", r.stderr)
+
+    def test_help_shows_the_flag_table(self):
+        r = run_hfscan(["--help"])
+        self.assertEqual(r.returncode, 0)
+        for line in ("| `--download-threshold N` | 10000 |", "| `--output-dir DIR` | ./output |",
+                     "| `--max-workers N` | 4 |", "| `--rate-limit S` | 1.5 |",
+                     "| `--max-file-size GB` | 5.0 |", "| `--limit N` |", "| `--token TOKEN` |",
+                     "| `--endpoint URL` | https://huggingface.co |"):
+            self.assertIn(line, r.stdout)
+
+    def test_ctrl_c_keeps_files_valid_and_exits_130(self):
+        hub = self.start_hub("--models", "30", "--latency-ms", "40")
+        out = os.path.join(self.dir, "o")
+        proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
+                                 "--rate-limit", "0", "--download-threshold", "1", "--quiet",
+                                 "--max-workers", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        deadline = time.time() + 30
+        files = {}
+        while time.time() < deadline:
+            files = scan_files(out)
+            if files["extended"] and len(open(files["extended"]).read().splitlines()) > 20:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 130, stderr)
+        self.assertIn("hfscan --restart --output-dir", stderr)
+        files = scan_files(out)
+        meta = json.load(open(files["metadata"]))
+        self.assertEqual(meta["status"], "interrupted")
+        _, _, rows = read_csv(files["extended"])
+        truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+        for row in rows:
+            if not row["hash"].startswith("FAILED"):
+                self.assertEqual(row["hash"], truth[(row["repo_id"], row["filename"])]["sha256"])
+        with open(files["extended"], "rb") as f:
+            self.assertTrue(f.read().endswith(b"\r\n"), "no torn row")
+        self.assertLess(meta["total_models_scanned"], 30)

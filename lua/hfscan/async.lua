@@ -110,7 +110,12 @@ function Loop:run()
     end
     if #self.ready == 0 and self.tasks > 0 and not self.failure then
       local timeout = self.timers[1] and math.max(0, self.timers[1].at - hf.now()) or 0.25
-      local id, res, msg, code = self.pool:wait(math.min(timeout, 0.25))
+      local id, res, msg, code
+      if self.pool:pending() > 0 then
+        id, res, msg, code = self.pool:wait(math.min(timeout, 0.25))
+      elseif not hf.interrupted() then
+        hf.sleep(math.min(timeout, 0.25)) -- only sleepers: nothing to wait on but time
+      end
       if id then
         local co = self.waiting[id]
         self.waiting[id] = nil

@@ -1,12 +1,17 @@
 /* Helpers shared by the bindings: failure values, option tables, requests and
  * responses as plain Lua tables, and small utilities (time, sleep, interrupt). */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
 
 #include "hfscan/interrupt.h"
 #include "lua_bindings.h"
@@ -198,7 +203,14 @@ void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
 }
 
 const char *hf_lua_user_agent(void) {
-  return "hfscan/" HFSCAN_VERSION " (+https://github.com/hfscan; hash scanner)";
+  /* The shape huggingface_hub uses ("name/version; lib/version; ..."), so the Hub's
+   * operators can tell this scanner's traffic apart. */
+  static char agent[128];
+  if (!agent[0])
+    snprintf(agent, sizeof agent, "hfscan/%s; libcurl/%s; lua/%s.%s.%s; model-hash-scanner",
+             HFSCAN_VERSION, curl_version_info(CURLVERSION_NOW)->version, LUA_VERSION_MAJOR,
+             LUA_VERSION_MINOR, LUA_VERSION_RELEASE);
+  return agent;
 }
 
 static int l_now(lua_State *L) {
@@ -269,6 +281,39 @@ static int l_mkdir_p(lua_State *L) {
   return 1;
 }
 
+/* list_dir(path) -> { names... } (sorted, without . and ..) | nil, message, code */
+static int l_list_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) {
+    int code = errno;
+    lua_pushfstring(L, "cannot list %s: %s", path, strerror(code));
+    return hf_lua_fail(L, lua_tostring(L, -1), code == ENOENT ? "not_found" : "io");
+  }
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* For crash tests only: dies at once, as kill -9 would, leaving files as they are. */
+static int l_kill_self_for_tests(lua_State *L) {
+  raise(SIGKILL);
+  return 0;
+}
+
 static int l_cpu_count(lua_State *L) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   lua_pushinteger(L, n > 0 ? n : 1);
@@ -291,6 +336,8 @@ void hf_lua_register_util(lua_State *L) {
       {"cpu_count", l_cpu_count},
       {"file_type", l_file_type},
       {"mkdir_p", l_mkdir_p},
+      {"kill_self_for_tests", l_kill_self_for_tests},
+      {"list_dir", l_list_dir},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

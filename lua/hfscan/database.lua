@@ -4,9 +4,12 @@
 --                                      last_modified,download_url,hash_method,commit_hash
 --   hf_scan_errors_<ts>.csv            repo_id,filename,error_type,reason,timestamp
 --   scan_metadata_<ts>.json
--- Each CSV opens with the # SCAN_PARAMETERS block. A repo's rows are appended as
--- one block per file, each with a single write: errors first, then basic, then
--- extended, so a repo present in the extended file is complete in all three.
+--   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
+-- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
+-- appended as one block per file, each with a single write(2): errors, basic,
+-- extended, and last its line in the progress file. A repo is complete exactly
+-- when it is in the progress file; rows of any other repo are the remains of an
+-- interrupted write, which a resumed scan removes before redoing that repo.
 local cjson = require "cjson"
 local hf = require "hfscan"
 
@@ -16,6 +19,7 @@ M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }
 M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
   "download_url", "hash_method", "commit_hash" }
 M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
+M.PROGRESS_COLUMNS = { "repo_id", "commit_hash" }
 
 M.KINDS = {
   basic = { prefix = "hf_model_hashes_basic_", columns = M.BASIC_COLUMNS },
@@ -34,6 +38,7 @@ function M.paths(dir, ts)
     extended = ("%s/%s%s.csv"):format(dir, M.KINDS.extended.prefix, ts),
     errors = ("%s/%s%s.csv"):format(dir, M.KINDS.errors.prefix, ts),
     metadata = ("%s/scan_metadata_%s.json"):format(dir, ts),
+    progress = ("%s/hf_scan_progress_%s.csv"):format(dir, ts),
     log = ("%s/hfscan_%s.log"):format(dir, ts),
   }
 end
@@ -69,13 +74,19 @@ function M.create(dir, ts, parameters)
     if not ok then return nil, werr end
     db.writers[kind] = w
   end
+  local p, perr = hf.csv_writer(db.paths.progress, "create")
+  if not p then return nil, perr end
+  p:row(M.PROGRESS_COLUMNS)
+  local ok, werr = p:flush()
+  if not ok then return nil, werr end
+  db.writers.progress = p
   return db
 end
 
 -- Opens existing files for appending (a resumed scan).
 function M.open_append(paths)
   local db = setmetatable({ paths = paths, writers = {} }, Db)
-  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+  for _, kind in ipairs({ "errors", "basic", "extended", "progress" }) do
     local w, err = hf.csv_writer(paths[kind], "append")
     if not w then return nil, err end
     db.writers[kind] = w
@@ -83,25 +94,39 @@ function M.open_append(paths)
   return db
 end
 
--- Appends one repo's rows and errors, each file in one write.
-function Db:write_repo(rows, errors)
+-- A test hook: HFSCAN_TEST_CRASH=<point>:<n> kills the process with SIGKILL at
+-- that point of the n-th repo written, to test resuming from every state.
+local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")
+crash_count = tonumber(crash_count)
+local written = 0
+
+local function maybe_crash(point)
+  if crash_point == point and written == crash_count then hf.kill_self_for_tests() end
+end
+M.maybe_crash = function(point) if crash_point == point then hf.kill_self_for_tests() end end
+
+-- Appends one repo's rows and errors, each file in one write, then records the
+-- repo as complete.
+function Db:write_repo(rows, errors, repo_id, commit)
   local blocks = { errors = {}, basic = {}, extended = {} }
   for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = select_columns(e, M.ERROR_COLUMNS) end
   for _, r in ipairs(rows) do
     blocks.basic[#blocks.basic + 1] = select_columns(r, M.BASIC_COLUMNS)
     blocks.extended[#blocks.extended + 1] = select_columns(r, M.EXTENDED_COLUMNS)
   end
+  written = written + 1
   for _, kind in ipairs({ "errors", "basic", "extended" }) do
     if #blocks[kind] > 0 then
       local ok, err = self.writers[kind]:write_block(blocks[kind])
       if not ok then return nil, err end
     end
+    maybe_crash("after_" .. kind)
   end
-  return true
+  return self.writers.progress:write_block({ { repo_id, commit or "" } })
 end
 
 function Db:close()
-  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+  for _, kind in ipairs({ "errors", "basic", "extended", "progress" }) do
     if self.writers[kind] then self.writers[kind]:close() end
   end
   self.writers = {}

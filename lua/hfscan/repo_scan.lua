@@ -80,9 +80,11 @@ local Scan = {}
 Scan.__index = Scan
 
 -- context: { hub, endpoint, max_file_size (bytes) }; model: { id, sha,
--- lastModified }.
-function M.new(context, model)
-  return setmetatable({ ctx = context, model = model, rows = {}, errors = {} }, Scan)
+-- lastModified } (without sha, the repo is pinned to its current commit);
+-- only: a set of paths to hash instead of every target file.
+function M.new(context, model, only)
+  return setmetatable({ ctx = context, model = model, rows = {}, errors = {}, only = only },
+    Scan)
 end
 
 function Scan:error(filename, error_type, reason)
@@ -189,14 +191,24 @@ function Scan:run()
   if type(info_or_err) == "table" and not m.lastModified then
     m.lastModified = info_or_err.lastModified
   end
+  local seen = {}
   for _, file in ipairs(files) do
-    if targets.is_target(file.path) then self:hash_file(file) end
+    if (self.only and self.only[file.path]) or (not self.only and targets.is_target(file.path)) then
+      seen[file.path] = true
+      self:hash_file(file)
+    end
+  end
+  for path in pairs(self.only or {}) do
+    if not seen[path] then
+      self:fail({ path = path }, { kind = "entry_not_found",
+        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
+    end
   end
   return self.rows, self.errors
 end
 
-function M.scan(context, model)
-  return M.new(context, model):run()
+function M.scan(context, model, only)
+  return M.new(context, model, only):run()
 end
 
 return M

@@ -74,6 +74,8 @@ function M.new_scanner(o, db, log, stats)
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB) }
   self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
   log.before_stderr = function() self.progress:clear() end
+  -- On a terminal the live line shows progress: per-repo lines go to the log file only.
+  if self.progress.enabled then log.quiet = true end
   return self
 end
 
@@ -96,9 +98,13 @@ function Scanner:list_models(queue)
       if downloads < o.download_threshold then return false end
       if o.limit and stats.models_listed >= o.limit then return false end
       -- The cursor can repeat items while counts change: keep the first.
-      if type(m.id) == "string" and not self.seen[m.id] and not (self.skip and self.skip[m.id]) then
+      if type(m.id) == "string" and not self.seen[m.id] then
         self.seen[m.id] = true
         stats.models_listed = stats.models_listed + 1
+      end
+      -- A resumed scan skips finished repos without a request for them.
+      if self.seen[m.id] == true and not (self.skip and self.skip[m.id]) then
+        self.seen[m.id] = "queued"
         queue:push({ id = m.id, sha = type(m.sha) == "string" and m.sha or nil,
           lastModified = type(m.lastModified) == "string" and m.lastModified or nil,
           downloads = downloads, gated = m.gated, private = m.private })
@@ -115,7 +121,7 @@ function Scanner:list_models(queue)
 end
 
 function Scanner:record(model, rows, errors)
-  local ok, err = self.db:write_repo(rows, errors)
+  local ok, err = self.db:write_repo(rows, errors, model.id, model.sha)
   if not ok then
     self.fatal = "cannot write the database: " .. tostring(err)
     self.log:error("%s", self.fatal)
@@ -244,6 +250,7 @@ function M.execute(o, db, ts, log, stats, extra)
     status = status,
   })
   if extra and extra.metadata then extra.metadata(metadata) end
+  database.maybe_crash("before_metadata")
   local mok, merr = database.write_metadata(db.paths.metadata, metadata)
   if not mok then log:error("cannot write %s: %s", db.paths.metadata, tostring(merr)) end
   if not ok then
@@ -292,6 +299,7 @@ function M.run(args)
     return 1
   end
   log:open_file(db.paths.log)
+  database.maybe_crash("start")
   return M.execute(o, db, ts, log, new_stats())
 end
 

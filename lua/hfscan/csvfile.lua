@@ -1,0 +1,125 @@
+-- Reading a database CSV back: the # SCAN_PARAMETERS block, the column header
+-- (checked against what hfscan writes), and the rows. A torn last row (the
+-- file cut inside a record) is reported, not returned, so callers can repair
+-- the file knowingly.
+local hf = require "hfscan"
+
+local M = {}
+
+-- Reads path, expecting the given columns. Returns
+--   { comments = {text...}, parameters = {key = value}, header = {...},
+--     rows = { {field...}... }, lines = {line of each row}, torn_line = n|nil }
+-- or nil and a message that names the file and what is wrong with it.
+function M.read(path, columns)
+  local reader, err = hf.csv_reader(path)
+  if not reader then return nil, err end
+  local doc = { path = path, comments = {}, parameters = {}, rows = {}, lines = {} }
+  local fields, is_comment, terminated, line
+  while true do
+    fields, is_comment, terminated, line = reader:next()
+    if fields == nil then break end
+    if is_comment then
+      doc.comments[#doc.comments + 1] = fields[1]
+    else
+      break
+    end
+  end
+  if fields == nil and is_comment ~= nil then -- a malformed record in the header area
+    reader:close()
+    return nil, ("%s: %s"):format(path, is_comment)
+  end
+  if doc.comments[1] ~= "SCAN_PARAMETERS" then
+    reader:close()
+    return nil, ("%s is not an hfscan CSV: it does not begin with the # SCAN_PARAMETERS block"):format(path)
+  end
+  local closed = false
+  for _, c in ipairs(doc.comments) do
+    if c == "END_PARAMETERS" then closed = true end
+    local key, value = c:match("^([%w_]+): ?(.*)$")
+    if key then doc.parameters[key] = value end
+  end
+  if not closed then
+    reader:close()
+    return nil, ("%s: the # SCAN_PARAMETERS block has no # END_PARAMETERS line"):format(path)
+  end
+  local expected = table.concat(columns, ",")
+  if not fields or table.concat(fields, ",") ~= expected then
+    reader:close()
+    return nil, ("%s: the column header is '%s', expected '%s'"):format(path,
+      fields and table.concat(fields, ",") or "(missing)", expected)
+  end
+  doc.header = fields
+  while true do
+    local row, comment, term, at = reader:next()
+    if row == nil then
+      if comment then doc.torn_line = tonumber(comment:match("line (%d+)")) or -1 end
+      break
+    end
+    if not term then
+      doc.torn_line = at -- the last line lacks its line break: it may be cut short
+      break
+    end
+    if #row ~= #columns then
+      reader:close()
+      return nil, ("%s: line %d has %d fields, expected %d"):format(path, at, #row, #columns)
+    end
+    doc.rows[#doc.rows + 1] = row
+    doc.lines[#doc.lines + 1] = at
+  end
+  reader:close()
+  return doc
+end
+
+-- Reads a CSV without a parameter block (the progress file). Rows with the
+-- wrong field count and a torn last line are left out.
+function M.read_plain(path, columns)
+  local reader, err = hf.csv_reader(path)
+  if not reader then return nil, err end
+  local header = reader:next()
+  if not header or table.concat(header, ",") ~= table.concat(columns, ",") then
+    reader:close()
+    return nil, ("%s: the column header is not '%s'"):format(path, table.concat(columns, ","))
+  end
+  local doc = { rows = {} }
+  while true do
+    local row, _, terminated = reader:next()
+    if not row or not terminated then break end
+    if #row == #columns then doc.rows[#doc.rows + 1] = row end
+  end
+  reader:close()
+  return doc
+end
+
+function M.rewrite_plain(path, columns, rows)
+  return M.rewrite(path, {}, columns, rows)
+end
+
+-- A row as a table keyed by column name.
+function M.record(columns, row)
+  local r = {}
+  for i, c in ipairs(columns) do r[c] = row[i] end
+  return r
+end
+
+-- Rewrites a database CSV atomically: comments, header, rows. A kill at any
+-- instant leaves either the old file or the new one.
+function M.rewrite(path, comments, columns, rows)
+  local w, err = hf.csv_writer(path, "rewrite")
+  if not w then return nil, err end
+  for _, c in ipairs(comments) do w:comment(c) end
+  w:row(columns)
+  local ok, ferr = true, nil
+  for i, row in ipairs(rows) do
+    w:row(row)
+    if i % 4096 == 0 then ok, ferr = w:flush() end -- the temporary file, not the target
+    if not ok then break end
+  end
+  if ok then ok, ferr = w:flush() end
+  if not ok then
+    w:abort()
+    return nil, ferr
+  end
+  return w:commit()
+end
+
+return M

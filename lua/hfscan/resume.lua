@@ -1,0 +1,395 @@
+-- Resuming an interrupted scan (--restart, --restart-from) and retrying the
+-- failed rows of a finished one (--update-failed-hashes). Both are safe against
+-- kill -9 at any instant: appends are whole blocks, rewrites are atomic renames.
+local async = require "hfscan.async"
+local cli = require "hfscan.cli"
+local csvfile = require "hfscan.csvfile"
+local database = require "hfscan.database"
+local hf = require "hfscan"
+local hub_client = require "hfscan.hub"
+local logging = require "hfscan.log"
+local repo_scan = require "hfscan.repo_scan"
+local scan = require "hfscan.scan"
+
+local M = {}
+
+local EXT_PREFIX = database.KINDS.extended.prefix
+
+-- ---- finding a scan -------------------------------------------------------
+
+-- The timestamp of an extended CSV's name, or nil.
+local function timestamp_of(name)
+  return name:match("^" .. EXT_PREFIX .. "(%d%d%d%d%d%d%d%d_%d%d%d%d%d%d)%.csv$")
+end
+
+-- The paths of the most recent scan in dir, or of the scan an extended CSV
+-- names. Returns paths, or nil and a message.
+function M.locate(dir, extended)
+  if extended then
+    local folder, name = extended:match("^(.*)/([^/]*)$")
+    folder, name = folder or ".", name or extended
+    if folder == "" then folder = "/" end
+    local ts = timestamp_of(name)
+    if not ts then
+      return nil, ("%s is not an hfscan extended CSV (expected a name like %sYYYYMMDD_HHMMSS.csv)")
+        :format(extended, EXT_PREFIX)
+    end
+    return database.paths(folder, ts)
+  end
+  local names, err = hf.list_dir(dir)
+  if not names then return nil, err end
+  local latest
+  for _, name in ipairs(names) do
+    local ts = timestamp_of(name)
+    if ts and (not latest or ts > latest) then latest = ts end
+  end
+  if not latest then return nil, ("no scan to resume in %s (no %s*.csv)"):format(dir, EXT_PREFIX) end
+  return database.paths(dir, latest)
+end
+
+local COLUMNS = { basic = database.BASIC_COLUMNS, extended = database.EXTENDED_COLUMNS,
+  errors = database.ERROR_COLUMNS }
+
+-- Reads and checks the three CSVs of a scan. Returns docs, or nil, message.
+function M.read_scan(paths)
+  local docs = {}
+  for _, kind in ipairs({ "extended", "basic", "errors" }) do
+    if hf.file_type(paths[kind]) ~= "file" then
+      return nil, ("the scan's %s file is missing: %s"):format(kind, paths[kind])
+    end
+    local doc, err = csvfile.read(paths[kind], COLUMNS[kind])
+    if not doc then return nil, err end
+    docs[kind] = doc
+  end
+  return docs
+end
+
+-- Removes temporaries left by a rewrite that was killed before its rename.
+local function remove_stale_temporaries(paths, log)
+  local dir = paths.extended:match("^(.*)/[^/]*$") or "."
+  local names = hf.list_dir(dir) or {}
+  for _, kind in ipairs({ "basic", "extended", "errors" }) do
+    local base = paths[kind]:match("[^/]*$")
+    for _, name in ipairs(names) do
+      if name:sub(1, #base + 4) == base .. ".tmp" then
+        os.remove(dir .. "/" .. name)
+        log:warn("removed %s/%s, left by an interrupted rewrite", dir, name)
+      end
+    end
+  end
+end
+
+-- ---- restart --------------------------------------------------------------
+
+-- The repos recorded as finished, in order. Without a progress file (an older
+-- scan), every repo of the extended file but the last one, which may have been
+-- cut short.
+local function finished_repos(paths, docs, log)
+  local finished, order = {}, {}
+  if hf.file_type(paths.progress) == "file" then
+    local doc = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+    for _, row in ipairs(doc and doc.rows or {}) do
+      if not finished[row[1]] then order[#order + 1] = row[1] end
+      finished[row[1]] = row[2]
+    end
+    return finished, order, true
+  end
+  log:warn("%s is missing: taking the repos of the extended file as finished, except the last", paths.progress)
+  for _, row in ipairs(docs.extended.rows) do
+    local repo = row[3]
+    if not finished[repo] then
+      order[#order + 1] = repo
+      finished[repo] = row[9]
+    end
+  end
+  local last = table.remove(order)
+  if last then finished[last] = nil end
+  return finished, order, false
+end
+
+-- Drops rows of unfinished repos and a torn last line from each CSV, rewriting
+-- only the files that need it.
+local function purge_unfinished(docs, finished, log)
+  local repo_column = { basic = 3, extended = 3, errors = 1 }
+  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+    local doc = docs[kind]
+    local kept = {}
+    for _, row in ipairs(doc.rows) do
+      if finished[row[repo_column[kind]]] then kept[#kept + 1] = row end
+    end
+    local dropped = #doc.rows - #kept
+    if dropped > 0 or doc.torn_line then
+      if doc.torn_line then
+        log:warn("%s: removing the torn last line (line %d), written when the scan was killed",
+          doc.path, doc.torn_line)
+      end
+      if dropped > 0 then
+        log:warn("%s: removing %d rows of a repo that was not finished; it is scanned again",
+          doc.path, dropped)
+      end
+      local ok, err = csvfile.rewrite(doc.path, doc.comments, COLUMNS[kind], kept)
+      if not ok then return nil, err end
+      doc.rows = kept
+    end
+  end
+  return true
+end
+
+-- The scan parameters: the file's, unless given on this command line.
+local function integer(v) return math.tointeger(tonumber(v)) end
+local function float(v) local n = tonumber(v) return n and n + 0.0 end
+
+local RESUMED = {
+  { key = "download_threshold", param = "download_threshold", convert = integer },
+  { key = "max_file_size", param = "max_file_size_gb", convert = float },
+  { key = "rate_limit", param = "rate_limit_delay", convert = float },
+  { key = "max_workers", param = "max_workers", convert = integer },
+  { key = "endpoint", param = "endpoint", convert = tostring },
+  { key = "limit", param = "model_limit", convert = integer },
+}
+
+local function merge_parameters(o, parameters, log)
+  for _, p in ipairs(RESUMED) do
+    local from_file = parameters[p.param] and p.convert(parameters[p.param])
+    if o.given[p.key] or from_file == nil then
+      if o[p.key] ~= nil then
+        log:info("%s = %s (%s)", p.param, tostring(o[p.key]),
+          o.given[p.key] and "from the command line" or "default")
+      end
+    else
+      o[p.key] = from_file
+      log:info("%s = %s (from the scan's files)", p.param, tostring(o[p.key]))
+    end
+  end
+end
+
+-- Totals of what the files already hold.
+local function stats_from(docs, finished_count)
+  local stats = scan.new_stats()
+  stats.models_done = finished_count
+  for _, row in ipairs(docs.extended.rows) do
+    stats.files = stats.files + 1
+    stats.methods[row[8]] = (stats.methods[row[8]] or 0) + 1
+    if row[1]:match("^FAILED_") then stats.failed_files = stats.failed_files + 1 end
+  end
+  stats.errors = #docs.errors.rows
+  return stats
+end
+
+local function fail(log, message)
+  log:error("%s", message)
+  log:close()
+  return 1
+end
+
+function M.restart(o)
+  local log = logging.new { quiet = o.quiet }
+  log:add_secret(o.token)
+  local paths, err = M.locate(o.output_dir, o.restart_from)
+  if not paths then return fail(log, err) end
+  local docs, rerr = M.read_scan(paths)
+  if not docs then return fail(log, "cannot resume: " .. rerr) end
+  log:open_file(paths.log)
+  log:info("resuming the scan of %s", paths.extended)
+  remove_stale_temporaries(paths, log)
+  local finished, order, had_progress = finished_repos(paths, docs, log)
+  local ok, perr = purge_unfinished(docs, finished, log)
+  if not ok then return fail(log, "cannot repair the scan's files: " .. tostring(perr)) end
+  if not had_progress then
+    local rows = {}
+    for _, repo in ipairs(order) do rows[#rows + 1] = { repo, finished[repo] } end
+    local wok, werr = csvfile.rewrite_plain(paths.progress, database.PROGRESS_COLUMNS, rows)
+    if not wok then return fail(log, werr) end
+  end
+  merge_parameters(o, docs.extended.parameters, log)
+  log:info("%d repos already finished are skipped", #order)
+  local db, derr = database.open_append(paths)
+  if not db then return fail(log, derr) end
+  local ts = paths.extended:match("(%d+_%d+)%.csv$")
+  local previous = {}
+  local f = io.open(paths.metadata)
+  if f then
+    previous = require("cjson.safe").decode(f:read("a")) or {}
+    f:close()
+  end
+  return scan.execute(o, db, ts, log, stats_from(docs, #order), {
+    skip = finished,
+    scan_start = docs.extended.parameters.scan_start,
+    metadata = function(m) m.resumed = (tonumber(previous.resumed) or 0) + 1 end,
+  })
+end
+
+-- ---- update failed hashes -------------------------------------------------
+
+local function is_failed(hash)
+  return hash == repo_scan.FAILED_NO_HASH or hash == repo_scan.FAILED_TOO_LARGE
+end
+
+-- The header comments with the record of this update.
+local function updated_comments(comments, when)
+  local out, count = {}, 0
+  for _, c in ipairs(comments) do
+    local n = c:match("^failed_hashes_updates: (%d+)$")
+    if n then count = tonumber(n)
+    elseif not c:match("^failed_hashes_updated: ") then
+      if c == "END_PARAMETERS" then
+        out[#out + 1] = "failed_hashes_updated: " .. when
+        out[#out + 1] = "failed_hashes_updates: " .. (count + 1)
+      end
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+local function confirm(question)
+  io.stderr:write(question, " [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l") or ""
+  return answer:lower():match("^y") ~= nil
+end
+
+-- Retries the failed files of each repo. Returns { [repo] = { rows, errors } }.
+local function retry_failed(o, failed_by_repo, log)
+  local limiter = hf.ratelimiter()
+  local pool <close> = hf.pool(o.max_workers, limiter)
+  pool:set_worker_spacing(o.rate_limit)
+  local loop = async.new(pool)
+  local hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop }
+  local context = { hub = hub, max_file_size = math.huge }
+  local results = {}
+  local repos = {}
+  for repo in pairs(failed_by_repo) do repos[#repos + 1] = repo end
+  table.sort(repos)
+  local next_index = 0
+  local function worker()
+    while not hf.interrupted() do
+      next_index = next_index + 1
+      local repo = repos[next_index]
+      if not repo then return end
+      local ok, rows, errors = pcall(repo_scan.scan, context, { id = repo }, failed_by_repo[repo])
+      if not ok then
+        if rows == repo_scan.INTERRUPTED then return end
+        error(rows, 0)
+      end
+      results[repo] = { rows = rows, errors = errors }
+      log:info("%s: retried %d files", repo, #rows)
+    end
+  end
+  for _ = 1, math.min(#repos, o.max_workers * 2) do loop:spawn(worker) end
+  loop:run()
+  limiter:close()
+  return results
+end
+
+function M.update_failed(o)
+  if not o.token then
+    return cli.usage_error("--update-failed-hashes needs a token: --token, HF_TOKEN or the token file ($HF_HOME/token)",
+      "hfscan --help")
+  end
+  local log = logging.new { quiet = o.quiet }
+  log:add_secret(o.token)
+  local paths, err = M.locate(o.output_dir, o.restart_from)
+  if not paths then return fail(log, err) end
+  remove_stale_temporaries(paths, log)
+  local docs, rerr = M.read_scan(paths)
+  if not docs then return fail(log, "cannot update: " .. rerr) end
+  if docs.extended.torn_line or docs.basic.torn_line then
+    return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
+      :format(docs.extended.torn_line and paths.extended or paths.basic, paths.extended))
+  end
+  log:open_file(paths.log)
+  for _, p in ipairs(RESUMED) do
+    if not o.given[p.key] and p.key ~= "limit" and docs.extended.parameters[p.param] then
+      o[p.key] = p.convert(docs.extended.parameters[p.param])
+    end
+  end
+  local failed_by_repo, count, repos = {}, 0, 0
+  for _, row in ipairs(docs.extended.rows) do
+    if is_failed(row[1]) then
+      if not failed_by_repo[row[3]] then
+        failed_by_repo[row[3]] = {}
+        repos = repos + 1
+      end
+      failed_by_repo[row[3]][row[2]] = true
+      count = count + 1
+    end
+  end
+  log:info("%s: %d failed rows in %d repos", paths.extended, count, repos)
+  if count > 0 and hf.isatty(0) and not o.yes then
+    if not confirm(("Retry %d failed rows of %d repos in %s with your token?"):format(count, repos,
+      paths.extended)) then
+      return fail(log, "cancelled; nothing was changed")
+    end
+  end
+  local results = retry_failed(o, failed_by_repo, log)
+  if hf.interrupted() then
+    log:warn("interrupted before any file was changed; run the update again")
+    log:close()
+    return scan.EXIT_INTERRUPTED
+  end
+  -- New rows replace the failed ones in place; the rest stay as they were.
+  local replacement, new_errors, fixed = {}, {}, 0
+  for repo, result in pairs(results) do
+    for _, r in ipairs(result.rows) do
+      replacement[repo .. "\0" .. r.filename] = r
+      if not is_failed(r.hash) then fixed = fixed + 1 end
+    end
+    for _, e in ipairs(result.errors) do new_errors[#new_errors + 1] = e end
+    -- A repo that could not be read at all: each of its files still fails.
+    if #result.rows == 0 and #result.errors > 0 then
+      for path in pairs(failed_by_repo[repo]) do
+        local e = result.errors[1]
+        new_errors[#new_errors + 1] = { repo_id = repo, filename = path, error_type = e.error_type,
+          reason = e.reason, timestamp = e.timestamp }
+      end
+    end
+  end
+  local when = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local extended_rows = {}
+  for i, row in ipairs(docs.extended.rows) do
+    local r = replacement[row[3] .. "\0" .. row[2]]
+    if r and is_failed(row[1]) then
+      local new = {}
+      for k, c in ipairs(database.EXTENDED_COLUMNS) do new[k] = tostring(r[c] or row[k]) end
+      if is_failed(r.hash) then new[1], new[8] = row[1], row[8] end -- keep the failure as it was
+      extended_rows[i] = new
+    else
+      extended_rows[i] = row
+    end
+  end
+  local ok, werr = csvfile.rewrite(paths.extended, updated_comments(docs.extended.comments, when),
+    database.EXTENDED_COLUMNS, extended_rows)
+  if not ok then return fail(log, "cannot rewrite " .. paths.extended .. ": " .. tostring(werr)) end
+  database.maybe_crash("update_after_extended")
+  -- The basic file is the extended file's first three columns, row for row.
+  local basic_rows = {}
+  for i, row in ipairs(extended_rows) do basic_rows[i] = { row[1], row[2], row[3] } end
+  ok, werr = csvfile.rewrite(paths.basic, updated_comments(docs.basic.comments, when),
+    database.BASIC_COLUMNS, basic_rows)
+  if not ok then return fail(log, "cannot rewrite " .. paths.basic .. ": " .. tostring(werr)) end
+  if #new_errors > 0 then
+    local w = hf.csv_writer(paths.errors, "append")
+    local block = {}
+    for i, e in ipairs(new_errors) do
+      block[i] = { e.repo_id, e.filename, e.error_type, e.reason, e.timestamp }
+    end
+    w:write_block(block)
+    w:close()
+  end
+  log:info("updated %s: %d of %d failed rows now have a hash, %d still fail", paths.extended,
+    fixed, count, count - fixed)
+  if not o.quiet then
+    print(("%d of %d failed rows now have a hash; %d still fail (%s)"):format(fixed, count,
+      count - fixed, paths.extended))
+  end
+  log:close()
+  return 0
+end
+
+function M.run(o)
+  if o.update_failed_hashes then return M.update_failed(o) end
+  return M.restart(o)
+end
+
+return M

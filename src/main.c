@@ -145,6 +145,23 @@ static void open_libraries(lua_State *L, const char *scripts_dir) {
   hf_host_install_loader(L, scripts_dir);
 }
 
+/* The REPL's globals: `hf` (the native module) and `hub` (a client of the Hub at
+ * HF_ENDPOINT, created on first use so that starting the prompt costs nothing). */
+static int prepare_repl(lua_State *L) {
+  static const char setup[] =
+      "hf = require 'hfscan'\n"
+      "hub = setmetatable({}, { __index = function(t, k)\n"
+      "  local client = require('hfscan.client').connect()\n"
+      "  setmetatable(t, { __index = client })\n"
+      "  return client[k]\n"
+      "end })\n";
+  if (luaL_loadbuffer(L, setup, sizeof setup - 1, "=repl setup") != LUA_OK) {
+    fprintf(stderr, "hfscan: %s\n", lua_tostring(L, -1));
+    return LUA_ERRSYNTAX;
+  }
+  return hf_host_call(L, 0, 0);
+}
+
 int main(int argc, char **argv) {
   struct host_options options = {0};
   int status = parse_host_options(argc, argv, &options);
@@ -158,11 +175,7 @@ int main(int argc, char **argv) {
   hf_interrupt_install_handlers();
   open_libraries(L, options.scripts_dir);
   if (options.repl) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "hfscan");
-    hf_host_call(L, 1, 1);
-    lua_setglobal(L, "hf");
-    status = hf_repl(L);
+    status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
   } else if (options.script) {
     status = run_user_script(L, &options, argc, argv);
   } else {

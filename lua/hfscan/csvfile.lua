@@ -6,7 +6,8 @@ local hf = require "hfscan"
 
 local M = {}
 
--- Reads path, expecting the given columns. Returns
+-- Reads path, expecting the given columns (or the columns a function of the
+-- header's parameters gives). Returns
 --   { comments = {text...}, parameters = {key = value}, header = {...},
 --     rows = { {field...}... }, lines = {line of each row}, torn_line = n|nil }
 -- or nil and a message that names the file and what is wrong with it.
@@ -42,6 +43,7 @@ function M.read(path, columns)
     reader:close()
     return nil, ("%s: the # SCAN_PARAMETERS block has no # END_PARAMETERS line"):format(path)
   end
+  if type(columns) == "function" then columns = columns(doc.parameters) end
   local expected = table.concat(columns, ",")
   if not fields or table.concat(fields, ",") ~= expected then
     reader:close()

@@ -30,7 +30,14 @@ M.KINDS = {
 -- The order of the header block's keys (the seed's, then ours).
 M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
-  "endpoint", "model_limit" }
+  "endpoint", "model_limit", "policy", "extra_columns" }
+
+-- The extended file's columns: the standard ones, then a policy's own.
+function M.extended_columns(extra)
+  local columns = { table.unpack(M.EXTENDED_COLUMNS) }
+  for _, c in ipairs(extra or {}) do columns[#columns + 1] = c end
+  return columns
+end
 
 function M.paths(dir, ts)
   return {
@@ -52,25 +59,28 @@ end
 local Db = {}
 Db.__index = Db
 
-local function write_header(writer, parameters, kind)
+local function write_header(writer, parameters, kind, columns)
   writer:comment("SCAN_PARAMETERS")
   for _, key in ipairs(M.PARAMETER_KEYS) do
     local value = key == "output_format" and kind or parameters[key]
     if value ~= nil then writer:comment(key .. ": " .. tostring(value)) end
   end
   writer:comment("END_PARAMETERS")
-  writer:row(M.KINDS[kind].columns)
+  writer:row(columns)
   return writer:flush()
 end
 
 -- Creates the three CSVs with their header blocks. parameters: the header's
--- values (see PARAMETER_KEYS). Returns a db, or nil and a message.
-function M.create(dir, ts, parameters)
-  local db = setmetatable({ paths = M.paths(dir, ts), writers = {} }, Db)
+-- values (see PARAMETER_KEYS); extra_columns: a policy's added columns. Returns
+-- a db, or nil and a message.
+function M.create(dir, ts, parameters, extra_columns)
+  local db = setmetatable({ paths = M.paths(dir, ts), writers = {},
+    extended = M.extended_columns(extra_columns) }, Db)
   for _, kind in ipairs({ "errors", "basic", "extended" }) do
     local w, err = hf.csv_writer(db.paths[kind], "create")
     if not w then return nil, err end
-    local ok, werr = write_header(w, parameters, kind)
+    local ok, werr = write_header(w, parameters, kind,
+      kind == "extended" and db.extended or M.KINDS[kind].columns)
     if not ok then return nil, werr end
     db.writers[kind] = w
   end
@@ -84,8 +94,9 @@ function M.create(dir, ts, parameters)
 end
 
 -- Opens existing files for appending (a resumed scan).
-function M.open_append(paths)
-  local db = setmetatable({ paths = paths, writers = {} }, Db)
+function M.open_append(paths, extra_columns)
+  local db = setmetatable({ paths = paths, writers = {},
+    extended = M.extended_columns(extra_columns) }, Db)
   for _, kind in ipairs({ "errors", "basic", "extended", "progress" }) do
     local w, err = hf.csv_writer(paths[kind], "append")
     if not w then return nil, err end
@@ -112,7 +123,7 @@ function Db:write_repo(rows, errors, repo_id, commit)
   for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = select_columns(e, M.ERROR_COLUMNS) end
   for _, r in ipairs(rows) do
     blocks.basic[#blocks.basic + 1] = select_columns(r, M.BASIC_COLUMNS)
-    blocks.extended[#blocks.extended + 1] = select_columns(r, M.EXTENDED_COLUMNS)
+    blocks.extended[#blocks.extended + 1] = select_columns(r, self.extended)
   end
   written = written + 1
   for _, kind in ipairs({ "errors", "basic", "extended" }) do

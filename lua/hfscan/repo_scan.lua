@@ -8,6 +8,7 @@
 -- Runs inside an async task. Returns rows and errors (see hfscan.database).
 local hf = require "hfscan"
 local lfs = require "hfscan.lfs"
+local policies = require "hfscan.policy"
 local targets = require "hfscan.targets"
 
 local M = {}
@@ -34,6 +35,10 @@ local ERROR_TYPES = {
 -- Raised (as this table) when a stop was requested: the repo is not finished
 -- and must not be recorded, so a resumed scan redoes it.
 M.INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
+-- Raised when the policy's on_error says to stop the whole scan.
+M.STOPPED = setmetatable({}, { __tostring = function() return "stopped by the policy's on_error" end })
+-- Raised (and caught in run) when on_error says to skip the rest of the repo.
+local SKIP_REPO = {}
 
 local function check_interrupt(err)
   if (err and err.kind == "interrupted") or hf.interrupted() then error(M.INTERRUPTED, 0) end
@@ -79,34 +84,41 @@ end
 local Scan = {}
 Scan.__index = Scan
 
--- context: { hub, endpoint, max_file_size (bytes) }; model: { id, sha,
--- lastModified } (without sha, the repo is pinned to its current commit);
--- only: a set of paths to hash instead of every target file.
+-- context: { hub, max_file_size (bytes), policy (hfscan.policy, optional) };
+-- model: { id, sha, lastModified, ... } (without sha, the repo is pinned to its
+-- current commit); only: a set of paths to hash instead of the policy's targets.
 function M.new(context, model, only)
-  return setmetatable({ ctx = context, model = model, rows = {}, errors = {}, only = only },
-    Scan)
+  return setmetatable({ ctx = context, model = model, rows = {}, errors = {}, only = only,
+    policy = context.policy or policies.new() }, Scan)
 end
 
+-- Records an error, after asking the policy what to do about it.
 function Scan:error(filename, error_type, reason)
-  self.errors[#self.errors + 1] = { repo_id = self.model.id, filename = filename or "",
-    error_type = error_type, reason = reason or "", timestamp = utc_now() }
+  local err = { repo_id = self.model.id, filename = filename or "", error_type = error_type,
+    reason = reason or "", timestamp = utc_now() }
+  self.errors[#self.errors + 1] = err
+  local decision = self.policy:call("on_error", err, self.model)
+  if decision == "stop" then error(M.STOPPED, 0) end
+  if decision == "skip_repo" then error(SKIP_REPO, 0) end
 end
 
 function Scan:row(file, hash, method)
   local m = self.model
-  self.rows[#self.rows + 1] = {
+  local row = {
     hash = hash, filename = file.path, repo_id = m.id,
     file_size = file.size and tostring(math.tointeger(file.size) or file.size) or "",
     file_type = targets.file_type(file.path), last_modified = m.lastModified or "",
     download_url = self.ctx.hub:file_url("resolve", m.id, m.sha, file.path),
     hash_method = method, commit_hash = m.sha,
   }
+  row = self.policy:call("on_row", row, m)
+  if row then self.rows[#self.rows + 1] = row end
 end
 
 function Scan:fail(file, err, hash)
   local error_type = ERROR_TYPES[err.kind] or err.kind
-  self:error(file.path, error_type, err.message)
   self:row(file, hash or M.FAILED_NO_HASH, hash or M.FAILED_NO_HASH)
+  self:error(file.path, error_type, err.message)
 end
 
 -- lfs_pointer tier. Returns the hash or nil and a reason.
@@ -153,22 +165,30 @@ function Scan:download_hash(file)
   return got.sha256
 end
 
+-- Tries the policy's tiers in order; the first that gives a hash wins.
 function Scan:hash_file(file)
-  if file.sha256 then return self:row(file, file.sha256, "api_metadata") end
-  local pointer_problem
-  if file.lfs then
-    local sha, why = self:pointer_hash(file)
-    if sha then return self:row(file, sha, "lfs_pointer") end
-    pointer_problem = why
+  local problems = {}
+  for _, tier in ipairs(self.policy:call("tiers", file, self.model)) do
+    if tier == "api_metadata" then
+      if file.sha256 then return self:row(file, file.sha256, "api_metadata") end
+      problems[#problems + 1] = "no SHA-256 in the metadata"
+    elseif tier == "lfs_pointer" and file.lfs then
+      local sha, why = self:pointer_hash(file)
+      if sha then return self:row(file, sha, "lfs_pointer") end
+      problems[#problems + 1] = why
+    elseif tier == "downloaded" then
+      local sha, err = self:download_hash(file)
+      if sha then return self:row(file, sha, "downloaded") end
+      if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
+      if err.kind == "hash_mismatch" or err.kind == "gated_repository" or #problems == 0
+        or not file.lfs then
+        return self:fail(file, err)
+      end
+      problems[#problems + 1] = "download: " .. err.message
+    end
   end
-  local sha, err = self:download_hash(file)
-  if sha then return self:row(file, sha, "downloaded") end
-  if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
-  if err.kind == "hash_mismatch" then return self:fail(file, err) end
-  if pointer_problem and err.kind ~= "gated_repository" then
-    err = { kind = "hash_extraction_failed", message = pointer_problem .. "; download: " .. err.message }
-  end
-  self:fail(file, err)
+  self:fail(file, { kind = "hash_extraction_failed",
+    message = #problems > 0 and table.concat(problems, "; ") or "no tier was tried" })
 end
 
 -- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
@@ -193,7 +213,13 @@ function Scan:run()
   end
   local seen = {}
   for _, file in ipairs(files) do
-    if (self.only and self.only[file.path]) or (not self.only and targets.is_target(file.path)) then
+    local wanted
+    if self.only then
+      wanted = self.only[file.path]
+    else
+      wanted = self.policy:call("select_file", file, m)
+    end
+    if wanted then
       seen[file.path] = true
       self:hash_file(file)
     end
@@ -207,8 +233,13 @@ function Scan:run()
   return self.rows, self.errors
 end
 
+-- Scans a repo. Returns rows, errors. Raises M.INTERRUPTED on a stop request,
+-- M.STOPPED when the policy stops the scan, and a policy error for a broken hook.
 function M.scan(context, model, only)
-  return M.new(context, model, only):run()
+  local scan = M.new(context, model, only)
+  local ok, err = pcall(scan.run, scan)
+  if not ok and err ~= SKIP_REPO then error(err, 0) end
+  return scan.rows, scan.errors
 end
 
 return M

@@ -47,8 +47,15 @@ function M.locate(dir, extended)
   return database.paths(dir, latest)
 end
 
-local COLUMNS = { basic = database.BASIC_COLUMNS, extended = database.EXTENDED_COLUMNS,
-  errors = database.ERROR_COLUMNS }
+-- A policy's extra columns, as the header block records them.
+local function extra_columns(parameters)
+  local list = {}
+  for name in (parameters.extra_columns or ""):gmatch("[^,]+") do list[#list + 1] = name end
+  return list
+end
+
+local COLUMNS = { basic = database.BASIC_COLUMNS, errors = database.ERROR_COLUMNS,
+  extended = function(parameters) return database.extended_columns(extra_columns(parameters)) end }
 
 -- Reads and checks the three CSVs of a scan. Returns docs, or nil, message.
 function M.read_scan(paths)
@@ -127,7 +134,7 @@ local function purge_unfinished(docs, finished, log)
         log:warn("%s: removing %d rows of a repo that was not finished; it is scanned again",
           doc.path, dropped)
       end
-      local ok, err = csvfile.rewrite(doc.path, doc.comments, COLUMNS[kind], kept)
+      local ok, err = csvfile.rewrite(doc.path, doc.comments, doc.header, kept)
       if not ok then return nil, err end
       doc.rows = kept
     end
@@ -202,8 +209,20 @@ function M.restart(o)
     if not wok then return fail(log, werr) end
   end
   merge_parameters(o, docs.extended.parameters, log)
+  local extras = extra_columns(docs.extended.parameters)
+  o.policy = o.policy or docs.extended.parameters.policy
+  if o.policy then
+    local pok, loaded = pcall(require("hfscan.policy").load, o.policy)
+    if not pok then return fail(log, tostring(loaded)) end
+    if table.concat(loaded.extra_columns, ",") ~= table.concat(extras, ",") then
+      return fail(log, ("policy %s adds the columns '%s', but the scan's files have '%s'")
+        :format(o.policy, table.concat(loaded.extra_columns, ","), table.concat(extras, ",")))
+    end
+    o.loaded_policy = loaded
+    log:info("policy = %s", o.policy)
+  end
   log:info("%d repos already finished are skipped", #order)
-  local db, derr = database.open_append(paths)
+  local db, derr = database.open_append(paths, extras)
   if not db then return fail(log, derr) end
   local ts = paths.extended:match("(%d+_%d+)%.csv$")
   local previous = {}
@@ -351,7 +370,7 @@ function M.update_failed(o)
     local r = replacement[row[3] .. "\0" .. row[2]]
     if r and is_failed(row[1]) then
       local new = {}
-      for k, c in ipairs(database.EXTENDED_COLUMNS) do new[k] = tostring(r[c] or row[k]) end
+      for k, c in ipairs(docs.extended.header) do new[k] = tostring(r[c] or row[k]) end
       if is_failed(r.hash) then new[1], new[8] = row[1], row[8] end -- keep the failure as it was
       extended_rows[i] = new
     else
@@ -359,7 +378,7 @@ function M.update_failed(o)
     end
   end
   local ok, werr = csvfile.rewrite(paths.extended, updated_comments(docs.extended.comments, when),
-    database.EXTENDED_COLUMNS, extended_rows)
+    docs.extended.header, extended_rows)
   if not ok then return fail(log, "cannot rewrite " .. paths.extended .. ": " .. tostring(werr)) end
   database.maybe_crash("update_after_extended")
   -- The basic file is the extended file's first three columns, row for row.

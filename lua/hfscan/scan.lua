@@ -7,6 +7,7 @@ local database = require "hfscan.database"
 local hf = require "hfscan"
 local hub_client = require "hfscan.hub"
 local logging = require "hfscan.log"
+local policies = require "hfscan.policy"
 local progress_line = require "hfscan.progress"
 local repo_scan = require "hfscan.repo_scan"
 local scan_options = require "hfscan.scan_options"
@@ -38,6 +39,8 @@ function M.parameters(o, scan_start)
     authenticated = o.token ~= nil,
     endpoint = o.endpoint,
     model_limit = o.limit,
+    policy = o.policy,
+    extra_columns = o.extra_columns and #o.extra_columns > 0 and table.concat(o.extra_columns, ",") or nil,
   }
 end
 
@@ -71,7 +74,9 @@ function M.new_scanner(o, db, log, stats)
     limiter = limiter, loop = loop, seen = {}, fatal = nil }, Scanner)
   self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop,
     on_request = function(bucket, res) self:count_request(bucket, res) end }
-  self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB) }
+  self.policy = o.loaded_policy or policies.new()
+  self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
+    policy = self.policy }
   self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
   log.before_stderr = function() self.progress:clear() end
   -- On a terminal the live line shows progress: per-repo lines go to the log file only.
@@ -90,8 +95,14 @@ function Scanner:list_models(queue)
   local o, stats = self.o, self.stats
   local params = { { "sort", "downloads" }, { "direction", "-1" },
     { "limit", math.min(M.PAGE_SIZE, o.limit or M.PAGE_SIZE) } }
-  for _, e in ipairs(M.LISTING_EXPAND) do params[#params + 1] = { "expand", e } end
-  local ok, err = self.hub:list_models(params, function(items)
+  local expand, seen_field = {}, {}
+  for _, list in ipairs({ M.LISTING_EXPAND, self.policy.listing_expand }) do
+    for _, e in ipairs(list) do
+      if not seen_field[e] then expand[#expand + 1], seen_field[e] = e, true end
+    end
+  end
+  for _, e in ipairs(expand) do params[#params + 1] = { "expand", e } end
+  local pok, ok, err = pcall(self.hub.list_models, self.hub, params, function(items)
     for _, m in ipairs(items) do
       if hf.interrupted() then return false end
       local downloads = tonumber(m.downloads) or 0
@@ -105,19 +116,46 @@ function Scanner:list_models(queue)
       -- A resumed scan skips finished repos without a request for them.
       if self.seen[m.id] == true and not (self.skip and self.skip[m.id]) then
         self.seen[m.id] = "queued"
-        queue:push({ id = m.id, sha = type(m.sha) == "string" and m.sha or nil,
-          lastModified = type(m.lastModified) == "string" and m.lastModified or nil,
-          downloads = downloads, gated = m.gated, private = m.private })
+        local model = M.model_from_listing(m)
+        if self.policy:call("select_model", model) then queue:push(model) end
       end
     end
     self.progress:update()
   end)
-  if not ok and err.kind ~= "interrupted" then
+  if not pok then
+    self:stop_for(ok)
+  elseif not ok and err.kind ~= "interrupted" then
     self.fatal = "cannot list models: " .. err.message
     self.log:error("%s", self.fatal)
   end
   stats.listing_done = true
   queue:close()
+end
+
+-- A model as the policy and repo_scan see it: the listing's fields, with
+-- cjson's null turned into nil.
+function M.model_from_listing(m)
+  local model = {}
+  for k, v in pairs(m) do
+    if type(v) ~= "userdata" then model[k] = v end
+  end
+  model.sha = type(m.sha) == "string" and m.sha or nil
+  model.lastModified = type(m.lastModified) == "string" and m.lastModified or nil
+  model.downloads = tonumber(m.downloads) or 0
+  return model
+end
+
+-- Stops the scan for a broken policy or the policy's own decision; anything
+-- else is a bug and is raised again.
+function Scanner:stop_for(err)
+  if policies.is_policy_error(err) then
+    self.fatal = tostring(err)
+  elseif err == repo_scan.STOPPED then
+    self.fatal = tostring(err)
+  else
+    error(err, 0)
+  end
+  self.log:error("%s", self.fatal)
 end
 
 function Scanner:record(model, rows, errors)
@@ -154,7 +192,7 @@ function Scanner:repo_worker(queue)
     local ok, rows, errors = pcall(repo_scan.scan, self.context, model)
     if not ok then
       if rows == repo_scan.INTERRUPTED then return end
-      error(rows, 0)
+      return self:stop_for(rows)
     end
     if not self:record(model, rows, errors) then return end
   end
@@ -292,8 +330,17 @@ function M.run(args)
   end
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
+  if o.policy then
+    local ok, loaded = pcall(policies.load, o.policy)
+    if not ok then
+      io.stderr:write("hfscan: ", tostring(loaded), "\n")
+      return 1
+    end
+    o.loaded_policy, o.extra_columns = loaded, loaded.extra_columns
+  end
   local ts = fresh_timestamp(o.output_dir)
-  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")))
+  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),
+    o.extra_columns)
   if not db then
     io.stderr:write("hfscan: ", tostring(derr2), "\n")
     return 1

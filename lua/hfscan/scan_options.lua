@@ -18,6 +18,7 @@ M.FLAGS = {
   { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
   { "--yes", nil, nil, "do not ask for confirmation" },
   { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },
+  { "--policy", "FILE", nil, "a Lua scan policy: the hooks it returns replace the defaults" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },
   { "--version", nil, nil, "show the version" },
@@ -73,6 +74,7 @@ local CHECKS = {
   ["--output-dir"] = function(v) return v ~= "" and v or nil, "a directory" end,
   ["--restart-from"] = function(v) return v ~= "" and v or nil, "an extended CSV file" end,
   ["--token"] = function(v) return v ~= "" and v or nil, "a token" end,
+  ["--policy"] = function(v) return v ~= "" and v or nil, "a Lua file" end,
   ["--endpoint"] = function(v)
     return v:match("^https?://[^/]+") and v or nil, "an http:// or https:// URL"
   end,

@@ -81,22 +81,25 @@ class ResumeTest(ScanCase):
 
     def test_sigkill_from_outside_mid_download(self):
         hub = self.start_hub("--models", "4", "--large-file-size", "300000000")
-        started = time.monotonic()
         want = self.baseline(hub)
-        # Nearly all of a scan of this world is the 300 MB plain-git download.
-        duration = time.monotonic() - started
-        for fraction in (0.4, 0.75):
-            out = os.path.join(self.dir, f"ext{fraction}")
+        repos = {f["repo_id"] for f in hub.truth() if not f["private"]}
+        for extra_delay in (0.0, 0.3):
+            out = os.path.join(self.dir, f"ext{extra_delay}")
             proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
                                      "--rate-limit", "0", "--quiet", "--download-threshold", "1"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "HF_HOME": "/nonexistent"})
-            time.sleep(duration * fraction)
+            # Every repo but the one with the 300 MB plain-git file is done: that
+            # download is what the scan is doing now.
+            while proc.poll() is None and finished_count(out) < len(repos) - 1:
+                time.sleep(0.005)
+            time.sleep(extra_delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             self.assertEqual(proc.returncode, -signal.SIGKILL, "the scan was still running")
+            self.assertEqual(finished_count(out), len(repos) - 1)
             files = self.resume(out)
-            self.assertEqual(rows_of(files), want, f"after a kill at {fraction} of the scan")
+            self.assertEqual(rows_of(files), want, f"after a kill {extra_delay} s into the download")
 
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)
@@ -116,6 +119,18 @@ class ResumeTest(ScanCase):
         r = run_hfscan(["--restart-from", scan_files(out)["extended"], "--quiet"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(rows_of(scan_files(out)), want)
+
+
+def finished_count(out):
+    files = scan_files(out)
+    if not files["extended"]:
+        return 0
+    progress = files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
+    try:
+        with open(progress, "rb") as f:
+            return max(0, f.read().count(b"\r\n") - 1)
+    except OSError:
+        return 0
 
 
 def read_csv_plain(path):

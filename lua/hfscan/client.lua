@@ -1,0 +1,84 @@
+-- The hub client for scripts and the REPL: plain function calls that run on the
+-- worker pool and return when done, plus run() for many requests at once.
+--
+--   local hub = require("hfscan.client").connect { endpoint = ..., token = ... }
+--   local info = hub.model_info("org/name")          -- one call, waits for it
+--   hub.run(function(h)                               -- many tasks, in parallel
+--     for _, id in ipairs(ids) do h.spawn(function() print(h.hub:model_info(id)) end) end
+--   end)
+--
+-- Defaults come from the environment as for a scan: HF_ENDPOINT, HF_TOKEN, the
+-- token file.
+local async = require "hfscan.async"
+local hf = require "hfscan"
+local hub_client = require "hfscan.hub"
+local scan_options = require "hfscan.scan_options"
+
+local M = {}
+
+-- The functions of hfscan.hub offered as plain calls.
+M.CALLS = { "model_info", "tree", "raw", "file_metadata", "download_sha256", "whoami",
+  "get_json", "request" }
+
+-- options: endpoint, token, workers (4), rate_limit (seconds per worker, 0).
+function M.connect(options)
+  options = options or {}
+  local defaults = assert(scan_options.parse({}))
+  local limiter = hf.ratelimiter()
+  local pool = hf.pool(options.workers or 4, limiter)
+  pool:set_worker_spacing(options.rate_limit or 0)
+  local loop = async.new(pool)
+  local hub = hub_client.new { endpoint = options.endpoint or defaults.endpoint,
+    token = options.token or defaults.token, loop = loop }
+  local client = { hub = hub, loop = loop, pool = pool, limiter = limiter, endpoint = hub.endpoint }
+
+  -- Runs fn(client) as a task, with client.spawn for more tasks; returns what fn returns.
+  function client.run(fn, ...)
+    local results
+    local args = table.pack(...)
+    loop:spawn(function() results = table.pack(fn(client, table.unpack(args, 1, args.n))) end)
+    loop:run()
+    return table.unpack(results or {}, 1, results and results.n or 0)
+  end
+
+  function client.spawn(fn, ...) return loop:spawn(fn, ...) end
+
+  for _, name in ipairs(M.CALLS) do
+    client[name] = function(...)
+      local args = table.pack(...)
+      return client.run(function() return hub[name](hub, table.unpack(args, 1, args.n)) end)
+    end
+  end
+
+  -- All models above a download count (or the first `limit`), as a list.
+  function client.list_models(opts)
+    opts = opts or {}
+    local params = { { "sort", opts.sort or "downloads" }, { "limit", opts.page_size or 1000 } }
+    for _, key in ipairs({ "search", "author", "filter" }) do
+      if opts[key] then params[#params + 1] = { key, opts[key] } end
+    end
+    for _, e in ipairs(opts.expand or { "downloads", "sha", "lastModified", "gated", "private" }) do
+      params[#params + 1] = { "expand", e }
+    end
+    local models = {}
+    local ok, err = client.run(function()
+      return hub:list_models(params, function(items)
+        for _, m in ipairs(items) do
+          if opts.min_downloads and (tonumber(m.downloads) or 0) < opts.min_downloads then return false end
+          models[#models + 1] = m
+          if opts.limit and #models >= opts.limit then return false end
+        end
+      end)
+    end)
+    if not ok then return nil, err end
+    return models
+  end
+
+  function client.close()
+    pool:close()
+    limiter:close()
+  end
+  return client
+end
+
+return M

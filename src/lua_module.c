@@ -19,5 +19,6 @@ int luaopen_hfscan(lua_State *L) {
   hf_lua_register_ratelimit(L);
   hf_lua_register_pool(L);
   hf_lua_register_csv(L);
+  hf_lua_register_sqlite(L);
   return 1;
 }

@@ -30,7 +30,7 @@ M.KINDS = {
 -- The order of the header block's keys (the seed's, then ours).
 M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
-  "endpoint", "model_limit", "policy", "extra_columns" }
+  "endpoint", "model_limit", "policy", "extra_columns", "shard", "since" }
 
 -- The extended file's columns: the standard ones, then a policy's own.
 function M.extended_columns(extra)
@@ -41,6 +41,8 @@ end
 
 function M.paths(dir, ts)
   return {
+    dir = dir,
+    ts = ts,
     basic = ("%s/%s%s.csv"):format(dir, M.KINDS.basic.prefix, ts),
     extended = ("%s/%s%s.csv"):format(dir, M.KINDS.extended.prefix, ts),
     errors = ("%s/%s%s.csv"):format(dir, M.KINDS.errors.prefix, ts),
@@ -48,6 +50,46 @@ function M.paths(dir, ts)
     progress = ("%s/hf_scan_progress_%s.csv"):format(dir, ts),
     log = ("%s/hfscan_%s.log"):format(dir, ts),
   }
+end
+
+local EXT_PREFIX = M.KINDS.extended.prefix
+
+-- The timestamp of an extended CSV's name, or nil.
+local function timestamp_of(name)
+  return name:match("^" .. EXT_PREFIX .. "(%d%d%d%d%d%d%d%d_%d%d%d%d%d%d)%.csv$")
+end
+M.timestamp_of = timestamp_of
+
+-- The paths of the most recent scan in dir, or of the scan an extended CSV
+-- names. Returns paths, or nil and a message.
+function M.locate(dir, extended)
+  if extended then
+    local folder, name = extended:match("^(.*)/([^/]*)$")
+    folder, name = folder or ".", name or extended
+    if folder == "" then folder = "/" end
+    local ts = timestamp_of(name)
+    if not ts then
+      return nil, ("%s is not an hfscan extended CSV (expected a name like %sYYYYMMDD_HHMMSS.csv)")
+        :format(extended, EXT_PREFIX)
+    end
+    return M.paths(folder, ts)
+  end
+  local names, err = hf.list_dir(dir)
+  if not names then return nil, err end
+  local latest
+  for _, name in ipairs(names) do
+    local ts = timestamp_of(name)
+    if ts and (not latest or ts > latest) then latest = ts end
+  end
+  if not latest then return nil, ("no scan to resume in %s (no %s*.csv)"):format(dir, EXT_PREFIX) end
+  return M.paths(dir, latest)
+end
+
+-- The extra columns (--since, a policy) that a header block records.
+function M.extra_columns_of(parameters)
+  local list = {}
+  for name in (parameters.extra_columns or ""):gmatch("[^,]+") do list[#list + 1] = name end
+  return list
 end
 
 local function select_columns(record, columns)

@@ -13,49 +13,12 @@ local scan = require "hfscan.scan"
 
 local M = {}
 
-local EXT_PREFIX = database.KINDS.extended.prefix
-
--- ---- finding a scan -------------------------------------------------------
-
--- The timestamp of an extended CSV's name, or nil.
-local function timestamp_of(name)
-  return name:match("^" .. EXT_PREFIX .. "(%d%d%d%d%d%d%d%d_%d%d%d%d%d%d)%.csv$")
-end
-
--- The paths of the most recent scan in dir, or of the scan an extended CSV
--- names. Returns paths, or nil and a message.
-function M.locate(dir, extended)
-  if extended then
-    local folder, name = extended:match("^(.*)/([^/]*)$")
-    folder, name = folder or ".", name or extended
-    if folder == "" then folder = "/" end
-    local ts = timestamp_of(name)
-    if not ts then
-      return nil, ("%s is not an hfscan extended CSV (expected a name like %sYYYYMMDD_HHMMSS.csv)")
-        :format(extended, EXT_PREFIX)
-    end
-    return database.paths(folder, ts)
-  end
-  local names, err = hf.list_dir(dir)
-  if not names then return nil, err end
-  local latest
-  for _, name in ipairs(names) do
-    local ts = timestamp_of(name)
-    if ts and (not latest or ts > latest) then latest = ts end
-  end
-  if not latest then return nil, ("no scan to resume in %s (no %s*.csv)"):format(dir, EXT_PREFIX) end
-  return database.paths(dir, latest)
-end
-
--- A policy's extra columns, as the header block records them.
-local function extra_columns(parameters)
-  local list = {}
-  for name in (parameters.extra_columns or ""):gmatch("[^,]+") do list[#list + 1] = name end
-  return list
-end
+-- Where a scan's files are: the most recent in a folder, or the one an
+-- extended CSV names.
+M.locate = function(dir, extended) return database.locate(dir, extended) end
 
 local COLUMNS = { basic = database.BASIC_COLUMNS, errors = database.ERROR_COLUMNS,
-  extended = function(parameters) return database.extended_columns(extra_columns(parameters)) end }
+  extended = function(parameters) return database.extended_columns(database.extra_columns_of(parameters)) end }
 
 -- Reads and checks the three CSVs of a scan. Returns docs, or nil, message.
 function M.read_scan(paths)
@@ -209,17 +172,32 @@ function M.restart(o)
     if not wok then return fail(log, werr) end
   end
   merge_parameters(o, docs.extended.parameters, log)
-  local extras = extra_columns(docs.extended.parameters)
+  local extras = database.extra_columns_of(docs.extended.parameters)
+  local expected = {}
+  o.since = o.since or docs.extended.parameters.since
+  if o.since then
+    local previous, lerr = scan.load_previous(o.since)
+    if not previous then return fail(log, "--since: " .. tostring(lerr)) end
+    o.previous = previous
+    expected[1] = "carried_over_from"
+    log:info("since = %s", o.since)
+  end
   o.policy = o.policy or docs.extended.parameters.policy
   if o.policy then
     local pok, loaded = pcall(require("hfscan.policy").load, o.policy)
     if not pok then return fail(log, tostring(loaded)) end
-    if table.concat(loaded.extra_columns, ",") ~= table.concat(extras, ",") then
-      return fail(log, ("policy %s adds the columns '%s', but the scan's files have '%s'")
-        :format(o.policy, table.concat(loaded.extra_columns, ","), table.concat(extras, ",")))
-    end
+    for _, c in ipairs(loaded.extra_columns) do expected[#expected + 1] = c end
     o.loaded_policy = loaded
     log:info("policy = %s", o.policy)
+  end
+  if table.concat(expected, ",") ~= table.concat(extras, ",") then
+    return fail(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
+      :format(table.concat(extras, ","), table.concat(expected, ",")))
+  end
+  local shard = docs.extended.parameters.shard
+  if shard and not o.shard then
+    local k, n = shard:match("^(%d+)/(%d+)$")
+    o.shard = { k = math.tointeger(tonumber(k)), n = math.tointeger(tonumber(n)), text = shard }
   end
   log:info("%d repos already finished are skipped", #order)
   local db, derr = database.open_append(paths, extras)
@@ -396,6 +374,12 @@ function M.update_failed(o)
     w:write_block(block)
     w:close()
   end
+  local dir = paths.extended:match("^(.*)/[^/]*$") or "."
+  local store = require("hfscan.store").open(dir)
+  if not (store and store:import_scan(paths)) then
+    log:warn("cannot update the SQLite database; rebuild it with: hfscan db build --output-dir %s", dir)
+  end
+  if store then store:close() end
   log:info("updated %s: %d of %d failed rows now have a hash, %d still fail", paths.extended,
     fixed, count, count - fixed)
   if not o.quiet then

@@ -11,6 +11,7 @@ local policies = require "hfscan.policy"
 local progress_line = require "hfscan.progress"
 local repo_scan = require "hfscan.repo_scan"
 local scan_options = require "hfscan.scan_options"
+local store_db = require "hfscan.store"
 local targets = require "hfscan.targets"
 
 local M = {}
@@ -20,6 +21,55 @@ M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private" }
 M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
+
+-- The scan an incremental scan starts from (--since: an extended CSV or a
+-- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
+-- Only repos recorded as finished, without a repo-level error, can be carried.
+function M.load_previous(path)
+  local paths, err
+  if hf.file_type(path) == "directory" then
+    paths, err = database.locate(path)
+  else
+    paths, err = database.locate(nil, path)
+  end
+  if not paths then return nil, err end
+  local csvfile = require "hfscan.csvfile"
+  local ext, eerr = csvfile.read(paths.extended, function(p)
+    return database.extended_columns(database.extra_columns_of(p))
+  end)
+  if not ext then return nil, eerr end
+  local errs, rerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
+  if not errs then return nil, rerr end
+  local previous = { ts = paths.ts, repos = {} }
+  local finished = {}
+  local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+  for _, row in ipairs(progress and progress.rows or {}) do finished[row[1]] = row[2] end
+  local function repo(id, commit)
+    local r = previous.repos[id]
+    if not r then
+      r = { commit = commit, rows = {}, errors = {} }
+      previous.repos[id] = r
+    end
+    return r
+  end
+  for _, row in ipairs(ext.rows) do
+    local rec = csvfile.record(ext.header, row)
+    table.insert(repo(rec.repo_id, rec.commit_hash).rows, rec)
+  end
+  for id, commit in pairs(finished) do repo(id, commit) end
+  for _, row in ipairs(errs.rows) do
+    local rec = csvfile.record(database.ERROR_COLUMNS, row)
+    local r = previous.repos[rec.repo_id]
+    if r then
+      if rec.filename == "" then r.failed = true end
+      table.insert(r.errors, rec)
+    end
+  end
+  for id, r in pairs(previous.repos) do
+    if r.failed or (progress and not finished[id]) then previous.repos[id] = nil end
+  end
+  return previous
+end
 
 local function new_stats()
   return { models_listed = 0, models_done = 0, files = 0, failed_files = 0, errors = 0,
@@ -41,7 +91,15 @@ function M.parameters(o, scan_start)
     model_limit = o.limit,
     policy = o.policy,
     extra_columns = o.extra_columns and #o.extra_columns > 0 and table.concat(o.extra_columns, ",") or nil,
+    shard = o.shard and o.shard.text,
+    since = o.since,
   }
+end
+
+-- The shard of a repo id: the first 32 bits of its SHA-256, modulo N. Stable
+-- across machines and runs, and spread evenly whatever the names look like.
+function M.shard_of(repo_id, n)
+  return tonumber(hf.sha256(repo_id):sub(1, 8), 16) % n
 end
 
 -- Picks a timestamp whose files do not exist yet (two scans in one second wait).
@@ -104,20 +162,17 @@ function Scanner:list_models(queue)
   for _, e in ipairs(expand) do params[#params + 1] = { "expand", e } end
   local pok, ok, err = pcall(self.hub.list_models, self.hub, params, function(items)
     for _, m in ipairs(items) do
-      if hf.interrupted() then return false end
+      if hf.interrupted() or self.fatal then return false end
       local downloads = tonumber(m.downloads) or 0
       if downloads < o.download_threshold then return false end
       if o.limit and stats.models_listed >= o.limit then return false end
       -- The cursor can repeat items while counts change: keep the first.
       if type(m.id) == "string" and not self.seen[m.id] then
         self.seen[m.id] = true
-        stats.models_listed = stats.models_listed + 1
-      end
-      -- A resumed scan skips finished repos without a request for them.
-      if self.seen[m.id] == true and not (self.skip and self.skip[m.id]) then
-        self.seen[m.id] = "queued"
-        local model = M.model_from_listing(m)
-        if self.policy:call("select_model", model) then queue:push(model) end
+        if not o.shard or M.shard_of(m.id, o.shard.n) == o.shard.k then
+          stats.models_listed = stats.models_listed + 1
+          self:consider(M.model_from_listing(m), queue)
+        end
       end
     end
     self.progress:update()
@@ -130,6 +185,34 @@ function Scanner:list_models(queue)
   end
   stats.listing_done = true
   queue:close()
+end
+
+-- Queues a listed model, unless a resumed scan finished it (no request at all),
+-- or the policy declines it. A model unchanged since the --since scan is queued
+-- to be carried over rather than scanned.
+function Scanner:consider(model, queue)
+  if self.skip and self.skip[model.id] then return end
+  if not self.policy:call("select_model", model) then return end
+  local before = self.previous and self.previous.repos[model.id]
+  if before and model.sha and before.commit == model.sha then
+    queue:push({ carry = before, model = model })
+  else
+    queue:push(model)
+  end
+end
+
+-- The rows and errors of a repo taken as they are from the --since scan.
+function Scanner:carry_over(item)
+  local rows, errors = {}, {}
+  for i, r in ipairs(item.carry.rows) do
+    local copy = {}
+    for k, v in pairs(r) do copy[k] = v end
+    copy.carried_over_from = self.previous.ts
+    rows[i] = copy
+  end
+  for i, e in ipairs(item.carry.errors) do errors[i] = e end
+  self.stats.carried = (self.stats.carried or 0) + 1
+  return rows, errors
 end
 
 -- A model as the policy and repo_scan see it: the listing's fields, with
@@ -165,6 +248,14 @@ function Scanner:record(model, rows, errors)
     self.log:error("%s", self.fatal)
     return false
   end
+  if self.store then
+    local sok, serr = self.store:add_rows(self.scan_id, rows)
+    if not sok then
+      self.log:warn("the SQLite database is no longer kept current (%s); rebuild it with: hfscan db build --output-dir %s",
+        tostring(serr), self.db.paths.dir)
+      self.store = nil
+    end
+  end
   local s = self.stats
   s.models_done = s.models_done + 1
   s.errors = s.errors + #errors
@@ -187,9 +278,15 @@ end
 -- A repo task: takes models from the queue until it is empty and closed.
 function Scanner:repo_worker(queue)
   while not self.fatal and not hf.interrupted() do
-    local model = queue:pop()
-    if not model then return end
-    local ok, rows, errors = pcall(repo_scan.scan, self.context, model)
+    local item = queue:pop()
+    if not item then return end
+    local model, ok, rows, errors = item, nil, nil, nil
+    if item.carry then
+      model = item.model
+      ok, rows, errors = true, self:carry_over(item)
+    else
+      ok, rows, errors = pcall(repo_scan.scan, self.context, model)
+    end
     if not ok then
       if rows == repo_scan.INTERRUPTED then return end
       return self:stop_for(rows)
@@ -221,6 +318,24 @@ end
 function Scanner:close()
   self.pool:close()
   self.limiter:close()
+  if self.store then self.store:close() end
+end
+
+-- Opens the folder's SQLite database and makes it match this scan's extended
+-- CSV (a resumed scan's rows are re-read from it). Failures only cost the
+-- database, never the scan: it can be rebuilt from the CSVs.
+function M.attach_store(o, db, ts, log)
+  local dir = db.paths.dir
+  local store, err = store_db.open(dir)
+  if store then
+    local n
+    n, err = store:import_scan(db.paths)
+    if n then return store, store:add_scan(ts, db.paths.extended) end
+    store:close()
+  end
+  log:warn("cannot keep %s current (%s); rebuild it with: hfscan db build --output-dir %s",
+    store_db.path(dir), tostring(err), dir)
+  return nil
 end
 
 -- The metadata JSON of a scan (the seed's fields first).
@@ -269,6 +384,8 @@ function M.execute(o, db, ts, log, stats, extra)
   local started, scan_start = hf.now(), os.date("!%Y-%m-%dT%H:%M:%SZ")
   local scanner = M.new_scanner(o, db, log, stats)
   scanner.skip = extra and extra.skip
+  scanner.previous = o.previous
+  scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log)
   log:info("scanning %s: threshold %d downloads, %d workers, %.3g s per worker, max file %.3g GB%s",
     o.endpoint, o.download_threshold, o.max_workers, o.rate_limit, o.max_file_size,
     o.token and ", authenticated" or "")
@@ -330,13 +447,24 @@ function M.run(args)
   end
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
+  o.extra_columns = {}
+  if o.since then
+    local previous, perr = M.load_previous(o.since)
+    if not previous then
+      io.stderr:write("hfscan: --since: ", tostring(perr), "\n")
+      return 1
+    end
+    o.previous = previous
+    o.extra_columns[1] = "carried_over_from"
+  end
   if o.policy then
     local ok, loaded = pcall(policies.load, o.policy)
     if not ok then
       io.stderr:write("hfscan: ", tostring(loaded), "\n")
       return 1
     end
-    o.loaded_policy, o.extra_columns = loaded, loaded.extra_columns
+    o.loaded_policy = loaded
+    for _, c in ipairs(loaded.extra_columns) do o.extra_columns[#o.extra_columns + 1] = c end
   end
   local ts = fresh_timestamp(o.output_dir)
   local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),

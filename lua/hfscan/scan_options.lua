@@ -19,6 +19,8 @@ M.FLAGS = {
   { "--yes", nil, nil, "do not ask for confirmation" },
   { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },
   { "--policy", "FILE", nil, "a Lua scan policy: the hooks it returns replace the defaults" },
+  { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)" },
+  { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },
   { "--version", nil, nil, "show the version" },
@@ -75,6 +77,13 @@ local CHECKS = {
   ["--restart-from"] = function(v) return v ~= "" and v or nil, "an extended CSV file" end,
   ["--token"] = function(v) return v ~= "" and v or nil, "a token" end,
   ["--policy"] = function(v) return v ~= "" and v or nil, "a Lua file" end,
+  ["--since"] = function(v) return v ~= "" and v or nil, "a scan's extended CSV or output folder" end,
+  ["--shard"] = function(v)
+    local k, n = v:match("^(%d+)/(%d+)$")
+    k, n = tonumber(k), tonumber(n)
+    if not k or n < 1 or k >= n then return nil, "K/N with 0 <= K < N (e.g. 0/4)" end
+    return { k = math.tointeger(k), n = math.tointeger(n), text = v }, nil
+  end,
   ["--endpoint"] = function(v)
     return v:match("^https?://[^/]+") and v or nil, "an http:// or https:// URL"
   end,

@@ -1,0 +1,158 @@
+-- The SQLite database of an output folder (hfscan.sqlite): every row of every
+-- scan's extended CSV, with the scan it came from, indexed by hash and by
+-- (repo, path). The CSVs stay the source of truth: scans keep this current as
+-- they write, and build() makes it again from the CSVs at any time.
+local csvfile = require "hfscan.csvfile"
+local database = require "hfscan.database"
+local hf = require "hfscan"
+
+local M = {}
+
+M.FILE = "hfscan.sqlite"
+
+M.SCHEMA = [[
+CREATE TABLE IF NOT EXISTS scans (
+  scan_id            INTEGER PRIMARY KEY,
+  timestamp          TEXT NOT NULL UNIQUE,  -- the <ts> of the scan's file names
+  extended_csv       TEXT NOT NULL,         -- file name, in the same folder
+  endpoint           TEXT,
+  scan_start         TEXT,
+  download_threshold INTEGER,
+  shard              TEXT                   -- "K/N" for a sharded scan
+);
+CREATE TABLE IF NOT EXISTS files (
+  scan_id           INTEGER NOT NULL REFERENCES scans(scan_id),
+  repo_id           TEXT NOT NULL,
+  filename          TEXT NOT NULL,
+  hash              TEXT NOT NULL,          -- lowercase hex, or FAILED_NO_HASH / FAILED_TOO_LARGE
+  file_size         INTEGER,
+  file_type         TEXT,
+  last_modified     TEXT,
+  download_url      TEXT,
+  hash_method       TEXT,
+  commit_hash       TEXT,
+  carried_over_from TEXT                    -- the earlier scan's <ts> when --since carried it over
+);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
+CREATE INDEX IF NOT EXISTS files_by_repo_path ON files(repo_id, filename);
+]]
+
+local Store = {}
+Store.__index = Store
+
+function M.path(dir) return dir .. "/" .. M.FILE end
+
+-- Opens (creating if needed) the database of a folder.
+function M.open(dir, path)
+  local db, err = hf.sqlite_open(path or M.path(dir))
+  if not db then return nil, err end
+  local ok, serr = pcall(function()
+    db:exec("PRAGMA journal_mode=WAL;")
+    db:exec(M.SCHEMA)
+  end)
+  if not ok then
+    db:close()
+    return nil, tostring(serr)
+  end
+  return setmetatable({ db = db, dir = dir }, Store)
+end
+
+local function basename(path) return path:match("[^/]*$") end
+
+-- Registers a scan (once); returns its scan_id.
+function Store:add_scan(ts, extended_path, parameters)
+  parameters = parameters or {}
+  local found = self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)
+  if found[1] then return found[1].scan_id end
+  self.db:run([[INSERT INTO scans (timestamp, extended_csv, endpoint, scan_start,
+    download_threshold, shard) VALUES (?, ?, ?, ?, ?, ?)]], ts, basename(extended_path),
+    parameters.endpoint, parameters.scan_start, tonumber(parameters.download_threshold),
+    parameters.shard)
+  return self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)[1].scan_id
+end
+
+-- Adds rows (tables keyed by the extended columns) of a scan, in one transaction.
+function Store:add_rows(scan_id, rows)
+  if #rows == 0 then return true end
+  return pcall(function()
+    self.db:exec("BEGIN")
+    for _, r in ipairs(rows) do
+      self.db:run([[INSERT INTO files (scan_id, repo_id, filename, hash, file_size, file_type,
+        last_modified, download_url, hash_method, commit_hash, carried_over_from)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], scan_id, r.repo_id, r.filename, r.hash,
+        tonumber(r.file_size), r.file_type, r.last_modified, r.download_url, r.hash_method,
+        r.commit_hash, r.carried_over_from ~= "" and r.carried_over_from or nil)
+    end
+    self.db:exec("COMMIT")
+  end)
+end
+
+-- Replaces a scan's rows with what its extended CSV holds now.
+function Store:import_scan(paths)
+  local doc, err = csvfile.read(paths.extended, function(parameters)
+    return database.extended_columns(database.extra_columns_of(parameters))
+  end)
+  if not doc then return nil, err end
+  local ts = paths.extended:match("(%d+_%d+)%.csv$")
+  local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
+  self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id)
+  local rows = {}
+  for i, row in ipairs(doc.rows) do rows[i] = csvfile.record(doc.header, row) end
+  local ok, ierr = self:add_rows(scan_id, rows)
+  if not ok then return nil, tostring(ierr) end
+  return #rows
+end
+
+function Store:close() self.db:close() end
+
+-- Every scan of a folder, oldest first, as database.paths tables.
+function M.scans_in(dir)
+  local names, err = hf.list_dir(dir)
+  if not names then return nil, err end
+  local scans = {}
+  for _, name in ipairs(names) do
+    local ts = database.timestamp_of(name)
+    if ts then scans[#scans + 1] = database.paths(dir, ts) end
+  end
+  return scans
+end
+
+-- Builds the folder's database from its CSVs, into a temporary file renamed
+-- over the old one. Returns the number of rows, or nil and a message.
+function M.build(dir)
+  local scans, err = M.scans_in(dir)
+  if not scans then return nil, err end
+  local final = M.path(dir)
+  local temp = final .. ".building"
+  os.remove(temp)
+  local store, oerr = M.open(dir, temp)
+  if not store then return nil, oerr end
+  local total = 0
+  for _, paths in ipairs(scans) do
+    local n, ierr = store:import_scan(paths)
+    if not n then
+      store:close()
+      os.remove(temp)
+      return nil, ierr
+    end
+    total = total + n
+  end
+  store.db:exec("PRAGMA journal_mode=DELETE;") -- one self-contained file to rename
+  store:close()
+  os.remove(final .. "-wal")
+  os.remove(final .. "-shm")
+  local ok, rerr = os.rename(temp, final)
+  if not ok then return nil, rerr end
+  return total, #scans
+end
+
+-- Opens a folder's database for reading, building it first if it is missing.
+function M.open_for_queries(dir)
+  if hf.file_type(M.path(dir)) ~= "file" then
+    local n, err = M.build(dir)
+    if not n then return nil, err end
+  end
+  return M.open(dir)
+end
+
+return M

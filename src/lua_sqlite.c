@@ -1,0 +1,157 @@
+/* Lua binding of SQLite, just what the database commands need:
+ *   hf.sqlite_open(path) -> db | nil, message, "io"
+ *   db:exec(sql)                         run statements without results
+ *   db:query(sql, ...)  -> { {col = value, ...}, ... }   with ? parameters
+ *   db:run(sql, ...)    -> changes                       one statement with ? parameters
+ *   db:close()
+ * Misuse and SQL errors raise, with SQLite's message. */
+#include <sqlite3.h>
+#include <string.h>
+
+#include "lua_bindings.h"
+
+#define SQLITE_MT "hfscan.sqlite"
+
+typedef struct {
+  sqlite3 *db;
+} lua_sqlite;
+
+static lua_sqlite *check_db(lua_State *L) {
+  lua_sqlite *s = luaL_checkudata(L, 1, SQLITE_MT);
+  if (!s->db)
+    luaL_error(L, "attempt to use a closed database");
+  return s;
+}
+
+static int l_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_sqlite *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->db = NULL;
+  luaL_setmetatable(L, SQLITE_MT);
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    lua_pushfstring(L, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    return hf_lua_fail(L, lua_tostring(L, -1), "io");
+  }
+  /* Concurrent readers (lookup) while a scan writes. */
+  sqlite3_busy_timeout(s->db, 10000);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  lua_sqlite *s = luaL_checkudata(L, 1, SQLITE_MT);
+  if (s->db)
+    sqlite3_close_v2(s->db);
+  s->db = NULL;
+  return 0;
+}
+
+static int l_exec(lua_State *L) {
+  lua_sqlite *s = check_db(L);
+  char *err = NULL;
+  if (sqlite3_exec(s->db, luaL_checkstring(L, 2), NULL, NULL, &err) != SQLITE_OK) {
+    lua_pushstring(L, err ? err : "unknown error");
+    sqlite3_free(err);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
+  sqlite3_stmt *stmt = NULL;
+  if (sqlite3_prepare_v2(s->db, luaL_checkstring(L, 2), -1, &stmt, NULL) != SQLITE_OK)
+    luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  int n = lua_gettop(L);
+  for (int i = first_param; i <= n; i++) {
+    int at = i - first_param + 1, rc;
+    switch (lua_type(L, i)) {
+    case LUA_TNIL:
+      rc = sqlite3_bind_null(stmt, at);
+      break;
+    case LUA_TNUMBER:
+      rc = lua_isinteger(L, i) ? sqlite3_bind_int64(stmt, at, lua_tointeger(L, i))
+                               : sqlite3_bind_double(stmt, at, lua_tonumber(L, i));
+      break;
+    case LUA_TBOOLEAN:
+      rc = sqlite3_bind_int(stmt, at, lua_toboolean(L, i));
+      break;
+    default: {
+      size_t len;
+      const char *v = luaL_checklstring(L, i, &len);
+      rc = sqlite3_bind_text(stmt, at, v, (int)len, SQLITE_TRANSIENT);
+    }
+    }
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      luaL_error(L, "%s", sqlite3_errmsg(s->db));
+    }
+  }
+  return stmt;
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *stmt, int c) {
+  switch (sqlite3_column_type(stmt, c)) {
+  case SQLITE_INTEGER:
+    lua_pushinteger(L, sqlite3_column_int64(stmt, c));
+    break;
+  case SQLITE_FLOAT:
+    lua_pushnumber(L, sqlite3_column_double(stmt, c));
+    break;
+  case SQLITE_NULL:
+    lua_pushnil(L);
+    break;
+  default:
+    lua_pushlstring(L, (const char *)sqlite3_column_text(stmt, c),
+                    (size_t)sqlite3_column_bytes(stmt, c));
+  }
+}
+
+static int l_query(lua_State *L) {
+  lua_sqlite *s = check_db(L);
+  sqlite3_stmt *stmt = prepare(L, s, 3);
+  lua_newtable(L);
+  int rows = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int cols = sqlite3_column_count(stmt);
+    lua_createtable(L, 0, cols);
+    for (int c = 0; c < cols; c++) {
+      push_column(L, stmt, c);
+      lua_setfield(L, -2, sqlite3_column_name(stmt, c));
+    }
+    lua_rawseti(L, -2, ++rows);
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE)
+    return luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  lua_sqlite *s = check_db(L);
+  sqlite3_stmt *stmt = prepare(L, s, 3);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  lua_pushinteger(L, sqlite3_changes(s->db));
+  return 1;
+}
+
+void hf_lua_register_sqlite(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close}, {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, SQLITE_MT)) {
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_open);
+  lua_setfield(L, -2, "sqlite_open");
+}

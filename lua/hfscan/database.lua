@@ -10,7 +10,7 @@
 -- extended, and last its line in the progress file. A repo is complete exactly
 -- when it is in the progress file; rows of any other repo are the remains of an
 -- interrupted write, which a resumed scan removes before redoing that repo.
-local cjson = require "cjson"
+local json = require "hfscan.json"
 local hf = require "hfscan"
 
 local M = {}
@@ -30,7 +30,7 @@ M.KINDS = {
 -- The order of the header block's keys (the seed's, then ours).
 M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
-  "endpoint", "model_limit", "policy", "extra_columns", "shard", "since" }
+  "endpoint", "model_limit", "policy", "extra_columns", "shard", "since", "merged_from" }
 
 -- The extended file's columns: the standard ones, then a policy's own.
 function M.extended_columns(extra)
@@ -190,7 +190,7 @@ function M.write_metadata(path, metadata)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "w")
   if not f then return nil, err end
-  f:write(cjson.encode(metadata), "\n")
+  f:write(json.encode(metadata), "\n")
   f:close()
   return os.rename(tmp, path)
 end

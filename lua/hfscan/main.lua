@@ -5,6 +5,11 @@ local M = {}
 
 local commands = {
   hash = "hfscan.hash_command",
+  db = "hfscan.db_command",
+  lookup = "hfscan.lookup_command",
+  verify = "hfscan.verify_command",
+  diff = "hfscan.diff_command",
+  merge = "hfscan.merge_command",
 }
 
 function M.main(...)

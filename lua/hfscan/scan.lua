@@ -358,7 +358,7 @@ function M.metadata(o, ts, stats, extra)
     rate_limited_responses = stats.throttled,
   }
   for k, v in pairs(extra or {}) do m[k] = v end
-  if next(m.files_by_method) == nil then m.files_by_method = setmetatable({}, require("cjson").empty_array_mt) end
+  -- An empty count is still an object: {} (cjson would guess the same).
   return m
 end
 

@@ -34,6 +34,8 @@ function M.help()
     "usage: hfscan [options]",
     "       hfscan hash [-j N] FILE... | hfscan hash -c SUMFILE",
     "       hfscan --script FILE [ARGS...] | hfscan repl",
+    "       hfscan lookup HASH... | hfscan verify PATH... | hfscan diff OLD NEW",
+    "       hfscan merge DIR... | hfscan db build   (each takes --output-dir DIR; --help for more)",
     "",
     "Builds a database of the SHA-256 hashes of model files on the Hugging Face Hub.",
     "",

@@ -40,11 +40,13 @@ def is_target(path):
 
 class Hub:
     """The stand-in as a subprocess on free loopback ports."""
+    started = 0
 
     def __init__(self, workdir, *args):
         self.workdir = workdir
-        self.ready = os.path.join(workdir, "hub-ready.json")
-        self.log = os.path.join(workdir, "hub-requests.jsonl")
+        Hub.started += 1  # each hub of a test has files of its own
+        self.ready = os.path.join(workdir, f"hub{Hub.started}-ready.json")
+        self.log = os.path.join(workdir, f"hub{Hub.started}-requests.jsonl")
         self.args = list(args)
         with open(os.path.join(workdir, "hub.err"), "w") as err:
             self.proc = subprocess.Popen([HUB, "--ready-file", self.ready, "--request-log",

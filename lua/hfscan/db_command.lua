@@ -1,0 +1,33 @@
+-- `hfscan db build [--output-dir DIR]`: (re)builds DIR/hfscan.sqlite from every
+-- scan's extended CSV in the folder.
+local cli = require "hfscan.cli"
+local store = require "hfscan.store"
+
+local M = {}
+
+local HELP = [[
+usage: hfscan db build [--output-dir DIR]
+  (Re)builds DIR/hfscan.sqlite (default ./output) from the extended CSVs of every
+  scan in DIR. The CSVs are the source of truth; the database can always be rebuilt.]]
+
+function M.run(args)
+  local o, rest = cli.parse(args, { ["--output-dir"] = "value", ["--help"] = "flag" })
+  if not o then return cli.usage_error("db: " .. rest, "hfscan db --help") end
+  if o.help then
+    print(HELP)
+    return 0
+  end
+  if rest[1] ~= "build" or #rest > 1 then
+    return cli.usage_error("db: expected 'hfscan db build'", "hfscan db --help")
+  end
+  local dir = o.output_dir or "./output"
+  local rows, scans = store.build(dir)
+  if not rows then
+    io.stderr:write("hfscan db: ", tostring(scans), "\n")
+    return 1
+  end
+  print(("%s: %d rows from %d scans"):format(store.path(dir), rows, scans))
+  return 0
+end
+
+return M

@@ -1,0 +1,140 @@
+-- `hfscan diff OLD NEW`: what changed between two scans (extended CSVs, or
+-- output folders for their latest scans): files added, removed and changed
+-- (same repo and path, another hash), repos whose commit changed, and hashes
+-- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
+-- changed, 1 when something did (as diff(1)), 2 on trouble.
+local cli = require "hfscan.cli"
+local hf = require "hfscan"
+local json = require "hfscan.json"
+local scan_reader = require "hfscan.scan_reader"
+
+local M = {}
+
+local HELP = [[
+usage: hfscan diff [--json] OLD NEW
+  OLD and NEW: extended CSVs, or output folders (their latest scans).
+  CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
+  change is added, removed, changed, commit_changed or moved. Exit 0 when the two
+  scans hold the same files, 1 when they differ, 2 on trouble.]]
+
+M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
+  "moved_from" }
+
+local function is_hash(h) return h and not h:match("^FAILED_") end
+
+local function by_key(rows)
+  local map = {}
+  for _, r in ipairs(rows) do map[r.repo_id .. "\0" .. r.filename] = r end
+  return map
+end
+
+-- hash -> set of "repo/path" where it was published
+local function places_of(rows)
+  local places = {}
+  for _, r in ipairs(rows) do
+    if is_hash(r.hash) then
+      places[r.hash] = places[r.hash] or {}
+      places[r.hash][r.repo_id .. "/" .. r.filename] = r
+    end
+  end
+  return places
+end
+
+local function sorted_keys(set)
+  local keys = {}
+  for k in pairs(set) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+-- Returns the changes as a list of records with M.COLUMNS.
+function M.compare(old, new)
+  local changes = {}
+  local function add(change, r, fields)
+    local c = { change = change, repo_id = r.repo_id, filename = r.filename or "" }
+    for k, v in pairs(fields or {}) do c[k] = v end
+    changes[#changes + 1] = c
+  end
+  local old_files, new_files = by_key(old.rows), by_key(new.rows)
+  for _, key in ipairs(sorted_keys(new_files)) do
+    local n, o = new_files[key], old_files[key]
+    if not o then
+      add("added", n, { new_hash = n.hash, new_commit = n.commit_hash })
+    elseif is_hash(n.hash) and is_hash(o.hash) and n.hash ~= o.hash then
+      add("changed", n, { old_hash = o.hash, new_hash = n.hash, old_commit = o.commit_hash,
+        new_commit = n.commit_hash })
+    end
+  end
+  for _, key in ipairs(sorted_keys(old_files)) do
+    local o = old_files[key]
+    if not new_files[key] then add("removed", o, { old_hash = o.hash, old_commit = o.commit_hash }) end
+  end
+  for _, repo in ipairs(sorted_keys(new.commits)) do
+    local before = old.commits[repo]
+    if before and before ~= new.commits[repo] then
+      add("commit_changed", { repo_id = repo }, { old_commit = before, new_commit = new.commits[repo] })
+    end
+  end
+  -- A hash whose places changed, known in both scans: the same bytes now
+  -- published elsewhere (a copy, a rename, a new upload of old weights).
+  local old_places, new_places = places_of(old.rows), places_of(new.rows)
+  for _, hash in ipairs(sorted_keys(new_places)) do
+    local before = old_places[hash]
+    if before then
+      local from = {}
+      for place in pairs(before) do
+        if not new_places[hash][place] then from[#from + 1] = place end
+      end
+      table.sort(from)
+      for _, place in ipairs(sorted_keys(new_places[hash])) do
+        if not before[place] then
+          local r = new_places[hash][place]
+          add("moved", r, { old_hash = hash, new_hash = hash, new_commit = r.commit_hash,
+            moved_from = table.concat(#from > 0 and from or sorted_keys(before), ";") })
+        end
+      end
+    end
+  end
+  return changes
+end
+
+function M.run(args)
+  local o, paths = cli.parse(args, { ["--json"] = "flag", ["--help"] = "flag" })
+  if not o then return cli.usage_error("diff: " .. paths, "hfscan diff --help") end
+  if o.help then
+    print(HELP)
+    return 0
+  end
+  if #paths ~= 2 then return cli.usage_error("diff: give OLD and NEW", "hfscan diff --help") end
+  local old, err = scan_reader.read(paths[1])
+  if not old then
+    io.stderr:write("hfscan diff: ", err, "\n")
+    return 2
+  end
+  local new, nerr = scan_reader.read(paths[2])
+  if not new then
+    io.stderr:write("hfscan diff: ", nerr, "\n")
+    return 2
+  end
+  local changes = M.compare(old, new)
+  if o.json then
+    local grouped = {}
+    for _, kind in ipairs({ "added", "removed", "changed", "commit_changed", "moved" }) do
+      grouped[kind] = json.array({})
+    end
+    for _, c in ipairs(changes) do table.insert(grouped[c.change], c) end
+    grouped.old = old.paths.extended
+    grouped.new = new.paths.extended
+    cli.print_json(grouped)
+  else
+    io.stdout:write(hf.csv_format_row(M.COLUMNS))
+    for _, c in ipairs(changes) do
+      local row = {}
+      for i, col in ipairs(M.COLUMNS) do row[i] = c[col] or "" end
+      io.stdout:write(hf.csv_format_row(row))
+    end
+  end
+  return #changes == 0 and 0 or 1
+end
+
+return M

@@ -1,0 +1,62 @@
+-- `hfscan lookup HASH...`: where each SHA-256 occurs in the database of an
+-- output folder: every repo, path, commit and scan. Exit 1 if any is unknown.
+local cli = require "hfscan.cli"
+local store = require "hfscan.store"
+
+local M = {}
+
+local HELP = [[
+usage: hfscan lookup [--output-dir DIR] [--json] HASH...
+  Prints every repo, path, commit and scan where each SHA-256 occurs (case does
+  not matter). A hash that occurs nowhere is reported as unknown; the exit status
+  is then 1.]]
+
+M.QUERY = [[
+SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
+       s.timestamp AS scan
+FROM files f JOIN scans s ON s.scan_id = f.scan_id
+WHERE f.hash = ?
+ORDER BY f.repo_id, f.filename, s.timestamp]]
+
+function M.run(args)
+  local o, hashes = cli.parse(args, { ["--output-dir"] = "value", ["--json"] = "flag",
+    ["--help"] = "flag" })
+  if not o then return cli.usage_error("lookup: " .. hashes, "hfscan lookup --help") end
+  if o.help then
+    print(HELP)
+    return 0
+  end
+  if #hashes == 0 then return cli.usage_error("lookup: give at least one SHA-256", "hfscan lookup --help") end
+  for _, h in ipairs(hashes) do
+    if not (#h == 64 and h:match("^%x+$")) then
+      return cli.usage_error(("lookup: '%s' is not a SHA-256 (64 hex digits)"):format(h), "hfscan lookup --help")
+    end
+  end
+  local db, err = store.open_for_queries(o.output_dir or "./output")
+  if not db then
+    io.stderr:write("hfscan lookup: ", tostring(err), "\n")
+    return 1
+  end
+  local results, unknown = {}, 0
+  for _, h in ipairs(hashes) do
+    local found = db.db:query(M.QUERY, h:lower())
+    require("hfscan.json").array(found)
+    results[#results + 1] = { hash = h:lower(), known = #found > 0, occurrences = found }
+    if #found == 0 then unknown = unknown + 1 end
+  end
+  db:close()
+  if o.json then
+    cli.print_json(results)
+  else
+    for _, r in ipairs(results) do
+      if not r.known then print(r.hash .. "  unknown") end
+      for _, f in ipairs(r.occurrences) do
+        print(("%s  %s  %s  commit %s  scan %s"):format(r.hash, f.repo_id, f.filename,
+          f.commit_hash or "", f.scan))
+      end
+    end
+  end
+  return unknown > 0 and 1 or 0
+end
+
+return M

@@ -1,0 +1,98 @@
+-- `hfscan merge --output-dir OUT DIR...`: combines the latest scans of several
+-- output folders (the shards of one scan, run on different machines) into one
+-- scan in OUT, with its SQLite database. Shards hold disjoint repos, so this is
+-- a concatenation; a repo found in more than one input is taken from the input
+-- whose scan is the most recent.
+local cli = require "hfscan.cli"
+local database = require "hfscan.database"
+local hf = require "hfscan"
+local scan_reader = require "hfscan.scan_reader"
+local store = require "hfscan.store"
+
+local M = {}
+
+local HELP = [[
+usage: hfscan merge [--output-dir OUT] DIR...
+  Writes one scan into OUT (default ./output) holding the rows of the latest scan
+  of every DIR, and builds OUT/hfscan.sqlite.]]
+
+local function group_by_repo(scan)
+  local repos, order = {}, {}
+  local function repo(id)
+    if not repos[id] then
+      repos[id] = { rows = {}, errors = {}, commit = scan.commits[id] }
+      order[#order + 1] = id
+    end
+    return repos[id]
+  end
+  for _, r in ipairs(scan.rows) do table.insert(repo(r.repo_id).rows, r) end
+  for _, e in ipairs(scan.errors) do table.insert(repo(e.repo_id).errors, e) end
+  for id in pairs(scan.commits) do repo(id) end
+  return repos, order
+end
+
+function M.run(args)
+  local o, dirs = cli.parse(args, { ["--output-dir"] = "value", ["--help"] = "flag" })
+  if not o then return cli.usage_error("merge: " .. dirs, "hfscan merge --help") end
+  if o.help then
+    print(HELP)
+    return 0
+  end
+  if #dirs == 0 then return cli.usage_error("merge: give the folders to merge", "hfscan merge --help") end
+  local scans = {}
+  for i, dir in ipairs(dirs) do
+    local scan, err = scan_reader.read(dir)
+    if not scan then
+      io.stderr:write("hfscan merge: ", err, "\n")
+      return 1
+    end
+    scans[i] = scan
+  end
+  -- Oldest first, so that a later scan's copy of a repo wins.
+  table.sort(scans, function(a, b) return a.paths.ts < b.paths.ts end)
+  local out = o.output_dir or "./output"
+  local made, merr = hf.mkdir_p(out)
+  if not made then
+    io.stderr:write("hfscan merge: ", merr, "\n")
+    return 1
+  end
+  local merged, order = {}, {}
+  local extras = database.extra_columns_of(scans[1].parameters)
+  for _, scan in ipairs(scans) do
+    local repos, scan_order = group_by_repo(scan)
+    for _, id in ipairs(scan_order) do
+      if not merged[id] then order[#order + 1] = id end
+      merged[id] = repos[id]
+    end
+  end
+  local parameters = {}
+  for k, v in pairs(scans[1].parameters) do parameters[k] = v end
+  local sources = {}
+  for _, s in ipairs(scans) do sources[#sources + 1] = s.paths.extended end
+  parameters.shard = nil
+  parameters.command_line = "hfscan merge " .. table.concat(dirs, " ")
+  parameters.merged_from = table.concat(sources, ";")
+  local ts = os.date("%Y%m%d_%H%M%S")
+  while hf.file_type(database.paths(out, ts).extended) do
+    hf.sleep(0.2)
+    ts = os.date("%Y%m%d_%H%M%S")
+  end
+  local db, derr = database.create(out, ts, parameters, extras)
+  if not db then
+    io.stderr:write("hfscan merge: ", tostring(derr), "\n")
+    return 1
+  end
+  local rows = 0
+  for _, id in ipairs(order) do
+    local r = merged[id]
+    assert(db:write_repo(r.rows, r.errors, id, r.commit))
+    rows = rows + #r.rows
+  end
+  db:close()
+  local built, berr = store.build(out)
+  if not built then io.stderr:write("hfscan merge: ", tostring(berr), "\n") end
+  print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))
+  return 0
+end
+
+return M

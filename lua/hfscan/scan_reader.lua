@@ -1,0 +1,43 @@
+-- Reading a whole finished scan back: its extended rows (as records), errors,
+-- and the commit of every finished repo. Used by diff and merge.
+local csvfile = require "hfscan.csvfile"
+local database = require "hfscan.database"
+local hf = require "hfscan"
+
+local M = {}
+
+-- A folder (its latest scan) or an extended CSV. Returns
+-- { paths, parameters, columns, rows = {records}, errors = {records},
+--   commits = { [repo] = commit } } or nil, message.
+function M.read(path)
+  local paths, err
+  if hf.file_type(path) == "directory" then
+    paths, err = database.locate(path)
+  elseif hf.file_type(path) == "file" then
+    paths, err = database.locate(nil, path)
+  else
+    return nil, path .. ": No such file or directory"
+  end
+  if not paths then return nil, err end
+  local ext, eerr = csvfile.read(paths.extended, function(p)
+    return database.extended_columns(database.extra_columns_of(p))
+  end)
+  if not ext then return nil, eerr end
+  local errs, rerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
+  if not errs then return nil, rerr end
+  local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, rows = {},
+    errors = {}, commits = {} }
+  for i, row in ipairs(ext.rows) do
+    local rec = csvfile.record(ext.header, row)
+    scan.rows[i] = rec
+    scan.commits[rec.repo_id] = rec.commit_hash
+  end
+  for i, row in ipairs(errs.rows) do scan.errors[i] = csvfile.record(database.ERROR_COLUMNS, row) end
+  local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+  for _, row in ipairs(progress and progress.rows or {}) do
+    if row[2] ~= "" then scan.commits[row[1]] = row[2] end
+  end
+  return scan
+end
+
+return M

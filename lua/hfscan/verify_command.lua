@@ -1,0 +1,188 @@
+-- `hfscan verify PATH...`: hashes local files (folders recursively, in parallel
+-- on the native pool) and says for each whether it is a published file and
+-- where. With --repo ID, checks a folder against that repo's files at its
+-- latest scanned commit: missing, extra and changed files.
+local cli = require "hfscan.cli"
+local hf = require "hfscan"
+local json = require "hfscan.json"
+local store = require "hfscan.store"
+local targets = require "hfscan.targets"
+
+local M = {}
+
+local HELP = [[
+usage: hfscan verify [--output-dir DIR] [--json] [-j N] PATH...
+       hfscan verify [--output-dir DIR] [--json] --repo ID FOLDER
+  Without --repo: each file is "known" (with every repo, path and commit where
+  its hash was published) or "unknown"; exit 0 when all are known, else 1.
+  With --repo: FOLDER is compared with the repo's target files at its latest
+  scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]]
+
+-- Every regular file under the given paths, with its path relative to the
+-- folder it was found in.
+local function collect(paths)
+  local files = {}
+  local function walk(path, relative)
+    local kind = hf.file_type(path)
+    if kind == "directory" then
+      for _, name in ipairs(hf.list_dir(path) or {}) do
+        walk(path .. "/" .. name, relative and (relative .. "/" .. name) or name)
+      end
+    elseif kind == "file" then
+      files[#files + 1] = { path = path, relative = relative or path:match("[^/]*$") }
+    else
+      files[#files + 1] = { path = path, relative = relative or path, missing = true }
+    end
+  end
+  for _, p in ipairs(paths) do walk((p:gsub("/+$", "")), nil) end
+  return files
+end
+
+local function hash_all(files, workers)
+  local list = {}
+  for i, f in ipairs(files) do list[i] = f.path end
+  local results, err = hf.sha256_files(list, workers)
+  if not results then return nil, err end
+  for i, r in ipairs(results) do
+    files[i].sha256, files[i].error = r.sha256, r.error
+  end
+  return files
+end
+
+local WHERE = [[
+SELECT DISTINCT f.repo_id, f.filename, f.commit_hash FROM files f
+WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]]
+
+local function verify_known(db, files, o)
+  local unknown, report = 0, {}
+  for _, f in ipairs(files) do
+    local entry = { path = f.path, sha256 = f.sha256 }
+    if not f.sha256 then
+      entry.status, entry.error = "unreadable", f.error
+      unknown = unknown + 1
+    else
+      local found = db.db:query(WHERE, f.sha256)
+      entry.status = #found > 0 and "known" or "unknown"
+      entry.published = json.array(found)
+      if #found == 0 then unknown = unknown + 1 end
+    end
+    report[#report + 1] = entry
+  end
+  if o.json then
+    cli.print_json({ files = report, all_known = unknown == 0 })
+  else
+    for _, e in ipairs(report) do
+      if e.status == "known" then
+        for _, p in ipairs(e.published) do
+          print(("known    %s  %s/%s@%s"):format(e.path, p.repo_id, p.filename, p.commit_hash))
+        end
+      elseif e.status == "unknown" then
+        print(("unknown  %s  %s"):format(e.path, e.sha256))
+      else
+        print(("error    %s  %s"):format(e.path, e.error))
+      end
+    end
+  end
+  return unknown == 0 and 0 or 1
+end
+
+-- The repo's rows at its latest scanned commit.
+local function repo_files(db, repo)
+  local latest = db.db:query([[
+    SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
+  if not latest then return nil end
+  local rows = db.db:query([[
+    SELECT f.filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]], repo, latest.timestamp,
+    latest.commit_hash)
+  return rows, latest.commit_hash, latest.timestamp
+end
+
+local function verify_repo(db, files, o)
+  local expected, commit, scan = repo_files(db, o.repo)
+  if not expected then
+    io.stderr:write("hfscan verify: ", o.repo, " is in no scan of this folder\n")
+    return 1
+  end
+  local local_by_path = {}
+  for _, f in ipairs(files) do local_by_path[f.relative] = f end
+  local report = { repo = o.repo, commit = commit, scan = scan, matching = {}, changed = {},
+    missing = {}, extra = {}, unverifiable = {} }
+  local published = {}
+  for _, row in ipairs(expected) do
+    published[row.filename] = true
+    local f = local_by_path[row.filename]
+    if not f then
+      table.insert(report.missing, row.filename)
+    elseif row.hash:match("^FAILED_") then
+      table.insert(report.unverifiable, row.filename)
+    elseif f.sha256 == row.hash then
+      table.insert(report.matching, row.filename)
+    else
+      table.insert(report.changed, { path = row.filename, expected = row.hash, actual = f.sha256 })
+    end
+  end
+  for _, f in ipairs(files) do
+    if not published[f.relative] and targets.is_target(f.relative) then
+      table.insert(report.extra, f.relative)
+    end
+  end
+  for _, k in ipairs({ "matching", "changed", "missing", "extra", "unverifiable" }) do
+    table.sort(report[k], function(a, b) return (a.path or a) < (b.path or b) end)
+    json.array(report[k])
+  end
+  local ok = #report.changed == 0 and #report.missing == 0 and #report.extra == 0
+  report.match = ok
+  if o.json then
+    cli.print_json(report)
+  else
+    print(("%s at commit %s (scan %s)"):format(o.repo, commit, scan))
+    for _, p in ipairs(report.matching) do print("ok       " .. p) end
+    for _, c in ipairs(report.changed) do
+      print(("changed  %s  expected %s, found %s"):format(c.path, c.expected, c.actual))
+    end
+    for _, p in ipairs(report.missing) do print("missing  " .. p) end
+    for _, p in ipairs(report.extra) do print("extra    " .. p) end
+    for _, p in ipairs(report.unverifiable) do print("no hash  " .. p .. " (the scan could not hash it)") end
+  end
+  return ok and 0 or 1
+end
+
+function M.run(args)
+  local o, paths = cli.parse(args, { ["--output-dir"] = "value", ["--json"] = "flag",
+    ["--repo"] = "value", ["-j"] = "value", ["--help"] = "flag" })
+  if not o then return cli.usage_error("verify: " .. paths, "hfscan verify --help") end
+  if o.help then
+    print(HELP)
+    return 0
+  end
+  if #paths == 0 then return cli.usage_error("verify: give files or folders", "hfscan verify --help") end
+  if o.repo and (#paths ~= 1 or hf.file_type(paths[1]) ~= "directory") then
+    return cli.usage_error("verify: --repo needs exactly one folder", "hfscan verify --help")
+  end
+  local workers = tonumber(o.j or hf.cpu_count())
+  if not workers or workers < 1 then return cli.usage_error("verify: -j needs a number", "hfscan verify --help") end
+  local files = collect(paths)
+  for _, f in ipairs(files) do
+    if f.missing then
+      io.stderr:write("hfscan verify: ", f.path, ": No such file or directory\n")
+      return 1
+    end
+  end
+  local hashed, err = hash_all(files, math.floor(workers))
+  if not hashed then
+    io.stderr:write("hfscan verify: ", tostring(err), "\n")
+    return 1
+  end
+  local db, derr = store.open_for_queries(o.output_dir or "./output")
+  if not db then
+    io.stderr:write("hfscan verify: ", tostring(derr), "\n")
+    return 1
+  end
+  local status = o.repo and verify_repo(db, hashed, o) or verify_known(db, hashed, o)
+  db:close()
+  return status
+end
+
+return M

@@ -1,0 +1,256 @@
+"""Using the database: SQLite beside the CSVs, lookup, verify, diff,
+incremental rescans (--since), shards and merge."""
+import collections
+import copy
+import csv
+import io
+import json
+import os
+import sqlite3
+import urllib.request
+from urllib.parse import quote
+
+from hubfixture import HUB, ScanCase, is_target, read_csv, run_hfscan, scan_files
+
+
+def fetch(endpoint, repo, commit, path):
+    """The bytes of a file, as a user would download them."""
+    url = f"{endpoint}/{repo}/resolve/{commit}/{quote(path)}"
+    with urllib.request.urlopen(url) as r:
+        return r.read()
+
+
+def row_set(files, drop=("carried_over_from",)):
+    _, _, rows = read_csv(files["extended"])
+    return collections.Counter(tuple(sorted((k, v) for k, v in r.items() if k not in drop))
+                               for r in rows)
+
+
+class WorldCase(ScanCase):
+    def world(self, models="14"):
+        path = os.path.join(self.dir, "world.json")
+        import subprocess
+        subprocess.run([HUB, "--models", models, "--dump-world", path], check=True)
+        with open(path) as f:
+            w = json.load(f)
+        # The same bytes published in two places make a hash that "moves".
+        misc = next(r for r in w["repos"] if r["id"] == "hfscan-test/mobile-misc")
+        misc["files"].append({"path": "shared/weights.pkl", "storage": "git",
+                              "text": "the same pickled weights\n"})
+        return w
+
+    def hub_for(self, world, name, replacing=None):
+        """A hub serving world; with replacing, on that hub's port after stopping
+        it (the same endpoint, as the real Hub between two scans)."""
+        path = os.path.join(self.dir, name + ".json")
+        with open(path, "w") as f:
+            json.dump(world, f)
+        args = ["--world", path]
+        if replacing:
+            replacing.stop()
+            args += ["--port", replacing.endpoint.rsplit(":", 1)[1]]
+        return self.start_hub(*args)
+
+    @staticmethod
+    def changed_world(world):
+        """A few repos changed: a new commit with a changed file, a removed file,
+        a new repo, and a file copied from one repo to another."""
+        w = copy.deepcopy(world)
+        repos = {r["id"]: r for r in w["repos"]}
+        sharded = repos["hfscan-test/sharded-safetensors"]
+        shard = next(f for f in sharded["files"] if f["path"] == "model-00001-of-00002.safetensors")
+        shard["version"] = shard.get("version", 0) + 1
+        sharded["commit"] = "1" * 40
+        nested = repos["hfscan-test/nested-folders"]
+        nested["files"] = [f for f in nested["files"] if f["path"] != "keras/model.keras"]
+        nested["commit"] = "2" * 40
+        new_repo = copy.deepcopy(repos["hfscan-test/mobile-misc"])
+        new_repo["id"] = "newcomer/fresh-model"
+        new_repo["_id"] = "f" * 24
+        new_repo["commit"] = "3" * 40
+        new_repo["downloads"] = 5_000_000
+        new_repo["files"] = [f for f in new_repo["files"] if f["path"] == "shared/weights.pkl"]
+        new_repo["files"][0]["path"] = "copied/weights.pkl"
+        w["repos"].append(new_repo)
+        return w
+
+
+class LookupVerifyTest(WorldCase):
+    def test_sqlite_is_kept_current_and_can_be_rebuilt(self):
+        hub = self.start_hub("--models", "12")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        _, _, rows = read_csv(files["extended"])
+        db = sqlite3.connect(os.path.join(out, "hfscan.sqlite"))
+        count = db.execute("SELECT count(*) FROM files").fetchone()[0]
+        self.assertEqual(count, len(rows))
+        by_hash = db.execute("SELECT repo_id, filename FROM files WHERE hash = ?", (rows[0]["hash"],)).fetchall()
+        self.assertIn((rows[0]["repo_id"], rows[0]["filename"]), by_hash)
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        self.assertTrue({"files_by_hash", "files_by_repo_path"} <= indexes)
+        db.close()
+        os.remove(os.path.join(out, "hfscan.sqlite"))
+        r = run_hfscan(["db", "build", "--output-dir", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"{len(rows)} rows from 1 scans", r.stdout)
+        db = sqlite3.connect(os.path.join(out, "hfscan.sqlite"))
+        self.assertEqual(db.execute("SELECT count(*) FROM files").fetchone()[0], len(rows))
+        db.close()
+
+    def test_lookup_known_and_unknown_hashes(self):
+        hub = self.start_hub("--models", "12")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        truth = [f for f in hub.truth() if f["path"] == "tiny.pkl" and f["repo_id"] == "hfscan-test/plain-git-weights"][0]
+        ts = files["extended"][-19:-4]
+        r = run_hfscan(["lookup", "--output-dir", out, truth["sha256"].upper()])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, f"{truth['sha256']}  hfscan-test/plain-git-weights  tiny.pkl  "
+                                   f"commit {truth['commit']}  scan {ts}\n")
+        unknown = "ab" * 32
+        r = run_hfscan(["lookup", "--output-dir", out, "--json", truth["sha256"], unknown])
+        self.assertEqual(r.returncode, 1)
+        result = json.loads(r.stdout)
+        self.assertEqual([x["known"] for x in result], [True, False])
+        self.assertEqual(result[1]["occurrences"], [])
+        self.assertEqual(result[0]["occurrences"][0]["commit_hash"], truth["commit"])
+        r = run_hfscan(["lookup", "--output-dir", out, "not-a-hash"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("'not-a-hash' is not a SHA-256", r.stderr)
+
+    def test_verify_files_and_a_repo_folder(self):
+        hub = self.start_hub("--models", "12")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        repo = "hfscan-test/nested-folders"
+        repo_files = [f for f in hub.truth() if f["repo_id"] == repo and is_target(f["path"])]
+        local = os.path.join(self.dir, "local")
+        for f in repo_files:
+            target = os.path.join(local, f["path"])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(fetch(hub.endpoint, repo, f["commit"], f["path"]))
+        known = os.path.join(local, repo_files[0]["path"])
+        stranger = os.path.join(self.dir, "stranger.bin")
+        with open(stranger, "wb") as fh:
+            fh.write(b"not published anywhere")
+        r = run_hfscan(["verify", "--output-dir", out, known])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"known    {known}  {repo}/{repo_files[0]['path']}@{repo_files[0]['commit']}", r.stdout)
+        r = run_hfscan(["verify", "--output-dir", out, "--json", known, stranger])
+        self.assertEqual(r.returncode, 1)
+        report = json.loads(r.stdout)
+        self.assertEqual([f["status"] for f in report["files"]], ["known", "unknown"])
+        self.assertFalse(report["all_known"])
+        # The whole folder against the repo: everything matches...
+        r = run_hfscan(["verify", "--output-dir", out, "--repo", repo, local])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # ...then one changed, one missing, one extra.
+        changed, missing = repo_files[0]["path"], repo_files[1]["path"]
+        with open(os.path.join(local, changed), "ab") as fh:
+            fh.write(b"tampered")
+        os.remove(os.path.join(local, missing))
+        with open(os.path.join(local, "extra.safetensors"), "wb") as fh:
+            fh.write(b"x")
+        with open(os.path.join(local, "notes.txt"), "wb") as fh:
+            fh.write(b"not a weight file: ignored")
+        r = run_hfscan(["verify", "--output-dir", out, "--json", "--repo", repo, local])
+        self.assertEqual(r.returncode, 1)
+        report = json.loads(r.stdout)
+        self.assertEqual([c["path"] for c in report["changed"]], [changed])
+        self.assertEqual(report["missing"], [missing])
+        self.assertEqual(report["extra"], ["extra.safetensors"])
+        self.assertEqual(report["commit"], repo_files[0]["commit"])
+        self.assertEqual(len(report["matching"]), len(repo_files) - 2)
+
+
+class DiffIncrementalTest(WorldCase):
+    def test_diff_between_scans_of_a_changed_world(self):
+        world = self.world()
+        old_hub = self.hub_for(world, "old")
+        r, old = self.scan(old_hub, "--download-threshold", "1", output="old")
+        new_hub = self.hub_for(self.changed_world(world), "new", replacing=old_hub)
+        r, new = self.scan(new_hub, "--download-threshold", "1", output="new")
+        r = run_hfscan(["diff", os.path.dirname(old["extended"]), new["extended"]])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        changes = list(csv.DictReader(io.StringIO(r.stdout)))
+        kinds = collections.Counter(c["change"] for c in changes)
+        self.assertEqual(kinds["changed"], 1)
+        changed = next(c for c in changes if c["change"] == "changed")
+        self.assertEqual((changed["repo_id"], changed["filename"]),
+                         ("hfscan-test/sharded-safetensors", "model-00001-of-00002.safetensors"))
+        self.assertNotEqual(changed["old_hash"], changed["new_hash"])
+        self.assertEqual(changed["new_commit"], "1" * 40)
+        removed = [(c["repo_id"], c["filename"]) for c in changes if c["change"] == "removed"]
+        self.assertEqual(removed, [("hfscan-test/nested-folders", "keras/model.keras")])
+        added = {c["repo_id"] for c in changes if c["change"] == "added"}
+        self.assertEqual(added, {"newcomer/fresh-model"})
+        commits = {c["repo_id"] for c in changes if c["change"] == "commit_changed"}
+        self.assertEqual(commits, {"hfscan-test/sharded-safetensors", "hfscan-test/nested-folders"})
+        # The newcomer publishes mobile-misc's shared weights again.
+        moved = [(c["repo_id"], c["filename"], c["moved_from"]) for c in changes if c["change"] == "moved"]
+        self.assertEqual(moved, [("newcomer/fresh-model", "copied/weights.pkl",
+                                  "hfscan-test/mobile-misc/shared/weights.pkl")])
+        r = run_hfscan(["diff", "--json", old["extended"], old["extended"]])
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(json.loads(r.stdout)["added"], [])
+
+    def test_incremental_scan_requests_only_changed_repos(self):
+        world = self.world()
+        old_hub = self.hub_for(world, "old")
+        r, old = self.scan(old_hub, "--download-threshold", "1", output="old")
+        new_hub = self.hub_for(self.changed_world(world), "new", replacing=old_hub)
+        r, full = self.scan(new_hub, "--download-threshold", "1", output="full")
+        new_hub.clear_log()
+        r, inc = self.scan(new_hub, "--download-threshold", "1", "--since",
+                           os.path.dirname(old["extended"]), output="inc")
+        self.assertEqual(row_set(inc), row_set(full), "the same rows as a full scan")
+        changed = {"hfscan-test/sharded-safetensors", "hfscan-test/nested-folders", "newcomer/fresh-model"}
+        touched = set()
+        for req in new_hub.requests():
+            path = req["path"].split("?")[0]
+            if path == "/api/models":
+                continue
+            parts = path.split("/")
+            repo = "/".join(parts[3:5]) if parts[1] == "api" else "/".join(parts[1:3])
+            touched.add(repo)
+        self.assertEqual(touched, changed, "requests only for changed and new repos")
+        _, header, rows = read_csv(inc["extended"])
+        self.assertIn("carried_over_from", header)
+        old_ts = old["extended"][-19:-4]
+        for row in rows:
+            expected = "" if row["repo_id"] in changed else old_ts
+            self.assertEqual(row["carried_over_from"], expected, row["repo_id"])
+
+
+class ShardTest(ScanCase):
+    def test_shards_merged_equal_one_scan(self):
+        hub = self.start_hub("--models", "30")
+        r, whole = self.scan(hub, "--download-threshold", "1", output="whole")
+        outs = []
+        for k in range(3):
+            r, files = self.scan(hub, "--download-threshold", "1", "--shard", f"{k}/3", output=f"shard{k}")
+            comments, _, rows = read_csv(files["extended"])
+            self.assertIn(f"# shard: {k}/3", comments)
+            outs.append(os.path.dirname(files["extended"]))
+        repos = [set(r["repo_id"] for r in read_csv(scan_files(o)["extended"])[2]) for o in outs]
+        self.assertFalse(repos[0] & repos[1] or repos[1] & repos[2] or repos[0] & repos[2])
+        self.assertTrue(all(repos), "every shard has work")
+        merged = os.path.join(self.dir, "merged")
+        r = run_hfscan(["merge", "--output-dir", merged] + outs)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(row_set(scan_files(merged)), row_set(whole))
+        _, _, werr = read_csv(whole["errors"])
+        _, _, merr = read_csv(scan_files(merged)["errors"])
+        self.assertEqual(sorted((e["repo_id"], e["filename"]) for e in merr),
+                         sorted((e["repo_id"], e["filename"]) for e in werr))
+        db = sqlite3.connect(os.path.join(merged, "hfscan.sqlite"))
+        self.assertEqual(db.execute("SELECT count(*) FROM files").fetchone()[0],
+                         sum(row_set(whole).values()))
+        db.close()
+
+    def test_bad_shard(self):
+        for bad in ("3/3", "1", "a/b", "0/0"):
+            r = run_hfscan(["--shard", bad, "--output-dir", os.path.join(self.dir, "x")])
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--shard", r.stderr)

@@ -25,7 +25,8 @@ typedef struct {
   hf_ratelimit *limiter;
   hf_http_response response;
   int rc;
-  int paced; /* subject to the pool's per-worker spacing */
+  int paced;    /* subject to the pool's per-worker spacing */
+  int reserved; /* the caller already booked its rate-limit slot */
   double waited;
 } http_job;
 
@@ -40,7 +41,7 @@ static void run_http(hf_job *job, hf_worker *worker) {
     snprintf(j->response.error_message, sizeof j->response.error_message, "interrupted");
     return;
   }
-  if (j->limiter && (j->waited = hf_ratelimit_acquire(j->limiter, bucket)) < 0) {
+  if (j->limiter && !j->reserved && (j->waited = hf_ratelimit_acquire(j->limiter, bucket)) < 0) {
     j->rc = -1;
     j->response.error_code = HF_HTTP_ERR_INTERRUPTED;
     snprintf(j->response.error_message, sizeof j->response.error_message,
@@ -102,6 +103,7 @@ static hf_job *new_http_job(lua_State *L, lua_pool *lp) {
   j->request = request;
   j->request.req.headers = &j->request.headers; /* it pointed into the local copy */
   j->paced = hf_lua_opt_bool_field(L, 2, "paced", 1);
+  j->reserved = hf_lua_opt_bool_field(L, 2, "reserved", 0);
   j->base.run = run_http;
   j->base.destroy = destroy_http;
   j->limiter = lp->limiter ? hf_ratelimit_retain(lp->limiter) : NULL;

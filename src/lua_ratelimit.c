@@ -44,6 +44,21 @@ static int l_set_spread(lua_State *L) {
   return 0;
 }
 
+/* limiter:reserve(bucket) -> seconds to wait before starting the request it
+ * books (0 to start now). The wait happens in the caller (a Lua task can sleep
+ * without holding a worker); submit the request with reserved = true. */
+static int l_reserve(lua_State *L) {
+  double now = hf_monotonic_seconds();
+  double start = hf_ratelimit_reserve(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2), now);
+  lua_pushnumber(L, start > now ? start - now : 0);
+  return 1;
+}
+
+static int l_cancel(lua_State *L) {
+  hf_ratelimit_cancel(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2));
+  return 0;
+}
+
 static int l_acquire(lua_State *L) {
   double waited = hf_ratelimit_acquire(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2));
   if (waited < 0)
@@ -130,6 +145,8 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"set_spacing", l_set_spacing},
       {"set_spread_fraction", l_set_spread},
       {"acquire", l_acquire},
+      {"reserve", l_reserve},
+      {"cancel", l_cancel},
       {"observe", l_observe},
       {"state", l_state},
       {"close", l_close},

@@ -136,11 +136,13 @@ double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now) {
   return t;
 }
 
-static void cancel_reservation(hf_ratelimit *rl, const char *bucket) {
+void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
   pthread_mutex_lock(&rl->lock);
   struct bucket *b = find_bucket(rl, bucket, 0);
   if (b && b->in_flight > 0)
     b->in_flight--;
+  if (b && b->remaining >= 0 && (b->quota < 0 || b->remaining < b->quota))
+    b->remaining++; /* the slot it booked is free again */
   pthread_mutex_unlock(&rl->lock);
 }
 
@@ -148,7 +150,7 @@ double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
   double now = hf_monotonic_seconds();
   double start = hf_ratelimit_reserve(rl, bucket, now);
   if (start > now && hf_sleep_interruptible(start - now)) {
-    cancel_reservation(rl, bucket);
+    hf_ratelimit_cancel(rl, bucket);
     return -1;
   }
   return start - now;

@@ -34,6 +34,8 @@ void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction);
 /* Books the next start time for a request in bucket, at or after now (seconds on
  * any monotonic clock). Returns the start time; the caller waits until then. */
 double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now);
+/* Gives back a reservation that will not be used (its request was never sent). */
+void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket);
 /* reserve + sleep. Returns seconds waited, or -1 if interrupted while waiting. */
 double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket);
 

@@ -53,6 +53,23 @@ function Loop:sleep(seconds)
   coroutine.yield()
 end
 
+-- Inside a task: runs each function as a task of its own and waits for all of
+-- them. An error raised by one is raised here, after all have finished.
+function Loop:all(fns)
+  if #fns == 0 then return end
+  local parent, pending, first_error = coroutine.running(), #fns, nil
+  for _, fn in ipairs(fns) do
+    self:spawn(function()
+      local ok, err = pcall(fn)
+      if not ok and first_error == nil then first_error = err end
+      pending = pending - 1
+      if pending == 0 then self.ready[#self.ready + 1] = { parent, n = 0 } end
+    end)
+  end
+  coroutine.yield()
+  if first_error ~= nil then error(first_error, 0) end
+end
+
 -- A FIFO that tasks can wait on: pop() yields while it is empty and open.
 function Loop:queue()
   local loop = self

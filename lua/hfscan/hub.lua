@@ -21,8 +21,9 @@ local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [
   [504] = true }
 local RETRY_CODES = { connect = true, timeout = true, reset = true, dns = true }
 
--- options: endpoint, token, loop (hfscan.async), retries (default 5), max_wait (8 s),
--- on_request(bucket, response|nil) for accounting.
+-- options: endpoint, token, loop (hfscan.async), limiter (the pool's, so that
+-- waits for the rate limit happen in the task, not on a worker), retries
+-- (default 5), max_wait (8 s), on_request(bucket, response|nil) for accounting.
 function M.new(options)
   local endpoint = (options.endpoint or M.DEFAULT_ENDPOINT):gsub("/+$", "")
   return setmetatable({
@@ -33,6 +34,7 @@ function M.new(options)
     retries = options.retries or 5,
     max_wait = options.max_wait or 8,
     on_request = options.on_request,
+    limiter = options.limiter,
     timeout = options.timeout or 30,
   }, Hub)
 end
@@ -112,6 +114,16 @@ function Hub:request(req)
   req.timeout = req.timeout or self.timeout
   for attempt = 1, self.retries + 1 do
     if hf.interrupted() then return nil, failure("interrupted", "interrupted") end
+    if self.limiter then
+      -- Book the slot now and wait here, so a worker never idles on a limit.
+      local wait = self.limiter:reserve(req.bucket)
+      if wait > 0 then self.loop:sleep(wait) end
+      if hf.interrupted() then
+        self.limiter:cancel(req.bucket)
+        return nil, failure("interrupted", "interrupted")
+      end
+      req.reserved = true
+    end
     local res, msg, code = self.loop:submit(req)
     if self.on_request then self.on_request(req.bucket, res) end
     if code == "interrupted" or hf.interrupted() then

@@ -1,7 +1,8 @@
 -- Finds the SHA-256 of every target file of one repo, at its pinned commit,
 -- through the tiers of DESIGN.md, cheapest first:
 --   api_metadata  one model-info request (blobs=true) gives every LFS file's
---                 SHA-256; the tree listing is the fallback for the same facts
+--                 SHA-256; the tree listing is the fallback for the same facts;
+--                 or, on the resolvers route, a HEAD per file (X-Linked-Etag)
 --   lfs_pointer   the /raw/ pointer of an LFS file, parsed strictly
 --   downloaded    the file streamed through SHA-256 (plain git files, or when
 --                 the cheaper tiers failed), checked against the Hub's claims
@@ -81,6 +82,22 @@ local function list_files(hub, repo_id, commit)
   return files, nil
 end
 
+-- Errors of a HEAD that concern the whole repo rather than one file.
+local REPO_LEVEL = { gated_repository = true, repository_disabled = true,
+  repository_not_found = true, invalid_token = true, revision_not_found = true }
+
+-- A repo's files as the listing names them (expand=siblings): the rest comes
+-- from a HEAD per file.
+function M.files_from_listing(model)
+  local files = {}
+  for _, s in ipairs(model.siblings) do
+    if type(s) == "table" and type(s.rfilename) == "string" then
+      files[#files + 1] = { path = s.rfilename, needs_head = true }
+    end
+  end
+  return files
+end
+
 local Scan = {}
 Scan.__index = Scan
 
@@ -109,7 +126,7 @@ function Scan:row(file, hash, method)
     file_size = file.size and tostring(math.tointeger(file.size) or file.size) or "",
     file_type = targets.file_type(file.path), last_modified = m.lastModified or "",
     download_url = self.ctx.hub:file_url("resolve", m.id, m.sha, file.path),
-    hash_method = method, commit_hash = m.sha,
+    hash_method = method, commit_hash = m.sha, index = file.index,
   }
   row = self.policy:call("on_row", row, m)
   if row then self.rows[#self.rows + 1] = row end
@@ -165,8 +182,34 @@ function Scan:download_hash(file)
   return got.sha256
 end
 
+-- The resolvers route knows only a file's name (from the listing): a HEAD on
+-- /resolve/ tells the rest. An LFS file's X-Linked-Etag is its SHA-256; a plain
+-- git file answers 200 with its git blob id as ETag. Returns false on failure.
+function Scan:head_file(file)
+  local meta, err = self.ctx.hub:file_metadata(self.model.id, self.model.sha, file.path)
+  check_interrupt(err)
+  if not meta then
+    -- A gated, disabled or hidden repo still shows its metadata to the api
+    -- route: the repo is done that way instead, so the rows do not depend on
+    -- the route.
+    if REPO_LEVEL[err.kind] then
+      self.use_api_route = true
+    else
+      self:fail(file, err)
+    end
+    return false
+  end
+  local linked = meta.linked_etag and lfs.valid_sha256(meta.linked_etag)
+  file.lfs = meta.status >= 300 and meta.status < 400
+  file.sha256 = file.lfs and linked or nil
+  file.size = meta.size
+  file.blob_id = not file.lfs and meta.etag or nil
+  return true
+end
+
 -- Tries the policy's tiers in order; the first that gives a hash wins.
 function Scan:hash_file(file)
+  if file.needs_head and not self:head_file(file) then return end
   local problems = {}
   for _, tier in ipairs(self.policy:call("tiers", file, self.model)) do
     if tier == "api_metadata" then
@@ -194,6 +237,11 @@ end
 -- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
 function Scan:run()
   local m = self.model
+  if m.sha and not self.only and self.ctx.route and self.ctx.route(m) == "resolvers" then
+    self:hash_files(M.files_from_listing(m))
+    if not self.use_api_route then return self.rows, self.errors end
+    self.rows, self.errors = {}, {}
+  end
   local files, info_or_err = list_files(self.ctx.hub, m.id, m.sha or "main")
   if files and not m.sha then
     -- The listing gave no commit: pin to the one model info answered for.
@@ -211,8 +259,21 @@ function Scan:run()
   if type(info_or_err) == "table" and not m.lastModified then
     m.lastModified = info_or_err.lastModified
   end
-  local seen = {}
-  for _, file in ipairs(files) do
+  local seen = self:hash_files(files)
+  for path in pairs(self.only or {}) do
+    if not seen[path] then
+      self:fail({ path = path }, { kind = "entry_not_found",
+        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
+    end
+  end
+  return self.rows, self.errors
+end
+
+-- Hashes the wanted files of a list. Returns the set of paths that were wanted.
+function Scan:hash_files(files)
+  local m = self.model
+  local seen, work = {}, {}
+  for index, file in ipairs(files) do
     local wanted
     if self.only then
       wanted = self.only[file.path]
@@ -221,16 +282,16 @@ function Scan:run()
     end
     if wanted then
       seen[file.path] = true
-      self:hash_file(file)
+      file.index = index
+      work[#work + 1] = function() self:hash_file(file) end
     end
   end
-  for path in pairs(self.only or {}) do
-    if not seen[path] then
-      self:fail({ path = path }, { kind = "entry_not_found",
-        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
-    end
-  end
-  return self.rows, self.errors
+  -- The files of a repo are hashed at once (their requests overlap on the pool),
+  -- and their rows are then put back in the repo's order.
+  if self.ctx.loop then self.ctx.loop:all(work) else for _, w in ipairs(work) do w() end end
+  table.sort(self.rows, function(a, b) return (a.index or 0) < (b.index or 0) end)
+  for _, r in ipairs(self.rows) do r.index = nil end
+  return seen
 end
 
 -- Scans a repo. Returns rows, errors. Raises M.INTERRUPTED on a stop request,

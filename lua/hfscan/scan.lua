@@ -17,7 +17,9 @@ local targets = require "hfscan.targets"
 local M = {}
 
 M.EXIT_INTERRUPTED = 130
-M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private" }
+-- siblings: the file names, so a repo can also be hashed through the larger
+-- resolvers bucket (a HEAD per file) when the api bucket is the bottleneck.
+M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private", "siblings" }
 M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
@@ -130,11 +132,12 @@ function M.new_scanner(o, db, log, stats)
   local loop = async.new(pool)
   local self = setmetatable({ o = o, db = db, log = log, stats = stats, pool = pool,
     limiter = limiter, loop = loop, seen = {}, fatal = nil }, Scanner)
-  self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop,
+  self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop, limiter = limiter,
     on_request = function(bucket, res) self:count_request(bucket, res) end }
   self.policy = o.loaded_policy or policies.new()
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
-    policy = self.policy }
+    policy = self.policy, loop = loop,
+    route = function(model) return self:choose_route(model) end }
   self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
   log.before_stderr = function() self.progress:clear() end
   -- On a terminal the live line shows progress: per-repo lines go to the log file only.
@@ -213,6 +216,29 @@ function Scanner:carry_over(item)
   for i, e in ipairs(item.carry.errors) do errors[i] = e end
   self.stats.carried = (self.stats.carried or 0) + 1
   return rows, errors
+end
+
+-- api (one model-info request) or resolvers (a HEAD per target file): api while
+-- its window has room, else resolvers when its window holds the repo's files.
+-- The Hub then serves about api_q + resolvers_q / files_per_repo repos a window.
+function Scanner:choose_route(model)
+  -- Gated repos show their LFS hashes only through the api route.
+  if type(model.siblings) ~= "table" or (model.gated and model.gated ~= false) then return "api" end
+  local api = self.limiter:state("api")
+  if not api or api.remaining < 0 or (api.remaining > 0 and api.blocked_for <= 0) then
+    return "api"
+  end
+  local files = 0
+  for _, s in ipairs(model.siblings) do
+    if type(s) == "table" and type(s.rfilename) == "string" and targets.is_target(s.rfilename) then
+      files = files + 1
+    end
+  end
+  local res = self.limiter:state("resolvers")
+  if not res or res.remaining < 0 or (res.remaining >= files and res.blocked_for <= 0) then
+    return "resolvers"
+  end
+  return "api"
 end
 
 -- A model as the policy and repo_scan see it: the listing's fields, with
@@ -299,7 +325,7 @@ function Scanner:run()
   local queue = self.loop:queue()
   self.loop:spawn(self.list_models, self, queue)
   -- Enough repos in flight to keep every worker busy while some wait on others.
-  for _ = 1, self.o.max_workers * 2 do self.loop:spawn(self.repo_worker, self, queue) end
+  for _ = 1, self.o.max_workers * 4 do self.loop:spawn(self.repo_worker, self, queue) end
   self.loop:run()
   self.progress:update(true)
   self.progress:clear()

@@ -300,6 +300,12 @@ class FaultsTest(ScanTestBase):
                              "--window", "1")
         r, files = self.scan(hub, "--download-threshold", "1")
         self.assert_rows(files, hub.truth(), hub.endpoint)
+        stats = hub.stats()
+        self.assertEqual(sum(stats["status_429"].values()) if isinstance(stats["status_429"], dict)
+                         else stats["status_429"], 0, stats)
+        # With the api window spent, repos went through the resolvers bucket.
+        heads = [q for q in hub.requests() if q["method"] == "HEAD"]
+        self.assertTrue(heads, "HEAD requests on /resolve/")
 
 
 class CommandLineTest(ScanCase):

@@ -44,14 +44,18 @@ static int l_set_spread(lua_State *L) {
   return 0;
 }
 
-/* limiter:reserve(bucket) -> seconds to wait before starting the request it
- * books (0 to start now). The wait happens in the caller (a Lua task can sleep
- * without holding a worker); submit the request with reserved = true. */
+/* limiter:reserve(bucket) -> seconds to wait, booked. When booked, wait that
+ * long and send the request with reserved = true; when not (the window is
+ * spent), wait and ask again. The wait happens in the caller: a Lua task can
+ * sleep without holding a worker. */
 static int l_reserve(lua_State *L) {
   double now = hf_monotonic_seconds();
-  double start = hf_ratelimit_reserve(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2), now);
+  int booked = 0;
+  double start =
+      hf_ratelimit_reserve(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2), now, &booked);
   lua_pushnumber(L, start > now ? start - now : 0);
-  return 1;
+  lua_pushboolean(L, booked);
+  return 2;
 }
 
 static int l_cancel(lua_State *L) {

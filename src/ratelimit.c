@@ -19,6 +19,11 @@
 #define BUCKET_NAME_SIZE 32
 /* A 429 with neither RateLimit nor Retry-After: hold the bucket this long. */
 #define UNKNOWN_429_PAUSE 1.0
+/* Until a bucket's first answer tells its quota, one request probes it alone;
+ * the others look again this much later, for at most PROBE_LIMIT seconds (a
+ * first request that is a long download must not hold the others up). */
+#define PROBE_WAIT 0.02
+#define PROBE_LIMIT 0.5
 
 struct bucket {
   char name[BUCKET_NAME_SIZE];
@@ -26,6 +31,9 @@ struct bucket {
   double last_start; /* -1 before the first request */
   long quota, window, remaining;
   double reset_at, blocked_until;
+  int reset_from_header; /* reset_at came from a RateLimit header, not our own roll */
+  long answers;          /* responses observed */
+  double first_start;    /* when the first request was booked */
   long in_flight, requests, throttled;
   double waited;
 };
@@ -96,43 +104,57 @@ static void roll_window(struct bucket *b, double t) {
   while (b->reset_at >= 0 && t >= b->reset_at) {
     b->remaining = b->quota;
     b->reset_at = b->window > 0 ? b->reset_at + b->window : -1;
+    b->reset_from_header = 0; /* a guess until the new window's first answer */
   }
 }
 
-static double next_start(const hf_ratelimit *rl, struct bucket *b, double now) {
+/* The earliest start for the next request, and whether it falls in the window
+ * the bucket knows (only then may it be booked). */
+static double next_start(const hf_ratelimit *rl, struct bucket *b, double now, int *bookable) {
+  roll_window(b, now);
+  if (b->answers == 0 && b->in_flight > 0 && now < b->first_start + PROBE_LIMIT) {
+    *bookable = 0; /* the first answer will tell the quota: bursting before it could overrun it */
+    return now + PROBE_WAIT;
+  }
   double t = now;
   if (b->last_start >= 0)
     t = max2(t, b->last_start + b->spacing);
   t = max2(t, b->blocked_until);
-  roll_window(b, t);
   if (b->remaining == 0 && b->reset_at >= 0) {
-    t = max2(t, b->reset_at);
-    roll_window(b, t);
+    *bookable = 0;
+    return max2(t, b->reset_at);
   }
   if (b->remaining > 0 && b->quota > 0 && b->reset_at > t &&
       b->remaining <= rl->spread_fraction * (double)b->quota) {
     double pace = (b->reset_at - t) / (double)b->remaining;
     if (b->last_start >= 0)
       t = max2(t, b->last_start + pace);
-    roll_window(b, t);
   }
+  *bookable = !(b->reset_at >= 0 && t >= b->reset_at);
   return t;
 }
 
-double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now) {
+double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, int *booked) {
   pthread_mutex_lock(&rl->lock);
   struct bucket *b = find_bucket(rl, bucket, 1);
   double t = now;
+  int bookable = 1;
   if (b) {
-    t = next_start(rl, b, now);
-    if (b->remaining > 0)
-      b->remaining--;
-    b->last_start = t;
-    b->in_flight++;
-    b->requests++;
+    t = next_start(rl, b, now, &bookable);
     b->waited += t - now;
+    if (bookable) {
+      if (b->requests == 0)
+        b->first_start = t;
+      if (b->remaining > 0)
+        b->remaining--;
+      b->last_start = t;
+      b->in_flight++;
+      b->requests++;
+    }
   }
   pthread_mutex_unlock(&rl->lock);
+  if (booked)
+    *booked = bookable;
   return t;
 }
 
@@ -147,13 +169,19 @@ void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
 }
 
 double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
-  double now = hf_monotonic_seconds();
-  double start = hf_ratelimit_reserve(rl, bucket, now);
-  if (start > now && hf_sleep_interruptible(start - now)) {
-    hf_ratelimit_cancel(rl, bucket);
-    return -1;
+  double began = hf_monotonic_seconds();
+  for (;;) {
+    double now = hf_monotonic_seconds();
+    int booked = 0;
+    double start = hf_ratelimit_reserve(rl, bucket, now, &booked);
+    if (start > now && hf_sleep_interruptible(start - now)) {
+      if (booked)
+        hf_ratelimit_cancel(rl, bucket);
+      return -1;
+    }
+    if (booked)
+      return hf_monotonic_seconds() - began;
   }
-  return start - now;
 }
 
 /* Copies the first quoted string at or after *p into out and advances *p. */
@@ -228,6 +256,31 @@ double hf_ratelimit_parse_retry_after(const char *value, double wall_now) {
   return max2(0, (double)when - wall_now);
 }
 
+/* Updates a bucket from "r remaining, reset in t seconds", seen at now. Answers
+ * arrive out of order over parallel connections, so within one window the
+ * estimate only goes down; a later window replaces it. */
+static void apply_ratelimit(struct bucket *b, long r, long t, double now) {
+  double reset = now + (double)t;
+  double half = b->window > 0 ? (double)b->window / 2 : 0.5;
+  /* Requests still in flight may not be counted in r yet: assume they are not. */
+  long left = r > b->in_flight ? r - b->in_flight : 0;
+  if (b->reset_at < 0 || reset > b->reset_at + half) {
+    b->remaining = left;
+    b->reset_at = reset;
+    b->reset_from_header = 1;
+  } else if (reset < b->reset_at - half) {
+    return; /* a late answer from a window already over */
+  } else {
+    if (b->remaining < 0 || left < b->remaining)
+      b->remaining = left;
+    /* t is rounded up, so the smallest now + t is the closest safe estimate;
+     * but our own guess after a roll gives way to the Hub's. */
+    if (!b->reset_from_header || reset < b->reset_at)
+      b->reset_at = reset;
+    b->reset_from_header = 1;
+  }
+}
+
 static void apply_policy(hf_ratelimit *rl, const hf_headers *headers) {
   char name[BUCKET_NAME_SIZE];
   long q, w;
@@ -247,19 +300,20 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
   struct bucket *booked = find_bucket(rl, bucket, 1);
   if (booked && booked->in_flight > 0)
     booked->in_flight--;
+  if (booked)
+    booked->answers++;
 
   char name[BUCKET_NAME_SIZE];
   long r = -1, t = -1;
   const char *header = headers ? hf_headers_get(headers, "RateLimit") : NULL;
   int has_header = header && hf_ratelimit_parse_header(header, name, sizeof name, &r, &t) == 0;
   struct bucket *b = has_header ? find_bucket(rl, name, 1) : booked;
+  if (b && b != booked)
+    b->answers++;
   if (headers)
     apply_policy(rl, headers);
-  if (b && has_header) {
-    /* Requests still in flight may not be counted in r yet: assume they are not. */
-    b->remaining = r > b->in_flight ? r - b->in_flight : 0;
-    b->reset_at = now + (double)t;
-  }
+  if (b && has_header)
+    apply_ratelimit(b, r, t, now);
   if (b && status == 429) {
     b->throttled++;
     double wall = (double)time(NULL);

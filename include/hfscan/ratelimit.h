@@ -31,9 +31,12 @@ void hf_ratelimit_set_spacing(hf_ratelimit *rl, const char *bucket, double secon
  * over the rest of the window rather than spent at once. Default 0.1. */
 void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction);
 
-/* Books the next start time for a request in bucket, at or after now (seconds on
- * any monotonic clock). Returns the start time; the caller waits until then. */
-double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now);
+/* Plans the next request in bucket at or after now (seconds on any monotonic
+ * clock) and returns its start time. When that start lies in the current
+ * window, the slot is booked (*booked = 1): wait until then and send. When the
+ * window is spent, nothing is booked (*booked = 0): wait until then and ask
+ * again, so that no slot of a window not yet open is promised early. */
+double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, int *booked);
 /* Gives back a reservation that will not be used (its request was never sent). */
 void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket);
 /* reserve + sleep. Returns seconds waited, or -1 if interrupted while waiting. */

@@ -106,6 +106,20 @@ function Hub:retry_delay(res, attempt)
   return math.min(2 ^ (attempt - 1), self.max_wait)
 end
 
+-- Waits in this task (never on a worker) until the bucket has a slot, and books
+-- it. Returns false if a stop was requested meanwhile.
+function Hub:wait_for_slot(bucket)
+  while true do
+    local wait, booked = self.limiter:reserve(bucket)
+    if wait > 0 then self.loop:sleep(wait) end
+    if hf.interrupted() then
+      if booked then self.limiter:cancel(bucket) end
+      return false
+    end
+    if booked then return true end
+  end
+end
+
 -- Performs a request with retries. req is a pool job table (url, method, sink...).
 -- Returns the final response (any status) or nil, error.
 function Hub:request(req)
@@ -114,16 +128,10 @@ function Hub:request(req)
   req.timeout = req.timeout or self.timeout
   for attempt = 1, self.retries + 1 do
     if hf.interrupted() then return nil, failure("interrupted", "interrupted") end
-    if self.limiter then
-      -- Book the slot now and wait here, so a worker never idles on a limit.
-      local wait = self.limiter:reserve(req.bucket)
-      if wait > 0 then self.loop:sleep(wait) end
-      if hf.interrupted() then
-        self.limiter:cancel(req.bucket)
-        return nil, failure("interrupted", "interrupted")
-      end
-      req.reserved = true
+    if self.limiter and not self:wait_for_slot(req.bucket) then
+      return nil, failure("interrupted", "interrupted")
     end
+    req.reserved = self.limiter ~= nil
     local res, msg, code = self.loop:submit(req)
     if self.on_request then self.on_request(req.bucket, res) end
     if code == "interrupted" or hf.interrupted() then

@@ -127,11 +127,15 @@ Scanner.__index = Scanner
 
 function M.new_scanner(o, db, log, stats)
   local limiter = hf.ratelimiter()
+  -- Spend each window's quota at full speed and stop at r = 0 until the reset:
+  -- spreading the tail would only slow the scan, whose work is known to exceed
+  -- the quota (the resolvers route takes repos while the api window is spent).
+  limiter:set_spread_fraction(0)
   local pool = hf.pool(o.max_workers, limiter)
   pool:set_worker_spacing(o.rate_limit)
   local loop = async.new(pool)
   local self = setmetatable({ o = o, db = db, log = log, stats = stats, pool = pool,
-    limiter = limiter, loop = loop, seen = {}, fatal = nil }, Scanner)
+    limiter = limiter, loop = loop, seen = {}, fatal = nil, api_only_queued = 0 }, Scanner)
   self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop, limiter = limiter,
     on_request = function(bucket, res) self:count_request(bucket, res) end }
   self.policy = o.loaded_policy or policies.new()
@@ -200,6 +204,7 @@ function Scanner:consider(model, queue)
   if before and model.sha and before.commit == model.sha then
     queue:push({ carry = before, model = model })
   else
+    if M.api_only(model) then self.api_only_queued = self.api_only_queued + 1 end
     queue:push(model)
   end
 end
@@ -222,10 +227,10 @@ end
 -- its window has room, else resolvers when its window holds the repo's files.
 -- The Hub then serves about api_q + resolvers_q / files_per_repo repos a window.
 function Scanner:choose_route(model)
-  -- Gated repos show their LFS hashes only through the api route.
-  if type(model.siblings) ~= "table" or (model.gated and model.gated ~= false) then return "api" end
+  if M.api_only(model) then return "api" end
   local api = self.limiter:state("api")
-  if not api or api.remaining < 0 or (api.remaining > 0 and api.blocked_for <= 0) then
+  -- Keep what the api window has left for the queued repos that need it.
+  if not api or api.remaining < 0 or (api.remaining > self.api_only_queued and api.blocked_for <= 0) then
     return "api"
   end
   local files = 0
@@ -239,6 +244,12 @@ function Scanner:choose_route(model)
     return "resolvers"
   end
   return "api"
+end
+
+-- Gated repos show their LFS hashes only through the api route (a HEAD on their
+-- files is refused); so do repos listed without their file names.
+function M.api_only(model)
+  return type(model.siblings) ~= "table" or (model.gated ~= nil and model.gated ~= false)
 end
 
 -- A model as the policy and repo_scan see it: the listing's fields, with
@@ -311,6 +322,7 @@ function Scanner:repo_worker(queue)
       model = item.model
       ok, rows, errors = true, self:carry_over(item)
     else
+      if M.api_only(model) then self.api_only_queued = self.api_only_queued - 1 end
       ok, rows, errors = pcall(repo_scan.scan, self.context, model)
     end
     if not ok then

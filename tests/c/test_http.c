@@ -252,13 +252,13 @@ static void test_429_feeds_the_limiter(void) {
   CHECK(get(url, HF_SINK_MEMORY, NULL, &res) == 0);
   CHECK(res.status == 429);
   hf_ratelimit *rl = hf_ratelimit_new();
-  hf_ratelimit_reserve(rl, "api", 0);
+  hf_ratelimit_reserve(rl, "api", 0, NULL);
   hf_ratelimit_observe(rl, "api", res.status, &res.headers, 0);
   hf_bucket_state s;
   CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0);
   CHECK(s.quota == 500 && s.window == 300 && s.remaining == 0 && s.throttled == 1);
   CHECK_NEAR(s.blocked_for, 7, 1e-6);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 7, 1e-6);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0, NULL), 7, 1e-6);
   hf_ratelimit_release(rl);
   hf_http_response_free(&res);
 }

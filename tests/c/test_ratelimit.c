@@ -3,6 +3,18 @@
 #include "check.h"
 #include "hfscan/ratelimit.h"
 
+/* Reserves and, like a caller, asks again at the returned time until booked. */
+static double R(hf_ratelimit *rl, const char *bucket, double now) {
+  for (int i = 0; i < 10; i++) {
+    int booked = 0;
+    double t = hf_ratelimit_reserve(rl, bucket, now, &booked);
+    if (booked)
+      return t;
+    now = t;
+  }
+  return -1;
+}
+
 static hf_headers headers_of(const char *ratelimit, const char *policy, const char *retry) {
   hf_headers h = {0};
   if (ratelimit)
@@ -35,18 +47,42 @@ static void test_parsers(void) {
   CHECK(hf_ratelimit_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770) == 7);
 }
 
+/* The answer to a bucket's first request, without RateLimit headers. */
+static void first_answer(hf_ratelimit *rl, const char *bucket, double now) {
+  R(rl, bucket, now);
+  hf_ratelimit_observe(rl, bucket, 200, NULL, now);
+}
+
+static void test_first_request_probes_alone(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  int booked = -1;
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0, &booked), 0, 1e-9);
+  CHECK(booked == 1);
+  /* Until it is answered, nobody else starts: its headers will tell the quota. */
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0, &booked), 0.02, 1e-9);
+  CHECK(booked == 0);
+  hf_ratelimit_observe(rl, "api", 200, NULL, 0.01);
+  /* Answered without headers: requests go freely. */
+  for (int i = 0; i < 3; i++) {
+    CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0.02, &booked), 0.02, 1e-9);
+    CHECK(booked == 1);
+  }
+  hf_ratelimit_release(rl);
+}
+
 static void test_spacing(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spacing(rl, "api", 1.5);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100), 100, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100), 101.5, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 100.2), 103, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 110), 110, 1e-9);
+  first_answer(rl, "api", 98.5);
+  CHECK_NEAR(R(rl, "api", 100), 100, 1e-9);
+  CHECK_NEAR(R(rl, "api", 100), 101.5, 1e-9);
+  CHECK_NEAR(R(rl, "api", 100.2), 103, 1e-9);
+  CHECK_NEAR(R(rl, "api", 110), 110, 1e-9);
   /* Buckets are independent. */
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "resolvers", 110), 110, 1e-9);
+  CHECK_NEAR(R(rl, "resolvers", 110), 110, 1e-9);
   hf_bucket_state s;
   CHECK(hf_ratelimit_state(rl, "api", 110, &s) == 0);
-  CHECK(s.requests == 4 && s.in_flight == 4);
+  CHECK(s.requests == 5 && s.in_flight == 4);
   CHECK_NEAR(s.waited, 1.5 + 2.8, 1e-9);
   hf_ratelimit_release(rl);
 }
@@ -54,18 +90,18 @@ static void test_spacing(void) {
 static void test_exhausted_window_waits_for_reset(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0); /* no spreading in this test */
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 0, 1e-9);
   hf_headers h = headers_of("\"api\";r=3;t=10", "\"fixed window\";\"api\";q=5;w=10", NULL);
   hf_ratelimit_observe(rl, "api", 200, &h, 0);
   /* Three left in this window: they go at once, the fourth waits for the reset. */
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 0, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 10, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 10, 1e-9);
   /* The new window has q=5, one already booked. */
   for (int i = 0; i < 4; i++)
-    CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 10), 10, 1e-9);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 10), 20, 1e-9);
+    CHECK_NEAR(R(rl, "api", 10), 10, 1e-9);
+  CHECK_NEAR(R(rl, "api", 10), 20, 1e-9);
   hf_bucket_state s;
   hf_ratelimit_state(rl, "api", 10, &s);
   CHECK(s.quota == 5 && s.window == 10);
@@ -76,25 +112,26 @@ static void test_exhausted_window_waits_for_reset(void) {
 static void test_in_flight_requests_count_against_remaining(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0);
+  first_answer(rl, "api", 0);
   for (int i = 0; i < 3; i++)
-    hf_ratelimit_reserve(rl, "api", 0);
+    R(rl, "api", 0);
   /* One answer says r=2, but two more requests are still out: none left. */
   hf_headers h = headers_of("\"api\";r=2;t=30", NULL, NULL);
   hf_ratelimit_observe(rl, "api", 200, &h, 0);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 0), 30, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 30, 1e-9);
   hf_headers_clear(&h);
   hf_ratelimit_release(rl);
 }
 
 static void test_tail_of_quota_is_spread(void) {
   hf_ratelimit *rl = hf_ratelimit_new(); /* spread the last 10% */
-  hf_ratelimit_reserve(rl, "api", 0);
+  R(rl, "api", 0);
   hf_headers h = headers_of("\"api\";r=10;t=100", "\"fixed window\";\"api\";q=100;w=300", NULL);
   hf_ratelimit_observe(rl, "api", 200, &h, 0);
   /* 10 left for 100 s: one every 10 s rather than all at once. */
-  double t = hf_ratelimit_reserve(rl, "api", 0);
+  double t = R(rl, "api", 0);
   CHECK_NEAR(t, 10, 1e-9);
-  double t2 = hf_ratelimit_reserve(rl, "api", 0);
+  double t2 = R(rl, "api", 0);
   CHECK_NEAR(t2, 10 + 90.0 / 9, 1e-6);
   hf_headers_clear(&h);
   hf_ratelimit_release(rl);
@@ -102,27 +139,47 @@ static void test_tail_of_quota_is_spread(void) {
 
 static void test_429_blocks_until_reset(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
-  hf_ratelimit_reserve(rl, "api", 0);
+  R(rl, "api", 0);
   hf_headers h = headers_of("\"api\";r=0;t=55", "\"fixed window\";\"api\";q=500;w=300", NULL);
   hf_ratelimit_observe(rl, "api", 429, &h, 5);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 5), 60, 1e-9);
+  CHECK_NEAR(R(rl, "api", 5), 60, 1e-9);
   hf_bucket_state s;
   hf_ratelimit_state(rl, "api", 5, &s);
   CHECK(s.throttled == 1);
   hf_headers_clear(&h);
 
   /* Retry-After alone also holds the bucket. */
-  hf_ratelimit_reserve(rl, "resolvers", 0);
+  R(rl, "resolvers", 0);
   h = headers_of(NULL, NULL, "7");
   hf_ratelimit_observe(rl, "resolvers", 429, &h, 1);
-  CHECK_NEAR(hf_ratelimit_reserve(rl, "resolvers", 1), 8, 1e-9);
+  CHECK_NEAR(R(rl, "resolvers", 1), 8, 1e-9);
   hf_headers_clear(&h);
+  hf_ratelimit_release(rl);
+}
+
+static void test_answers_out_of_order_only_lower_the_estimate(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0);
+  first_answer(rl, "api", 0);
+  for (int i = 0; i < 3; i++)
+    R(rl, "api", 0);
+  hf_headers late = headers_of("\"api\";r=50;t=30", "\"fixed window\";\"api\";q=60;w=60", NULL);
+  hf_headers early = headers_of("\"api\";r=48;t=30", "\"fixed window\";\"api\";q=60;w=60", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &early, 1); /* the third request's answer first */
+  hf_ratelimit_observe(rl, "api", 200, &late, 1);  /* then the first's, with a larger r */
+  hf_bucket_state s;
+  hf_ratelimit_state(rl, "api", 1, &s);
+  /* After the first answer: 48 minus the two still in flight. The later answer
+   * (r=50, one in flight) would say 49; the estimate stays at 46. */
+  CHECK(s.remaining == 46);
+  hf_headers_clear(&late);
+  hf_headers_clear(&early);
   hf_ratelimit_release(rl);
 }
 
 static void test_header_names_its_own_bucket(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
-  hf_ratelimit_reserve(rl, "default", 0);
+  R(rl, "default", 0);
   hf_headers h = headers_of("\"resolvers\";r=0;t=4", NULL, NULL);
   hf_ratelimit_observe(rl, "default", 200, &h, 0);
   hf_bucket_state s;
@@ -134,7 +191,34 @@ static void test_header_names_its_own_bucket(void) {
   hf_ratelimit_release(rl);
 }
 
+static void test_a_spent_window_books_nothing_ahead(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0);
+  R(rl, "api", 0);
+  hf_headers h = headers_of("\"api\";r=1;t=10", "\"fixed window\";\"api\";q=3;w=10", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 0);
+  hf_headers_clear(&h);
+  int booked = -1;
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 1, 1e-9); /* the last of window 1 */
+  CHECK(booked == 1);
+  CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 10, 1e-9); /* come back at 10 */
+  CHECK(booked == 0);
+  hf_bucket_state s;
+  hf_ratelimit_state(rl, "api", 1, &s);
+  CHECK(s.in_flight == 1 && s.requests == 2);
+  /* A late answer from window 1 (r=0) changes nothing for window 2. */
+  h = headers_of("\"api\";r=0;t=9", "\"fixed window\";\"api\";q=3;w=10", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 1.05);
+  hf_headers_clear(&h);
+  for (int i = 0; i < 3; i++)
+    CHECK_NEAR(R(rl, "api", 10.5), 10.5, 1e-9);
+  CHECK_NEAR(R(rl, "api", 10.5), 20, 1e-9);
+  hf_ratelimit_release(rl);
+}
+
 int main(void) {
+  test_first_request_probes_alone();
+  test_a_spent_window_books_nothing_ahead();
   test_parsers();
   test_spacing();
   test_exhausted_window_waits_for_reset();
@@ -142,5 +226,6 @@ int main(void) {
   test_tail_of_quota_is_spread();
   test_429_blocks_until_reset();
   test_header_names_its_own_bucket();
+  test_answers_out_of_order_only_lower_the_estimate();
   return check_report("test_ratelimit");
 }

@@ -6,19 +6,51 @@ import sys
 import time
 
 
+def _peak_rss_kib(pid):
+    """VmHWM: the high-water mark of the process's own memory (after exec, so
+    not the forking Python's)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measure_full(cmd, **kwargs):
+    """Runs cmd and returns (seconds, peak RSS in MiB, blocks written to disk,
+    stdout). The peak is sampled from /proc until the process exits; blocks
+    written come from the child's rusage."""
+    import threading
+    started = time.monotonic()
+    # Output goes through pipes (a file would count as blocks written).
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    captured = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: captured.__setitem__(k, f.read()))
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in readers:
+        t.start()
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, _peak_rss_kib(proc.pid))
+        time.sleep(0.002)
+    seconds = time.monotonic() - started
+    for t in readers:
+        t.join()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{captured['err'].decode()}")
+    return seconds, peak / 1024.0, usage.ru_oublock, captured["out"]
+
+
 def measure(cmd, **kwargs):
-    """Runs cmd in a fresh child (via a tiny wrapper, so RUSAGE_CHILDREN covers
-    only it) and returns (seconds, peak RSS in MiB, stdout)."""
-    wrapper = ("import resource,subprocess,sys,time;"
-               "t=time.monotonic();p=subprocess.run(sys.argv[1:],stdout=subprocess.PIPE);"
-               "dt=time.monotonic()-t;"
-               "sys.stderr.write('%f %d\\n'%(dt,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss));"
-               "sys.stdout.buffer.write(p.stdout);sys.exit(p.returncode)")
-    r = subprocess.run([sys.executable, "-c", wrapper] + list(cmd), capture_output=True, **kwargs)
-    if r.returncode != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}\n{r.stderr.decode()}")
-    seconds, rss_kib = r.stderr.decode().strip().splitlines()[-1].split()
-    return float(seconds), int(rss_kib) / 1024.0, r.stdout
+    """(seconds, peak RSS in MiB, stdout) of cmd."""
+    seconds, rss, _, out = measure_full(cmd, **kwargs)
+    return seconds, rss, out
 
 
 def best_of(n, cmd, **kwargs):

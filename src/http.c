@@ -10,8 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
+#include "hfscan/hash_pipeline.h"
 #include "hfscan/interrupt.h"
 
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
@@ -27,8 +26,7 @@ struct hf_http_client {
 struct transfer {
   const hf_http_request *req;
   hf_http_response *res;
-  hf_sha256 *hasher;       /* sha256 sink; survives resumes */
-  EVP_MD_CTX *git_sha1;    /* git blob SHA-1 beside it, when asked */
+  hf_hash_pipeline *hasher; /* sha256 sink (and git blob SHA-1 when asked); survives resumes */
   uint64_t resume_offset;  /* first byte asked for with Range, 0 when none */
   int body_started;
   int hashing;             /* this body goes through the hasher */
@@ -72,23 +70,11 @@ void hf_http_response_free(hf_http_response *res) {
 
 static int is_success(long status) { return status >= 200 && status < 300; }
 
-/* Git names a blob by sha1("blob <size>\0" + content); checking it proves that a
- * download of a plain git file is the file the Hub lists. */
-static void git_sha1_start(struct transfer *t) {
-  if (!t->git_sha1)
-    return;
-  char prefix[48];
-  int n = snprintf(prefix, sizeof prefix, "blob %lld", t->req->git_blob_size);
-  EVP_DigestInit_ex(t->git_sha1, EVP_sha1(), NULL);
-  EVP_DigestUpdate(t->git_sha1, prefix, (size_t)n + 1); /* with the NUL */
-}
-
-static void git_sha1_finish(struct transfer *t, char out[41]) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(t->git_sha1, digest, &len);
-  for (unsigned i = 0; i < len; i++)
-    snprintf(out + 2 * i, 3, "%02x", digest[i]);
+/* Starts the sink's digests over; git names a blob by sha1("blob <size>\0" +
+ * content), which proves a download of a plain git file is the listed file. */
+static void restart_hash(struct transfer *t) {
+  if (t->hasher)
+    hf_hash_pipeline_restart(t->hasher, t->req->git_blob_check ? t->req->git_blob_size : -1);
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
@@ -129,8 +115,7 @@ static void start_body(struct transfer *t) {
       return;
     }
     /* A 200 to a Range request is the whole body again: start the hash over. */
-    hf_sha256_reset(t->hasher);
-    git_sha1_start(t);
+    restart_hash(t);
     res->bytes = 0;
   }
 }
@@ -166,9 +151,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
     return 0;
   }
   if (t->hashing) {
-    hf_sha256_update(t->hasher, data, len);
-    if (t->git_sha1)
-      EVP_DigestUpdate(t->git_sha1, data, len);
+    hf_hash_pipeline_feed(t->hasher, data, len);
   } else if (t->req->sink != HF_SINK_DISCARD || !is_success(t->res->status)) {
     if (append_memory(t, data, len) != 0)
       return 0;
@@ -358,9 +341,7 @@ static void reset_for_hop(hf_http_response *res, struct transfer *t) {
   hf_headers_clear(&res->headers);
   t->body_started = t->too_large = t->bad_range = 0;
   t->resume_offset = 0;
-  if (t->hasher)
-    hf_sha256_reset(t->hasher);
-  git_sha1_start(t);
+  restart_hash(t);
 }
 
 /* Is this failure a dropped transfer of a body that a Range request can finish? */
@@ -405,12 +386,8 @@ static CURLcode perform_with_resumes(hf_http_client *c, struct transfer *t, cons
 int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res) {
   memset(res, 0, sizeof *res);
   struct transfer t = {.req = req, .res = res};
-  if (req->sink == HF_SINK_SHA256 && !(t.hasher = hf_sha256_new()))
+  if (req->sink == HF_SINK_SHA256 && !(t.hasher = hf_hash_pipeline_new()))
     return fail(res, HF_HTTP_ERR_HTTP, "%s", "out of memory");
-  if (req->sink == HF_SINK_SHA256 && req->git_blob_check && !(t.git_sha1 = EVP_MD_CTX_new())) {
-    hf_sha256_free(t.hasher);
-    return fail(res, HF_HTTP_ERR_HTTP, "%s", "out of memory");
-  }
 
   const char *method = req->method ? req->method : "GET";
   const char *body = req->body;
@@ -463,13 +440,9 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
     free(url);
     url = next;
   }
-  if (rc == 0 && t.hasher && is_success(res->status) && req->sink == HF_SINK_SHA256) {
-    hf_sha256_peek_hex(t.hasher, res->sha256);
-    if (t.git_sha1)
-      git_sha1_finish(&t, res->git_sha1);
-  }
-  hf_sha256_free(t.hasher);
-  EVP_MD_CTX_free(t.git_sha1);
+  if (rc == 0 && t.hasher && is_success(res->status) && req->sink == HF_SINK_SHA256)
+    hf_hash_pipeline_result(t.hasher, res->sha256, res->git_sha1);
+  hf_hash_pipeline_free(t.hasher);
   hf_headers_clear(&headers);
   free(url);
   return rc;

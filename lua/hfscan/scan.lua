@@ -28,39 +28,17 @@ local GB = 1024 * 1024 * 1024
 -- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
 -- Only repos recorded as finished, without a repo-level error, can be carried.
 function M.load_previous(path)
-  local paths, err
-  if hf.file_type(path) == "directory" then
-    paths, err = database.locate(path)
-  else
-    paths, err = database.locate(nil, path)
+  local scan, err = require("hfscan.scan_reader").read(path)
+  if not scan then return nil, err end
+  local previous = { ts = scan.paths.ts, repos = {} }
+  for id, commit in pairs(scan.finished or scan.commits) do
+    previous.repos[id] = { commit = commit, rows = {}, errors = {} }
   end
-  if not paths then return nil, err end
-  local csvfile = require "hfscan.csvfile"
-  local ext, eerr = csvfile.read(paths.extended, function(p)
-    return database.extended_columns(database.extra_columns_of(p))
-  end)
-  if not ext then return nil, eerr end
-  local errs, rerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
-  if not errs then return nil, rerr end
-  local previous = { ts = paths.ts, repos = {} }
-  local finished = {}
-  local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-  for _, row in ipairs(progress and progress.rows or {}) do finished[row[1]] = row[2] end
-  local function repo(id, commit)
-    local r = previous.repos[id]
-    if not r then
-      r = { commit = commit, rows = {}, errors = {} }
-      previous.repos[id] = r
-    end
-    return r
+  for _, rec in ipairs(scan.rows) do
+    local r = previous.repos[rec.repo_id]
+    if r then table.insert(r.rows, rec) end
   end
-  for _, row in ipairs(ext.rows) do
-    local rec = csvfile.record(ext.header, row)
-    table.insert(repo(rec.repo_id, rec.commit_hash).rows, rec)
-  end
-  for id, commit in pairs(finished) do repo(id, commit) end
-  for _, row in ipairs(errs.rows) do
-    local rec = csvfile.record(database.ERROR_COLUMNS, row)
+  for _, rec in ipairs(scan.errors) do
     local r = previous.repos[rec.repo_id]
     if r then
       if rec.filename == "" then r.failed = true end
@@ -68,7 +46,7 @@ function M.load_previous(path)
     end
   end
   for id, r in pairs(previous.repos) do
-    if r.failed or (progress and not finished[id]) then previous.repos[id] = nil end
+    if r.failed then previous.repos[id] = nil end
   end
   return previous
 end

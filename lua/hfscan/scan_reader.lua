@@ -8,7 +8,8 @@ local M = {}
 
 -- A folder (its latest scan) or an extended CSV. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
---   commits = { [repo] = commit } } or nil, message.
+--   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
+--   the scan has no progress file } or nil, message.
 function M.read(path)
   local paths, err
   if hf.file_type(path) == "directory" then
@@ -34,7 +35,9 @@ function M.read(path)
   end
   for i, row in ipairs(errs.rows) do scan.errors[i] = csvfile.record(database.ERROR_COLUMNS, row) end
   local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+  scan.finished = progress and {} or nil
   for _, row in ipairs(progress and progress.rows or {}) do
+    scan.finished[row[1]] = row[2]
     if row[2] ~= "" then scan.commits[row[1]] = row[2] end
   end
   return scan

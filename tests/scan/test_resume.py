@@ -302,3 +302,36 @@ def read_csv_bytes(data):
         return read_csv(f.name)
     finally:
         os.unlink(f.name)
+
+
+class ConfirmationTest(ScanCase):
+    """--update-failed-hashes asks only when stdin is a terminal."""
+
+    def run_on_terminal(self, out, answer, *extra):
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([HFSCAN, "--update-failed-hashes", "--output-dir", out,
+                                 "--token", GRANTED] + list(extra),
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        os.close(slave)
+        if answer is not None:
+            os.write(master, answer)
+        stdout, stderr = proc.communicate(timeout=120)
+        os.close(master)
+        return proc.returncode, stdout.decode(), stderr.decode()
+
+    def test_asks_on_a_terminal_and_yes_skips_the_question(self):
+        hub = self.start_hub("--models", "10")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        before = file_bytes(files["extended"])
+        code, stdout, stderr = self.run_on_terminal(out, b"n\n")
+        self.assertEqual(code, 1)
+        self.assertIn("with your token? [y/N]", stderr)
+        self.assertIn("cancelled; nothing was changed", stderr)
+        self.assertEqual(file_bytes(files["extended"]), before)
+        code, stdout, stderr = self.run_on_terminal(out, None, "--yes")
+        self.assertEqual(code, 0, stderr)
+        self.assertNotIn("[y/N]", stderr)
+        self.assertNotEqual(file_bytes(files["extended"]), before)

@@ -373,3 +373,35 @@ class CommandLineTest(ScanCase):
         with open(files["extended"], "rb") as f:
             self.assertTrue(f.read().endswith(b"\r\n"), "no torn row")
         self.assertLess(meta["total_models_scanned"], 30)
+
+
+class TerminalTest(ScanCase):
+    """What a person at a terminal sees: the live progress line."""
+
+    def test_progress_line_on_a_terminal(self):
+        import pty
+        hub = self.start_hub("--models", "10", "--latency-ms", "20")
+        out = os.path.join(self.dir, "tty")
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
+                                 "--rate-limit", "0", "--download-threshold", "1"],
+                                stdin=slave, stdout=slave, stderr=slave,
+                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(60)
+        os.close(master)
+        self.assertEqual(proc.returncode, 0)
+        text = seen.decode("utf-8", "replace")
+        self.assertRegex(text, r"\r\x1b\[Kmodels \d+/\d+\+?  files \d+ \(meta \d+, ptr \d+, dl \d+\)")
+        self.assertIn("Scan completed", text)
+        # Per-repo log lines go to the log file only, not over the live line.
+        self.assertNotIn("INFO  hfscan-test/", text)

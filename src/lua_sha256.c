@@ -105,9 +105,11 @@ static int l_sha256_files(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int workers = (int)luaL_optinteger(L, 2, 2);
   lua_Integer n = luaL_len(L, 1);
-  for (lua_Integer i = 1; i <= n; i++)
+  for (lua_Integer i = 1; i <= n; i++) {
     if (lua_geti(L, 1, i) != LUA_TSTRING)
       return luaL_error(L, "paths[%d] is not a string", (int)i);
+    lua_pop(L, 1);
+  }
   lua_settop(L, 2);
   hf_pool *pool = hf_pool_new(workers < 1 ? 1 : workers, hf_lua_user_agent());
   if (!pool)

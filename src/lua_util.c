@@ -110,7 +110,9 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
 
   hf_http_request *req = &out->req;
   req->sink = check_sink(L, hf_lua_opt_string_field(L, idx, "sink", "memory"));
-  req->max_body = (size_t)hf_lua_opt_number_field(L, idx, "max_body", 0);
+  lua_Number max_body = hf_lua_opt_number_field(L, idx, "max_body", 0);
+  /* No cap (0) for anything not a finite size: math.huge means "no limit". */
+  req->max_body = max_body > 0 && max_body < 9.0e15 ? (size_t)max_body : 0;
   req->connect_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "connect_timeout", 10) * 1000);
   req->low_speed_timeout_s = (long)hf_lua_opt_number_field(L, idx, "timeout", 30);
   req->total_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "total_timeout", 0) * 1000);

@@ -25,9 +25,15 @@ local function group_by_repo(scan)
     end
     return repos[id]
   end
-  for _, r in ipairs(scan.rows) do table.insert(repo(r.repo_id).rows, r) end
-  for _, e in ipairs(scan.errors) do table.insert(repo(e.repo_id).errors, e) end
-  for id in pairs(scan.commits) do repo(id) end
+  -- Only finished repos: rows of a repo cut short by a kill are not a result.
+  local done = scan.finished
+  for _, r in ipairs(scan.rows) do
+    if not done or done[r.repo_id] then table.insert(repo(r.repo_id).rows, r) end
+  end
+  for _, e in ipairs(scan.errors) do
+    if not done or done[e.repo_id] then table.insert(repo(e.repo_id).errors, e) end
+  end
+  for id in pairs(done or scan.commits) do repo(id) end
   return repos, order
 end
 

@@ -56,10 +56,14 @@ local function list_files(hub, repo_id, commit)
   check_interrupt(err)
   if info then
     local files = {}
-    for _, s in ipairs(info.siblings or {}) do
-      local l = type(s.lfs) == "table" and s.lfs or nil
-      files[#files + 1] = { path = s.rfilename, size = tonumber(s.size or (l and l.size)),
-        sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil, blob_id = s.blobId }
+    for _, s in ipairs(type(info.siblings) == "table" and info.siblings or {}) do
+      -- The Hub's JSON may hold nulls (cjson.null): keep only well-formed entries.
+      if type(s) == "table" and type(s.rfilename) == "string" then
+        local l = type(s.lfs) == "table" and s.lfs or nil
+        files[#files + 1] = { path = s.rfilename, size = tonumber(s.size) or (l and tonumber(l.size)),
+          sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil,
+          blob_id = type(s.blobId) == "string" and s.blobId or nil }
+      end
     end
     return files, info
   end
@@ -73,10 +77,10 @@ local function list_files(hub, repo_id, commit)
   if not entries then return nil, err end
   local files = {}
   for _, e in ipairs(entries) do
-    if e.type == "file" then
+    if type(e) == "table" and e.type == "file" and type(e.path) == "string" then
       local l = type(e.lfs) == "table" and e.lfs or nil
       files[#files + 1] = { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
-        sha256 = l and lfs.valid_sha256(l.oid), blob_id = e.oid }
+        sha256 = l and lfs.valid_sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
     end
   end
   return files, nil
@@ -245,7 +249,7 @@ function Scan:run()
   local files, info_or_err = list_files(self.ctx.hub, m.id, m.sha or "main")
   if files and not m.sha then
     -- The listing gave no commit: pin to the one model info answered for.
-    m.sha = type(info_or_err) == "table" and info_or_err.sha or nil
+    m.sha = type(info_or_err) == "table" and type(info_or_err.sha) == "string" and info_or_err.sha or nil
     if not m.sha then
       self:error("", "bad_response", "no commit sha for this repo")
       return self.rows, self.errors
@@ -256,7 +260,7 @@ function Scan:run()
     self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
     return self.rows, self.errors
   end
-  if type(info_or_err) == "table" and not m.lastModified then
+  if type(info_or_err) == "table" and not m.lastModified and type(info_or_err.lastModified) == "string" then
     m.lastModified = info_or_err.lastModified
   end
   local seen = self:hash_files(files)

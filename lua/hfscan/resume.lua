@@ -57,8 +57,9 @@ end
 local function finished_repos(paths, docs, log)
   local finished, order = {}, {}
   if hf.file_type(paths.progress) == "file" then
-    local doc = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-    for _, row in ipairs(doc and doc.rows or {}) do
+    local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+    if not doc then return nil, err end
+    for _, row in ipairs(doc.rows) do
       if not finished[row[1]] then order[#order + 1] = row[1] end
       finished[row[1]] = row[2]
     end
@@ -163,6 +164,7 @@ function M.restart(o)
   log:info("resuming the scan of %s", paths.extended)
   remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
+  if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
   local ok, perr = purge_unfinished(docs, finished, log)
   if not ok then return fail(log, "cannot repair the scan's files: " .. tostring(perr)) end
   if not had_progress then

@@ -74,7 +74,7 @@ end
 -- Adds rows (tables keyed by the extended columns) of a scan, in one transaction.
 function Store:add_rows(scan_id, rows)
   if #rows == 0 then return true end
-  return pcall(function()
+  local ok, err = pcall(function()
     self.db:exec("BEGIN")
     for _, r in ipairs(rows) do
       self.db:run([[INSERT INTO files (scan_id, repo_id, filename, hash, file_size, file_type,
@@ -85,6 +85,8 @@ function Store:add_rows(scan_id, rows)
     end
     self.db:exec("COMMIT")
   end)
+  if not ok then pcall(self.db.exec, self.db, "ROLLBACK") end
+  return ok, err
 end
 
 -- Replaces a scan's rows with what its extended CSV holds now.

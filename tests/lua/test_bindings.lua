@@ -49,6 +49,12 @@ t.case("sha256_file and sha256_files", function()
   t.eq(results[1].sha256, ABC, "first")
   t.eq(results[2].code, "not_found", "second fails")
   t.eq(results[3].sha256, EMPTY, "third")
+  -- Many paths at once (the Lua stack must not grow with the list).
+  local many = {}
+  for i = 1, 500 do many[i] = dir .. "/abc" end
+  local all = hf.sha256_files(many, 2)
+  t.eq(#all, 500, "500 results")
+  t.eq(all[500].sha256, ABC, "the last one")
   os.execute("rm -rf " .. dir)
 end)
 

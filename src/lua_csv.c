@@ -222,20 +222,6 @@ static int l_writer_temp_path(lua_State *L) {
   return 1;
 }
 
-static void register_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction gc) {
-  if (luaL_newmetatable(L, name)) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-}
-
 void hf_lua_register_csv(lua_State *L) {
   static const luaL_Reg writer_methods[] = {
       {"comment", l_writer_comment}, {"row", l_writer_row},
@@ -251,8 +237,8 @@ void hf_lua_register_csv(lua_State *L) {
   };
   /* An unclosed writer is aborted by the collector: a rewrite only takes effect
    * by an explicit commit. */
-  register_type(L, WRITER_MT, writer_methods, l_writer_abort);
-  register_type(L, READER_MT, reader_methods, l_reader_close);
+  hf_lua_register_type(L, WRITER_MT, writer_methods, l_writer_abort);
+  hf_lua_register_type(L, READER_MT, reader_methods, l_reader_close);
   static const luaL_Reg fns[] = {
       {"csv_format_row", l_format_row},
       {"csv_reader", l_reader_open},

@@ -205,15 +205,7 @@ void hf_lua_register_pool(lua_State *L) {
       {"size", l_pool_size},     {"close", l_pool_close}, {"set_worker_spacing", l_pool_set_spacing},
       {NULL, NULL},
   };
-  if (luaL_newmetatable(L, POOL_MT)) {
-    lua_pushcfunction(L, l_pool_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_pool_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  hf_lua_register_type(L, POOL_MT, methods, l_pool_close);
   lua_pushcfunction(L, l_pool_new);
   lua_setfield(L, -2, "pool");
 }

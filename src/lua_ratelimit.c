@@ -156,15 +156,7 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"close", l_close},
       {NULL, NULL},
   };
-  if (luaL_newmetatable(L, LIMITER_MT)) {
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  hf_lua_register_type(L, LIMITER_MT, methods, l_close);
   static const luaL_Reg fns[] = {
       {"ratelimiter", l_new},
       {"parse_ratelimit", l_parse_header},

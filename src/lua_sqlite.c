@@ -142,16 +142,7 @@ void hf_lua_register_sqlite(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close}, {NULL, NULL},
   };
-  if (luaL_newmetatable(L, SQLITE_MT)) {
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  hf_lua_register_type(L, SQLITE_MT, methods, l_close);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "sqlite_open");
 }

@@ -204,6 +204,20 @@ void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
   lua_setfield(L, -2, "resumes");
 }
 
+void hf_lua_register_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                          lua_CFunction close) {
+  if (luaL_newmetatable(L, name)) {
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
+
 const char *hf_lua_user_agent(void) {
   /* The shape huggingface_hub uses ("name/version; lib/version; ..."), so the Hub's
    * operators can tell this scanner's traffic apart. */

@@ -84,6 +84,7 @@ struct hf_csv_writer {
   char *path;
   char *temp_path;
   hf_buf pending;
+  int broken; /* errno of a failed block that could not be cut off again; 0 when sound */
 };
 
 static int set_error(int code, const char *what, const char *path, char *err, size_t errlen) {
@@ -147,15 +148,37 @@ int hf_csv_writer_row_raw(hf_csv_writer *w, const char *text, size_t len) {
   return hf_buf_append(&w->pending, text, len) == 0 ? 0 : ENOMEM;
 }
 
-int hf_csv_writer_flush(hf_csv_writer *w) {
+static int write_all(int fd, const char *data, size_t len) {
   size_t done = 0;
-  while (done < w->pending.len) {
-    ssize_t n = write(w->fd, w->pending.data + done, w->pending.len - done);
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
       return errno;
     done += (size_t)n;
+  }
+  return 0;
+}
+
+/* A block that fails half-way (ENOSPC, EFBIG) leaves a torn row, so the file is cut
+ * back to where the block began and the block stays queued: a later flush writes it
+ * whole, once. If the cut fails too, the file can no longer be trusted to end on a
+ * row, and every later write reports the first error instead of adding to it. */
+int hf_csv_writer_flush(hf_csv_writer *w) {
+  if (w->broken)
+    return w->broken;
+  if (w->pending.len == 0)
+    return 0;
+  struct stat before;
+  if (fstat(w->fd, &before) != 0)
+    return errno;
+  int rc = write_all(w->fd, w->pending.data, w->pending.len);
+  if (rc != 0) {
+    /* Without O_APPEND the offset must move back too, or the retry leaves a hole. */
+    if (ftruncate(w->fd, before.st_size) != 0 || lseek(w->fd, before.st_size, SEEK_SET) < 0)
+      w->broken = rc;
+    return rc;
   }
   w->pending.len = 0;
   return 0;

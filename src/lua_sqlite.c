@@ -58,9 +58,21 @@ static int l_exec(lua_State *L) {
   return 0;
 }
 
+/* Parameters are checked before the statement exists: a raise after
+ * sqlite3_prepare_v2 would skip sqlite3_finalize and leak the statement. */
+static void check_params(lua_State *L, int first_param) {
+  for (int i = first_param; i <= lua_gettop(L); i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TNIL && t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING)
+      luaL_typeerror(L, i, "nil, number, boolean or string");
+  }
+}
+
 static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
+  const char *sql = luaL_checkstring(L, 2);
+  check_params(L, first_param);
   sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(s->db, luaL_checkstring(L, 2), -1, &stmt, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
     luaL_error(L, "%s", sqlite3_errmsg(s->db));
   int n = lua_gettop(L);
   for (int i = first_param; i <= n; i++) {
@@ -78,7 +90,7 @@ static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
       break;
     default: {
       size_t len;
-      const char *v = luaL_checklstring(L, i, &len);
+      const char *v = lua_tolstring(L, i, &len);
       rc = sqlite3_bind_text(stmt, at, v, (int)len, SQLITE_TRANSIENT);
     }
     }

@@ -1,6 +1,9 @@
-/* CSV: hostile values round-trip, the comment block, torn rows, and the atomic
- * rewrite. */
+/* CSV: hostile values round-trip, the comment block, torn rows, the atomic
+ * rewrite, and a block the file system refuses half-way. */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +129,45 @@ static void test_append_and_blocks(const char *dir) {
   CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
 }
 
+/* A block that the file system refuses half-way (here RLIMIT_FSIZE: a partial
+ * write, then EFBIG, as a full disk gives a partial write, then ENOSPC) must leave
+ * no torn row, and the retry must write the block once. */
+static void check_failed_block_is_cut_off(const char *path, hf_csv_open_mode mode) {
+  write_text(path, "h\r\n");
+  hf_csv_writer *w = hf_csv_writer_open(path, mode, NULL, 0);
+  if (mode != HF_CSV_APPEND) { /* CREATE and REWRITE start empty: write the header first */
+    CHECK(hf_csv_writer_row_raw(w, "h\r\n", 3) == 0 && hf_csv_writer_flush(w) == 0);
+  }
+  const char *f[] = {"first row", "0123456789"};
+  size_t l[] = {9, 10};
+  hf_csv_writer_row(w, f, l, 2);
+  hf_csv_writer_row(w, f, l, 2);
+  const char *written = mode == HF_CSV_REWRITE ? hf_csv_writer_temp_path(w) : path;
+
+  struct rlimit saved, small;
+  getrlimit(RLIMIT_FSIZE, &saved);
+  small = saved;
+  small.rlim_cur = 3 + 30; /* room for the header and most of the first row */
+  setrlimit(RLIMIT_FSIZE, &small);
+  CHECK(hf_csv_writer_flush(w) == EFBIG);
+  setrlimit(RLIMIT_FSIZE, &saved);
+  CHECK_STR(read_file(written), "h\r\n");
+
+  CHECK(hf_csv_writer_flush(w) == 0);
+  CHECK_STR(read_file(written), "h\r\nfirst row,0123456789\r\nfirst row,0123456789\r\n");
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+  CHECK_STR(read_file(path), "h\r\nfirst row,0123456789\r\nfirst row,0123456789\r\n");
+}
+
+static void test_failed_block(const char *dir) {
+  signal(SIGXFSZ, SIG_IGN); /* the over-limit write then fails with EFBIG instead */
+  char path[256];
+  snprintf(path, sizeof path, "%s/full.csv", dir);
+  check_failed_block_is_cut_off(path, HF_CSV_APPEND);
+  check_failed_block_is_cut_off(path, HF_CSV_CREATE);
+  check_failed_block_is_cut_off(path, HF_CSV_REWRITE);
+}
+
 static void test_atomic_rewrite(const char *dir) {
   char path[256];
   snprintf(path, sizeof path, "%s/rewrite.csv", dir);
@@ -162,6 +204,7 @@ int main(void) {
   test_torn_rows(dir);
   test_append_and_blocks(dir);
   test_atomic_rewrite(dir);
+  test_failed_block(dir);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   CHECK(system(cmd) == 0);

@@ -240,6 +240,7 @@ void hf_csv_writer_abort(hf_csv_writer *w) {
 }
 
 const char *hf_csv_writer_temp_path(const hf_csv_writer *w) { return w->temp_path; }
+const char *hf_csv_writer_path(const hf_csv_writer *w) { return w->path; }
 
 /* ---- reading ---- */
 

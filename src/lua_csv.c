@@ -10,6 +10,18 @@
 #define WRITER_MT "hfscan.csv_writer"
 #define READER_MT "hfscan.csv_reader"
 
+/* Raises unless every field of the row at idx is a string or a number. */
+static void check_row(lua_State *L, int idx) {
+  lua_Integer n = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    int t = lua_geti(L, idx, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      luaL_error(L, "CSV field %d is a %s, not a string", (int)i, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* The row at idx must have passed check_row. */
 static int append_row(lua_State *L, int idx, hf_buf *out) {
   /* Each field's string stays on the stack until the row is formatted, so numbers
    * are converted without touching the caller's table. */
@@ -18,10 +30,7 @@ static int append_row(lua_State *L, int idx, hf_buf *out) {
   const char **fields = lua_newuserdatauv(L, (n ? n : 1) * sizeof *fields, 0);
   size_t *lens = lua_newuserdatauv(L, (n ? n : 1) * sizeof *lens, 0);
   for (size_t i = 0; i < n; i++) {
-    int t = lua_geti(L, idx, (lua_Integer)i + 1);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      return luaL_error(L, "CSV field %d is a %s, not a string", (int)i + 1,
-                        luaL_typename(L, -1));
+    lua_geti(L, idx, (lua_Integer)i + 1);
     fields[i] = lua_tolstring(L, -1, &lens[i]);
   }
   int rc = hf_csv_append_row(out, fields, lens, n);
@@ -31,6 +40,7 @@ static int append_row(lua_State *L, int idx, hf_buf *out) {
 
 static int l_format_row(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  check_row(L, 1);
   hf_buf out = {0};
   int rc = append_row(L, 1, &out);
   if (rc == 0)
@@ -138,12 +148,13 @@ static int l_writer_open(lua_State *L) {
   return 1;
 }
 
-static int io_result(lua_State *L, int code, const char *what) {
+/* true, or nil and "<what> <path>: <reason>", "io". */
+static int io_result(lua_State *L, const hf_csv_writer *w, int code, const char *what) {
   if (code == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pushfstring(L, "%s: %s", what, strerror(code));
+  lua_pushfstring(L, "%s %s: %s", what, hf_csv_writer_path(w), strerror(code));
   return hf_lua_fail(L, lua_tostring(L, -1), "io");
 }
 
@@ -168,6 +179,7 @@ static int queue_row(lua_State *L, lua_writer *lw, int idx) {
 static int l_writer_row(lua_State *L) {
   lua_writer *lw = check_writer(L);
   luaL_checktype(L, 2, LUA_TTABLE);
+  check_row(L, 2);
   if (queue_row(L, lw, 2) != 0)
     return luaL_error(L, "out of memory");
   lua_settop(L, 1);
@@ -175,7 +187,9 @@ static int l_writer_row(lua_State *L) {
 }
 
 /* writer:write_block(rows): queues every row and writes them with one write(2),
- * so a killed process leaves either all of them or none. */
+ * so a killed process leaves either all of them or none. Every row is checked
+ * before any is queued: a bad row must not leave the rows before it queued for
+ * a later flush. */
 static int l_writer_write_block(lua_State *L) {
   lua_writer *lw = check_writer(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -183,19 +197,26 @@ static int l_writer_write_block(lua_State *L) {
   for (lua_Integer i = 1; i <= n; i++) {
     if (lua_geti(L, 2, i) != LUA_TTABLE)
       return luaL_error(L, "row %d is not a table", (int)i);
+    check_row(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 2, i);
     if (queue_row(L, lw, lua_gettop(L)) != 0)
       return luaL_error(L, "out of memory");
     lua_pop(L, 1);
   }
-  return io_result(L, hf_csv_writer_flush(lw->w), "cannot write CSV");
+  return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
 }
 
 static int l_writer_flush(lua_State *L) {
-  return io_result(L, hf_csv_writer_flush(check_writer(L)->w), "cannot write CSV");
+  lua_writer *lw = check_writer(L);
+  return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
 }
 
 static int l_writer_sync(lua_State *L) {
-  return io_result(L, hf_csv_writer_sync(check_writer(L)->w), "cannot sync CSV");
+  lua_writer *lw = check_writer(L);
+  return io_result(L, lw->w, hf_csv_writer_sync(lw->w), "cannot sync");
 }
 
 static int l_writer_commit(lua_State *L) {

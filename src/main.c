@@ -7,6 +7,7 @@
  * Everything runs under lua_pcall with a traceback handler, as in lua.c. */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   hf_interrupt_install_handlers();
+  /* A write past the file-size limit then fails with EFBIG, reported and survived
+   * like a full disk, instead of the signal killing the process mid-row. */
+  signal(SIGXFSZ, SIG_IGN);
   open_libraries(L, options.scripts_dir);
   if (options.repl) {
     status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;

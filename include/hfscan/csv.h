@@ -38,7 +38,8 @@ int hf_csv_writer_comment(hf_csv_writer *w, const char *text);
 int hf_csv_writer_row(hf_csv_writer *w, const char *const *fields, const size_t *lens, size_t n);
 /* Queues text that is already formatted CSV (whole rows). */
 int hf_csv_writer_row_raw(hf_csv_writer *w, const char *text, size_t len);
-/* Writes everything queued with one write(2). Returns 0 or an errno value. */
+/* Writes everything queued with one write(2). Returns 0 or an errno value. A block
+ * refused half-way is cut back off the file and stays queued for the next flush. */
 int hf_csv_writer_flush(hf_csv_writer *w);
 /* flush + fsync. */
 int hf_csv_writer_sync(hf_csv_writer *w);
@@ -48,6 +49,8 @@ int hf_csv_writer_commit(hf_csv_writer *w, char *err, size_t errlen);
 /* Closes without committing; a REWRITE temporary is removed. Frees w. */
 void hf_csv_writer_abort(hf_csv_writer *w);
 const char *hf_csv_writer_temp_path(const hf_csv_writer *w);
+/* The file the writer writes to (for REWRITE, the target the commit replaces). */
+const char *hf_csv_writer_path(const hf_csv_writer *w);
 
 /* Reading. */
 typedef struct hf_csv_record {

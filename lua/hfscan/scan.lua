@@ -257,6 +257,9 @@ function Scanner:stop_for(err)
 end
 
 function Scanner:record(model, rows, errors)
+  -- After a failed write (a full disk) the repos still in flight are not written:
+  -- one message, and the restart redoes them.
+  if self.fatal then return false end
   local ok, err = self.db:write_repo(rows, errors, model.id, model.sha)
   if not ok then
     self.fatal = "cannot write the database: " .. tostring(err)
@@ -435,6 +438,10 @@ function M.execute(o, db, ts, log, stats, extra)
       o.output_dir)
     log:close()
     return M.EXIT_INTERRUPTED
+  end
+  if scanner.fatal then
+    log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: hfscan --restart --output-dir %s",
+      o.output_dir)
   end
   log:close()
   return scanner.fatal and 1 or 0

@@ -1,6 +1,7 @@
 """Resuming after kill -9 at every point, --update-failed-hashes, and damaged files."""
 import collections
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -103,6 +104,30 @@ class ResumeTest(ScanCase):
             self.assertEqual(finished_count(out), len(repos) - 1)
             files = self.resume(out)
             self.assertEqual(rows_of(files), want, f"after a kill {extra_delay} s into the download")
+
+    def test_disk_full_stops_with_whole_rows_and_restart_completes(self):
+        """A write refused half-way (a full disk; here the file-size limit, which
+        gives the same partial write and then EFBIG) stops the scan with a message
+        naming the file, leaves only whole rows, and a restart completes it."""
+        hub = self.start_hub(*self.WORLD)
+        want = self.baseline(hub)
+        for limit in (3000, 7000):
+            out = os.path.join(self.dir, f"full{limit}")
+            cap = lambda limit=limit: resource.setrlimit(  # noqa: E731
+                resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+            r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                            "--quiet", "--download-threshold", "1"], preexec_fn=cap)
+            self.assertEqual(r.returncode, 1, r.stderr[-2000:])
+            self.assertRegex(r.stderr, r"cannot write the database: cannot write .*"
+                             r"hf_model_hashes_\w+\.csv: File too large")
+            self.assertIn("resume with: hfscan --restart --output-dir " + out, r.stderr)
+            files = scan_files(out)
+            for kind in ("extended", "basic", "errors"):
+                data = file_bytes(files[kind])
+                self.assertLessEqual(len(data), limit)
+                self.assertTrue(data.endswith(b"\r\n"), f"{kind} ends on a whole row")
+            self.assertLess(finished_count(out), 20, "the limit stopped the scan early")
+            self.assertEqual(rows_of(self.resume(out)), want, f"restart after a limit of {limit}")
 
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evp_hex.h"
+
 struct slot {
   unsigned char *data;
   size_t len;
@@ -135,16 +137,8 @@ void hf_hash_pipeline_result(hf_hash_pipeline *p, char sha256[HF_SHA256_HEX_SIZE
   drain(p);
   hf_sha256_peek_hex(p->sha256, sha256);
   git_sha1[0] = '\0';
-  if (p->git) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_MD_CTX *copy = EVP_MD_CTX_new();
-    EVP_MD_CTX_copy_ex(copy, p->git);
-    EVP_DigestFinal_ex(copy, digest, &len);
-    EVP_MD_CTX_free(copy);
-    for (unsigned i = 0; i < len; i++)
-      snprintf(git_sha1 + 2 * i, 3, "%02x", digest[i]);
-  }
+  if (p->git)
+    hf_evp_peek_hex(p->git, git_sha1);
 }
 
 void hf_hash_pipeline_free(hf_hash_pipeline *p) {

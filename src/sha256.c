@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 
+#include "evp_hex.h"
+
 struct hf_sha256 {
   EVP_MD_CTX *ctx;
   uint64_t length;
@@ -48,15 +50,19 @@ void hf_sha256_update(hf_sha256 *h, const void *data, size_t len) {
   h->length += len;
 }
 
-void hf_sha256_peek_hex(const hf_sha256 *h, char hex[HF_SHA256_HEX_SIZE]) {
+void hf_evp_peek_hex(const EVP_MD_CTX *ctx, char *hex) {
   /* Finalising a copy keeps the running state, so callers may keep updating. */
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
   EVP_MD_CTX *copy = EVP_MD_CTX_new();
-  EVP_MD_CTX_copy_ex(copy, h->ctx);
-  EVP_DigestFinal_ex(copy, digest, &digest_len);
+  if (!copy || !EVP_MD_CTX_copy_ex(copy, ctx) || !EVP_DigestFinal_ex(copy, digest, &digest_len))
+    digest_len = 0; /* out of memory: an empty digest, which no caller accepts as a hash */
   EVP_MD_CTX_free(copy);
   to_hex(digest, digest_len, hex);
+}
+
+void hf_sha256_peek_hex(const hf_sha256 *h, char hex[HF_SHA256_HEX_SIZE]) {
+  hf_evp_peek_hex(h->ctx, hex);
 }
 
 uint64_t hf_sha256_length(const hf_sha256 *h) { return h->length; }

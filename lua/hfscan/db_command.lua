@@ -11,14 +11,10 @@ usage: hfscan db build [--output-dir DIR]
   scan in DIR. The CSVs are the source of truth; the database can always be rebuilt.]]
 
 function M.run(args)
-  local o, rest = cli.parse(args, { ["--output-dir"] = "value", ["--help"] = "flag" })
-  if not o then return cli.usage_error("db: " .. rest, "hfscan db --help") end
-  if o.help then
-    print(HELP)
-    return 0
-  end
+  local o, rest = cli.parse_command("db", HELP, args, { ["--output-dir"] = "value" })
+  if not o then return rest end
   if rest[1] ~= "build" or #rest > 1 then
-    return cli.usage_error("db: expected 'hfscan db build'", "hfscan db --help")
+    return cli.command_usage_error("db", "expected 'hfscan db build'")
   end
   local dir = o.output_dir or "./output"
   local rows, scans = store.build(dir)

@@ -99,13 +99,9 @@ function M.compare(old, new)
 end
 
 function M.run(args)
-  local o, paths = cli.parse(args, { ["--json"] = "flag", ["--help"] = "flag" })
-  if not o then return cli.usage_error("diff: " .. paths, "hfscan diff --help") end
-  if o.help then
-    print(HELP)
-    return 0
-  end
-  if #paths ~= 2 then return cli.usage_error("diff: give OLD and NEW", "hfscan diff --help") end
+  local o, paths = cli.parse_command("diff", HELP, args, { ["--json"] = "flag" })
+  if not o then return paths end
+  if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
   local old, err = scan_reader.read(paths[1])
   if not old then
     io.stderr:write("hfscan diff: ", err, "\n")

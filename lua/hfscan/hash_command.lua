@@ -164,12 +164,6 @@ local function check_sums(sumfile, options)
   return failed and 1 or 0
 end
 
-local function parse_workers(value)
-  local n = tonumber(value)
-  if not n or n < 1 or n ~= math.floor(n) or n > 256 then return nil end
-  return n
-end
-
 function M.run(args)
   local options = { workers = hf.cpu_count() }
   local check, files = false, {}
@@ -196,13 +190,13 @@ function M.run(args)
         i = i + 1
         value = args[i]
       end
-      options.workers = parse_workers(value)
+      options.workers = cli.parse_workers(value)
       if not options.workers then
-        return cli.usage_error("hash: -j needs a whole number from 1 to 256, got '"
-          .. tostring(value) .. "'", "hfscan hash --help")
+        return cli.command_usage_error("hash",
+          "-j needs a whole number from 1 to 256, got '" .. tostring(value) .. "'")
       end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      return cli.usage_error("hash: unknown option '" .. a .. "'", "hfscan hash --help")
+      return cli.command_usage_error("hash", "unknown option '" .. a .. "'")
     else
       files[#files + 1] = a
     end

@@ -19,17 +19,13 @@ WHERE f.hash = ?
 ORDER BY f.repo_id, f.filename, s.timestamp]]
 
 function M.run(args)
-  local o, hashes = cli.parse(args, { ["--output-dir"] = "value", ["--json"] = "flag",
-    ["--help"] = "flag" })
-  if not o then return cli.usage_error("lookup: " .. hashes, "hfscan lookup --help") end
-  if o.help then
-    print(HELP)
-    return 0
-  end
-  if #hashes == 0 then return cli.usage_error("lookup: give at least one SHA-256", "hfscan lookup --help") end
+  local o, hashes = cli.parse_command("lookup", HELP, args,
+    { ["--output-dir"] = "value", ["--json"] = "flag" })
+  if not o then return hashes end
+  if #hashes == 0 then return cli.command_usage_error("lookup", "give at least one SHA-256") end
   for _, h in ipairs(hashes) do
     if not (#h == 64 and h:match("^%x+$")) then
-      return cli.usage_error(("lookup: '%s' is not a SHA-256 (64 hex digits)"):format(h), "hfscan lookup --help")
+      return cli.command_usage_error("lookup", ("'%s' is not a SHA-256 (64 hex digits)"):format(h))
     end
   end
   local db, err = store.open_for_queries(o.output_dir or "./output")

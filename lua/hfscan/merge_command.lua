@@ -38,13 +38,9 @@ local function group_by_repo(scan)
 end
 
 function M.run(args)
-  local o, dirs = cli.parse(args, { ["--output-dir"] = "value", ["--help"] = "flag" })
-  if not o then return cli.usage_error("merge: " .. dirs, "hfscan merge --help") end
-  if o.help then
-    print(HELP)
-    return 0
-  end
-  if #dirs == 0 then return cli.usage_error("merge: give the folders to merge", "hfscan merge --help") end
+  local o, dirs = cli.parse_command("merge", HELP, args, { ["--output-dir"] = "value" })
+  if not o then return dirs end
+  if #dirs == 0 then return cli.command_usage_error("merge", "give the folders to merge") end
   local scans = {}
   for i, dir in ipairs(dirs) do
     local scan, err = scan_reader.read(dir)

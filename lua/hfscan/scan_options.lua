@@ -1,5 +1,6 @@
 -- The scan's command line: the documented flags, their defaults and checks.
 -- parse(args, env) returns options, or nil and a message naming the flag.
+local cli = require "hfscan.cli"
 local hub = require "hfscan.hub"
 
 local M = {}
@@ -91,7 +92,6 @@ local CHECKS = {
   end,
 }
 
-local function key_of(flag) return flag:sub(3):gsub("-", "_") end
 
 -- The token file of huggingface_hub: $HF_TOKEN_PATH, else $HF_HOME/token, else
 -- ~/.cache/huggingface/token.
@@ -132,38 +132,27 @@ end
 function M.parse(args, env)
   env = env or os.getenv
   local o, given = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name, inline = a:match("^(%-%-[%w-]+)=(.*)$")
-    name = name or a
+  local function takes(name)
     local flag = by_name[name]
-    if not flag then return nil, ("unknown option '%s'"):format(a) end
-    local value = true
-    if flag[2] then
-      value = inline
-      if value == nil then
-        i = i + 1
-        value = args[i]
-      end
-      if value == nil then return nil, ("%s needs %s"):format(name, flag[2]) end
-      local converted, expected = CHECKS[name](value)
-      if converted == nil then
-        return nil, ("%s: '%s' is not %s"):format(name, value, expected)
-      end
-      value = converted
-    elseif inline then
-      return nil, ("%s takes no value"):format(name)
-    end
-    o[key_of(name)] = value
-    given[key_of(name)] = true
-    i = i + 1
+    return flag and (flag[2] or "flag")
   end
+  local function on_option(name, value)
+    if value ~= nil then
+      local converted, expected = CHECKS[name](value)
+      if converted == nil then return nil, ("%s: '%s' is not %s"):format(name, value, expected) end
+      value = converted
+    end
+    o[cli.key_of(name)] = value == nil or value
+    given[cli.key_of(name)] = true
+    return true
+  end
+  local ok, err = cli.walk(args, takes, on_option, nil)
+  if not ok then return nil, err end
   if o.restart and o.restart_from then
     return nil, "--restart and --restart-from cannot be used together"
   end
   for _, f in ipairs(M.FLAGS) do
-    local key = key_of(f[1])
+    local key = cli.key_of(f[1])
     if o[key] == nil and f[3] ~= nil then o[key] = f[3] end
   end
   if not given.endpoint and env("HF_ENDPOINT") then

@@ -150,19 +150,20 @@ local function verify_repo(db, files, o)
 end
 
 function M.run(args)
-  local o, paths = cli.parse(args, { ["--output-dir"] = "value", ["--json"] = "flag",
-    ["--repo"] = "value", ["-j"] = "value", ["--help"] = "flag" })
-  if not o then return cli.usage_error("verify: " .. paths, "hfscan verify --help") end
-  if o.help then
-    print(HELP)
-    return 0
-  end
-  if #paths == 0 then return cli.usage_error("verify: give files or folders", "hfscan verify --help") end
+  local o, paths = cli.parse_command("verify", HELP, args,
+    { ["--output-dir"] = "value", ["--json"] = "flag", ["--repo"] = "value", ["-j"] = "value" })
+  if not o then return paths end
+  if #paths == 0 then return cli.command_usage_error("verify", "give files or folders") end
   if o.repo and (#paths ~= 1 or hf.file_type(paths[1]) ~= "directory") then
-    return cli.usage_error("verify: --repo needs exactly one folder", "hfscan verify --help")
+    return cli.command_usage_error("verify", "--repo needs exactly one folder")
   end
-  local workers = tonumber(o.j or hf.cpu_count())
-  if not workers or workers < 1 then return cli.usage_error("verify: -j needs a number", "hfscan verify --help") end
+  local workers = hf.cpu_count()
+  if o.j then
+    workers = cli.parse_workers(o.j)
+    if not workers then
+      return cli.command_usage_error("verify", "-j needs a whole number from 1 to 256, got '" .. o.j .. "'")
+    end
+  end
   local files = collect(paths)
   for _, f in ipairs(files) do
     if f.missing then
@@ -170,7 +171,7 @@ function M.run(args)
       return 1
     end
   end
-  local hashed, err = hash_all(files, math.floor(workers))
+  local hashed, err = hash_all(files, workers)
   if not hashed then
     io.stderr:write("hfscan verify: ", tostring(err), "\n")
     return 1

@@ -66,15 +66,17 @@ class HostTest(TempDirCase):
         self.assertIn("still here", r.stdout)
 
     def test_scripts_dir_overrides_a_bundled_module(self):
-        self.write("override/hfscan/cli.lua",
-                   'return { usage_error = function(m) io.stderr:write("OVERRIDDEN ", m, "\\n") return 5 end }\n')
-        r = run(["--scripts-dir", self.path("override"), "--bogus"])
-        self.assertEqual(r.returncode, 5)
-        self.assertIn("OVERRIDDEN unknown option '--bogus'", r.stderr)
-        r = run(["--bogus"], env={"HFSCAN_SCRIPTS_DIR": self.path("override")})
-        self.assertEqual(r.returncode, 5)
+        self.write("override/hfscan/hash_command.lua",
+                   'return { run = function(args) io.stderr:write("OVERRIDDEN ", args[1], "\\n") '
+                   'return 5 end }\n')
+        r = run(["--scripts-dir", self.path("override"), "hash", "x"])
+        self.assertEqual((r.returncode, r.stderr), (5, "OVERRIDDEN x\n"))
+        r = run(["hash", "y"], env={"HFSCAN_SCRIPTS_DIR": self.path("override")})
+        self.assertEqual((r.returncode, r.stderr), (5, "OVERRIDDEN y\n"))
         # Without the override the bundled module is back.
-        self.assertEqual(run(["--bogus"]).returncode, 2)
+        r = run(["hash", "/nonexistent-file"])
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, "hfscan hash: /nonexistent-file: No such file or directory\n"))
 
     def test_copied_binary_runs_from_anywhere(self):
         copy = self.path("elsewhere", "hfscan")

@@ -137,7 +137,7 @@ class LookupVerifyTest(WorldCase):
         r = run_hfscan(["verify", "--output-dir", out, known])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(f"known    {known}  {repo}/{repo_files[0]['path']}@{repo_files[0]['commit']}", r.stdout)
-        r = run_hfscan(["verify", "--output-dir", out, "--json", known, stranger])
+        r = run_hfscan(["verify", "--output-dir", out, "-j", "1", "--json", known, stranger])
         self.assertEqual(r.returncode, 1)
         report = json.loads(r.stdout)
         self.assertEqual([f["status"] for f in report["files"]], ["known", "unknown"])
@@ -254,3 +254,23 @@ class ShardTest(ScanCase):
             r = run_hfscan(["--shard", bad, "--output-dir", os.path.join(self.dir, "x")])
             self.assertEqual(r.returncode, 2, bad)
             self.assertIn("--shard", r.stderr)
+
+
+class SubcommandUsageTest(ScanCase):
+    def test_subcommand_usage_errors_name_the_argument(self):
+        cases = [
+            (["lookup", "--json=1"], "lookup: --json takes no value"),
+            (["lookup", "--output-dir"], "lookup: --output-dir needs a value"),
+            (["lookup"], "lookup: give at least one SHA-256"),
+            (["verify", "--bogus"], "verify: unknown option '--bogus'"),
+            (["verify", "-j", "0", "f"], "verify: -j needs a whole number from 1 to 256, got '0'"),
+            (["verify", "-j=x", "f"], "verify: -j needs a whole number from 1 to 256, got 'x'"),
+            (["diff", "--json=x", "a", "b"], "diff: --json takes no value"),
+            (["merge", "--output-dir="], "merge: --output-dir needs a value"),
+            (["db", "frob"], "db: expected 'hfscan db build'"),
+        ]
+        for args, message in cases:
+            r = run_hfscan(args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stderr, f"hfscan: {message}\nTry 'hfscan {args[0]} --help' "
+                             "for more information.\n")

@@ -312,22 +312,30 @@ class CommandLineTest(ScanCase):
     def test_usage_errors_name_the_flag_and_write_nothing(self):
         out = os.path.join(self.dir, "never")
         cases = [
-            (["--download-threshold", "-5"], "--download-threshold"),
-            (["--download-threshold", "lots"], "--download-threshold"),
-            (["--max-workers", "0"], "--max-workers"),
-            (["--rate-limit", "-1"], "--rate-limit"),
-            (["--max-file-size", "-2"], "--max-file-size"),
-            (["--limit", "0"], "--limit"),
-            (["--restart", "--restart-from", "x.csv"], "--restart"),
-            (["--endpoint", "ftp://x"], "--endpoint"),
-            (["--max-workers"], "--max-workers"),
-            (["--bogus"], "--bogus"),
+            (["--download-threshold", "-5"],
+             "--download-threshold: '-5' is not a whole number of downloads, 0 or more"),
+            (["--download-threshold", "lots"],
+             "--download-threshold: 'lots' is not a whole number of downloads, 0 or more"),
+            (["--max-workers", "0"], "--max-workers: '0' is not a whole number from 1 to 256"),
+            (["--rate-limit", "-1"], "--rate-limit: '-1' is not a number of seconds, 0 or more"),
+            (["--max-file-size", "-2"], "--max-file-size: '-2' is not a number of GB above 0"),
+            (["--limit=0"], "--limit: '0' is not a whole number of models, 1 or more"),
+            (["--restart", "--restart-from", "x.csv"],
+             "--restart and --restart-from cannot be used together"),
+            (["--endpoint", "ftp://x"], "--endpoint: 'ftp://x' is not an http:// or https:// URL"),
+            (["--max-workers"],
+             "--max-workers: '--output-dir' is not a whole number from 1 to 256"),
+            (["--bogus"], "unknown option '--bogus'"),
+            (["--quiet=yes"], "--quiet takes no value"),
+            (["stray"], "unexpected argument 'stray'"),
         ]
-        for args, flag in cases:
+        for args, message in cases:
             r = run_hfscan(args + ["--output-dir", out])
             self.assertEqual(r.returncode, 2, args)
-            self.assertIn(flag, r.stderr, args)
+            self.assertEqual(r.stderr, f"hfscan: {message}\nTry 'hfscan --help' for more information.\n")
             self.assertFalse(os.path.exists(out), args)
+        r = run_hfscan(["--output-dir", out, "--limit"])
+        self.assertEqual((r.returncode, r.stderr.splitlines()[0]), (2, "hfscan: --limit needs N"))
         afile = os.path.join(self.dir, "a-file")
         open(afile, "w").close()
         r = run_hfscan(["--output-dir", afile, "--endpoint", "http://127.0.0.1:1"])

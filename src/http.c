@@ -235,6 +235,12 @@ static CURLcode perform_once(hf_http_client *c, struct transfer *t, const char *
   curl_easy_reset(curl); /* keeps the connection cache */
   struct curl_slist *list = build_header_list(headers);
   curl_easy_setopt(curl, CURLOPT_URL, url);
+  /* Only the web: a URL from a script or a server never reaches file:// and the like. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
@@ -297,6 +303,31 @@ static char *url_part(CURLU *u, CURLUPart part) {
   char *v = NULL;
   curl_url_get(u, part, &v, CURLU_DEFAULT_PORT);
   return v;
+}
+
+/* The scheme of a URL, lower case ("" when it has none); caller frees with curl_free. */
+static char *scheme_of(const char *url) {
+  CURLU *u = curl_url();
+  char *scheme = NULL;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+  curl_url_cleanup(u);
+  return scheme;
+}
+
+/* A server (or a CDN it sends us to) must not lead the client to file://, to other
+ * protocols libcurl speaks, or from https down to plain http. */
+const char *hf_http_redirect_refusal(const char *from, const char *to) {
+  char *from_scheme = scheme_of(from), *to_scheme = scheme_of(to);
+  const char *why = NULL;
+  if (!to_scheme || (strcasecmp(to_scheme, "http") != 0 && strcasecmp(to_scheme, "https") != 0))
+    why = "only http and https redirects are followed";
+  else if (from_scheme && strcasecmp(from_scheme, "https") == 0 &&
+           strcasecmp(to_scheme, "http") == 0)
+    why = "a redirect from https to plain http is not followed";
+  curl_free(from_scheme);
+  curl_free(to_scheme);
+  return why;
 }
 
 int hf_http_same_origin(const char *a, const char *b) {
@@ -417,6 +448,15 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
     char *next = resolve_location(url, location);
     if (!next) {
       rc = fail(res, HF_HTTP_ERR_HTTP, "bad redirect location: %s", location);
+      break;
+    }
+    const char *refusal = hf_http_redirect_refusal(url, next);
+    if (refusal) {
+      res->error_code = HF_HTTP_ERR_HTTP;
+      snprintf(res->error_message, sizeof res->error_message, "%s: %s (to %s)", url, refusal,
+               next);
+      rc = -1;
+      free(next);
       break;
     }
     int same_host = hf_http_same_origin(url, next);

@@ -71,6 +71,9 @@ void hf_http_client_free(hf_http_client *c);
 int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res);
 void hf_http_response_free(hf_http_response *res);
 
+/* NULL when a redirect from one absolute URL to the other may be followed, else the
+ * reason it is not: only http and https, and never from https down to http. */
+const char *hf_http_redirect_refusal(const char *from, const char *to);
 /* Nonzero when two absolute URLs share scheme, host and port. */
 int hf_http_same_origin(const char *a, const char *b);
 

@@ -169,6 +169,36 @@ static void test_redirects(void) {
   hf_http_response_free(&res);
   hf_headers_clear(&auth);
 
+  /* Never to another protocol (file:// would read local files), even when asked to
+   * follow any host; nor a URL of another protocol in the first place. */
+  snprintf(url, sizeof url, "%s/redirect?to=file:///etc/passwd", fx.a);
+  hf_http_request to_file = {.url = url, .sink = HF_SINK_SHA256, .follow_redirects = 1,
+                             .follow_cross_host = 1};
+  CHECK(hf_http_perform(client, &to_file, &res) == -1);
+  CHECK_STR(res.error_code, "http");
+  char want[600];
+  snprintf(want, sizeof want,
+           "%s: only http and https redirects are followed (to file:///etc/passwd)", url);
+  CHECK_STR(res.error_message, want);
+  CHECK(res.redirects == 0 && res.sha256[0] == '\0');
+  hf_http_response_free(&res);
+  hf_http_request file = {.url = "file:///etc/passwd", .follow_redirects = 1};
+  CHECK(hf_http_perform(client, &file, &res) == -1);
+  CHECK_STR(res.error_message,
+            "file:///etc/passwd: Protocol \"file\" not supported or disabled in libcurl");
+  CHECK(res.body == NULL || strstr(res.body, "root:") == NULL);
+  hf_http_response_free(&res);
+
+  CHECK(hf_http_redirect_refusal("https://hub/x", "https://cdn/y") == NULL);
+  CHECK(hf_http_redirect_refusal("http://hub/x", "HTTPS://cdn/y") == NULL);
+  CHECK(hf_http_redirect_refusal("http://hub/x", "http://cdn/y") == NULL);
+  CHECK_STR(hf_http_redirect_refusal("https://hub/x", "http://cdn/y"),
+            "a redirect from https to plain http is not followed");
+  CHECK_STR(hf_http_redirect_refusal("https://hub/x", "ftp://cdn/y"),
+            "only http and https redirects are followed");
+  CHECK_STR(hf_http_redirect_refusal("https://hub/x", "dict://cdn/y"),
+            "only http and https redirects are followed");
+
   CHECK(hf_http_same_origin("http://a:80/x", "http://a/y"));
   CHECK(!hf_http_same_origin("http://a/x", "https://a/x"));
   CHECK(!hf_http_same_origin("http://127.0.0.1:5/x", "http://127.0.0.2:5/x"));

@@ -98,8 +98,10 @@ static int set_error(int code, const char *what, const char *path, char *err, si
 static int open_temp(hf_csv_writer *w) {
   size_t len = strlen(w->path) + 12;
   w->temp_path = malloc(len);
-  if (!w->temp_path)
-    return -1;
+  if (!w->temp_path) {
+    errno = ENOMEM;
+    return w->fd = -1;
+  }
   snprintf(w->temp_path, len, "%s.tmpXXXXXX", w->path);
   w->fd = mkostemp(w->temp_path, O_CLOEXEC);
   if (w->fd >= 0)

@@ -20,9 +20,13 @@ void hf_lua_register_sqlite(lua_State *L);
 
 /* [-0, +3, -] Pushes the failure triple nil, message, code; returns 3. */
 int hf_lua_fail(lua_State *L, const char *message, const char *code);
-/* Reads optional fields of the table at idx. */
+/* Read optional fields of the table at idx, raw (no metamethods); raise when a
+ * field has the wrong type. A string returned stays alive as long as the table. */
 const char *hf_lua_opt_string_field(lua_State *L, int idx, const char *key, const char *def);
 lua_Number hf_lua_opt_number_field(lua_State *L, int idx, const char *key, lua_Number def);
+/* As hf_lua_opt_number_field, and raises unless min <= value <= max. */
+lua_Number hf_lua_opt_range_field(lua_State *L, int idx, const char *key, lua_Number def,
+                                  lua_Number min, lua_Number max);
 int hf_lua_opt_bool_field(lua_State *L, int idx, const char *key, int def);
 /* [-0, +1, m] Pushes a response as a plain table. */
 void hf_lua_push_response(lua_State *L, const hf_http_response *res);

@@ -1,6 +1,7 @@
 /* Lua binding of CSV: formatting and parsing strings, a streaming reader, and a
  * block writer (create, append, or atomic rewrite). */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,27 +11,34 @@
 #define WRITER_MT "hfscan.csv_writer"
 #define READER_MT "hfscan.csv_reader"
 
-/* Raises unless every field of the row at idx is a string or a number. */
-static void check_row(lua_State *L, int idx) {
-  lua_Integer n = luaL_len(L, idx);
-  for (lua_Integer i = 1; i <= n; i++) {
-    int t = lua_geti(L, idx, i);
+/* Rows are read raw (lua_rawlen, lua_rawgeti): no __len or __index can change a
+ * row between the check and the formatting, or close the writer in between. */
+
+/* Raises unless every field of the row at idx is a string or a number. Returns the
+ * row's length. */
+static size_t check_row(lua_State *L, int idx) {
+  size_t n = lua_rawlen(L, idx);
+  if (n > 100000)
+    luaL_error(L, "a CSV row of %d fields is too long", (int)(n > INT_MAX ? INT_MAX : n));
+  for (size_t i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, idx, (lua_Integer)i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       luaL_error(L, "CSV field %d is a %s, not a string", (int)i, luaL_typename(L, -1));
     lua_pop(L, 1);
   }
+  return n;
 }
 
 /* The row at idx must have passed check_row. */
 static int append_row(lua_State *L, int idx, hf_buf *out) {
   /* Each field's string stays on the stack until the row is formatted, so numbers
    * are converted without touching the caller's table. */
-  size_t n = (size_t)luaL_len(L, idx);
+  size_t n = lua_rawlen(L, idx);
   luaL_checkstack(L, (int)n + 4, "too many CSV fields");
   const char **fields = lua_newuserdatauv(L, (n ? n : 1) * sizeof *fields, 0);
   size_t *lens = lua_newuserdatauv(L, (n ? n : 1) * sizeof *lens, 0);
   for (size_t i = 0; i < n; i++) {
-    lua_geti(L, idx, (lua_Integer)i + 1);
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
     fields[i] = lua_tolstring(L, -1, &lens[i]);
   }
   int rc = hf_csv_append_row(out, fields, lens, n);
@@ -193,15 +201,15 @@ static int l_writer_row(lua_State *L) {
 static int l_writer_write_block(lua_State *L) {
   lua_writer *lw = check_writer(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, 2);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
   for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_geti(L, 2, i) != LUA_TTABLE)
+    if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
       return luaL_error(L, "row %d is not a table", (int)i);
     check_row(L, lua_gettop(L));
     lua_pop(L, 1);
   }
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, 2, i);
+    lua_rawgeti(L, 2, i);
     if (queue_row(L, lw, lua_gettop(L)) != 0)
       return luaL_error(L, "out of memory");
     lua_pop(L, 1);

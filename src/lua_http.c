@@ -40,12 +40,14 @@ static hf_http_client *state_client(lua_State *L) {
 /* hf.http{url=, method=, headers=, body=, sink=, ..., limiter=, bucket=}
  *   -> response table | nil, message, code */
 static int l_http(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  /* Everything that can raise comes before the request's copies are made. */
+  lua_pushliteral(L, "limiter");
+  hf_ratelimit *rl = lua_rawget(L, 1) == LUA_TNIL ? NULL : hf_lua_check_ratelimit(L, -1);
+  lua_pop(L, 1); /* the table keeps the limiter alive */
+  hf_http_client *client = state_client(L);
   hf_owned_request r;
   hf_lua_check_request(L, 1, &r);
-  lua_getfield(L, 1, "limiter");
-  hf_ratelimit *rl = lua_isnil(L, -1) ? NULL : hf_lua_check_ratelimit(L, -1);
-  lua_pop(L, 1);
-  hf_http_client *client = state_client(L);
 
   const char *bucket = r.bucket ? r.bucket : "default";
   if (rl && hf_ratelimit_acquire(rl, bucket) < 0) {

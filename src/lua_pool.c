@@ -93,6 +93,8 @@ static int l_pool_new(lua_State *L) {
 }
 
 static hf_job *new_http_job(lua_State *L, lua_pool *lp) {
+  int paced = hf_lua_opt_bool_field(L, 2, "paced", 1);
+  int reserved = hf_lua_opt_bool_field(L, 2, "reserved", 0);
   hf_owned_request request;
   hf_lua_check_request(L, 2, &request); /* raises on a malformed table, before any allocation */
   http_job *j = calloc(1, sizeof *j);
@@ -102,8 +104,8 @@ static hf_job *new_http_job(lua_State *L, lua_pool *lp) {
   }
   j->request = request;
   j->request.req.headers = &j->request.headers; /* it pointed into the local copy */
-  j->paced = hf_lua_opt_bool_field(L, 2, "paced", 1);
-  j->reserved = hf_lua_opt_bool_field(L, 2, "reserved", 0);
+  j->paced = paced;
+  j->reserved = reserved;
   j->base.run = run_http;
   j->base.destroy = destroy_http;
   j->limiter = lp->limiter ? hf_ratelimit_retain(lp->limiter) : NULL;

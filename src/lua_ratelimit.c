@@ -78,7 +78,8 @@ static int l_observe(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   long status = (long)hf_lua_opt_number_field(L, 3, "status", 0);
   hf_headers headers = {0};
-  if (lua_getfield(L, 3, "headers") == LUA_TTABLE) {
+  lua_pushliteral(L, "headers");
+  if (lua_rawget(L, 3) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
       if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1))

@@ -100,22 +100,38 @@ static int l_sha256_file(lua_State *L) {
   return 2;
 }
 
-/* sha256_files(paths [, workers]) -> { {path=, sha256=, bytes=} or {path=, error=, code=} } */
+#define POOL_GUARD_MT "hfscan.sha256_files_pool"
+
+/* The pool of one sha256_files call lives in a userdata, so that a raise while
+ * results are collected (memory running out) still stops and frees its threads. */
+static int l_pool_guard_close(lua_State *L) {
+  hf_pool **guard = luaL_checkudata(L, 1, POOL_GUARD_MT);
+  hf_pool_free(*guard);
+  *guard = NULL;
+  return 0;
+}
+
+/* sha256_files(paths [, workers]) -> { {path=, sha256=, bytes=} or {path=, error=, code=} }
+ * paths is read raw: no metamethod runs once threads are started. */
 static int l_sha256_files(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  int workers = (int)luaL_optinteger(L, 2, 2);
-  lua_Integer n = luaL_len(L, 1);
+  lua_Integer asked = luaL_optinteger(L, 2, 2);
+  int workers = asked < 1 ? 1 : asked > 256 ? 256 : (int)asked;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_geti(L, 1, i) != LUA_TSTRING)
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
       return luaL_error(L, "paths[%d] is not a string", (int)i);
     lua_pop(L, 1);
   }
   lua_settop(L, 2);
-  hf_pool *pool = hf_pool_new(workers < 1 ? 1 : workers, hf_lua_user_agent());
+  hf_pool **guard = lua_newuserdatauv(L, sizeof *guard, 0);
+  *guard = NULL;
+  luaL_setmetatable(L, POOL_GUARD_MT);
+  hf_pool *pool = *guard = hf_pool_new(workers, hf_lua_user_agent());
   if (!pool)
     return hf_lua_fail(L, "cannot start worker threads", "io");
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
+    lua_rawgeti(L, 1, i);
     hf_hash_job *job = hf_hash_job_new(lua_tostring(L, -1));
     lua_pop(L, 1);
     if (job)
@@ -145,6 +161,7 @@ static int l_sha256_files(lua_State *L) {
   }
   int interrupted = hf_pool_pending(pool) > 0;
   hf_pool_free(pool);
+  *guard = NULL;
   if (interrupted)
     return hf_lua_fail(L, "interrupted", "interrupted");
   return 1;
@@ -166,6 +183,11 @@ void hf_lua_register_sha256(lua_State *L) {
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, POOL_GUARD_MT)) {
+    lua_pushcfunction(L, l_pool_guard_close);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {

@@ -129,7 +129,8 @@ static int l_query(lua_State *L) {
     lua_createtable(L, 0, cols);
     for (int c = 0; c < cols; c++) {
       push_column(L, stmt, c);
-      lua_setfield(L, -2, sqlite3_column_name(stmt, c));
+      const char *name = sqlite3_column_name(stmt, c);
+      lua_setfield(L, -2, name ? name : "?"); /* NULL only when memory runs out */
     }
     lua_rawseti(L, -2, ++rows);
   }

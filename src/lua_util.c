@@ -27,28 +27,48 @@ int hf_lua_fail(lua_State *L, const char *message, const char *code) {
   return 3;
 }
 
+/* Option tables are read raw: no metamethod runs while a binding holds C pointers
+ * (one could close the very object being used). Pushes the value; returns its type. */
+static int raw_field(lua_State *L, int idx, const char *key) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);
+}
+
 const char *hf_lua_opt_string_field(lua_State *L, int idx, const char *key, const char *def) {
-  lua_getfield(L, idx, key);
-  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
-  if (!lua_isnil(L, -1) && !v)
-    luaL_error(L, "field '%s' must be a string", key);
-  lua_pop(L, 1); /* the string stays alive in the table */
+  int t = raw_field(L, idx, key);
+  if (t != LUA_TNIL && t != LUA_TSTRING)
+    luaL_error(L, "field '%s' must be a string, not a %s", key, lua_typename(L, t));
+  /* Only a string that is in the table: it stays alive after the pop (a number
+   * converted here would live only in the popped slot). */
+  const char *v = t == LUA_TNIL ? def : lua_tostring(L, -1);
+  lua_pop(L, 1);
   return v;
 }
 
 lua_Number hf_lua_opt_number_field(lua_State *L, int idx, const char *key, lua_Number def) {
-  lua_getfield(L, idx, key);
-  int isnum = 0;
-  lua_Number v = lua_tonumberx(L, -1, &isnum);
-  if (!lua_isnil(L, -1) && !isnum)
-    luaL_error(L, "field '%s' must be a number", key);
+  int t = raw_field(L, idx, key);
+  if (t != LUA_TNIL && t != LUA_TNUMBER)
+    luaL_error(L, "field '%s' must be a number, not a %s", key, lua_typename(L, t));
+  lua_Number v = t == LUA_TNIL ? def : lua_tonumber(L, -1);
   lua_pop(L, 1);
-  return isnum ? v : def;
+  return v;
+}
+
+lua_Number hf_lua_opt_range_field(lua_State *L, int idx, const char *key, lua_Number def,
+                                  lua_Number min, lua_Number max) {
+  lua_Number v = hf_lua_opt_number_field(L, idx, key, def);
+  if (!(v >= min && v <= max)) { /* also refuses NaN */
+    char range[64];
+    snprintf(range, sizeof range, "from %g to %g", (double)min, (double)max);
+    luaL_error(L, "field '%s' must be a number %s", key, range);
+  }
+  return v;
 }
 
 int hf_lua_opt_bool_field(lua_State *L, int idx, const char *key, int def) {
-  lua_getfield(L, idx, key);
-  int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  int t = raw_field(L, idx, key);
+  int v = t == LUA_TNIL ? def : lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -78,7 +98,7 @@ static hf_http_sink check_sink(lua_State *L, const char *sink) {
 /* headers = { ["Name"] = "value", ... }. Checked in a first pass, so that a bad
  * table raises before anything is allocated. */
 static void read_headers(lua_State *L, int idx, hf_headers *out) {
-  lua_getfield(L, idx, "headers");
+  raw_field(L, idx, "headers");
   if (!lua_istable(L, -1) && !lua_isnil(L, -1))
     luaL_error(L, "field 'headers' must be a table");
   for (int pass = 0; pass < 2 && lua_istable(L, -1); pass++) {
@@ -103,9 +123,13 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
     luaL_error(L, "request needs a 'url'");
   const char *method = hf_lua_opt_string_field(L, idx, "method", "GET");
   const char *bucket = hf_lua_opt_string_field(L, idx, "bucket", NULL);
-  lua_getfield(L, idx, "body");
   size_t body_len = 0;
-  const char *body = lua_tolstring(L, -1, &body_len);
+  const char *body = NULL;
+  int body_type = raw_field(L, idx, "body");
+  if (body_type == LUA_TSTRING)
+    body = lua_tolstring(L, -1, &body_len); /* alive in the table after the pop */
+  else if (body_type != LUA_TNIL)
+    luaL_error(L, "field 'body' must be a string, not a %s", lua_typename(L, body_type));
   lua_pop(L, 1);
 
   hf_http_request *req = &out->req;
@@ -113,13 +137,16 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
   lua_Number max_body = hf_lua_opt_number_field(L, idx, "max_body", 0);
   /* No cap (0) for anything not a finite size: math.huge means "no limit". */
   req->max_body = max_body > 0 && max_body < 9.0e15 ? (size_t)max_body : 0;
-  req->connect_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "connect_timeout", 10) * 1000);
-  req->low_speed_timeout_s = (long)hf_lua_opt_number_field(L, idx, "timeout", 30);
-  req->total_timeout_ms = (long)(hf_lua_opt_number_field(L, idx, "total_timeout", 0) * 1000);
+  /* Ranges keep the casts defined (no NaN, no overflow); a day bounds any timeout. */
+  req->connect_timeout_ms =
+      (long)(hf_lua_opt_range_field(L, idx, "connect_timeout", 10, 0.001, 86400) * 1000);
+  req->low_speed_timeout_s = (long)hf_lua_opt_range_field(L, idx, "timeout", 30, 1, 86400);
+  req->total_timeout_ms =
+      (long)(hf_lua_opt_range_field(L, idx, "total_timeout", 0, 0, 86400) * 1000);
   req->follow_redirects = hf_lua_opt_bool_field(L, idx, "follow_redirects", 1);
   req->follow_cross_host = hf_lua_opt_bool_field(L, idx, "cross_host", 0);
-  req->max_resumes = (int)hf_lua_opt_number_field(L, idx, "resumes", 5);
-  lua_Number git_size = hf_lua_opt_number_field(L, idx, "git_blob_size", -1);
+  req->max_resumes = (int)hf_lua_opt_range_field(L, idx, "resumes", 5, 0, 1000);
+  lua_Number git_size = hf_lua_opt_range_field(L, idx, "git_blob_size", -1, -1, 9.0e15);
   req->git_blob_check = git_size >= 0;
   req->git_blob_size = (long long)git_size;
   read_headers(L, idx, &out->headers);
@@ -269,6 +296,8 @@ static int l_file_type(lua_State *L) {
 static int l_mkdir_p(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
+  if (len == 0 || strlen(path) != len)
+    return hf_lua_fail(L, "cannot create a folder with an empty name or a NUL in it", "io");
   char *copy = malloc(len + 1);
   if (!copy)
     return luaL_error(L, "out of memory");

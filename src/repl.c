@@ -1,6 +1,7 @@
 /* The interactive prompt: `hfscan repl`. Each input is tried first as an
  * expression (so `hf.sha256("abc")` prints its value), then as a statement;
  * input that ends mid-statement asks for more lines. */
+#include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +29,25 @@ static char *read_line(int interactive, const char *prompt) {
     return line;
   }
 #endif
-  if (interactive) {
-    fputs(prompt, stdout);
-    fflush(stdout);
-  }
   char *line = NULL;
   size_t cap = 0;
-  ssize_t n = getline(&line, &cap, stdin);
+  ssize_t n;
+  for (;;) {
+    if (interactive) {
+      fputs(prompt, stdout);
+      fflush(stdout);
+    }
+    errno = 0;
+    n = getline(&line, &cap, stdin);
+    if (n >= 0 || errno != EINTR || feof(stdin))
+      break;
+    /* Ctrl-C while waiting for a line interrupts the read (the handler has no
+     * SA_RESTART, so that it can cut a scan's waits short): ask again. */
+    clearerr(stdin);
+    hf_interrupt_clear();
+    if (interactive)
+      putchar('\n');
+  }
   if (n < 0) {
     free(line);
     return NULL;

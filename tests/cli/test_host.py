@@ -1,7 +1,9 @@
 """The host: flags, user scripts, errors, the REPL, script overrides, a copied binary."""
 import os
 import shutil
+import signal
 import subprocess
+import time
 import unittest
 
 from helpers import HFSCAN, SOURCE_DIR, TempDirCase, run
@@ -64,6 +66,18 @@ class HostTest(TempDirCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("oops", r.stderr)
         self.assertIn("still here", r.stdout)
+
+    def test_ctrl_c_at_a_piped_prompt_asks_again(self):
+        proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdin.write('do io.stderr:write("ready\\n") end\n')
+        proc.stdin.flush()
+        self.assertEqual(proc.stderr.readline(), "ready\n")
+        time.sleep(0.3)  # now blocked reading the next line
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        out, err = proc.communicate('print(hf.sha256("abc"))\n', timeout=30)
+        self.assertEqual((proc.returncode, out, err), (0, ABC + "\n", ""))
 
     def test_scripts_dir_overrides_a_bundled_module(self):
         self.write("override/hfscan/hash_command.lua",

@@ -153,6 +153,33 @@ t.case("sqlite: parameters of each type, rows, errors", function()
   os.execute("rm -rf " .. dir)
 end)
 
+t.case("request and row tables: types checked, read raw", function()
+  local function raises(fn, want, what)
+    local ok, err = pcall(fn)
+    t.eq(ok, false, what .. " raises")
+    t.truthy(tostring(err):find(want, 1, true), what .. ": " .. tostring(err))
+  end
+  raises(function() hf.http { url = 12345 } end, "field 'url' must be a string, not a number", "number url")
+  raises(function() hf.http { url = "http://127.0.0.1:1/", body = {} } end,
+    "field 'body' must be a string, not a table", "table body")
+  raises(function() hf.http { url = "http://127.0.0.1:1/", timeout = 0 / 0 } end,
+    "field 'timeout' must be a number from 1 to 86400", "NaN timeout")
+  raises(function() hf.http { url = "http://127.0.0.1:1/", resumes = math.huge } end,
+    "field 'resumes' must be a number from 0 to 1000", "huge resumes")
+  -- A metatable cannot feed fields: the url behind __index is not seen.
+  raises(function() hf.http(setmetatable({}, { __index = { url = "http://127.0.0.1:1/" } })) end,
+    "request needs a 'url'", "url behind __index")
+  -- A row's __len and __index are not consulted either.
+  local row = setmetatable({ "a", "b" }, { __len = function() return 1 << 40 end,
+    __index = function() error("must not be called") end })
+  t.eq(hf.csv_format_row(row), "a,b\r\n", "row read raw")
+  t.eq(#hf.sha256_files(setmetatable({}, { __index = function() return "/etc/passwd" end })), 0,
+    "paths read raw")
+  local none, msg = hf.mkdir_p("")
+  t.eq(none, nil, "mkdir_p of an empty name fails")
+  t.eq(msg, "cannot create a folder with an empty name or a NUL in it", "mkdir_p message")
+end)
+
 local fx = t.fixture()
 
 t.case("http: memory, sha256 sink, headers", function()

@@ -159,8 +159,8 @@ end
 M.maybe_crash = function(point) if crash_point == point then hf.kill_self_for_tests() end end
 
 -- Appends one repo's rows and errors, each file in one write, then records the
--- repo as complete.
-function Db:write_repo(rows, errors, repo_id, commit)
+-- repo as complete (unless finished is false: a restart then redoes it).
+function Db:write_repo(rows, errors, repo_id, commit, finished)
   local blocks = { errors = {}, basic = {}, extended = {} }
   for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = select_columns(e, M.ERROR_COLUMNS) end
   for _, r in ipairs(rows) do
@@ -175,6 +175,7 @@ function Db:write_repo(rows, errors, repo_id, commit)
     end
     maybe_crash("after_" .. kind)
   end
+  if finished == false then return true end
   return self.writers.progress:write_block({ { repo_id, commit or "" } })
 end
 

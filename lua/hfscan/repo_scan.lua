@@ -38,6 +38,14 @@ local ERROR_TYPES = {
 M.INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
 -- Raised when the policy's on_error says to stop the whole scan.
 M.STOPPED = setmetatable({}, { __tostring = function() return "stopped by the policy's on_error" end })
+-- Raised when the Hub refuses the token itself (revoked mid-scan): every repo
+-- left would fail the same way, so the scan stops and a restart redoes them.
+M.TOKEN_REFUSED = setmetatable({}, { __tostring = function()
+  return "the Hub refused the token (invalid credentials); the repos left are not scanned"
+end })
+-- Repo-level failures that say nothing about the repo (hub-api.md section 8: the
+-- statuses worth retrying): the repo is left unfinished, for a restart to redo.
+local TRANSIENT = { server_error = true, network_error = true, rate_limited = true }
 -- Raised (and caught in run) when on_error says to skip the rest of the repo.
 local SKIP_REPO = {}
 
@@ -257,6 +265,8 @@ function Scan:run()
   end
   if not files then
     local err = info_or_err
+    if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
+    self.unfinished = TRANSIENT[err.kind] or nil
     self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
     return self.rows, self.errors
   end
@@ -304,7 +314,7 @@ function M.scan(context, model, only)
   local scan = M.new(context, model, only)
   local ok, err = pcall(scan.run, scan)
   if not ok and err ~= SKIP_REPO then error(err, 0) end
-  return scan.rows, scan.errors
+  return scan.rows, scan.errors, scan.unfinished
 end
 
 return M

@@ -248,7 +248,7 @@ end
 function Scanner:stop_for(err)
   if policies.is_policy_error(err) then
     self.fatal = tostring(err)
-  elseif err == repo_scan.STOPPED then
+  elseif err == repo_scan.STOPPED or err == repo_scan.TOKEN_REFUSED then
     self.fatal = tostring(err)
   else
     error(err, 0)
@@ -256,11 +256,13 @@ function Scanner:stop_for(err)
   self.log:error("%s", self.fatal)
 end
 
-function Scanner:record(model, rows, errors)
+-- unfinished: the repo hit a temporary failure; its rows and errors are written
+-- but it is not marked finished, so a restart redoes it.
+function Scanner:record(model, rows, errors, unfinished)
   -- After a failed write (a full disk) the repos still in flight are not written:
   -- one message, and the restart redoes them.
   if self.fatal then return false end
-  local ok, err = self.db:write_repo(rows, errors, model.id, model.sha)
+  local ok, err = self.db:write_repo(rows, errors, model.id, model.sha, not unfinished)
   if not ok then
     self.fatal = "cannot write the database: " .. tostring(err)
     self.log:error("%s", self.fatal)
@@ -275,7 +277,11 @@ function Scanner:record(model, rows, errors)
     end
   end
   local s = self.stats
-  s.models_done = s.models_done + 1
+  if unfinished then
+    s.unfinished = (s.unfinished or 0) + 1
+  else
+    s.models_done = s.models_done + 1
+  end
   s.errors = s.errors + #errors
   for _, r in ipairs(rows) do
     s.files = s.files + 1
@@ -298,19 +304,19 @@ function Scanner:repo_worker(queue)
   while not self.fatal and not hf.interrupted() do
     local item = queue:pop()
     if not item then return end
-    local model, ok, rows, errors = item, nil, nil, nil
+    local model, ok, rows, errors, unfinished = item, nil, nil, nil, nil
     if item.carry then
       model = item.model
       ok, rows, errors = true, self:carry_over(item)
     else
       if M.api_only(model) then self.api_only_queued = self.api_only_queued - 1 end
-      ok, rows, errors = pcall(repo_scan.scan, self.context, model)
+      ok, rows, errors, unfinished = pcall(repo_scan.scan, self.context, model)
     end
     if not ok then
       if rows == repo_scan.INTERRUPTED then return end
       return self:stop_for(rows)
     end
-    if not self:record(model, rows, errors) then return end
+    if not self:record(model, rows, errors, unfinished) then return end
   end
 end
 
@@ -374,6 +380,7 @@ function M.metadata(o, ts, stats, extra)
     model_limit = o.limit,
     files_by_method = stats.methods,
     failed_files = stats.failed_files,
+    unfinished_repos = stats.unfinished or 0,
     rate_limited_responses = stats.throttled,
   }
   for k, v in pairs(extra or {}) do m[k] = v end
@@ -392,6 +399,10 @@ function M.print_summary(stats, duration, paths, status)
     lines[#lines + 1] = ("    %-18s %d"):format(method, stats.methods[method] or 0)
   end
   lines[#lines + 1] = ("  errors             %d"):format(stats.errors)
+  if (stats.unfinished or 0) > 0 then
+    lines[#lines + 1] = ("  unfinished repos   %d (temporary failures; --restart redoes them)")
+      :format(stats.unfinished)
+  end
   lines[#lines + 1] = ("  429 responses      %d"):format(stats.throttled)
   lines[#lines + 1] = "  extended CSV       " .. paths.extended
   io.stdout:write(table.concat(lines, "\n"), "\n")
@@ -413,7 +424,9 @@ function M.execute(o, db, ts, log, stats, extra)
   scanner:close()
   db:close()
   local interrupted = hf.interrupted()
-  local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted" or "completed"
+  local unfinished = stats.unfinished or 0
+  local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted"
+    or unfinished > 0 and "incomplete" or "completed"
   local duration = hf.now() - started
   local metadata = M.metadata(o, ts, stats, {
     scan_start = (extra and extra.scan_start) or scan_start,
@@ -443,8 +456,12 @@ function M.execute(o, db, ts, log, stats, extra)
     log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: hfscan --restart --output-dir %s",
       o.output_dir)
   end
+  if status == "incomplete" then
+    log:warn("%d repos hit temporary failures (listed in the errors file) and are not finished; redo them with: hfscan --restart --output-dir %s",
+      unfinished, o.output_dir)
+  end
   log:close()
-  return scanner.fatal and 1 or 0
+  return (scanner.fatal or unfinished > 0) and 1 or 0
 end
 
 function M.run(args)

@@ -320,10 +320,12 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
     double retry = hf_ratelimit_parse_retry_after(
         headers ? hf_headers_get(headers, "Retry-After") : NULL, wall);
     double until = now + (retry >= 0 ? retry : 0);
-    if (has_header) {
+    if (has_header && r == 0) {
       until = max2(until, now + (double)t);
       b->remaining = 0;
     } else if (retry < 0) {
+      /* No header, or r > 0: another quota refused this one request (hub-api.md
+       * section 8), so the window is not spent; a short pause, not its reset. */
       until = now + UNKNOWN_429_PAUSE;
     }
     b->blocked_until = max2(b->blocked_until, until);

@@ -42,9 +42,9 @@ end
 -- Which rate-limit bucket a URL draws on (hub-api.md section 8).
 function Hub:bucket_of(url)
   if urls.origin(url) ~= self.origin then return "cdn" end
-  if url:find("/resolve/", 1, true) then return "resolvers" end
-  local path = url:sub(#self.origin + 1)
-  if path:sub(1, 5) == "/api/" then return "api" end
+  local path = url:match("^%a[%w+.-]*://[^/?#]+(.*)$") or ""
+  if path:sub(1, 5) == "/api/" then return "api" end -- /api/resolve-cache/ too
+  if path:match("^/[^/]+/[^/]+/resolve/") then return "resolvers" end
   return "pages"
 end
 
@@ -120,9 +120,8 @@ function Hub:wait_for_slot(bucket)
   end
 end
 
--- Performs a request with retries. req is a pool job table (url, method, sink...).
--- Returns the final response (any status) or nil, error.
-function Hub:request(req)
+-- One URL, with retries. Returns the response (any status) or nil, error.
+function Hub:request_once(req)
   req.bucket = req.bucket or self:bucket_of(req.url)
   req.headers = self:headers_for(req.url, req.headers)
   req.timeout = req.timeout or self.timeout
@@ -145,6 +144,38 @@ function Hub:request(req)
     end
     self.loop:sleep(self:retry_delay(res, attempt))
   end
+end
+
+-- An absolute URL for a Location header: the Hub's are absolute or start with "/".
+local function absolute_location(origin, location)
+  if urls.origin(location) then return location end
+  if location:sub(1, 1) == "/" then return origin .. location end
+  return nil
+end
+
+local MAX_HOPS = 5
+
+-- Performs a request with retries. req is a pool job table (url, method, sink...).
+-- Redirects within the endpoint's origin are followed here, one hop at a time, so
+-- that each hop is booked in its own bucket: a /resolve/ of a regular file may
+-- answer 307 to /api/resolve-cache/... (an api request), a renamed repo's /api/
+-- path 307s to its new name. A redirect to another host is returned to the caller
+-- (who asks the CDN without the token), unless req.cross_host lets libcurl follow
+-- it. Returns the final response (any status) or nil, error.
+function Hub:request(req)
+  local extra_headers = req.headers
+  if not req.cross_host then req.follow_redirects = false end
+  local res, err = self:request_once(req)
+  for _ = 1, MAX_HOPS do
+    local location = res and res.status >= 300 and res.status < 400 and res.headers.location
+    local next_url = location and absolute_location(self.origin, location)
+    if not next_url or urls.origin(next_url) ~= self.origin then break end
+    local hop = {}
+    for k, v in pairs(req) do hop[k] = v end
+    hop.url, hop.bucket, hop.headers = next_url, nil, extra_headers
+    res, err = self:request_once(hop)
+  end
+  return res, err
 end
 
 -- GET a JSON document from the API. Returns the decoded value and the response.
@@ -259,8 +290,10 @@ function Hub:download_sha256(repo_id, revision, path, options)
     if options.max_bytes and claim.linked_size and claim.linked_size > options.max_bytes then
       return nil, failure("too_large", ("%s is %d bytes"):format(path, claim.linked_size))
     end
-    local location = res.headers.location
-    if not urls.origin(location) then location = self.origin .. location end
+    local location = absolute_location(self.origin, res.headers.location)
+    if not location then
+      return nil, failure("bad_response", "unusable redirect: " .. res.headers.location)
+    end
     res, err = self:request { url = location,
       sink = "sha256", max_body = options.max_bytes, cross_host = true,
       git_blob_size = options.git_blob_size }

@@ -215,7 +215,11 @@ function Scan:head_file(file)
   file.lfs = meta.status >= 300 and meta.status < 400
   file.sha256 = file.lfs and linked or nil
   file.size = meta.size
-  file.blob_id = not file.lfs and meta.etag or nil
+  -- A plain file's ETag is its git blob id, when it looks like one (40 hex
+  -- digits): after a 307 to /api/resolve-cache/ the ETag is not documented, and
+  -- anything else must not turn a good download into a mismatch.
+  local etag = not file.lfs and meta.etag
+  file.blob_id = etag and #etag == 40 and etag:match("^%x+$") and etag:lower() or nil
   return true
 end
 

@@ -136,7 +136,9 @@ end
 -- The listing task: pushes models above the threshold, once each, into queue.
 function Scanner:list_models(queue)
   local o, stats = self.o, self.stats
-  local params = { { "sort", "downloads" }, { "direction", "-1" },
+  -- No direction: the Hub always sorts descending, and huggingface_hub stopped
+  -- sending it (hub-api.md section 1).
+  local params = { { "sort", "downloads" },
     { "limit", math.min(M.PAGE_SIZE, o.limit or M.PAGE_SIZE) } }
   local expand, seen_field = {}, {}
   for _, list in ipairs({ M.LISTING_EXPAND, self.policy.listing_expand }) do

@@ -33,10 +33,17 @@ function M.link(header, rel)
   return nil
 end
 
--- scheme://host[:port] of an absolute URL, lower-cased.
+local DEFAULT_PORT = { http = "80", https = "443" }
+
+-- scheme://host[:port] of an absolute URL, lower-cased, without a default port
+-- (https://huggingface.co:443 is https://huggingface.co).
 function M.origin(url)
   local origin = url:match("^(%a[%w+.-]*://[^/?#]+)")
-  return origin and origin:lower()
+  if not origin then return nil end
+  origin = origin:lower()
+  local scheme, host, port = origin:match("^(.-)://(.-):(%d+)$")
+  if port and DEFAULT_PORT[scheme] == port then origin = scheme .. "://" .. host end
+  return origin
 end
 
 return M

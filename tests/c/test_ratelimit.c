@@ -148,6 +148,17 @@ static void test_429_blocks_until_reset(void) {
   CHECK(s.throttled == 1);
   hf_headers_clear(&h);
 
+  /* A 429 from another quota while the window has room (r > 0) pauses the bucket
+   * briefly, not until the window resets, and keeps the count it was given. */
+  R(rl, "pages", 0);
+  h = headers_of("\"pages\";r=899;t=250", "\"fixed window\";\"pages\";q=1000;w=300", NULL);
+  hf_ratelimit_observe(rl, "pages", 429, &h, 2);
+  hf_ratelimit_state(rl, "pages", 2, &s);
+  CHECK(s.remaining == 899);
+  CHECK_NEAR(s.blocked_for, 1.0, 1e-9);
+  CHECK_NEAR(R(rl, "pages", 2), 3, 1e-9);
+  hf_headers_clear(&h);
+
   /* Retry-After alone also holds the bucket. */
   R(rl, "resolvers", 0);
   h = headers_of(NULL, NULL, "7");

@@ -325,6 +325,20 @@ class FaultsTest(ScanTestBase):
         heads = [q for q in hub.requests() if q["method"] == "HEAD"]
         self.assertTrue(heads, "HEAD requests on /resolve/")
 
+    def test_resolve_cache_hops_are_booked_in_the_api_bucket(self):
+        """Regular files of public repos answer /resolve/ with a relative 307 to
+        /api/resolve-cache/, an api request: each hop is paced in its own bucket,
+        so the tight api window sees no 429."""
+        hub = self.start_hub("--models", "12", "--quota-api", "6", "--quota-resolvers", "30",
+                             "--window", "1", "--resolve-cache-307")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+        stats = hub.stats()
+        self.assertEqual(sum(stats["status_429"].values()), 0, stats)
+        self.assertEqual(sum(stats["requests_into_exhausted_window"].values()), 0, stats)
+        cache_hops = [q for q in hub.requests() if q["path"].startswith("/api/resolve-cache/")]
+        self.assertTrue(cache_hops, "the 307s were followed")
+
 
 class CommandLineTest(ScanCase):
     def test_usage_errors_name_the_flag_and_write_nothing(self):

@@ -1,0 +1,66 @@
+-- Lua tests of the pure-Lua modules: URL building, Link headers, how the hub
+-- client classifies answers and how long it waits before a retry.
+package.path = (os.getenv("HFSCAN_SOURCE_DIR") or ".") .. "/tests/lua/?.lua;" .. package.path
+local t = require "testlib"
+local urls = require "hfscan.urls"
+local hub = require "hfscan.hub"
+
+t.case("urls: origins compare without default ports", function()
+  t.eq(urls.origin("https://HuggingFace.co/api/models?x=1"), "https://huggingface.co", "lower case")
+  t.eq(urls.origin("https://huggingface.co:443/api"), "https://huggingface.co", "https 443")
+  t.eq(urls.origin("http://127.0.0.1:80/x"), "http://127.0.0.1", "http 80")
+  t.eq(urls.origin("http://127.0.0.1:8080/x"), "http://127.0.0.1:8080", "other port kept")
+  t.eq(urls.origin("https://h:80/x"), "https://h:80", "80 is not https's default")
+  t.eq(urls.origin("/api/resolve-cache/models/a/b"), nil, "a relative URL has none")
+end)
+
+t.case("urls: paths, segments, queries and Link", function()
+  t.eq(urls.path("dir/a b#c?.gguf"), "dir/a%20b%23c%3F.gguf", "path keeps /")
+  t.eq(urls.segment("refs/pr/1"), "refs%2Fpr%2F1", "segment escapes /")
+  t.eq(urls.query({ { "expand", "sha" }, { "expand", "gated" }, { "search", "a&b" } }),
+    "expand=sha&expand=gated&search=a%26b", "repeated keys in order")
+  local link = '<https://huggingface.co/api/models?cursor=abc%3D>; rel="next", '
+    .. '<https://cas.example/x>; rel="xet-auth"'
+  t.eq(urls.link(link, "next"), "https://huggingface.co/api/models?cursor=abc%3D", "next")
+  t.eq(urls.link(link, "xet-auth"), "https://cas.example/x", "other rel")
+  t.eq(urls.link(link, "prev"), nil, "absent rel")
+  t.eq(urls.link(nil, "next"), nil, "no header")
+end)
+
+t.case("hub: buckets, token only to the endpoint's origin", function()
+  local h = hub.new { endpoint = "https://huggingface.co/", token = "hf_secret", loop = {} }
+  t.eq(h:bucket_of("https://huggingface.co/api/models"), "api", "api")
+  t.eq(h:bucket_of("https://huggingface.co:443/api/models?cursor=x"), "api", "api, explicit port")
+  t.eq(h:bucket_of("https://huggingface.co/a/b/resolve/c/f.gguf"), "resolvers", "resolvers")
+  t.eq(h:bucket_of("https://huggingface.co/api/resolve-cache/models/a/b/c/f.json"), "api",
+    "resolve-cache is an /api/ path")
+  t.eq(h:bucket_of("https://huggingface.co/api/models/org/resolve/revision/main"), "api",
+    "a repo named resolve")
+  t.eq(h:bucket_of("https://huggingface.co/a/b/raw/c/f.json"), "pages", "pages")
+  t.eq(h:bucket_of("https://cdn-lfs.hf.co/x"), "cdn", "another host")
+  t.eq(h:headers_for("https://huggingface.co:443/api/x").Authorization, "Bearer hf_secret",
+    "token to the endpoint")
+  t.eq(h:headers_for("https://cdn-lfs.hf.co/x").Authorization, nil, "never to the CDN")
+  t.eq(h:headers_for("http://huggingface.co/api/x").Authorization, nil, "never over plain http")
+end)
+
+t.case("hub: classification and retry delays (hub-api.md sections 6 and 8)", function()
+  local h = hub.new { endpoint = "https://huggingface.co", loop = {} }
+  local function answer(status, headers, body)
+    return { status = status, headers = headers or {}, body = body or "" }
+  end
+  t.eq(h:classify(answer(401, {}, '{"error":"Invalid credentials in Authorization header"}')).kind,
+    "invalid_token", "bad token")
+  t.eq(h:classify(answer(401, { ["x-error-code"] = "RepoNotFound" })).kind, "repository_not_found",
+    "missing repo")
+  t.eq(h:classify(answer(403, { ["x-error-code"] = "GatedRepo" })).kind, "gated_repository", "gated")
+  t.eq(h:classify(answer(503)).kind, "server_error", "5xx")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=0;t=42' }), 1), 43, "window spent: t+1")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=12;t=42', ["retry-after"] = "3" }), 1), 3,
+    "another quota: Retry-After")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=12;t=42' }), 3), 4, "another quota: backoff")
+  t.eq(h:retry_delay(answer(503), 5), 8, "backoff capped at 8 s")
+  t.eq(h:retry_delay(nil, 1), 1, "network error: 1 s first")
+end)
+
+os.exit(t.run("test_modules"))

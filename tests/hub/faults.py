@@ -3,8 +3,9 @@
 They model what a scanner meets on the real Hub: slow answers, transient
 5xx, connections dropped mid-download, a repo whose blobs=true listing, tree
 or raw endpoint fails, a CDN (or the git server itself, for regular files)
-serving bytes that do not match the advertised hash, and a listing cursor
-that drifts so an item shows up twice.
+serving bytes that do not match the advertised hash, a listing cursor
+that drifts so an item shows up twice, and 429s from another quota while the
+bucket still has requests left.
 
 The per-repo faults hold lower-cased canonical ids.
 """
@@ -16,7 +17,7 @@ import time
 class Faults:
     def __init__(self, latency_ms=0, fault_rate=0.0, fault_seed=0, cut_downloads=False,
                  cut_always=False, broken_blobs=(), cdn_mismatch=(), listing_repeat=False,
-                 git_mismatch=(), broken_tree=(), broken_raw=()):
+                 git_mismatch=(), broken_tree=(), broken_raw=(), other_quota_429=0.0):
         self.latency = latency_ms / 1000.0
         self.fault_rate = fault_rate
         self._rng = random.Random(fault_seed)
@@ -28,6 +29,7 @@ class Faults:
         self.broken_tree = {r.lower() for r in broken_tree}
         self.broken_raw = {r.lower() for r in broken_raw}
         self.listing_repeat = listing_repeat
+        self.other_quota_429 = other_quota_429
         self._cut_done = set()
         self._lock = threading.Lock()
 
@@ -43,6 +45,14 @@ class Faults:
             if self._rng.random() >= self.fault_rate:
                 return None
             return self._rng.choice((500, 502, 503))
+
+    def refused_by_other_quota(self):
+        """True when this /api/ call hits another quota (hub-api.md section 8: a
+        429 while the bucket's r>0)."""
+        if not self.other_quota_429:
+            return False
+        with self._lock:
+            return self._rng.random() < self.other_quota_429
 
     def should_cut(self, file_id):
         """Cut the body of the first GET of each file (or every GET if always)."""

@@ -62,6 +62,9 @@ def parse_args(argv):
                    help="the raw endpoint of this repo answers 500")
     f.add_argument("--listing-repeat", action="store_true")
     f.add_argument("--listing-default-limit", type=int, default=1000)
+    f.add_argument("--other-quota-429", type=float, default=0.0, metavar="RATE",
+                   help="this fraction of /api/ calls answer 429 from another quota, "
+                        "while the bucket's RateLimit still shows r>0")
     f.add_argument("--gated-api", action="store_true",
                    help="old behaviour: gated metadata and trees need access too")
     f.add_argument("--gated-paths-info", action="store_true",
@@ -116,7 +119,8 @@ def start(args, the_world):
         faults.Faults(args.latency_ms, args.fault_rate, args.fault_seed, args.cut_downloads,
                       args.cut_downloads_always, args.broken_blobs, args.cdn_mismatch,
                       args.listing_repeat, git_mismatch=args.git_mismatch,
-                      broken_tree=args.broken_tree, broken_raw=args.broken_raw),
+                      broken_tree=args.broken_tree, broken_raw=args.broken_raw,
+                      other_quota_429=args.other_quota_429),
         ratelimit.FixedWindowLimiter({"api": args.quota_api, "resolvers": args.quota_resolvers,
                                       "pages": args.quota_pages}, args.window),
         instrument.Instruments(args.request_log))

@@ -20,6 +20,7 @@ class Instruments:
                 "requests_into_exhausted_window": {b: 0 for b in BUCKETS},
                 "cdn_requests_with_authorization": 0,
                 "api_faults_injected": 0,
+                "other_quota_429s": 0,
                 "downloads_cut": 0,
                 "statuses": {},
             }

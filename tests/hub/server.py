@@ -107,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
             if status:
                 hub.instruments.bump("api_faults_injected")
                 response = errors.server_error(status).to_response(True)
+            elif bucket == "api" and hub.faults.refused_by_other_quota():
+                hub.instruments.bump("other_quota_429s")
+                response = json_response(429, {"error": OTHER_QUOTA_MESSAGE})
             else:
                 response = self._dispatch(hub, req)
         if not hub.options.no_ratelimit_headers:
@@ -209,6 +212,10 @@ class Handler(BaseHTTPRequestHandler):
             sent += len(chunk)
             if sent >= limit:
                 break
+
+
+# The body huggingface_hub's tests use for a 429 of another quota (hub-api.md section 8).
+OTHER_QUOTA_MESSAGE = "You have exceeded the rate limit for repository creation (300 per day)."
 
 
 def _too_many(decision, retry_after):

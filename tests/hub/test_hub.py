@@ -794,6 +794,26 @@ class TestTransientFaults(HubCase):
         self.assertEqual(self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").status, 302)
 
 
+class TestOtherQuota429(HubCase):
+    ARGS = ["--models", "3", "--other-quota-429", "0.5", "--fault-seed", "7"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_429_while_the_window_has_room(self):
+        refused = [r for r in (self.get("/api/models?limit=1") for _ in range(30))
+                   if r.status == 429]
+        self.assertTrue(refused)
+        for r in refused:
+            self.assertEqual(json.loads(r.body), {"error": "You have exceeded the rate limit for "
+                                                           "repository creation (300 per day)."})
+            remaining = int(re.search(r"r=(\d+)", r.headers["ratelimit"]).group(1))
+            self.assertGreater(remaining, 0)
+        self.assertEqual(self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").status, 302)
+
+
 class TestWorldFiles(unittest.TestCase):
     def run_hub(self, *args):
         return subprocess.run([sys.executable, "-B", HUB] + list(args), check=True,

@@ -325,6 +325,18 @@ class FaultsTest(ScanTestBase):
         heads = [q for q in hub.requests() if q["method"] == "HEAD"]
         self.assertTrue(heads, "HEAD requests on /resolve/")
 
+    def test_429_from_another_quota_does_not_hold_the_bucket_for_the_window(self):
+        """A 429 while RateLimit shows r>0 comes from another quota: it is retried
+        after a short pause, not after the 300 s window's reset."""
+        hub = self.start_hub("--models", "8", "--other-quota-429", "0.2", "--fault-seed", "5")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+        self.assertGreater(hub.stats()["other_quota_429s"], 0)
+        with open(files["metadata"]) as f:
+            meta = json.load(f)
+        self.assertGreater(meta["rate_limited_responses"], 0)
+        self.assertLess(meta["rate_limit_wait_seconds"], 60, meta)
+
     def test_resolve_cache_hops_are_booked_in_the_api_bucket(self):
         """Regular files of public repos answer /resolve/ with a relative 307 to
         /api/resolve-cache/, an api request: each hop is paced in its own bucket,

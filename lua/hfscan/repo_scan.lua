@@ -145,6 +145,7 @@ function Scan:row(file, hash, method)
 end
 
 function Scan:fail(file, err, hash)
+  if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
   local error_type = ERROR_TYPES[err.kind] or err.kind
   self:row(file, hash or M.FAILED_NO_HASH, hash or M.FAILED_NO_HASH)
   self:error(file.path, error_type, err.message)

@@ -62,6 +62,9 @@ def parse_args(argv):
                    help="the raw endpoint of this repo answers 500")
     f.add_argument("--listing-repeat", action="store_true")
     f.add_argument("--listing-default-limit", type=int, default=1000)
+    f.add_argument("--revoke-token-after", type=int, default=0, metavar="N",
+                   help="after N requests with a valid token, every token is refused as "
+                        "invalid (a token revoked mid-scan)")
     f.add_argument("--other-quota-429", type=float, default=0.0, metavar="RATE",
                    help="this fraction of /api/ calls answer 429 from another quota, "
                         "while the bucket's RateLimit still shows r>0")

@@ -9,6 +9,7 @@ import json
 import socket
 import socketserver
 import sys
+import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +37,18 @@ class Hub:
         self.secret = hashlib.sha256(b"hfscan-test-hub-cdn\0%d" % options.seed).digest()
         self.endpoint = None        # http://host:port of the API, set once bound
         self.cdn_url = None
+        self._token_uses = 0
+        self._token_lock = threading.Lock()
+
+    def token_revoked(self):
+        """Counts a request carrying a valid token; True once more than
+        --revoke-token-after of them were served (a token revoked mid-scan)."""
+        limit = self.options.revoke_token_after
+        if not limit:
+            return False
+        with self._token_lock:
+            self._token_uses += 1
+            return self._token_uses > limit
 
 
 class Server(ThreadingHTTPServer):
@@ -80,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(self._control(hub, body))
             return
         auth = access.authenticate(hub.world, self.headers.get("Authorization"))
+        if auth.token is not None and hub.token_revoked():
+            auth = access.Auth(True)  # the token now answers like an unknown one
         host = self.headers.get("Host") or hub.endpoint.split("//", 1)[1]
         req = routes.Request(self.command, self.path, self.headers, body, auth,
                              self.client_address[0], "http://" + host)

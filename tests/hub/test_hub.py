@@ -814,6 +814,24 @@ class TestOtherQuota429(HubCase):
         self.assertEqual(self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").status, 302)
 
 
+class TestRevokedToken(HubCase):
+    ARGS = ["--models", "3", "--revoke-token-after", "2"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_the_token_is_refused_after_n_requests(self):
+        path = "/api/models/hfscan-test/xet-gguf"
+        self.assertEqual([self.get(path, GRANTED).status for _ in range(2)], [200, 200])
+        refused = self.get(path, GRANTED)
+        self.assertEqual(refused.status, 401)
+        self.assertEqual(json.loads(refused.body),
+                         {"error": "Invalid credentials in Authorization header"})
+        self.assertEqual(self.get(path).status, 200, "anonymous callers are not affected")
+
+
 class TestWorldFiles(unittest.TestCase):
     def run_hub(self, *args):
         return subprocess.run([sys.executable, "-B", HUB] + list(args), check=True,

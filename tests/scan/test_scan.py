@@ -325,6 +325,25 @@ class FaultsTest(ScanTestBase):
         heads = [q for q in hub.requests() if q["method"] == "HEAD"]
         self.assertTrue(heads, "HEAD requests on /resolve/")
 
+    def test_a_token_revoked_mid_scan_stops_the_scan_and_a_restart_completes_it(self):
+        hub = self.start_hub("--models", "10", "--revoke-token-after", "8")
+        port = hub.endpoint.rsplit(":", 1)[1]
+        r, files = self.scan(hub, "--download-threshold", "1", "--token", GRANTED, expect=1)
+        self.assertIn("the Hub refused the token (invalid credentials); the repos left are not "
+                      "scanned", r.stderr)
+        _, _, errors = read_csv(files["errors"])
+        self.assertEqual([e for e in errors if e["error_type"] == "invalid_token"], [],
+                         "no repo or file is recorded as failed for the token")
+        with open(files["metadata"]) as f:
+            self.assertEqual(json.load(f)["status"], "failed")
+
+        hub.stop()
+        healthy = self.start_hub("--models", "10", "--port", port)
+        out = os.path.dirname(files["extended"])
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet", "--token", GRANTED])
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assert_rows(scan_files(out), healthy.truth(), healthy.endpoint, token=GRANTED)
+
     def test_429_from_another_quota_does_not_hold_the_bucket_for_the_window(self):
         """A 429 while RateLimit shows r>0 comes from another quota: it is retried
         after a short pause, not after the 300 s window's reset."""

@@ -20,5 +20,6 @@ int luaopen_hfscan(lua_State *L) {
   hf_lua_register_pool(L);
   hf_lua_register_csv(L);
   hf_lua_register_sqlite(L);
+  hf_lua_register_dirlock(L);
   return 1;
 }

@@ -147,6 +147,14 @@ function M.open_append(paths, extra_columns)
   return db
 end
 
+-- Takes the output folder's lock (hf.lock_dir) until it is closed or the process
+-- ends. Returns the lock, or nil and a message. A folder that does not exist yet
+-- needs no lock: nothing can be writing there.
+function M.lock(dir)
+  if hf.file_type(dir) ~= "directory" then return { close = function() end } end
+  return hf.lock_dir(dir)
+end
+
 -- A test hook: HFSCAN_TEST_CRASH=<point>:<n> kills the process with SIGKILL at
 -- that point of the n-th repo written, to test resuming from every state.
 local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")

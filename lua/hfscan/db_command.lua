@@ -1,6 +1,7 @@
 -- `hfscan db build [--output-dir DIR]`: (re)builds DIR/hfscan.sqlite from every
 -- scan's extended CSV in the folder.
 local cli = require "hfscan.cli"
+local database = require "hfscan.database"
 local store = require "hfscan.store"
 
 local M = {}
@@ -17,7 +18,13 @@ function M.run(args)
     return cli.command_usage_error("db", "expected 'hfscan db build'")
   end
   local dir = o.output_dir or "./output"
+  local lock, lerr = database.lock(dir)
+  if not lock then
+    io.stderr:write("hfscan db: ", lerr, "\n")
+    return 1
+  end
   local rows, scans = store.build(dir)
+  lock:close()
   if not rows then
     io.stderr:write("hfscan db: ", tostring(scans), "\n")
     return 1

@@ -58,6 +58,11 @@ function M.run(args)
     io.stderr:write("hfscan merge: ", merr, "\n")
     return 1
   end
+  local lock, lerr = database.lock(out)
+  if not lock then
+    io.stderr:write("hfscan merge: ", lerr, "\n")
+    return 1
+  end
   local merged, order = {}, {}
   local extras = database.extra_columns_of(scans[1].parameters)
   for _, scan in ipairs(scans) do

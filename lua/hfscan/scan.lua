@@ -479,14 +479,34 @@ function M.run(args)
   end
   local ok, derr = M.prepare_output_dir(o.output_dir)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
-  if o.restart or o.restart_from or o.update_failed_hashes then
-    return require("hfscan.resume").run(o)
+  local resuming = o.restart or o.restart_from or o.update_failed_hashes
+  if not resuming then
+    local made, merr = hf.mkdir_p(o.output_dir)
+    if not made then
+      io.stderr:write("hfscan: ", merr, "\n")
+      return 1
+    end
   end
-  local made, merr = hf.mkdir_p(o.output_dir)
-  if not made then
-    io.stderr:write("hfscan: ", merr, "\n")
+  -- One writer per folder: a second scan, restart or update waits for none and
+  -- refuses, naming the one at work.
+  local lock_dir = o.restart_from and (o.restart_from:match("^(.*)/[^/]*$") or ".") or o.output_dir
+  local lock, lerr = database.lock(lock_dir)
+  if not lock then
+    io.stderr:write("hfscan: ", lerr, "\n")
     return 1
   end
+  local status
+  if resuming then
+    status = require("hfscan.resume").run(o)
+  else
+    status = M.new_scan(o)
+  end
+  lock:close()
+  return status
+end
+
+-- A new scan of o into a fresh set of files in o.output_dir. Returns the exit status.
+function M.new_scan(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   o.extra_columns = {}

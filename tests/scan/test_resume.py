@@ -129,6 +129,32 @@ class ResumeTest(ScanCase):
             self.assertLess(finished_count(out), 20, "the limit stopped the scan early")
             self.assertEqual(rows_of(self.resume(out)), want, f"restart after a limit of {limit}")
 
+    def test_one_writer_per_output_folder(self):
+        hub = self.start_hub("--models", "12", "--latency-ms", "40")
+        out = os.path.join(self.dir, "busy")
+        first = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
+                                  "--rate-limit", "0", "--quiet", "--download-threshold", "1",
+                                  "--max-workers", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env={**os.environ, "HF_HOME": "/nonexistent"})
+        try:
+            while first.poll() is None and finished_count(out) < 1:
+                time.sleep(0.01)
+            self.assertIsNone(first.poll(), "the first scan is still running")
+            before = sorted(os.listdir(out))
+            message = f"another hfscan (pid {first.pid}) is writing to {out}; wait for it to end\n"
+            for args, prefix in ((["--endpoint", hub.endpoint, "--output-dir", out], "hfscan: "),
+                                 (["--restart", "--output-dir", out], "hfscan: "),
+                                 (["db", "build", "--output-dir", out], "hfscan db: ")):
+                r = run_hfscan(args)
+                self.assertEqual((r.returncode, r.stderr), (1, prefix + message), args)
+            self.assertEqual(sorted(os.listdir(out)), before, "nothing was added")
+        finally:
+            self.assertEqual(first.wait(300), 0)
+        self.assertEqual(finished_count(out), 12 - 1, "the first scan finished alone")
+        r = run_hfscan(["db", "build", "--output-dir", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)
         out = self.crashed_scan(hub, "after_extended:3", "p", "--max-workers", "3",

@@ -1,0 +1,82 @@
+/* Lua binding of an output folder's lock, so that two hfscan processes never
+ * write one folder's files at once (two appenders, or a rewrite under an append,
+ * would tear rows):
+ *   hf.lock_dir(dir) -> lock | nil, message, "busy" | "io"
+ *   lock:close()      releases it (so does exiting, however the process ends)
+ * The lock is flock(2) on DIR/.hfscan.lock, which the kernel drops with the
+ * process: a killed scan never leaves a stale lock behind. The file holds the
+ * owner's pid, for the message another process gets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "lua_bindings.h"
+
+#define DIRLOCK_MT "hfscan.dirlock"
+
+typedef struct {
+  int fd;
+} dir_lock;
+
+static int l_unlock(lua_State *L) {
+  dir_lock *lock = luaL_checkudata(L, 1, DIRLOCK_MT);
+  if (lock->fd >= 0)
+    close(lock->fd); /* closing the descriptor releases the flock */
+  lock->fd = -1;
+  return 0;
+}
+
+/* The pid recorded by the holder, or 0 when unreadable. */
+static long holder_pid(int fd) {
+  char text[32] = {0};
+  ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  return n > 0 ? strtol(text, NULL, 10) : 0;
+}
+
+static void record_pid(int fd) {
+  char text[32];
+  int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)n, 0) != n) {
+    /* Only the message of a refused process would miss the pid. */
+  }
+}
+
+static int l_lock_dir(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  lua_pushfstring(L, "%s/.hfscan.lock", dir);
+  const char *path = lua_tostring(L, -1);
+  dir_lock *lock = lua_newuserdatauv(L, sizeof *lock, 0);
+  lock->fd = -1;
+  luaL_setmetatable(L, DIRLOCK_MT);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    lua_pushfstring(L, "cannot lock %s: %s", dir, strerror(errno));
+    return hf_lua_fail(L, lua_tostring(L, -1), "io");
+  }
+  lock->fd = fd; /* from here the userdata's __gc closes it, whatever happens */
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int busy = errno == EWOULDBLOCK;
+    long pid = busy ? holder_pid(fd) : 0;
+    if (busy)
+      lua_pushfstring(L, "another hfscan (pid %d) is writing to %s; wait for it to end",
+                      (int)pid, dir);
+    else
+      lua_pushfstring(L, "cannot lock %s: %s", dir, strerror(errno));
+    close(fd);
+    lock->fd = -1;
+    return hf_lua_fail(L, lua_tostring(L, -1), busy ? "busy" : "io");
+  }
+  record_pid(fd);
+  return 1;
+}
+
+void hf_lua_register_dirlock(lua_State *L) {
+  static const luaL_Reg methods[] = {{"close", l_unlock}, {NULL, NULL}};
+  hf_lua_register_type(L, DIRLOCK_MT, methods, l_unlock);
+  lua_pushcfunction(L, l_lock_dir);
+  lua_setfield(L, -2, "lock_dir");
+}

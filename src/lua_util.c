@@ -292,6 +292,22 @@ static int l_file_type(lua_State *L) {
   return 1;
 }
 
+/* realpath(path) -> the absolute path, links resolved | nil, message, "not_found"|"io".
+ * Paths recorded in a scan's files must still mean the same file when a restart
+ * runs from another working directory. */
+static int l_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char *resolved = realpath(path, NULL);
+  if (!resolved) {
+    int code = errno;
+    lua_pushfstring(L, "%s: %s", path, strerror(code));
+    return hf_lua_fail(L, lua_tostring(L, -1), code == ENOENT ? "not_found" : "io");
+  }
+  lua_pushstring(L, resolved);
+  free(resolved);
+  return 1;
+}
+
 /* mkdir_p(path) -> true | nil, message, "io": creates the folder and its parents. */
 static int l_mkdir_p(lua_State *L) {
   size_t len;
@@ -380,6 +396,7 @@ void hf_lua_register_util(lua_State *L) {
       {"isatty", l_isatty},
       {"cpu_count", l_cpu_count},
       {"file_type", l_file_type},
+      {"realpath", l_realpath},
       {"mkdir_p", l_mkdir_p},
       {"kill_self_for_tests", l_kill_self_for_tests},
       {"list_dir", l_list_dir},

@@ -81,7 +81,7 @@ function M.locate(dir, extended)
     local ts = timestamp_of(name)
     if ts and (not latest or ts > latest) then latest = ts end
   end
-  if not latest then return nil, ("no scan to resume in %s (no %s*.csv)"):format(dir, EXT_PREFIX) end
+  if not latest then return nil, ("no scan in %s (no %s*.csv)"):format(dir, EXT_PREFIX) end
   return M.paths(dir, latest)
 end
 

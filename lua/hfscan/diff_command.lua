@@ -1,6 +1,7 @@
 -- `hfscan diff OLD NEW`: what changed between two scans (extended CSVs, or
 -- output folders for their latest scans): files added, removed and changed
--- (same repo and path, another hash), repos whose commit changed, and hashes
+-- (same repo and path, another hash; or hashed now after failing, or failing now
+-- after a hash), repos whose commit changed, and hashes
 -- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
 local cli = require "hfscan.cli"
@@ -14,7 +15,8 @@ local HELP = [[
 usage: hfscan diff [--json] OLD NEW
   OLD and NEW: extended CSVs, or output folders (their latest scans).
   CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
-  change is added, removed, changed, commit_changed or moved. Exit 0 when the two
+  change is added, removed, changed (another hash), hashed (FAILED_* before, a hash
+  now), failed (a hash before, FAILED_* now), commit_changed or moved. Exit 0 when the two
   scans hold the same files, 1 when they differ, 2 on trouble.]]
 
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
@@ -60,8 +62,11 @@ function M.compare(old, new)
     local n, o = new_files[key], old_files[key]
     if not o then
       add("added", n, { new_hash = n.hash, new_commit = n.commit_hash })
-    elseif is_hash(n.hash) and is_hash(o.hash) and n.hash ~= o.hash then
-      add("changed", n, { old_hash = o.hash, new_hash = n.hash, old_commit = o.commit_hash,
+    elseif n.hash ~= o.hash and (is_hash(n.hash) or is_hash(o.hash)) then
+      -- changed: another hash; hashed: a failure then, a hash now (a token, a
+      -- better day); failed: a hash then, a failure now (gated since, too large).
+      local change = not is_hash(o.hash) and "hashed" or not is_hash(n.hash) and "failed" or "changed"
+      add(change, n, { old_hash = o.hash, new_hash = n.hash, old_commit = o.commit_hash,
         new_commit = n.commit_hash })
     end
   end
@@ -115,7 +120,8 @@ function M.run(args)
   local changes = M.compare(old, new)
   if o.json then
     local grouped = {}
-    for _, kind in ipairs({ "added", "removed", "changed", "commit_changed", "moved" }) do
+    for _, kind in ipairs({ "added", "removed", "changed", "hashed", "failed", "commit_changed",
+      "moved" }) do
       grouped[kind] = json.array({})
     end
     for _, c in ipairs(changes) do table.insert(grouped[c.change], c) end

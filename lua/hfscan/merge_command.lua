@@ -48,6 +48,12 @@ function M.run(args)
       io.stderr:write("hfscan merge: ", err, "\n")
       return 1
     end
+    -- A shard that is not done would leave its repos out without a trace.
+    if scan.status ~= "completed" then
+      io.stderr:write(("hfscan merge: %s: the scan is %s; finish it first with: hfscan --restart --output-dir %s\n")
+        :format(dir, scan.status or "unfinished (no metadata yet)", scan.paths.dir))
+      return 1
+    end
     scans[i] = scan
   end
   -- Oldest first, so that a later scan's copy of a repo wins.

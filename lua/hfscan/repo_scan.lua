@@ -272,6 +272,10 @@ function Scan:run()
     local err = info_or_err
     if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
     self.unfinished = TRANSIENT[err.kind] or nil
+    -- The listing showed this private repo to our token: "not found" now means the
+    -- token stopped working (a private repo hides behind "not found" from a
+    -- refused token), not that the repo is gone for good.
+    if err.kind == "repository_not_found" and m.private == true then self.unfinished = true end
     self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
     return self.rows, self.errors
   end

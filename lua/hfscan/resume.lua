@@ -106,6 +106,13 @@ local function purge_unfinished(docs, finished, log)
   return true
 end
 
+local function index_of(list, value)
+  for i, v in ipairs(list) do
+    if v == value then return i end
+  end
+  return nil
+end
+
 -- The scan parameters: the file's, unless given on this command line.
 local function integer(v) return math.tointeger(tonumber(v)) end
 local function float(v) local n = tonumber(v) return n and n + 0.0 end
@@ -157,11 +164,34 @@ function M.restart(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   local paths, err = M.locate(o.output_dir, o.restart_from)
-  if not paths then return fail(log, err) end
+  if not paths then return fail(log, "cannot resume: " .. err) end
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot resume: " .. rerr) end
   log:open_file(paths.log)
   log:info("resuming the scan of %s", paths.extended)
+  -- Everything that can refuse the restart comes before the files are repaired.
+  local parameters = docs.extended.parameters
+  if parameters.authenticated == "true" and not o.token then
+    return fail(log, "this scan was made with a token: give it again (--token, HF_TOKEN or the "
+      .. "token file) to resume it, or its gated and private repos would come out differently")
+  end
+  merge_parameters(o, parameters, log)
+  local extras = database.extra_columns_of(parameters)
+  o.since = o.since or parameters.since
+  o.policy = o.policy or parameters.policy
+  local expected, lerr = scan.load_since_and_policy(o)
+  if not expected then return fail(log, lerr) end
+  if o.since then log:info("since = %s", o.since) end
+  if o.policy then log:info("policy = %s", o.policy) end
+  if table.concat(expected, ",") ~= table.concat(extras, ",") then
+    return fail(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
+      :format(table.concat(extras, ","), table.concat(expected, ",")))
+  end
+  local shard = parameters.shard
+  if shard and not o.shard then
+    local k, n = shard:match("^(%d+)/(%d+)$")
+    o.shard = { k = math.tointeger(tonumber(k)), n = math.tointeger(tonumber(n)), text = shard }
+  end
   remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
   if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
@@ -172,34 +202,6 @@ function M.restart(o)
     for _, repo in ipairs(order) do rows[#rows + 1] = { repo, finished[repo] } end
     local wok, werr = csvfile.rewrite_plain(paths.progress, database.PROGRESS_COLUMNS, rows)
     if not wok then return fail(log, werr) end
-  end
-  merge_parameters(o, docs.extended.parameters, log)
-  local extras = database.extra_columns_of(docs.extended.parameters)
-  local expected = {}
-  o.since = o.since or docs.extended.parameters.since
-  if o.since then
-    local previous, lerr = scan.load_previous(o.since)
-    if not previous then return fail(log, "--since: " .. tostring(lerr)) end
-    o.previous = previous
-    expected[1] = "carried_over_from"
-    log:info("since = %s", o.since)
-  end
-  o.policy = o.policy or docs.extended.parameters.policy
-  if o.policy then
-    local pok, loaded = pcall(require("hfscan.policy").load, o.policy)
-    if not pok then return fail(log, tostring(loaded)) end
-    for _, c in ipairs(loaded.extra_columns) do expected[#expected + 1] = c end
-    o.loaded_policy = loaded
-    log:info("policy = %s", o.policy)
-  end
-  if table.concat(expected, ",") ~= table.concat(extras, ",") then
-    return fail(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
-      :format(table.concat(extras, ","), table.concat(expected, ",")))
-  end
-  local shard = docs.extended.parameters.shard
-  if shard and not o.shard then
-    local k, n = shard:match("^(%d+)/(%d+)$")
-    o.shard = { k = math.tointeger(tonumber(k)), n = math.tointeger(tonumber(n)), text = shard }
   end
   log:info("%d repos already finished are skipped", #order)
   local db, derr = database.open_append(paths, extras)
@@ -293,9 +295,11 @@ function M.update_failed(o)
   remove_stale_temporaries(paths, log)
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot update: " .. rerr) end
-  if docs.extended.torn_line or docs.basic.torn_line then
-    return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
-      :format(docs.extended.torn_line and paths.extended or paths.basic, paths.extended))
+  for _, kind in ipairs({ "extended", "basic", "errors" }) do
+    if docs[kind].torn_line then
+      return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
+        :format(paths[kind], paths.extended))
+    end
   end
   log:open_file(paths.log)
   for _, p in ipairs(RESUMED) do
@@ -345,13 +349,18 @@ function M.update_failed(o)
     end
   end
   local when = os.date("!%Y-%m-%dT%H:%M:%SZ")
-  local extended_rows = {}
+  local extended_rows, carried_column = {}, nil
   for i, row in ipairs(docs.extended.rows) do
     local r = replacement[row[3] .. "\0" .. row[2]]
     if r and is_failed(row[1]) then
       local new = {}
       for k, c in ipairs(docs.extended.header) do new[k] = tostring(r[c] or row[k]) end
-      if is_failed(r.hash) then new[1], new[8] = row[1], row[8] end -- keep the failure as it was
+      if is_failed(r.hash) then
+        new[1], new[8] = row[1], row[8] -- keep the failure as it was
+      else
+        carried_column = carried_column or index_of(docs.extended.header, "carried_over_from")
+        if carried_column then new[carried_column] = "" end -- hashed now, not carried
+      end
       extended_rows[i] = new
     else
       extended_rows[i] = row
@@ -368,13 +377,15 @@ function M.update_failed(o)
     database.BASIC_COLUMNS, basic_rows)
   if not ok then return fail(log, "cannot rewrite " .. paths.basic .. ": " .. tostring(werr)) end
   if #new_errors > 0 then
-    local w = hf.csv_writer(paths.errors, "append")
     local block = {}
     for i, e in ipairs(new_errors) do
       block[i] = { e.repo_id, e.filename, e.error_type, e.reason, e.timestamp }
     end
-    w:write_block(block)
-    w:close()
+    local w, oerr = hf.csv_writer(paths.errors, "append")
+    local wok, werr2 = w, oerr
+    if w then wok, werr2 = w:write_block(block) end
+    if w then w:close() end
+    if not wok then return fail(log, "cannot append to " .. paths.errors .. ": " .. tostring(werr2)) end
   end
   local dir = paths.extended:match("^(.*)/[^/]*$") or "."
   local store = require("hfscan.store").open(dir)

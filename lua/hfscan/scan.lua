@@ -26,17 +26,23 @@ local GB = 1024 * 1024 * 1024
 
 -- The scan an incremental scan starts from (--since: an extended CSV or a
 -- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
--- Only repos recorded as finished, without a repo-level error, can be carried.
+-- Only repos recorded as finished, without a repo-level error or a failed file,
+-- can be carried: a failure may have been the Hub's day or a missing token.
 function M.load_previous(path)
   local scan, err = require("hfscan.scan_reader").read(path)
   if not scan then return nil, err end
-  local previous = { ts = scan.paths.ts, repos = {} }
+  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
+    policy = scan.parameters.policy }
   for id, commit in pairs(scan.finished or scan.commits) do
     previous.repos[id] = { commit = commit, rows = {}, errors = {} }
   end
   for _, rec in ipairs(scan.rows) do
     local r = previous.repos[rec.repo_id]
-    if r then table.insert(r.rows, rec) end
+    if r then
+      table.insert(r.rows, rec)
+      -- A failure may have been the Hub's day or the lack of a token: rescan.
+      if rec.hash:match("^FAILED_") then r.failed = true end
+    end
   end
   for _, rec in ipairs(scan.errors) do
     local r = previous.repos[rec.repo_id]
@@ -410,6 +416,12 @@ function M.print_summary(stats, duration, paths, status)
   io.stdout:write(table.concat(lines, "\n"), "\n")
 end
 
+-- The command that resumes this scan, for the messages of a scan that stops.
+local function restart_command(o)
+  return ("hfscan --restart --output-dir %s%s"):format(o.output_dir,
+    o.token and " (with the same token: --token, HF_TOKEN or the token file)" or "")
+end
+
 -- Runs a whole scan with parsed options into db (created by the caller).
 -- Returns the exit status.
 function M.execute(o, db, ts, log, stats, extra)
@@ -449,18 +461,17 @@ function M.execute(o, db, ts, log, stats, extra)
   end
   if not o.quiet then M.print_summary(stats, duration, db.paths, status) end
   if interrupted then
-    log:warn("interrupted: everything written so far is valid; resume with: hfscan --restart --output-dir %s",
-      o.output_dir)
+    log:warn("interrupted: everything written so far is valid; resume with: %s", restart_command(o))
     log:close()
     return M.EXIT_INTERRUPTED
   end
   if scanner.fatal then
-    log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: hfscan --restart --output-dir %s",
-      o.output_dir)
+    log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: %s",
+      restart_command(o))
   end
   if status == "incomplete" then
-    log:warn("%d repos hit temporary failures (listed in the errors file) and are not finished; redo them with: hfscan --restart --output-dir %s",
-      unfinished, o.output_dir)
+    log:warn("%d repos hit temporary failures (listed in the errors file) and are not finished; redo them with: %s",
+      unfinished, restart_command(o))
   end
   log:close()
   return (scanner.fatal or unfinished > 0) and 1 or 0
@@ -505,29 +516,48 @@ function M.run(args)
   return status
 end
 
+-- Loads what --since and --policy name and records them as absolute paths (a
+-- restart may run from another folder). Returns the extra columns they add, or
+-- nil and a message. The rows carried over from the --since scan were chosen by
+-- its policy: carrying them into a scan with another policy would mix two
+-- selections of files, so that is refused.
+function M.load_since_and_policy(o)
+  local extra = {}
+  if o.since then
+    local previous, err = M.load_previous(o.since)
+    if not previous then return nil, "--since: " .. tostring(err) end
+    o.previous = previous
+    o.since = hf.realpath(previous.path) or previous.path
+    extra[1] = "carried_over_from"
+  end
+  if o.policy then
+    local ok, loaded = pcall(policies.load, o.policy)
+    if not ok then return nil, tostring(loaded) end
+    o.loaded_policy = loaded
+    o.policy = hf.realpath(o.policy) or o.policy
+    for _, c in ipairs(loaded.extra_columns) do extra[#extra + 1] = c end
+  end
+  local theirs = o.previous and o.previous.policy
+  theirs = theirs and (hf.realpath(theirs) or theirs)
+  if o.previous and theirs ~= o.policy then
+    local function named(p) return p and ("policy " .. p) or "no policy" end
+    return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "
+      .. "this scan's choice of files: make a full scan with this policy first")
+      :format(o.since, named(theirs), named(o.policy))
+  end
+  return extra
+end
+
 -- A new scan of o into a fresh set of files in o.output_dir. Returns the exit status.
 function M.new_scan(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
-  o.extra_columns = {}
-  if o.since then
-    local previous, perr = M.load_previous(o.since)
-    if not previous then
-      io.stderr:write("hfscan: --since: ", tostring(perr), "\n")
-      return 1
-    end
-    o.previous = previous
-    o.extra_columns[1] = "carried_over_from"
+  local extra_columns, err = M.load_since_and_policy(o)
+  if not extra_columns then
+    io.stderr:write("hfscan: ", err, "\n")
+    return 1
   end
-  if o.policy then
-    local ok, loaded = pcall(policies.load, o.policy)
-    if not ok then
-      io.stderr:write("hfscan: ", tostring(loaded), "\n")
-      return 1
-    end
-    o.loaded_policy = loaded
-    for _, c in ipairs(loaded.extra_columns) do o.extra_columns[#o.extra_columns + 1] = c end
-  end
+  o.extra_columns = extra_columns
   local ts = fresh_timestamp(o.output_dir)
   local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),
     o.extra_columns)

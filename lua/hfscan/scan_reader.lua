@@ -9,7 +9,8 @@ local M = {}
 -- A folder (its latest scan) or an extended CSV. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
 --   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
---   the scan has no progress file } or nil, message.
+--   the scan has no progress file, status = the metadata's status ("completed",
+--   "incomplete", "interrupted", "failed") or nil while it has none } or nil, message.
 function M.read(path)
   local paths, err
   if hf.file_type(path) == "directory" then
@@ -40,7 +41,18 @@ function M.read(path)
     scan.finished[row[1]] = row[2]
     if row[2] ~= "" then scan.commits[row[1]] = row[2] end
   end
+  scan.status = M.status(paths.metadata)
   return scan
+end
+
+-- The status recorded in a scan's metadata JSON, or nil (a scan still running, or
+-- killed, has none).
+function M.status(metadata_path)
+  local f = io.open(metadata_path)
+  if not f then return nil end
+  local meta = require("cjson.safe").decode(f:read("a"))
+  f:close()
+  return type(meta) == "table" and type(meta.status) == "string" and meta.status or nil
 end
 
 return M

@@ -10,7 +10,7 @@ import sqlite3
 import urllib.request
 from urllib.parse import quote
 
-from hubfixture import HUB, ScanCase, is_target, read_csv, run_hfscan, scan_files
+from hubfixture import GRANTED, HUB, SOURCE_DIR, ScanCase, is_target, read_csv, run_hfscan, scan_files
 
 
 def fetch(endpoint, repo, commit, path):
@@ -195,6 +195,28 @@ class DiffIncrementalTest(WorldCase):
         self.assertEqual(r.returncode, 0)
         self.assertEqual(json.loads(r.stdout)["added"], [])
 
+    def test_diff_shows_failures_that_became_hashes_and_back(self):
+        hub = self.start_hub("--models", "20")
+        r, anonymous = self.scan(hub, "--download-threshold", "1", output="anonymous")
+        r, granted = self.scan(hub, "--download-threshold", "1", "--token", GRANTED,
+                               output="granted")
+        _, _, before = read_csv(anonymous["extended"])
+        _, _, after = read_csv(granted["extended"])
+        after_by_key = {(a["repo_id"], a["filename"]): a["hash"] for a in after}
+        want = sorted((b["repo_id"], b["filename"]) for b in before
+                      if b["hash"].startswith("FAILED_")
+                      and not after_by_key[(b["repo_id"], b["filename"])].startswith("FAILED_"))
+        self.assertTrue(want, "the token hashes files that failed without it")
+        r = run_hfscan(["diff", "--json", anonymous["extended"], granted["extended"]])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        changes = json.loads(r.stdout)
+        self.assertEqual(sorted((c["repo_id"], c["filename"]) for c in changes["hashed"]), want)
+        self.assertTrue(all(c["old_hash"].startswith("FAILED_") for c in changes["hashed"]))
+        r = run_hfscan(["diff", "--json", granted["extended"], anonymous["extended"]])
+        reverse = json.loads(r.stdout)
+        self.assertEqual(sorted((c["repo_id"], c["filename"]) for c in reverse["failed"]), want)
+        self.assertEqual(reverse["hashed"], [])
+
     def test_incremental_scan_requests_only_changed_repos(self):
         world = self.world()
         old_hub = self.hub_for(world, "old")
@@ -206,6 +228,11 @@ class DiffIncrementalTest(WorldCase):
                            os.path.dirname(old["extended"]), output="inc")
         self.assertEqual(row_set(inc), row_set(full), "the same rows as a full scan")
         changed = {"hfscan-test/sharded-safetensors", "hfscan-test/nested-folders", "newcomer/fresh-model"}
+        # Repos with a failed file are scanned again too: the failure may not last.
+        _, _, old_rows = read_csv(old["extended"])
+        failed = {r["repo_id"] for r in old_rows if r["hash"].startswith("FAILED_")}
+        self.assertEqual(failed, {"gated-org/gated-auto", "gated-org/gated-manual"})
+        changed |= failed
         touched = set()
         for req in new_hub.requests():
             path = req["path"].split("?")[0]
@@ -221,6 +248,39 @@ class DiffIncrementalTest(WorldCase):
         for row in rows:
             expected = "" if row["repo_id"] in changed else old_ts
             self.assertEqual(row["carried_over_from"], expected, row["repo_id"])
+
+
+class SinceTest(ScanCase):
+    def test_since_needs_the_policy_of_the_scan_it_carries_from(self):
+        hub = self.start_hub("--models", "12")
+        r, old = self.scan(hub, "--download-threshold", "1", output="old")
+        policy = os.path.join(SOURCE_DIR, "examples", "gguf_by_author.lua")
+        r, _ = self.scan(hub, "--download-threshold", "1", "--since", old["extended"],
+                         "--policy", policy, output="new", expect=1)
+        self.assertEqual(r.stderr, f"hfscan: --since: {old['extended']} was made with no policy and "
+                                   f"this scan with policy {policy}; its rows would not follow this "
+                                   "scan's choice of files: make a full scan with this policy first\n")
+        new = os.path.join(self.dir, "new")
+        self.assertEqual([n for n in os.listdir(new) if not n.startswith(".")], [],
+                         "nothing written but the folder's lock")
+
+    def test_since_is_recorded_absolute_so_a_restart_elsewhere_finds_it(self):
+        hub = self.start_hub("--models", "12")
+        r, old = self.scan(hub, "--download-threshold", "1", output="old")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", "inc", "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1", "--since", "old"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:2"}, cwd=self.dir)
+        self.assertLess(r.returncode, 0, "killed")
+        inc = os.path.join(self.dir, "inc")
+        comments, _, _ = read_csv(scan_files(inc)["extended"])
+        self.assertIn("# since: " + os.path.realpath(old["extended"]), comments)
+        r = run_hfscan(["--restart", "--output-dir", inc, "--quiet"], cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r, full = self.scan(hub, "--download-threshold", "1", output="full")
+        _, _, rows = read_csv(scan_files(inc)["extended"])
+        self.assertEqual(collections.Counter((x["repo_id"], x["filename"], x["hash"]) for x in rows),
+                         collections.Counter((x["repo_id"], x["filename"], x["hash"])
+                                             for x in read_csv(full["extended"])[2]))
 
 
 class ShardTest(ScanCase):
@@ -248,6 +308,21 @@ class ShardTest(ScanCase):
         self.assertEqual(db.execute("SELECT count(*) FROM files").fetchone()[0],
                          sum(row_set(whole).values()))
         db.close()
+
+    def test_merge_refuses_a_shard_that_is_not_finished(self):
+        hub = self.start_hub("--models", "12")
+        r, done = self.scan(hub, "--download-threshold", "1", "--shard", "0/2", output="s0")
+        out = os.path.join(self.dir, "s1")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1", "--shard", "1/2"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:2"})
+        self.assertLess(r.returncode, 0, "killed")
+        merged = os.path.join(self.dir, "merged")
+        r = run_hfscan(["merge", "--output-dir", merged, os.path.dirname(done["extended"]), out])
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, f"hfscan merge: {out}: the scan is unfinished (no metadata yet); "
+                                   f"finish it first with: hfscan --restart --output-dir {out}\n")
+        self.assertFalse(os.path.exists(merged), "nothing written")
 
     def test_bad_shard(self):
         for bad in ("3/3", "1", "a/b", "0/0"):

@@ -155,6 +155,21 @@ class ResumeTest(ScanCase):
         r = run_hfscan(["db", "build", "--output-dir", out])
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_restart_of_an_authenticated_scan_needs_the_token(self):
+        hub = self.start_hub("--models", "10")
+        r, want = self.scan(hub, "--download-threshold", "1", "--token", GRANTED, output="want")
+        out = self.crashed_scan(hub, "after_extended:2", "c", "--token", GRANTED)
+        before = {k: file_bytes(p) for k, p in scan_files(out).items() if p and os.path.exists(p)}
+        r = run_hfscan(["--restart", "--output-dir", out])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("this scan was made with a token: give it again (--token, HF_TOKEN or the "
+                      "token file) to resume it", r.stderr)
+        after = {k: file_bytes(p) for k, p in scan_files(out).items() if p and os.path.exists(p)}
+        self.assertEqual({k: v for k, v in after.items() if k != "log"},
+                         {k: v for k, v in before.items() if k != "log"}, "files untouched")
+        files = self.resume(out, "--token", GRANTED)
+        self.assertEqual(rows_of(files), rows_of(want))
+
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)
         out = self.crashed_scan(hub, "after_extended:3", "p", "--max-workers", "3",
@@ -219,7 +234,8 @@ class DamagedFilesTest(ScanCase):
         os.makedirs(empty)
         r = run_hfscan(["--restart", "--output-dir", empty])
         self.assertEqual(r.returncode, 1)
-        self.assertIn("no scan to resume", r.stderr)
+        self.assertIn(f"cannot resume: no scan in {empty} (no hf_model_hashes_extended_*.csv)",
+                      r.stderr)
         os.rename(files["errors"], files["errors"] + ".away")
         self.assert_refused(["--restart", "--output-dir", out], "the scan's errors file is missing",
                             {k: v for k, v in files.items() if k != "errors"})
@@ -307,6 +323,19 @@ class UpdateFailedTest(ScanCase):
         for path in (files["extended"], files["log"]):
             with open(path) as f:
                 self.assertNotIn(GRANTED, f.read())
+
+    def test_a_torn_errors_file_is_refused(self):
+        hub = self.start_hub("--models", "12")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        data = file_bytes(files["errors"])
+        with open(files["errors"], "wb") as f:
+            f.write(data[:-7])
+        r = run_hfscan(["--update-failed-hashes", "--output-dir", out, "--token", GRANTED])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"cannot update: {files['errors']} ends in a torn line; resume the scan "
+                      "first", r.stderr)
+        self.assertEqual(file_bytes(files["errors"]), data[:-7], "untouched")
 
     def test_rows_that_still_fail_keep_their_failure_and_get_a_new_error(self):
         hub = self.start_hub("--models", "10")

@@ -114,9 +114,8 @@ local function due_timers(self)
   end
 end
 
--- Runs until every task has finished. Raises the first task error. On Ctrl-C,
--- stops waiting: in-flight transfers abort and their tasks see "interrupted".
-function Loop:run()
+-- Resumes ready tasks and waits for pool jobs and timers, until no task is left.
+local function run_tasks(self)
   while self.tasks > 0 and not self.failure do
     due_timers(self)
     local batch = self.ready
@@ -144,6 +143,17 @@ function Loop:run()
       end
     end
   end
+end
+
+-- Runs until every task has finished. Raises the first task error. On Ctrl-C,
+-- stops waiting: in-flight transfers abort and their tasks see "interrupted".
+function Loop:run()
+  -- Run from inside one of its own tasks, the loop would wait on itself forever.
+  if self.running then error("loop:run() called from inside a task of the same loop", 2) end
+  self.running = true
+  local ok, err = pcall(run_tasks, self)
+  self.running = false
+  if not ok then error(err, 0) end
   if self.failure then error(self.failure, 0) end
 end
 

@@ -4,7 +4,7 @@
 --   local hub = require("hfscan.client").connect { endpoint = ..., token = ... }
 --   local info = hub.model_info("org/name")          -- one call, waits for it
 --   hub.run(function(h)                               -- many tasks, in parallel
---     for _, id in ipairs(ids) do h.spawn(function() print(h.hub:model_info(id)) end) end
+--     for _, id in ipairs(ids) do h.spawn(function() print(h.model_info(id)) end) end
 --   end)
 --
 -- Defaults come from the environment as for a scan: HF_ENDPOINT, HF_TOKEN, the
@@ -33,7 +33,10 @@ function M.connect(options)
   local client = { hub = hub, loop = loop, pool = pool, limiter = limiter, endpoint = hub.endpoint }
 
   -- Runs fn(client) as a task, with client.spawn for more tasks; returns what fn returns.
+  -- Called from inside a task (a plain call such as client.model_info in a function
+  -- given to run or spawn), fn runs right there: the task waits, the others go on.
   function client.run(fn, ...)
+    if loop.running then return fn(client, ...) end
     local results
     local args = table.pack(...)
     loop:spawn(function() results = table.pack(fn(client, table.unpack(args, 1, args.n))) end)

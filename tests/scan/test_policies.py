@@ -199,6 +199,33 @@ class ScriptsAndExamplesTest(ScanCase):
         commit = next(f["commit"] for f in hub.truth() if f["repo_id"] == "hfscan-test/xet-gguf")
         self.assertEqual(r.stdout.splitlines(), [f"hfscan-test/xet-gguf\t{commit}", "1"])
 
+    def test_client_calls_inside_tasks_wait_in_the_task(self):
+        hub = self.start_hub("--models", "6")
+        script = os.path.join(self.dir, "tasks.lua")
+        with open(script, "w") as f:
+            f.write('''local c = require("hfscan.client").connect()
+local ids = { "hfscan-test/xet-gguf", "hfscan-test/tricky-names" }
+local shas = {}
+c.run(function(cc)
+  for i, id in ipairs(ids) do cc.spawn(function() shas[i] = cc.model_info(id).sha end) end
+  shas[3] = cc.model_info(ids[1]).sha -- a plain call in the run task itself
+end)
+print(shas[1], shas[2], shas[3])
+local ok, err = pcall(c.loop.run, c.loop)
+print(ok)
+c.run(function() print(pcall(c.loop.run, c.loop)) end)
+c.close()
+''')
+        r = run_hfscan(["--script", script], env={"HF_ENDPOINT": hub.endpoint}, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        commit = {f["repo_id"]: f["commit"] for f in hub.truth()}
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "\t".join([commit["hfscan-test/xet-gguf"],
+                                              commit["hfscan-test/tricky-names"],
+                                              commit["hfscan-test/xet-gguf"]]))
+        self.assertEqual(lines[1], "true", "an idle loop runs and returns")
+        self.assertRegex(lines[2], r"^false\t.*loop:run\(\) called from inside a task of the same loop$")
+
     def test_override_a_bundled_module_by_directory(self):
         hub = self.start_hub("--models", "8")
         override = os.path.join(self.dir, "mine", "hfscan")

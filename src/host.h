@@ -9,6 +9,12 @@
  * the lua_pcall status; on success leaves nresults values. */
 int hf_host_call(lua_State *L, int nargs, int nresults);
 
+/* From now on Ctrl-C also raises "interrupted" in the Lua code running in L
+ * (scripts and the REPL); disarm drops a pending raise, e.g. one armed while the
+ * REPL waited for a line. */
+void hf_host_make_interruptible(lua_State *L);
+void hf_host_disarm_interrupt(lua_State *L);
+
 /* Runs an interactive prompt on stdin (line editing when stdin is a terminal and
  * readline is available). Returns the exit status. */
 int hf_repl(lua_State *L);

@@ -12,9 +12,16 @@ void hf_interrupt_request(void) { atomic_store(&stop_requested, 1); }
 int hf_interrupt_requested(void) { return atomic_load(&stop_requested); }
 void hf_interrupt_clear(void) { atomic_store(&stop_requested, 0); }
 
+static void (*volatile signal_callback)(void);
+
+void hf_interrupt_on_signal(void (*fn)(void)) { signal_callback = fn; }
+
 static void on_signal(int sig) {
   (void)sig;
   hf_interrupt_request();
+  void (*fn)(void) = signal_callback;
+  if (fn)
+    fn();
 }
 
 void hf_interrupt_install_handlers(void) {

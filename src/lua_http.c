@@ -54,6 +54,8 @@ static int l_http(lua_State *L) {
     hf_owned_request_free(&r);
     return hf_lua_fail(L, "interrupted while waiting for the rate limit", "interrupted");
   }
+  if (rl)
+    hf_ratelimit_sending(rl, bucket);
   hf_http_response res;
   int rc = hf_http_perform(client, &r.req, &res);
   if (rl)

@@ -54,6 +54,8 @@ static void run_http(hf_job *job, hf_worker *worker) {
     snprintf(j->response.error_message, sizeof j->response.error_message, "no HTTP client");
     return;
   }
+  if (j->limiter)
+    hf_ratelimit_sending(j->limiter, bucket);
   j->rc = hf_http_perform(worker->http, &j->request.req, &j->response);
   if (j->limiter)
     hf_ratelimit_observe(j->limiter, bucket, j->response.status, &j->response.headers,

@@ -106,6 +106,30 @@ static int push_script_args(lua_State *L, int argc, char **argv, int first) {
   return argc - first;
 }
 
+/* Scripts and the REPL: Ctrl-C must also stop Lua code that never reaches a C wait
+ * (a busy loop). As lua.c does, the signal handler sets a hook, and the hook raises
+ * "interrupted" in the running code. The bundled scan instead polls the flag, so
+ * that it can stop cleanly. */
+static lua_State *interruptible_state;
+
+static void raise_interrupted(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+static void arm_interrupt_hook(void) {
+  lua_sethook(interruptible_state, raise_interrupted,
+              LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void hf_host_make_interruptible(lua_State *L) {
+  interruptible_state = L;
+  hf_interrupt_on_signal(arm_interrupt_hook);
+}
+
+void hf_host_disarm_interrupt(lua_State *L) { lua_sethook(L, NULL, 0, 0); }
+
 static int exit_status_of(lua_State *L, int status) {
   if (hf_interrupt_requested())
     return EXIT_INTERRUPTED;
@@ -179,8 +203,10 @@ int main(int argc, char **argv) {
   signal(SIGXFSZ, SIG_IGN);
   open_libraries(L, options.scripts_dir);
   if (options.repl) {
+    hf_host_make_interruptible(L);
     status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
   } else if (options.script) {
+    hf_host_make_interruptible(L);
     status = run_user_script(L, &options, argc, argv);
   } else {
     status = run_entry(L, &options, argc, argv);

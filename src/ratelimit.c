@@ -35,6 +35,7 @@ struct bucket {
   long answers;          /* responses observed */
   double first_start;    /* when the first request was booked */
   long in_flight, requests, throttled;
+  long queued;           /* booked, not yet sent: they will count in the window they reach */
   double waited;
 };
 
@@ -102,7 +103,9 @@ static double max2(double a, double b) { return a > b ? a : b; }
 /* Moves the bucket into the window that contains time t, if that is a new one. */
 static void roll_window(struct bucket *b, double t) {
   while (b->reset_at >= 0 && t >= b->reset_at) {
-    b->remaining = b->quota;
+    /* Requests booked in the old window but still waiting for a worker will be
+     * sent in this one, and the Hub counts them here. */
+    b->remaining = b->quota > b->queued ? b->quota - b->queued : 0;
     b->reset_at = b->window > 0 ? b->reset_at + b->window : -1;
     b->reset_from_header = 0; /* a guess until the new window's first answer */
   }
@@ -149,6 +152,7 @@ double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, in
         b->remaining--;
       b->last_start = t;
       b->in_flight++;
+      b->queued++;
       b->requests++;
     }
   }
@@ -158,11 +162,21 @@ double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, in
   return t;
 }
 
+void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 0);
+  if (b && b->queued > 0)
+    b->queued--;
+  pthread_mutex_unlock(&rl->lock);
+}
+
 void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
   pthread_mutex_lock(&rl->lock);
   struct bucket *b = find_bucket(rl, bucket, 0);
   if (b && b->in_flight > 0)
     b->in_flight--;
+  if (b && b->queued > 0)
+    b->queued--;
   if (b && b->remaining >= 0 && (b->quota < 0 || b->remaining < b->quota))
     b->remaining++; /* the slot it booked is free again */
   pthread_mutex_unlock(&rl->lock);

@@ -112,6 +112,9 @@ int hf_repl(lua_State *L) {
   int failures = 0;
   char *line;
   while ((line = read_line(interactive, PROMPT)) != NULL) {
+    /* A Ctrl-C at the prompt only cancels that line. */
+    hf_host_disarm_interrupt(L);
+    hf_interrupt_clear();
     int base = lua_gettop(L);
     int status = compile(L, interactive, line);
     free(line);

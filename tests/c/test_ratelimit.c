@@ -4,12 +4,16 @@
 #include "hfscan/ratelimit.h"
 
 /* Reserves and, like a caller, asks again at the returned time until booked. */
+/* Books the next request of bucket at or after now and sends it at once; returns
+ * its start time. */
 static double R(hf_ratelimit *rl, const char *bucket, double now) {
   for (int i = 0; i < 10; i++) {
     int booked = 0;
     double t = hf_ratelimit_reserve(rl, bucket, now, &booked);
-    if (booked)
+    if (booked) {
+      hf_ratelimit_sending(rl, bucket);
       return t;
+    }
     now = t;
   }
   return -1;
@@ -123,6 +127,29 @@ static void test_in_flight_requests_count_against_remaining(void) {
   hf_ratelimit_release(rl);
 }
 
+/* A request booked near the end of a window but still waiting for a worker when the
+ * window resets is sent in the next one, and the Hub counts it there. */
+static void test_requests_queued_across_a_reset_count_in_the_new_window(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0);
+  R(rl, "api", 0);
+  hf_headers h = headers_of("\"api\";r=9;t=10", "\"fixed window\";\"api\";q=10;w=10", NULL);
+  hf_ratelimit_observe(rl, "api", 200, &h, 0);
+  hf_headers_clear(&h);
+  int booked = 0;
+  for (int i = 0; i < 3; i++) /* booked, not yet sent */
+    hf_ratelimit_reserve(rl, "api", 9.5, &booked);
+  CHECK(booked);
+  hf_bucket_state s;
+  hf_ratelimit_state(rl, "api", 10.5, &s);
+  CHECK(s.remaining == 7); /* 10 in the new window, 3 of them already taken */
+  for (int i = 0; i < 3; i++)
+    hf_ratelimit_sending(rl, "api");
+  hf_ratelimit_state(rl, "api", 10.6, &s);
+  CHECK(s.remaining == 7);
+  hf_ratelimit_release(rl);
+}
+
 static void test_tail_of_quota_is_spread(void) {
   hf_ratelimit *rl = hf_ratelimit_new(); /* spread the last 10% */
   R(rl, "api", 0);
@@ -212,6 +239,7 @@ static void test_a_spent_window_books_nothing_ahead(void) {
   int booked = -1;
   CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 1, 1e-9); /* the last of window 1 */
   CHECK(booked == 1);
+  hf_ratelimit_sending(rl, "api");
   CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 10, 1e-9); /* come back at 10 */
   CHECK(booked == 0);
   hf_bucket_state s;
@@ -236,6 +264,7 @@ int main(void) {
   test_in_flight_requests_count_against_remaining();
   test_tail_of_quota_is_spread();
   test_429_blocks_until_reset();
+  test_requests_queued_across_a_reset_count_in_the_new_window();
   test_header_names_its_own_bucket();
   test_answers_out_of_order_only_lower_the_estimate();
   return check_report("test_ratelimit");

@@ -79,6 +79,25 @@ class HostTest(TempDirCase):
         out, err = proc.communicate('print(hf.sha256("abc"))\n', timeout=30)
         self.assertEqual((proc.returncode, out, err), (0, ABC + "\n", ""))
 
+    def test_ctrl_c_stops_a_busy_script_and_a_busy_repl_line(self):
+        script = self.write("spin.lua", "while true do end\n")
+        proc = subprocess.Popen([HFSCAN, "--script", script], stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 130)
+        self.assertIn("interrupted", err)
+
+        proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdin.write("while true do end\n")
+        proc.stdin.flush()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate('print("after")\n', timeout=30)
+        self.assertEqual((proc.returncode, out), (1, "after\n"), err)
+        self.assertIn("interrupted", err)
+
     def test_scripts_dir_overrides_a_bundled_module(self):
         self.write("override/hfscan/hash_command.lua",
                    'return { run = function(args) io.stderr:write("OVERRIDDEN ", args[1], "\\n") '

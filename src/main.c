@@ -18,6 +18,7 @@
 #include "host_loader.h"
 
 #define EXIT_USAGE 2
+#define EXIT_HELP_SHOWN (-1) /* a help text was printed: exit 0 at once */
 #define EXIT_INTERRUPTED 130
 
 struct host_options {
@@ -52,8 +53,20 @@ int hf_host_call(lua_State *L, int nargs, int nresults) {
   return status;
 }
 
+/* The prompt takes no arguments but --help. Returns the exit status to end with. */
+static int repl_arguments(const char *arg) {
+  if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    printf("usage: hfscan [--scripts-dir DIR] repl\n"
+           "  A Lua prompt with `hf` (the native module) and `hub` (a client of the Hub at\n"
+           "  HF_ENDPOINT). Reads statements from stdin when it is not a terminal.\n");
+    return EXIT_HELP_SHOWN;
+  }
+  fprintf(stderr, "hfscan: repl: unexpected argument '%s'\n", arg);
+  return EXIT_USAGE;
+}
+
 /* Host options come first; the rest belongs to the script or the entry. Returns
- * 0, or EXIT_USAGE after printing a message. */
+ * 0, EXIT_USAGE after printing a message, or EXIT_HELP_SHOWN. */
 static int parse_host_options(int argc, char **argv, struct host_options *o) {
   o->scripts_dir = getenv("HFSCAN_SCRIPTS_DIR");
   int i = 1;
@@ -85,6 +98,8 @@ static int parse_host_options(int argc, char **argv, struct host_options *o) {
   if (o->scripts_dir && !*o->scripts_dir)
     o->scripts_dir = NULL;
   o->first_arg = i;
+  if (o->repl && i < argc)
+    return repl_arguments(argv[i]);
   return 0;
 }
 
@@ -190,6 +205,8 @@ static int prepare_repl(lua_State *L) {
 int main(int argc, char **argv) {
   struct host_options options = {0};
   int status = parse_host_options(argc, argv, &options);
+  if (status == EXIT_HELP_SHOWN)
+    return 0;
   if (status != 0)
     return status;
   lua_State *L = luaL_newstate();

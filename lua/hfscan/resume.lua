@@ -285,7 +285,7 @@ end
 
 function M.update_failed(o)
   if not o.token then
-    return cli.usage_error("--update-failed-hashes needs a token: --token, HF_TOKEN or the token file ($HF_HOME/token)",
+    return cli.usage_error("--update-failed-hashes needs a token: --token, HF_TOKEN or the token file ($HF_TOKEN_PATH or $HF_HOME/token)",
       "hfscan --help")
   end
   local log = logging.new { quiet = o.quiet }

@@ -492,6 +492,13 @@ function M.run(args)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
   local resuming = o.restart or o.restart_from or o.update_failed_hashes
   if not resuming then
+    -- What --since and --policy name is checked before the folder is made.
+    local extra_columns, err, status = M.load_since_and_policy(o)
+    if not extra_columns then
+      io.stderr:write("hfscan: ", err, "\n")
+      return status
+    end
+    o.extra_columns = extra_columns
     local made, merr = hf.mkdir_p(o.output_dir)
     if not made then
       io.stderr:write("hfscan: ", merr, "\n")
@@ -518,21 +525,22 @@ end
 
 -- Loads what --since and --policy name and records them as absolute paths (a
 -- restart may run from another folder). Returns the extra columns they add, or
--- nil and a message. The rows carried over from the --since scan were chosen by
+-- nil, a message and the exit status (2 for a --since that cannot be used, a
+-- usage error; 1 for a policy that does not load, as for a policy that fails). The rows carried over from the --since scan were chosen by
 -- its policy: carrying them into a scan with another policy would mix two
 -- selections of files, so that is refused.
 function M.load_since_and_policy(o)
   local extra = {}
   if o.since then
     local previous, err = M.load_previous(o.since)
-    if not previous then return nil, "--since: " .. tostring(err) end
+    if not previous then return nil, "--since: " .. tostring(err), cli.EXIT_USAGE end
     o.previous = previous
     o.since = hf.realpath(previous.path) or previous.path
     extra[1] = "carried_over_from"
   end
   if o.policy then
     local ok, loaded = pcall(policies.load, o.policy)
-    if not ok then return nil, tostring(loaded) end
+    if not ok then return nil, tostring(loaded), 1 end
     o.loaded_policy = loaded
     o.policy = hf.realpath(o.policy) or o.policy
     for _, c in ipairs(loaded.extra_columns) do extra[#extra + 1] = c end
@@ -543,7 +551,7 @@ function M.load_since_and_policy(o)
     local function named(p) return p and ("policy " .. p) or "no policy" end
     return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "
       .. "this scan's choice of files: make a full scan with this policy first")
-      :format(o.since, named(theirs), named(o.policy))
+      :format(o.since, named(theirs), named(o.policy)), cli.EXIT_USAGE
   end
   return extra
 end
@@ -552,12 +560,6 @@ end
 function M.new_scan(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
-  local extra_columns, err = M.load_since_and_policy(o)
-  if not extra_columns then
-    io.stderr:write("hfscan: ", err, "\n")
-    return 1
-  end
-  o.extra_columns = extra_columns
   local ts = fresh_timestamp(o.output_dir)
   local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),
     o.extra_columns)

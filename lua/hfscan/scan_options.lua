@@ -15,7 +15,7 @@ M.FLAGS = {
   { "--limit", "N", nil, "scan at most N models (testing)" },
   { "--restart", nil, nil, "resume the most recent scan in --output-dir" },
   { "--restart-from", "CSV", nil, "resume the scan of this extended CSV" },
-  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, else $HF_HOME/token)" },
+  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)" },
   { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
   { "--yes", nil, nil, "do not ask for confirmation" },
   { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },

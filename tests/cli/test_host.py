@@ -67,6 +67,14 @@ class HostTest(TempDirCase):
         self.assertIn("oops", r.stderr)
         self.assertIn("still here", r.stdout)
 
+    def test_repl_takes_only_help(self):
+        r = run(["repl", "--bogus"], stdin="print(1)\n")
+        self.assertEqual((r.returncode, r.stdout, r.stderr),
+                         (2, "", "hfscan: repl: unexpected argument '--bogus'\n"))
+        r = run(["repl", "--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("usage: hfscan [--scripts-dir DIR] repl\n"))
+
     def test_ctrl_c_at_a_piped_prompt_asks_again(self):
         proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -861,6 +861,23 @@ class TestWorldFiles(unittest.TestCase):
             t["path"].lower().endswith(TARGET_EXTS) for t in truth if t["repo_id"] == r)]
         self.assertEqual(no_targets, ["hfscan-test/no-target-files"])
 
+    def test_a_repo_added_by_hand_needs_only_id_and_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fixture = os.path.join(tmp, "world.json")
+            self.run_hub("--models", "3", "--dump-world", fixture)
+            with open(fixture) as handle:
+                world = json.load(handle)
+            world["repos"].append({"id": "newguy/new-model", "commit": "3" * 40, "downloads": 5,
+                                   "files": [{"path": "m.gguf", "storage": "lfs", "size": 10}]})
+            with open(fixture, "w") as handle:
+                json.dump(world, handle)
+            hub = HubProcess(["--world", fixture])
+            try:
+                listed = json.loads(fetch("GET", hub.url + "/api/models?limit=100").body)
+                self.assertIn("newguy/new-model", [m["id"] for m in listed])
+            finally:
+                hub.stop()
+
     def test_dump_edit_and_load(self):
         with tempfile.TemporaryDirectory() as tmp:
             fixture = os.path.join(tmp, "world.json")

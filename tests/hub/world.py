@@ -5,6 +5,7 @@ turns it into objects whose file bytes and hashes come from content.py, and
 `World.to_fixture` writes it back, so a generated world can be dumped,
 edited by a test and loaded again.
 """
+import hashlib
 import json
 import threading
 
@@ -95,6 +96,8 @@ class Repo:
         self.meta["downloads"] = int(spec.get("downloads", 0))
         self.meta["likes"] = int(spec.get("likes", 0))
         self.meta["trendingScore"] = spec.get("trendingScore", 0)
+        if not self.meta["_id"]:  # a repo added by hand: a stable Mongo-like id
+            self.meta["_id"] = hashlib.sha1(self.id.encode()).hexdigest()[:24]
         if self.meta["gated"] not in (False, "auto", "manual"):
             raise ValueError("%s: gated must be false, \"auto\" or \"manual\"" % self.id)
         self.files = {}

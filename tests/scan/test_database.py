@@ -256,13 +256,16 @@ class SinceTest(ScanCase):
         r, old = self.scan(hub, "--download-threshold", "1", output="old")
         policy = os.path.join(SOURCE_DIR, "examples", "gguf_by_author.lua")
         r, _ = self.scan(hub, "--download-threshold", "1", "--since", old["extended"],
-                         "--policy", policy, output="new", expect=1)
+                         "--policy", policy, output="new", expect=2)
         self.assertEqual(r.stderr, f"hfscan: --since: {old['extended']} was made with no policy and "
                                    f"this scan with policy {policy}; its rows would not follow this "
                                    "scan's choice of files: make a full scan with this policy first\n")
-        new = os.path.join(self.dir, "new")
-        self.assertEqual([n for n in os.listdir(new) if not n.startswith(".")], [],
-                         "nothing written but the folder's lock")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "new")), "nothing written")
+        r, _ = self.scan(hub, "--since", os.path.join(self.dir, "nowhere"), output="new2",
+                         expect=2)
+        self.assertEqual(r.stderr, f"hfscan: --since: {self.dir}/nowhere: No such file or "
+                                   "directory\n")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "new2")), "nothing written")
 
     def test_since_is_recorded_absolute_so_a_restart_elsewhere_finds_it(self):
         hub = self.start_hub("--models", "12")

@@ -68,13 +68,29 @@ static void check_params(lua_State *L, int first_param) {
   }
 }
 
+#define STMT_MT "hfscan.sqlite_statement"
+
+/* A statement lives in a userdata, so that a raise while rows are pushed (memory
+ * running out) still finalizes it when the collector runs. */
+static int l_stmt_gc(lua_State *L) {
+  sqlite3_stmt **box = luaL_checkudata(L, 1, STMT_MT);
+  sqlite3_finalize(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* Prepares sql (argument 2) with the parameters from first_param on, and pushes
+ * the userdata that owns the statement. */
 static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
   const char *sql = luaL_checkstring(L, 2);
   check_params(L, first_param);
-  sqlite3_stmt *stmt = NULL;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-    luaL_error(L, "%s", sqlite3_errmsg(s->db));
   int n = lua_gettop(L);
+  sqlite3_stmt **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, STMT_MT);
+  if (sqlite3_prepare_v2(s->db, sql, -1, box, NULL) != SQLITE_OK)
+    luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  sqlite3_stmt *stmt = *box;
   for (int i = first_param; i <= n; i++) {
     int at = i - first_param + 1, rc;
     switch (lua_type(L, i)) {
@@ -94,12 +110,17 @@ static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
       rc = sqlite3_bind_text(stmt, at, v, (int)len, SQLITE_TRANSIENT);
     }
     }
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      luaL_error(L, "%s", sqlite3_errmsg(s->db));
-    }
+    if (rc != SQLITE_OK)
+      luaL_error(L, "%s", sqlite3_errmsg(s->db)); /* the userdata finalizes it */
   }
   return stmt;
+}
+
+/* Finalizes the statement that prepare pushed at index box_index. */
+static void finish(lua_State *L, int box_index) {
+  sqlite3_stmt **box = lua_touserdata(L, box_index);
+  sqlite3_finalize(*box);
+  *box = NULL;
 }
 
 static void push_column(lua_State *L, sqlite3_stmt *stmt, int c) {
@@ -122,6 +143,7 @@ static void push_column(lua_State *L, sqlite3_stmt *stmt, int c) {
 static int l_query(lua_State *L) {
   lua_sqlite *s = check_db(L);
   sqlite3_stmt *stmt = prepare(L, s, 3);
+  int box = lua_gettop(L);
   lua_newtable(L);
   int rows = 0, rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -134,7 +156,7 @@ static int l_query(lua_State *L) {
     }
     lua_rawseti(L, -2, ++rows);
   }
-  sqlite3_finalize(stmt);
+  finish(L, box);
   if (rc != SQLITE_DONE)
     return luaL_error(L, "%s", sqlite3_errmsg(s->db));
   return 1;
@@ -144,7 +166,7 @@ static int l_run(lua_State *L) {
   lua_sqlite *s = check_db(L);
   sqlite3_stmt *stmt = prepare(L, s, 3);
   int rc = sqlite3_step(stmt);
-  sqlite3_finalize(stmt);
+  finish(L, lua_gettop(L));
   if (rc != SQLITE_DONE && rc != SQLITE_ROW)
     return luaL_error(L, "%s", sqlite3_errmsg(s->db));
   lua_pushinteger(L, sqlite3_changes(s->db));
@@ -156,6 +178,11 @@ void hf_lua_register_sqlite(lua_State *L) {
       {"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close}, {NULL, NULL},
   };
   hf_lua_register_type(L, SQLITE_MT, methods, l_close);
+  if (luaL_newmetatable(L, STMT_MT)) {
+    lua_pushcfunction(L, l_stmt_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "sqlite_open");
 }

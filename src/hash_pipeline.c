@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "evp_hex.h"
+#include "hfscan/interrupt.h"
 
 struct slot {
   unsigned char *data;
@@ -63,7 +64,7 @@ hf_hash_pipeline *hf_hash_pipeline_new(void) {
     goto fail;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->changed, NULL);
-  if (pthread_create(&p->thread, NULL, hash_main, p) != 0) {
+  if (hf_interrupt_thread_create(&p->thread, hash_main, p) != 0) {
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     goto fail;

@@ -9,11 +9,11 @@
  * the lua_pcall status; on success leaves nresults values. */
 int hf_host_call(lua_State *L, int nargs, int nresults);
 
-/* From now on Ctrl-C also raises "interrupted" in the Lua code running in L
- * (scripts and the REPL); disarm drops a pending raise, e.g. one armed while the
- * REPL waited for a line. */
+/* From now on Ctrl-C also raises "interrupted" in the Lua code running in L and
+ * in coroutines created from it (scripts and the REPL). reset forgets a stop, so
+ * that the next one raises again (the REPL, before each statement). */
 void hf_host_make_interruptible(lua_State *L);
-void hf_host_disarm_interrupt(lua_State *L);
+void hf_host_reset_interrupt(void);
 
 /* Runs an interactive prompt on stdin (line editing when stdin is a terminal and
  * readline is available). Returns the exit status. */

@@ -12,16 +12,9 @@ void hf_interrupt_request(void) { atomic_store(&stop_requested, 1); }
 int hf_interrupt_requested(void) { return atomic_load(&stop_requested); }
 void hf_interrupt_clear(void) { atomic_store(&stop_requested, 0); }
 
-static void (*volatile signal_callback)(void);
-
-void hf_interrupt_on_signal(void (*fn)(void)) { signal_callback = fn; }
-
 static void on_signal(int sig) {
   (void)sig;
   hf_interrupt_request();
-  void (*fn)(void) = signal_callback;
-  if (fn)
-    fn();
 }
 
 void hf_interrupt_install_handlers(void) {
@@ -31,6 +24,18 @@ void hf_interrupt_install_handlers(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
+
+int hf_interrupt_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
+  sigset_t stop, previous;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  /* The new thread inherits the blocked mask; this thread gets its own back. */
+  pthread_sigmask(SIG_BLOCK, &stop, &previous);
+  int rc = pthread_create(thread, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  return rc;
 }
 
 double hf_monotonic_seconds(void) {

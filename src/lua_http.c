@@ -55,7 +55,7 @@ static int l_http(lua_State *L) {
     return hf_lua_fail(L, "interrupted while waiting for the rate limit", "interrupted");
   }
   if (rl)
-    hf_ratelimit_sending(rl, bucket);
+    hf_ratelimit_sending(rl, bucket, hf_monotonic_seconds());
   hf_http_response res;
   int rc = hf_http_perform(client, &r.req, &res);
   if (rl)
@@ -68,6 +68,16 @@ static int l_http(lua_State *L) {
   }
   hf_lua_push_response(L, &res);
   hf_http_response_free(&res);
+  return 1;
+}
+
+/* redirect_refusal(from, to) -> nil when a redirect may be followed, else why not */
+static int l_redirect_refusal(lua_State *L) {
+  const char *why = hf_http_redirect_refusal(luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+  if (why)
+    lua_pushstring(L, why);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -85,6 +95,7 @@ void hf_lua_register_http(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"http", l_http},
       {"same_origin", l_same_origin},
+      {"redirect_refusal", l_redirect_refusal},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

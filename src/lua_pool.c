@@ -55,7 +55,7 @@ static void run_http(hf_job *job, hf_worker *worker) {
     return;
   }
   if (j->limiter)
-    hf_ratelimit_sending(j->limiter, bucket);
+    hf_ratelimit_sending(j->limiter, bucket, hf_monotonic_seconds());
   j->rc = hf_http_perform(worker->http, &j->request.req, &j->response);
   if (j->limiter)
     hf_ratelimit_observe(j->limiter, bucket, j->response.status, &j->response.headers,

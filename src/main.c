@@ -122,28 +122,29 @@ static int push_script_args(lua_State *L, int argc, char **argv, int first) {
 }
 
 /* Scripts and the REPL: Ctrl-C must also stop Lua code that never reaches a C wait
- * (a busy loop). As lua.c does, the signal handler sets a hook, and the hook raises
- * "interrupted" in the running code. The bundled scan instead polls the flag, so
- * that it can stop cleanly. */
-static lua_State *interruptible_state;
+ * (a busy loop, in the main chunk or in a coroutine). A count hook looks at the
+ * stop flag every HOOK_COUNT instructions and raises "interrupted" once per stop;
+ * coroutines inherit the hook from the thread that creates them. The bundled scan
+ * has no hook: it polls the flag, so that it can stop cleanly. */
+#define HOOK_COUNT 1000
+static volatile int interrupt_delivered;
 
-static void raise_interrupted(lua_State *L, lua_Debug *ar) {
+static void raise_on_stop(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted");
-}
-
-static void arm_interrupt_hook(void) {
-  lua_sethook(interruptible_state, raise_interrupted,
-              LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (hf_interrupt_requested() && !interrupt_delivered) {
+    interrupt_delivered = 1; /* once: a pcall that cleans up must not be cut again */
+    luaL_error(L, "interrupted");
+  }
 }
 
 void hf_host_make_interruptible(lua_State *L) {
-  interruptible_state = L;
-  hf_interrupt_on_signal(arm_interrupt_hook);
+  lua_sethook(L, raise_on_stop, LUA_MASKCOUNT, HOOK_COUNT);
 }
 
-void hf_host_disarm_interrupt(lua_State *L) { lua_sethook(L, NULL, 0, 0); }
+void hf_host_reset_interrupt(void) {
+  hf_interrupt_clear();
+  interrupt_delivered = 0;
+}
 
 static int exit_status_of(lua_State *L, int status) {
   if (hf_interrupt_requested())

@@ -98,7 +98,7 @@ hf_pool *hf_pool_new(int workers, const char *user_agent) {
     if (!start)
       break;
     *start = (struct worker_start){pool, &pool->workers[i]};
-    if (pthread_create(&pool->threads[i], NULL, worker_loop, start) != 0) {
+    if (hf_interrupt_thread_create(&pool->threads[i], worker_loop, start) != 0) {
       free(start);
       break;
     }

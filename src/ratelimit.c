@@ -162,9 +162,11 @@ double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, in
   return t;
 }
 
-void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket) {
+void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket, double now) {
   pthread_mutex_lock(&rl->lock);
   struct bucket *b = find_bucket(rl, bucket, 0);
+  if (b)
+    roll_window(b, now); /* past a reset, this request counts in the new window */
   if (b && b->queued > 0)
     b->queued--;
   pthread_mutex_unlock(&rl->lock);

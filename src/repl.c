@@ -44,7 +44,7 @@ static char *read_line(int interactive, const char *prompt) {
     /* Ctrl-C while waiting for a line interrupts the read (the handler has no
      * SA_RESTART, so that it can cut a scan's waits short): ask again. */
     clearerr(stdin);
-    hf_interrupt_clear();
+    hf_host_reset_interrupt();
     if (interactive)
       putchar('\n');
   }
@@ -112,12 +112,11 @@ int hf_repl(lua_State *L) {
   int failures = 0;
   char *line;
   while ((line = read_line(interactive, PROMPT)) != NULL) {
-    /* A Ctrl-C at the prompt only cancels that line. */
-    hf_host_disarm_interrupt(L);
-    hf_interrupt_clear();
     int base = lua_gettop(L);
     int status = compile(L, interactive, line);
     free(line);
+    /* A Ctrl-C while the statement was typed only cancelled that line. */
+    hf_host_reset_interrupt();
     if (status == LUA_OK)
       status = hf_host_call(L, 0, LUA_MULTRET);
     else
@@ -127,7 +126,7 @@ int hf_repl(lua_State *L) {
     else
       failures++;
     lua_settop(L, base);
-    hf_interrupt_clear(); /* a Ctrl-C stops the current line, not the prompt */
+    hf_host_reset_interrupt(); /* a Ctrl-C stops the current statement, not the prompt */
   }
   if (interactive)
     putchar('\n');

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hfscan/interrupt.h"
+
 #define RING_SLOTS 3
 
 struct slot {
@@ -132,7 +134,7 @@ int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *byt
   hf_sha256 *h = hf_sha256_new();
   int code = h ? ring_init(&ring, fd) : ENOMEM;
   pthread_t reader;
-  if (code == 0 && (code = pthread_create(&reader, NULL, reader_main, &ring)) == 0) {
+  if (code == 0 && (code = hf_interrupt_thread_create(&reader, reader_main, &ring)) == 0) {
     code = hash_ring(&ring, h);
     pthread_join(reader, NULL);
   }

@@ -39,9 +39,9 @@ void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction);
 double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, int *booked);
 /* Gives back a reservation that will not be used (its request was never sent). */
 void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket);
-/* A booked request is about to go out. Until then it is "queued": if the window
- * rolls over first, the request lands in the new window and counts there. */
-void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket);
+/* A booked request is about to go out at now. Until then it is "queued": if the
+ * window rolls over first, the request lands in the new window and counts there. */
+void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket, double now);
 /* reserve + sleep. Returns seconds waited, or -1 if interrupted while waiting. */
 double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket);
 

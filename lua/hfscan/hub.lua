@@ -42,9 +42,11 @@ end
 -- Which rate-limit bucket a URL draws on (hub-api.md section 8).
 function Hub:bucket_of(url)
   if urls.origin(url) ~= self.origin then return "cdn" end
-  local path = url:match("^%a[%w+.-]*://[^/?#]+(.*)$") or ""
-  if path:sub(1, 5) == "/api/" then return "api" end -- /api/resolve-cache/ too
-  if path:match("^/[^/]+/[^/]+/resolve/") then return "resolvers" end
+  local path = (url:match("^%a[%w+.-]*://[^/?#]+([^?#]*)") or "")
+  -- "Every URL containing /resolve/" (legacy ids like /gpt2/resolve/ too), then /api/
+  -- (which /api/resolve-cache/ is: it does not contain "/resolve/").
+  if path:find("/resolve/", 1, true) then return "resolvers" end
+  if path:sub(1, 5) == "/api/" then return "api" end
   return "pages"
 end
 
@@ -293,6 +295,11 @@ function Hub:download_sha256(repo_id, revision, path, options)
     local location = absolute_location(self.origin, res.headers.location)
     if not location then
       return nil, failure("bad_response", "unusable redirect: " .. res.headers.location)
+    end
+    -- The CDN hop is a new request, not one libcurl follows: check it the same way.
+    local refusal = hf.redirect_refusal(res.url or url, location)
+    if refusal then
+      return nil, failure("bad_response", ("%s: %s (to %s)"):format(url, refusal, location))
     end
     res, err = self:request { url = location,
       sink = "sha256", max_body = options.max_bytes, cross_host = true,

@@ -95,13 +95,31 @@ function M.run(args)
     io.stderr:write("hfscan merge: ", tostring(derr), "\n")
     return 1
   end
-  local rows = 0
+  local rows, failed = 0, 0
   for _, id in ipairs(order) do
     local r = merged[id]
-    assert(db:write_repo(r.rows, r.errors, id, r.commit))
+    local ok, werr = db:write_repo(r.rows, r.errors, id, r.commit)
+    if not ok then
+      db:close()
+      io.stderr:write("hfscan merge: ", tostring(werr), "\n")
+      return 1
+    end
     rows = rows + #r.rows
+    for _, row in ipairs(r.rows) do
+      if row.hash:match("^FAILED_") then failed = failed + 1 end
+    end
   end
   db:close()
+  -- Finished inputs make a finished scan: a later merge or --since can take it.
+  local mok, merr = database.write_metadata(db.paths.metadata, {
+    scan_timestamp = ts, status = "completed", merged_from = sources,
+    total_models_scanned = #order, total_files_processed = rows, failed_files = failed,
+    endpoint = parameters.endpoint,
+  })
+  if not mok then
+    io.stderr:write("hfscan merge: cannot write ", db.paths.metadata, ": ", tostring(merr), "\n")
+    return 1
+  end
   local built, berr = store.build(out)
   if not built then io.stderr:write("hfscan merge: ", tostring(berr), "\n") end
   print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))

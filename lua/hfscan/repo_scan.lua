@@ -155,6 +155,7 @@ end
 function Scan:pointer_hash(file)
   local text, err = self.ctx.hub:raw(self.model.id, self.model.sha, file.path)
   check_interrupt(err)
+  if err and err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
   if not text then return nil, err.message end
   local sha, size = lfs.parse_pointer(text)
   if not sha then return nil, "pointer: " .. size end
@@ -239,6 +240,7 @@ function Scan:hash_file(file)
     elseif tier == "downloaded" then
       local sha, err = self:download_hash(file)
       if sha then return self:row(file, sha, "downloaded") end
+      if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
       if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
       if err.kind == "hash_mismatch" or err.kind == "gated_repository" or #problems == 0
         or not file.lfs then

@@ -175,6 +175,14 @@ function M.restart(o)
     return fail(log, "this scan was made with a token: give it again (--token, HF_TOKEN or the "
       .. "token file) to resume it, or its gated and private repos would come out differently")
   end
+  if parameters.authenticated == "false" and o.token then
+    if o.given.token then
+      return fail(log, "this scan was made without a token: resume it without --token, or its "
+        .. "gated and private repos would come out differently")
+    end
+    log:warn("this scan was made without a token: the one from HF_TOKEN or the token file is not used")
+    o.token = nil
+  end
   merge_parameters(o, parameters, log)
   local extras = database.extra_columns_of(parameters)
   o.since = o.since or parameters.since

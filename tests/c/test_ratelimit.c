@@ -11,7 +11,7 @@ static double R(hf_ratelimit *rl, const char *bucket, double now) {
     int booked = 0;
     double t = hf_ratelimit_reserve(rl, bucket, now, &booked);
     if (booked) {
-      hf_ratelimit_sending(rl, bucket);
+      hf_ratelimit_sending(rl, bucket, t);
       return t;
     }
     now = t;
@@ -144,9 +144,17 @@ static void test_requests_queued_across_a_reset_count_in_the_new_window(void) {
   hf_ratelimit_state(rl, "api", 10.5, &s);
   CHECK(s.remaining == 7); /* 10 in the new window, 3 of them already taken */
   for (int i = 0; i < 3; i++)
-    hf_ratelimit_sending(rl, "api");
+    hf_ratelimit_sending(rl, "api", 10.6);
   hf_ratelimit_state(rl, "api", 10.6, &s);
   CHECK(s.remaining == 7);
+
+  /* The same when they go out before anything else looks at the bucket. */
+  for (int i = 0; i < 2; i++)
+    hf_ratelimit_reserve(rl, "api", 20.5 - 0.1, &booked); /* late in window 2 */
+  for (int i = 0; i < 2; i++)
+    hf_ratelimit_sending(rl, "api", 20.7); /* sent after its reset */
+  hf_ratelimit_state(rl, "api", 20.8, &s);
+  CHECK(s.remaining == 8);
   hf_ratelimit_release(rl);
 }
 
@@ -239,7 +247,7 @@ static void test_a_spent_window_books_nothing_ahead(void) {
   int booked = -1;
   CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 1, 1e-9); /* the last of window 1 */
   CHECK(booked == 1);
-  hf_ratelimit_sending(rl, "api");
+  hf_ratelimit_sending(rl, "api", 1);
   CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 10, 1e-9); /* come back at 10 */
   CHECK(booked == 0);
   hf_bucket_state s;

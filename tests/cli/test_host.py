@@ -88,13 +88,31 @@ class HostTest(TempDirCase):
         self.assertEqual((proc.returncode, out, err), (0, ABC + "\n", ""))
 
     def test_ctrl_c_stops_a_busy_script_and_a_busy_repl_line(self):
-        script = self.write("spin.lua", "while true do end\n")
-        proc = subprocess.Popen([HFSCAN, "--script", script], stderr=subprocess.PIPE, text=True)
+        for body in ("while true do end",
+                     "coroutine.wrap(function() while true do end end)()",
+                     "local ok = pcall(function() while true do end end)\n"
+                     "io.stderr:write('cleaned up\\n') for i = 1, 1e7 do end"):
+            script = self.write("spin.lua", body + "\n")
+            proc = subprocess.Popen([HFSCAN, "--script", script], stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 130, body)
+            if "pcall" in body:  # raised once: the cleanup after pcall runs to its end
+                self.assertEqual(err, "cleaned up\n")
+            else:
+                self.assertIn("interrupted", err, body)
+
+        # Ctrl-C at the continuation prompt drops nothing but that wait.
+        proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdin.write("x = {\n")
+        proc.stdin.flush()
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        self.assertEqual(proc.returncode, 130)
-        self.assertIn("interrupted", err)
+        time.sleep(0.2)
+        out, err = proc.communicate("1 }\nprint(x[1])\n", timeout=30)
+        self.assertEqual((proc.returncode, out, err), (0, "1\n", ""))
 
         proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -153,6 +153,14 @@ t.case("sqlite: parameters of each type, rows, errors", function()
   os.execute("rm -rf " .. dir)
 end)
 
+t.case("redirect_refusal", function()
+  t.eq(hf.redirect_refusal("https://hub/x", "https://cdn/y"), nil, "https to https")
+  t.eq(hf.redirect_refusal("https://hub/x", "http://cdn/y"),
+    "a redirect from https to plain http is not followed", "downgrade")
+  t.eq(hf.redirect_refusal("http://hub/x", "file:///etc/passwd"),
+    "only http and https redirects are followed", "file://")
+end)
+
 t.case("request and row tables: types checked, read raw", function()
   local function raises(fn, want, what)
     local ok, err = pcall(fn)

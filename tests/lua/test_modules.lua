@@ -34,8 +34,10 @@ t.case("hub: buckets, token only to the endpoint's origin", function()
   t.eq(h:bucket_of("https://huggingface.co/a/b/resolve/c/f.gguf"), "resolvers", "resolvers")
   t.eq(h:bucket_of("https://huggingface.co/api/resolve-cache/models/a/b/c/f.json"), "api",
     "resolve-cache is an /api/ path")
-  t.eq(h:bucket_of("https://huggingface.co/api/models/org/resolve/revision/main"), "api",
-    "a repo named resolve")
+  t.eq(h:bucket_of("https://huggingface.co/gpt2/resolve/main/config.json"), "resolvers",
+    "a legacy id without an owner")
+  t.eq(h:bucket_of("https://huggingface.co/api/models?search=/resolve/x"), "api",
+    "the query does not count")
   t.eq(h:bucket_of("https://huggingface.co/a/b/raw/c/f.json"), "pages", "pages")
   t.eq(h:bucket_of("https://cdn-lfs.hf.co/x"), "cdn", "another host")
   t.eq(h:headers_for("https://huggingface.co:443/api/x").Authorization, "Bearer hf_secret",

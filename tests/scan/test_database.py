@@ -311,6 +311,15 @@ class ShardTest(ScanCase):
         self.assertEqual(db.execute("SELECT count(*) FROM files").fetchone()[0],
                          sum(row_set(whole).values()))
         db.close()
+        with open(scan_files(merged)["metadata"]) as f:
+            meta = json.load(f)
+        self.assertEqual((meta["status"], meta["total_files_processed"]),
+                         ("completed", sum(row_set(whole).values())))
+        # A merged folder is a finished scan: it can be merged again.
+        again = os.path.join(self.dir, "again")
+        r = run_hfscan(["merge", "--output-dir", again, merged])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(row_set(scan_files(again)), row_set(whole))
 
     def test_merge_refuses_a_shard_that_is_not_finished(self):
         hub = self.start_hub("--models", "12")

@@ -170,6 +170,18 @@ class ResumeTest(ScanCase):
         files = self.resume(out, "--token", GRANTED)
         self.assertEqual(rows_of(files), rows_of(want))
 
+    def test_restart_of_an_anonymous_scan_stays_anonymous(self):
+        hub = self.start_hub("--models", "10")
+        want = self.baseline(hub)
+        out = self.crashed_scan(hub, "after_extended:2", "anon")
+        r = run_hfscan(["--restart", "--output-dir", out, "--token", GRANTED])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("this scan was made without a token: resume it without --token", r.stderr)
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet"], env={"HF_TOKEN": GRANTED})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the one from HF_TOKEN or the token file is not used", r.stderr)
+        self.assertEqual(rows_of(scan_files(out)), want)
+
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)
         out = self.crashed_scan(hub, "after_extended:3", "p", "--max-workers", "3",

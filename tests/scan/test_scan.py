@@ -344,6 +344,19 @@ class FaultsTest(ScanTestBase):
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         self.assert_rows(scan_files(out), healthy.truth(), healthy.endpoint, token=GRANTED)
 
+    def test_a_token_refused_in_the_pointer_tier_stops_the_scan_too(self):
+        policy = os.path.join(self.dir, "pointers.lua")
+        with open(policy, "w") as f:
+            f.write('return { select_model = function(m) return m.id == "hfscan-test/xet-gguf" end,\n'
+                    '  select_file = function(file) return file.lfs end,\n'
+                    '  tiers = function() return { "lfs_pointer", "downloaded" } end }\n')
+        hub = self.start_hub("--models", "10", "--revoke-token-after", "3")
+        r, files = self.scan(hub, "--download-threshold", "1", "--token", GRANTED,
+                             "--policy", policy, expect=1)
+        self.assertIn("the Hub refused the token (invalid credentials)", r.stderr)
+        _, _, errors = read_csv(files["errors"])
+        self.assertEqual(errors, [], "no file is recorded as failed for the token")
+
     def test_429_from_another_quota_does_not_hold_the_bucket_for_the_window(self):
         """A 429 while RateLimit shows r>0 comes from another quota: it is retried
         after a short pause, not after the 300 s window's reset."""

@@ -24,7 +24,6 @@ local ERROR_TYPES = {
   repository_disabled = "repository_disabled",
   entry_not_found = "file_not_found",
   revision_not_found = "revision_not_found",
-  invalid_token = "invalid_token",
   rate_limited = "rate_limited",
   network_error = "network_error",
   server_error = "server_error",
@@ -49,8 +48,11 @@ local TRANSIENT = { server_error = true, network_error = true, rate_limited = tr
 -- Raised (and caught in run) when on_error says to skip the rest of the repo.
 local SKIP_REPO = {}
 
-local function check_interrupt(err)
+-- Called after every Hub request: a stop requested, or a token the Hub refuses,
+-- says nothing about this repo, so neither becomes a row or an error of it.
+local function check_stop(err)
   if (err and err.kind == "interrupted") or hf.interrupted() then error(M.INTERRUPTED, 0) end
+  if err and err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
 end
 
 local function utc_now()
@@ -61,7 +63,7 @@ end
 -- siblings or, failing that, the tree. Returns files, method_note | nil, error.
 local function list_files(hub, repo_id, commit)
   local info, err = hub:model_info(repo_id, commit, { blobs = true })
-  check_interrupt(err)
+  check_stop(err)
   if info then
     local files = {}
     for _, s in ipairs(type(info.siblings) == "table" and info.siblings or {}) do
@@ -78,10 +80,10 @@ local function list_files(hub, repo_id, commit)
   -- A repo we may not see will not show its tree either; anything else (a 5xx
   -- from blobs=true, a bad answer) may be the metadata request's own trouble.
   local terminal = { repository_not_found = true, revision_not_found = true,
-    invalid_token = true, rate_limited = true }
+    rate_limited = true }
   if terminal[err.kind] then return nil, err end
   local entries, terr = hub:tree(repo_id, commit)
-  check_interrupt(terr)
+  check_stop(terr)
   if not entries then return nil, err end
   local files = {}
   for _, e in ipairs(entries) do
@@ -96,7 +98,7 @@ end
 
 -- Errors of a HEAD that concern the whole repo rather than one file.
 local REPO_LEVEL = { gated_repository = true, repository_disabled = true,
-  repository_not_found = true, invalid_token = true, revision_not_found = true }
+  repository_not_found = true, revision_not_found = true }
 
 -- A repo's files as the listing names them (expand=siblings): the rest comes
 -- from a HEAD per file.
@@ -145,7 +147,6 @@ function Scan:row(file, hash, method)
 end
 
 function Scan:fail(file, err, hash)
-  if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
   local error_type = ERROR_TYPES[err.kind] or err.kind
   self:row(file, hash or M.FAILED_NO_HASH, hash or M.FAILED_NO_HASH)
   self:error(file.path, error_type, err.message)
@@ -154,8 +155,7 @@ end
 -- lfs_pointer tier. Returns the hash or nil and a reason.
 function Scan:pointer_hash(file)
   local text, err = self.ctx.hub:raw(self.model.id, self.model.sha, file.path)
-  check_interrupt(err)
-  if err and err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
+  check_stop(err)
   if not text then return nil, err.message end
   local sha, size = lfs.parse_pointer(text)
   if not sha then return nil, "pointer: " .. size end
@@ -174,7 +174,7 @@ function Scan:download_hash(file)
   end
   local got, err = self.ctx.hub:download_sha256(self.model.id, self.model.sha, file.path, {
     max_bytes = limit, git_blob_size = (not file.lfs and file.size) or nil })
-  check_interrupt(err)
+  check_stop(err)
   if not got then return nil, err end
   local expected_size = file.size or got.linked_size
   if expected_size and got.bytes ~= expected_size then
@@ -201,7 +201,7 @@ end
 -- git file answers 200 with its git blob id as ETag. Returns false on failure.
 function Scan:head_file(file)
   local meta, err = self.ctx.hub:file_metadata(self.model.id, self.model.sha, file.path)
-  check_interrupt(err)
+  check_stop(err)
   if not meta then
     -- A gated, disabled or hidden repo still shows its metadata to the api
     -- route: the repo is done that way instead, so the rows do not depend on
@@ -240,7 +240,6 @@ function Scan:hash_file(file)
     elseif tier == "downloaded" then
       local sha, err = self:download_hash(file)
       if sha then return self:row(file, sha, "downloaded") end
-      if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
       if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
       if err.kind == "hash_mismatch" or err.kind == "gated_repository" or #problems == 0
         or not file.lfs then
@@ -272,7 +271,6 @@ function Scan:run()
   end
   if not files then
     local err = info_or_err
-    if err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
     self.unfinished = TRANSIENT[err.kind] or nil
     -- The listing showed this private repo to our token: "not found" now means the
     -- token stopped working (a private repo hides behind "not found" from a

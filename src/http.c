@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,9 +266,13 @@ static CURLcode perform_once(hf_http_client *c, struct transfer *t, const char *
   return rc;
 }
 
-static int fail(hf_http_response *res, const char *code, const char *fmt, const char *detail) {
+__attribute__((format(printf, 3, 4)))
+static int fail(hf_http_response *res, const char *code, const char *fmt, ...) {
   res->error_code = code;
-  snprintf(res->error_message, sizeof res->error_message, fmt, detail);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->error_message, sizeof res->error_message, fmt, ap);
+  va_end(ap);
   return -1;
 }
 
@@ -418,7 +423,7 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
   memset(res, 0, sizeof *res);
   struct transfer t = {.req = req, .res = res};
   if (req->sink == HF_SINK_SHA256 && !(t.hasher = hf_hash_pipeline_new()))
-    return fail(res, HF_HTTP_ERR_HTTP, "%s", "out of memory");
+    return fail(res, HF_HTTP_ERR_HTTP, "out of memory");
 
   const char *method = req->method ? req->method : "GET";
   const char *body = req->body;
@@ -452,10 +457,7 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
     }
     const char *refusal = hf_http_redirect_refusal(url, next);
     if (refusal) {
-      res->error_code = HF_HTTP_ERR_HTTP;
-      snprintf(res->error_message, sizeof res->error_message, "%s: %s (to %s)", url, refusal,
-               next);
-      rc = -1;
+      rc = fail(res, HF_HTTP_ERR_HTTP, "%s: %s (to %s)", url, refusal, next);
       free(next);
       break;
     }

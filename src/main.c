@@ -220,11 +220,11 @@ int main(int argc, char **argv) {
    * like a full disk, instead of the signal killing the process mid-row. */
   signal(SIGXFSZ, SIG_IGN);
   open_libraries(L, options.scripts_dir);
-  if (options.repl) {
+  if (options.repl || options.script)
     hf_host_make_interruptible(L);
+  if (options.repl) {
     status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
   } else if (options.script) {
-    hf_host_make_interruptible(L);
     status = run_user_script(L, &options, argc, argv);
   } else {
     status = run_entry(L, &options, argc, argv);

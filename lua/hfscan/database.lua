@@ -60,6 +60,15 @@ local function timestamp_of(name)
 end
 M.timestamp_of = timestamp_of
 
+-- A timestamp whose files do not exist yet in dir (two scans in one second wait).
+function M.fresh_timestamp(dir)
+  while true do
+    local ts = os.date("%Y%m%d_%H%M%S")
+    if not hf.file_type(M.paths(dir, ts).extended) then return ts end
+    hf.sleep(0.2)
+  end
+end
+
 -- The paths of the most recent scan in dir, or of the scan an extended CSV
 -- names. Returns paths, or nil and a message.
 function M.locate(dir, extended)

@@ -85,11 +85,7 @@ function M.run(args)
   parameters.shard = nil
   parameters.command_line = "hfscan merge " .. table.concat(dirs, " ")
   parameters.merged_from = table.concat(sources, ";")
-  local ts = os.date("%Y%m%d_%H%M%S")
-  while hf.file_type(database.paths(out, ts).extended) do
-    hf.sleep(0.2)
-    ts = os.date("%Y%m%d_%H%M%S")
-  end
+  local ts = database.fresh_timestamp(out)
   local db, derr = database.create(out, ts, parameters, extras)
   if not db then
     io.stderr:write("hfscan merge: ", tostring(derr), "\n")

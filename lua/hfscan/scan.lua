@@ -88,15 +88,6 @@ function M.shard_of(repo_id, n)
   return tonumber(hf.sha256(repo_id):sub(1, 8), 16) % n
 end
 
--- Picks a timestamp whose files do not exist yet (two scans in one second wait).
-local function fresh_timestamp(dir)
-  while true do
-    local ts = os.date("%Y%m%d_%H%M%S")
-    if not hf.file_type(database.paths(dir, ts).extended) then return ts end
-    hf.sleep(0.2)
-  end
-end
-
 -- Checks the output folder: a file there is a usage error; a missing one is made.
 function M.prepare_output_dir(dir)
   local kind = hf.file_type(dir)
@@ -560,7 +551,7 @@ end
 function M.new_scan(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
-  local ts = fresh_timestamp(o.output_dir)
+  local ts = database.fresh_timestamp(o.output_dir)
   local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),
     o.extra_columns)
   if not db then

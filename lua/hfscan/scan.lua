@@ -58,8 +58,8 @@ function M.load_previous(path)
 end
 
 local function new_stats()
-  return { models_listed = 0, models_done = 0, files = 0, failed_files = 0, errors = 0,
-    methods = {}, requests = {}, throttled = 0, listing_done = false }
+  return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
+    errors = 0, methods = {}, requests = {}, throttled = 0, listing_done = false }
 end
 
 -- The header block's values for a scan.
@@ -245,9 +245,7 @@ end
 -- Stops the scan for a broken policy or the policy's own decision; anything
 -- else is a bug and is raised again.
 function Scanner:stop_for(err)
-  if policies.is_policy_error(err) then
-    self.fatal = tostring(err)
-  elseif err == repo_scan.STOPPED or err == repo_scan.TOKEN_REFUSED then
+  if policies.is_policy_error(err) or err == repo_scan.STOPPED or err == repo_scan.TOKEN_REFUSED then
     self.fatal = tostring(err)
   else
     error(err, 0)
@@ -277,7 +275,7 @@ function Scanner:record(model, rows, errors, unfinished)
   end
   local s = self.stats
   if unfinished then
-    s.unfinished = (s.unfinished or 0) + 1
+    s.unfinished = s.unfinished + 1
   else
     s.models_done = s.models_done + 1
   end
@@ -379,7 +377,7 @@ function M.metadata(o, ts, stats, extra)
     model_limit = o.limit,
     files_by_method = stats.methods,
     failed_files = stats.failed_files,
-    unfinished_repos = stats.unfinished or 0,
+    unfinished_repos = stats.unfinished,
     rate_limited_responses = stats.throttled,
   }
   for k, v in pairs(extra or {}) do m[k] = v end
@@ -398,7 +396,7 @@ function M.print_summary(stats, duration, paths, status)
     lines[#lines + 1] = ("    %-18s %d"):format(method, stats.methods[method] or 0)
   end
   lines[#lines + 1] = ("  errors             %d"):format(stats.errors)
-  if (stats.unfinished or 0) > 0 then
+  if stats.unfinished > 0 then
     lines[#lines + 1] = ("  unfinished repos   %d (temporary failures; --restart redoes them)")
       :format(stats.unfinished)
   end
@@ -429,7 +427,7 @@ function M.execute(o, db, ts, log, stats, extra)
   scanner:close()
   db:close()
   local interrupted = hf.interrupted()
-  local unfinished = stats.unfinished or 0
+  local unfinished = stats.unfinished
   local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted"
     or unfinished > 0 and "incomplete" or "completed"
   local duration = hf.now() - started

@@ -88,25 +88,38 @@ static void hand_over(hf_hash_pipeline *p) {
   pthread_cond_broadcast(&p->changed);
 }
 
+unsigned char *hf_hash_pipeline_space(hf_hash_pipeline *p, size_t *room) {
+  pthread_mutex_lock(&p->lock);
+  struct slot *s = &p->slots[p->fill];
+  while (s->full)
+    pthread_cond_wait(&p->changed, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+  /* Writing there without the lock is safe: the thread never touches a slot
+   * until it is handed over. */
+  *room = HF_PIPELINE_SLOT_SIZE - s->len;
+  return s->data + s->len;
+}
+
+void hf_hash_pipeline_commit(hf_hash_pipeline *p, size_t len) {
+  pthread_mutex_lock(&p->lock);
+  struct slot *s = &p->slots[p->fill];
+  s->len += len;
+  if (s->len == HF_PIPELINE_SLOT_SIZE)
+    hand_over(p);
+  pthread_mutex_unlock(&p->lock);
+}
+
 void hf_hash_pipeline_feed(hf_hash_pipeline *p, const void *data, size_t len) {
   const unsigned char *in = data;
-  pthread_mutex_lock(&p->lock);
   while (len > 0) {
-    struct slot *s = &p->slots[p->fill];
-    while (s->full)
-      pthread_cond_wait(&p->changed, &p->lock);
-    size_t room = HF_PIPELINE_SLOT_SIZE - s->len;
+    size_t room;
+    unsigned char *space = hf_hash_pipeline_space(p, &room);
     size_t n = len < room ? len : room;
-    /* Copying with the lock held is safe: the thread never touches this slot
-     * until it is handed over. */
-    memcpy(s->data + s->len, in, n);
-    s->len += n;
+    memcpy(space, in, n);
+    hf_hash_pipeline_commit(p, n);
     in += n;
     len -= n;
-    if (s->len == HF_PIPELINE_SLOT_SIZE)
-      hand_over(p);
   }
-  pthread_mutex_unlock(&p->lock);
 }
 
 static void drain(hf_hash_pipeline *p) {

@@ -18,6 +18,11 @@ typedef struct hf_hash_pipeline hf_hash_pipeline;
 hf_hash_pipeline *hf_hash_pipeline_new(void);
 /* Copies data in; blocks only while every slot waits to be hashed. */
 void hf_hash_pipeline_feed(hf_hash_pipeline *p, const void *data, size_t len);
+/* For a producer that can write into the ring itself (a read(2)), with no copy:
+ * space gives the free part of the slot being filled (*room bytes, never 0),
+ * waiting while every slot waits to be hashed; commit says how much was put there. */
+unsigned char *hf_hash_pipeline_space(hf_hash_pipeline *p, size_t *room);
+void hf_hash_pipeline_commit(hf_hash_pipeline *p, size_t len);
 /* Waits for what was fed, then starts over (git_blob_size >= 0: also the git
  * blob SHA-1 of a body that size). */
 void hf_hash_pipeline_restart(hf_hash_pipeline *p, long long git_blob_size);

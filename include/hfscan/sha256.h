@@ -21,10 +21,10 @@ void hf_sha256_reset(hf_sha256 *h);
 uint64_t hf_sha256_length(const hf_sha256 *h);
 void hf_sha256_free(hf_sha256 *h);
 
-/* Streams a file through SHA-256, reading in large blocks on a second thread so
- * that reading and hashing overlap. Returns 0, or an errno value with a message
- * naming the file in err. */
-#define HF_SHA256_FILE_BLOCK (2u << 20)
+/* Streams a file through SHA-256, hashing on a second thread while the caller
+ * reads the next block, so that reading and hashing overlap. Returns 0, or an
+ * errno value with a message naming the file in err. */
+#define HF_SHA256_FILE_BLOCK (1u << 20)
 int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *bytes,
                    char *err, size_t errlen);
 

@@ -4,7 +4,7 @@ import subprocess
 
 from helpers import TempDirCase, run
 
-BLOCK = 2 << 20  # HF_SHA256_FILE_BLOCK
+BLOCK = 1 << 20  # HF_SHA256_FILE_BLOCK
 
 
 def sha256sum(args, cwd, stdin=None):

@@ -30,6 +30,14 @@ static hf_headers headers_of(const char *ratelimit, const char *policy, const ch
   return h;
 }
 
+/* Feeds the limiter one answer with these headers (NULL: absent). */
+static void answer(hf_ratelimit *rl, const char *bucket, long status, const char *ratelimit,
+                   const char *policy, const char *retry, double now) {
+  hf_headers h = headers_of(ratelimit, policy, retry);
+  hf_ratelimit_observe(rl, bucket, status, &h, now);
+  hf_headers_clear(&h);
+}
+
 static void test_parsers(void) {
   char bucket[32];
   long a = 0, b = 0;
@@ -133,9 +141,7 @@ static void test_requests_queued_across_a_reset_count_in_the_new_window(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0);
   R(rl, "api", 0);
-  hf_headers h = headers_of("\"api\";r=9;t=10", "\"fixed window\";\"api\";q=10;w=10", NULL);
-  hf_ratelimit_observe(rl, "api", 200, &h, 0);
-  hf_headers_clear(&h);
+  answer(rl, "api", 200, "\"api\";r=9;t=10", "\"fixed window\";\"api\";q=10;w=10", NULL, 0);
   int booked = 0;
   for (int i = 0; i < 3; i++) /* booked, not yet sent */
     hf_ratelimit_reserve(rl, "api", 9.5, &booked);
@@ -241,9 +247,7 @@ static void test_a_spent_window_books_nothing_ahead(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0);
   R(rl, "api", 0);
-  hf_headers h = headers_of("\"api\";r=1;t=10", "\"fixed window\";\"api\";q=3;w=10", NULL);
-  hf_ratelimit_observe(rl, "api", 200, &h, 0);
-  hf_headers_clear(&h);
+  answer(rl, "api", 200, "\"api\";r=1;t=10", "\"fixed window\";\"api\";q=3;w=10", NULL, 0);
   int booked = -1;
   CHECK_NEAR(hf_ratelimit_reserve(rl, "api", 1, &booked), 1, 1e-9); /* the last of window 1 */
   CHECK(booked == 1);
@@ -254,9 +258,7 @@ static void test_a_spent_window_books_nothing_ahead(void) {
   hf_ratelimit_state(rl, "api", 1, &s);
   CHECK(s.in_flight == 1 && s.requests == 2);
   /* A late answer from window 1 (r=0) changes nothing for window 2. */
-  h = headers_of("\"api\";r=0;t=9", "\"fixed window\";\"api\";q=3;w=10", NULL);
-  hf_ratelimit_observe(rl, "api", 200, &h, 1.05);
-  hf_headers_clear(&h);
+  answer(rl, "api", 200, "\"api\";r=0;t=9", "\"fixed window\";\"api\";q=3;w=10", NULL, 1.05);
   for (int i = 0; i < 3; i++)
     CHECK_NEAR(R(rl, "api", 10.5), 10.5, 1e-9);
   CHECK_NEAR(R(rl, "api", 10.5), 20, 1e-9);

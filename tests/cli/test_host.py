@@ -11,6 +11,20 @@ from helpers import HFSCAN, SOURCE_DIR, TempDirCase, run
 ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+def repl_with_ctrl_c(before, after):
+    """A piped REPL given `before`, then Ctrl-C while it works on it, then `after`.
+    Returns the exit status, stdout and stderr."""
+    proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(before)
+    proc.stdin.flush()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    out, err = proc.communicate(after, timeout=30)
+    return proc.returncode, out, err
+
+
 class HostTest(TempDirCase):
     def test_help_and_version(self):
         r = run(["--help"])
@@ -104,24 +118,11 @@ class HostTest(TempDirCase):
                 self.assertIn("interrupted", err, body)
 
         # Ctrl-C at the continuation prompt drops nothing but that wait.
-        proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        proc.stdin.write("x = {\n")
-        proc.stdin.flush()
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        out, err = proc.communicate("1 }\nprint(x[1])\n", timeout=30)
-        self.assertEqual((proc.returncode, out, err), (0, "1\n", ""))
+        returncode, out, err = repl_with_ctrl_c("x = {\n", "1 }\nprint(x[1])\n")
+        self.assertEqual((returncode, out, err), (0, "1\n", ""))
 
-        proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        proc.stdin.write("while true do end\n")
-        proc.stdin.flush()
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate('print("after")\n', timeout=30)
-        self.assertEqual((proc.returncode, out), (1, "after\n"), err)
+        returncode, out, err = repl_with_ctrl_c("while true do end\n", 'print("after")\n')
+        self.assertEqual((returncode, out), (1, "after\n"), err)
         self.assertIn("interrupted", err)
 
     def test_scripts_dir_overrides_a_bundled_module(self):

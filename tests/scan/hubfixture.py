@@ -91,13 +91,24 @@ class Hub:
         open(self.log, "w").close()
 
 
-def run_hfscan(args, env=None, timeout=300, **kwargs):
+def hfscan_env(env=None):
+    """The environment for hfscan in a test: none of the caller's Hub settings, no
+    token file unless a test sets one, then env."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("HF_TOKEN", "HF_ENDPOINT", "HF_HOME", "HFSCAN_SCRIPTS_DIR")}
-    full_env["HF_HOME"] = "/nonexistent-hf-home"  # no token file unless a test sets one
+    full_env["HF_HOME"] = "/nonexistent-hf-home"
     full_env.update(env or {})
-    return subprocess.run([HFSCAN] + list(args), env=full_env, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return full_env
+
+
+def run_hfscan(args, env=None, timeout=300, **kwargs):
+    return subprocess.run([HFSCAN] + list(args), env=hfscan_env(env), capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def start_hfscan(args, env=None, **kwargs):
+    """hfscan in the background (for a test that signals it while it runs)."""
+    return subprocess.Popen([HFSCAN] + list(args), env=hfscan_env(env), **kwargs)
 
 
 def read_csv(path):

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import time
 
-from hubfixture import (GRANTED, HFSCAN, NOT_GRANTED, ScanCase, read_csv, run_hfscan, scan_files)
+from hubfixture import (GRANTED, NOT_GRANTED, ScanCase, read_csv, run_hfscan, scan_files,
+                        start_hfscan)
 
 
 def rows_of(files):
@@ -89,10 +90,9 @@ class ResumeTest(ScanCase):
         repos = {f["repo_id"] for f in hub.truth() if not f["private"]}
         for extra_delay in (0.0, 0.3):
             out = os.path.join(self.dir, f"ext{extra_delay}")
-            proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
-                                     "--rate-limit", "0", "--quiet", "--download-threshold", "1"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env={**os.environ, "HF_HOME": "/nonexistent"})
+            proc = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", out,
+                                 "--rate-limit", "0", "--quiet", "--download-threshold", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             # Every repo but the one with the 300 MB plain-git file is done: that
             # download is what the scan is doing now.
             while proc.poll() is None and finished_count(out) < len(repos) - 1:
@@ -132,11 +132,10 @@ class ResumeTest(ScanCase):
     def test_one_writer_per_output_folder(self):
         hub = self.start_hub("--models", "12", "--latency-ms", "40")
         out = os.path.join(self.dir, "busy")
-        first = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
-                                  "--rate-limit", "0", "--quiet", "--download-threshold", "1",
-                                  "--max-workers", "1"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env={**os.environ, "HF_HOME": "/nonexistent"})
+        first = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", out,
+                              "--rate-limit", "0", "--quiet", "--download-threshold", "1",
+                              "--max-workers", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while first.poll() is None and finished_count(out) < 1:
                 time.sleep(0.01)
@@ -405,10 +404,9 @@ class ConfirmationTest(ScanCase):
     def run_on_terminal(self, out, answer, *extra):
         import pty
         master, slave = pty.openpty()
-        proc = subprocess.Popen([HFSCAN, "--update-failed-hashes", "--output-dir", out,
-                                 "--token", GRANTED] + list(extra),
-                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        proc = start_hfscan(["--update-failed-hashes", "--output-dir", out,
+                             "--token", GRANTED] + list(extra),
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         os.close(slave)
         if answer is not None:
             os.write(master, answer)

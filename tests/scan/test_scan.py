@@ -7,8 +7,8 @@ import signal
 import subprocess
 import time
 
-from hubfixture import (EXTENDED, GRANTED, HFSCAN, NOT_GRANTED, ScanCase, download_url, is_target,
-                        read_csv, run_hfscan, scan_files)
+from hubfixture import (EXTENDED, GRANTED, NOT_GRANTED, ScanCase, download_url, is_target,
+                        read_csv, run_hfscan, scan_files, start_hfscan)
 
 MODELS = "16"
 
@@ -430,11 +430,10 @@ class CommandLineTest(ScanCase):
     def test_ctrl_c_keeps_files_valid_and_exits_130(self):
         hub = self.start_hub("--models", "30", "--latency-ms", "40")
         out = os.path.join(self.dir, "o")
-        proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
-                                 "--rate-limit", "0", "--download-threshold", "1", "--quiet",
-                                 "--max-workers", "2"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        proc = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", out,
+                             "--rate-limit", "0", "--download-threshold", "1", "--quiet",
+                             "--max-workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30
         files = {}
         while time.time() < deadline:
@@ -467,10 +466,9 @@ class TerminalTest(ScanCase):
         hub = self.start_hub("--models", "10", "--latency-ms", "20")
         out = os.path.join(self.dir, "tty")
         master, slave = pty.openpty()
-        proc = subprocess.Popen([HFSCAN, "--endpoint", hub.endpoint, "--output-dir", out,
-                                 "--rate-limit", "0", "--download-threshold", "1"],
-                                stdin=slave, stdout=slave, stderr=slave,
-                                env={**os.environ, "HF_HOME": "/nonexistent"})
+        proc = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", out,
+                             "--rate-limit", "0", "--download-threshold", "1"],
+                            stdin=slave, stdout=slave, stderr=slave)
         os.close(slave)
         seen = b""
         while True:

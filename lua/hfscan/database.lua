@@ -69,13 +69,18 @@ function M.fresh_timestamp(dir)
   end
 end
 
+-- The folder and the name of a file's path ("." for a bare name, "/" at the root).
+function M.split_path(path)
+  local folder, name = path:match("^(.*)/([^/]*)$")
+  if not folder then return ".", path end
+  return folder == "" and "/" or folder, name
+end
+
 -- The paths of the most recent scan in dir, or of the scan an extended CSV
 -- names. Returns paths, or nil and a message.
 function M.locate(dir, extended)
   if extended then
-    local folder, name = extended:match("^(.*)/([^/]*)$")
-    folder, name = folder or ".", name or extended
-    if folder == "" then folder = "/" end
+    local folder, name = M.split_path(extended)
     local ts = timestamp_of(name)
     if not ts then
       return nil, ("%s is not an hfscan extended CSV (expected a name like %sYYYYMMDD_HHMMSS.csv)")

@@ -36,7 +36,7 @@ end
 
 -- Removes temporaries left by a rewrite that was killed before its rename.
 local function remove_stale_temporaries(paths, log)
-  local dir = paths.extended:match("^(.*)/[^/]*$") or "."
+  local dir = paths.dir
   local names = hf.list_dir(dir) or {}
   for _, kind in ipairs({ "basic", "extended", "errors" }) do
     local base = paths[kind]:match("[^/]*$")
@@ -395,7 +395,7 @@ function M.update_failed(o)
     if w then w:close() end
     if not wok then return fail(log, "cannot append to " .. paths.errors .. ": " .. tostring(werr2)) end
   end
-  local dir = paths.extended:match("^(.*)/[^/]*$") or "."
+  local dir = paths.dir
   local store = require("hfscan.store").open(dir)
   if not (store and store:import_scan(paths)) then
     log:warn("cannot update the SQLite database; rebuild it with: hfscan db build --output-dir %s", dir)

@@ -496,7 +496,7 @@ function M.run(args)
   end
   -- One writer per folder: a second scan, restart or update waits for none and
   -- refuses, naming the one at work.
-  local lock_dir = o.restart_from and (o.restart_from:match("^(.*)/[^/]*$") or ".") or o.output_dir
+  local lock_dir = o.restart_from and database.split_path(o.restart_from) or o.output_dir
   local lock, lerr = database.lock(lock_dir)
   if not lock then
     io.stderr:write("hfscan: ", lerr, "\n")

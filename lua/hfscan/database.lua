@@ -209,6 +209,15 @@ function Db:close()
 end
 
 -- Writes the metadata JSON atomically (a temporary file renamed over it).
+-- A scan's metadata JSON as a table, or nil (none yet, or unreadable).
+function M.read_metadata(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local meta = require("cjson.safe").decode(f:read("a"))
+  f:close()
+  return type(meta) == "table" and meta or nil
+end
+
 function M.write_metadata(path, metadata)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "w")

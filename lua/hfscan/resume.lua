@@ -214,13 +214,8 @@ function M.restart(o)
   log:info("%d repos already finished are skipped", #order)
   local db, derr = database.open_append(paths, extras)
   if not db then return fail(log, derr) end
-  local ts = paths.extended:match("(%d+_%d+)%.csv$")
-  local previous = {}
-  local f = io.open(paths.metadata)
-  if f then
-    previous = require("cjson.safe").decode(f:read("a")) or {}
-    f:close()
-  end
+  local ts = paths.ts
+  local previous = database.read_metadata(paths.metadata) or {}
   return scan.execute(o, db, ts, log, stats_from(docs, #order), {
     skip = finished,
     scan_start = docs.extended.parameters.scan_start,

@@ -48,11 +48,8 @@ end
 -- The status recorded in a scan's metadata JSON, or nil (a scan still running, or
 -- killed, has none).
 function M.status(metadata_path)
-  local f = io.open(metadata_path)
-  if not f then return nil end
-  local meta = require("cjson.safe").decode(f:read("a"))
-  f:close()
-  return type(meta) == "table" and type(meta.status) == "string" and meta.status or nil
+  local meta = database.read_metadata(metadata_path)
+  return meta and type(meta.status) == "string" and meta.status or nil
 end
 
 return M

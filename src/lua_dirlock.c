@@ -37,12 +37,12 @@ static long holder_pid(int fd) {
   return n > 0 ? strtol(text, NULL, 10) : 0;
 }
 
+/* If this fails, only the message a refused process prints misses the pid. */
 static void record_pid(int fd) {
   char text[32];
   int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)n, 0) != n) {
-    /* Only the message of a refused process would miss the pid. */
-  }
+  if (ftruncate(fd, 0) == 0)
+    (void)!pwrite(fd, text, (size_t)n, 0);
 }
 
 static int l_lock_dir(lua_State *L) {

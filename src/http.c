@@ -28,6 +28,7 @@ struct transfer {
   const hf_http_request *req;
   hf_http_response *res;
   hf_hash_pipeline *hasher; /* sha256 sink (and git blob SHA-1 when asked); survives resumes */
+  uint64_t hashed;         /* bytes of the file fed to the hasher, earlier requests' included */
   uint64_t resume_offset;  /* first byte asked for with Range, 0 when none */
   int body_started;
   int hashing;             /* this body goes through the hasher */
@@ -63,6 +64,7 @@ void hf_http_client_free(hf_http_client *c) {
 }
 
 void hf_http_response_free(hf_http_response *res) {
+  hf_hash_pipeline_free(res->partial);
   hf_headers_clear(&res->headers);
   free(res->effective_url);
   free(res->body);
@@ -74,8 +76,24 @@ static int is_success(long status) { return status >= 200 && status < 300; }
 /* Starts the sink's digests over; git names a blob by sha1("blob <size>\0" +
  * content), which proves a download of a plain git file is the listed file. */
 static void restart_hash(struct transfer *t) {
+  t->hashed = 0;
   if (t->hasher)
     hf_hash_pipeline_restart(t->hasher, t->req->git_blob_check ? t->req->git_blob_size : -1);
+}
+
+/* The body size a fresh 2xx announces, -1 when it does not say. */
+static long long announced_size(const hf_headers *h) {
+  const char *cl = hf_headers_get(h, "Content-Length");
+  char *end;
+  long long n = cl ? strtoll(cl, &end, 10) : -1;
+  return cl && end != cl && *end == '\0' && n >= 0 ? n : -1;
+}
+
+/* A git blob id asked for without a size takes the one the response announces:
+ * a cached HEAD may not have said it (hub-api.md section 12), the GET does. */
+static void size_git_blob(struct transfer *t) {
+  if (t->req->git_blob_check && t->req->git_blob_size < 0)
+    hf_hash_pipeline_restart(t->hasher, announced_size(&t->res->headers));
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
@@ -106,7 +124,9 @@ static void start_body(struct transfer *t) {
   t->hashing = t->req->sink == HF_SINK_SHA256 && is_success(res->status);
   t->cap = is_success(res->status) ? (t->req->max_body ? t->req->max_body : DEFAULT_MAX_BODY)
                                    : ERROR_BODY_CAP;
-  if (t->hashing && t->resume_offset > 0) {
+  if (!t->hashing)
+    return;
+  if (t->resume_offset > 0) {
     uint64_t start = 0;
     if (res->status == 206 && content_range_start(&res->headers, &start) == 0 &&
         start == t->resume_offset)
@@ -119,6 +139,7 @@ static void start_body(struct transfer *t) {
     restart_hash(t);
     res->bytes = 0;
   }
+  size_git_blob(t);
 }
 
 static int append_memory(struct transfer *t, const char *data, size_t len) {
@@ -153,6 +174,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
   }
   if (t->hashing) {
     hf_hash_pipeline_feed(t->hasher, data, len);
+    t->hashed += len;
   } else if (t->req->sink != HF_SINK_DISCARD || !is_success(t->res->status)) {
     if (append_memory(t, data, len) != 0)
       return 0;
@@ -380,6 +402,28 @@ static void reset_for_hop(hf_http_response *res, struct transfer *t) {
   restart_hash(t);
 }
 
+/* The first hop of a continued hash: the bytes already hashed are not asked again. */
+static void continue_hop(hf_http_response *res, struct transfer *t, hf_headers *headers) {
+  uint64_t offset = t->req->continue_offset;
+  char range[48];
+  snprintf(range, sizeof range, "bytes=%" PRIu64 "-", offset);
+  hf_headers_remove(headers, "Range");
+  hf_headers_add(headers, "Range", range);
+  res->bytes = t->hashed = t->resume_offset = offset;
+}
+
+/* A body hashed part-way is kept for a later request to finish (a refused resume,
+ * an expired signed URL); anything else about the transfer is over. */
+static void keep_partial(hf_http_response *res, struct transfer *t, int rc) {
+  int complete = rc == 0 && is_success(res->status);
+  int interrupted = res->error_code && strcmp(res->error_code, HF_HTTP_ERR_INTERRUPTED) == 0;
+  if (t->hasher && !complete && !interrupted && !t->too_large && t->hashed > 0) {
+    res->partial = t->hasher;
+    res->partial_bytes = t->hashed;
+    t->hasher = NULL;
+  }
+}
+
 /* Is this failure a dropped transfer of a body that a Range request can finish? */
 static int resumable(const hf_http_request *req, const hf_http_response *res, CURLcode rc,
                      const struct transfer *t) {
@@ -422,7 +466,12 @@ static CURLcode perform_with_resumes(hf_http_client *c, struct transfer *t, cons
 int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res) {
   memset(res, 0, sizeof *res);
   struct transfer t = {.req = req, .res = res};
-  if (req->sink == HF_SINK_SHA256 && !(t.hasher = hf_hash_pipeline_new()))
+  int continuing = req->continue_hash != NULL && req->sink == HF_SINK_SHA256;
+  if (continuing)
+    t.hasher = req->continue_hash;
+  else
+    hf_hash_pipeline_free(req->continue_hash); /* taken over, not needed without the sink */
+  if (req->sink == HF_SINK_SHA256 && !t.hasher && !(t.hasher = hf_hash_pipeline_new()))
     return fail(res, HF_HTTP_ERR_HTTP, "out of memory");
 
   const char *method = req->method ? req->method : "GET";
@@ -434,8 +483,17 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
   char errbuf[CURL_ERROR_SIZE];
   int rc = 0;
 
+  int added_range = continuing;
   for (;;) {
-    reset_for_hop(res, &t);
+    if (continuing) {
+      continue_hop(res, &t, &headers);
+      continuing = 0;
+    } else {
+      if (added_range) /* a redirect of a continued request: the whole body, from 0 */
+        hf_headers_remove(&headers, "Range");
+      added_range = 0;
+      reset_for_hop(res, &t);
+    }
     CURLcode cc = perform_with_resumes(c, &t, method, url, &headers, body, body_len, errbuf);
     free(res->effective_url);
     res->effective_url = strdup(url);
@@ -484,6 +542,7 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
   }
   if (rc == 0 && t.hasher && is_success(res->status) && req->sink == HF_SINK_SHA256)
     hf_hash_pipeline_result(t.hasher, res->sha256, res->git_sha1);
+  keep_partial(res, &t, rc);
   hf_hash_pipeline_free(t.hasher);
   hf_headers_clear(&headers);
   free(url);

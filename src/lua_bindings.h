@@ -29,8 +29,17 @@ lua_Number hf_lua_opt_number_field(lua_State *L, int idx, const char *key, lua_N
 lua_Number hf_lua_opt_range_field(lua_State *L, int idx, const char *key, lua_Number def,
                                   lua_Number min, lua_Number max);
 int hf_lua_opt_bool_field(lua_State *L, int idx, const char *key, int def);
-/* [-0, +1, m] Pushes a response as a plain table. */
-void hf_lua_push_response(lua_State *L, const hf_http_response *res);
+/* [-0, +1, m] Pushes a response as a plain table; a partial hash moves into its
+ * field 'partial' (see hf_lua_push_partial). */
+void hf_lua_push_response(lua_State *L, hf_http_response *res);
+/* [-0, +1, m] Pushes the response's partial hash as a userdata that owns it (the
+ * response's pointer is cleared), or nil when there is none. */
+void hf_lua_push_partial(lua_State *L, hf_http_response *res);
+/* The pipeline of the partial-hash userdata at idx, taken from it (a second take
+ * raises: a hash goes on only once), or NULL when idx is nil. Raises for anything else. */
+hf_hash_pipeline *hf_lua_take_partial(lua_State *L, int idx, uint64_t *bytes);
+/* Raises unless idx is nil or a partial hash not yet taken. */
+void hf_lua_check_partial(lua_State *L, int idx);
 /* A request read from a Lua table, owning copies of its strings, so it can
  * travel to a worker thread. */
 typedef struct hf_owned_request {

@@ -7,6 +7,59 @@
 #include "lua_bindings.h"
 
 #define CLIENT_MT "hfscan.http_client"
+#define PARTIAL_MT "hfscan.partial_hash"
+
+/* A download hashed part-way, waiting for a request to continue it. */
+typedef struct {
+  hf_hash_pipeline *hash; /* NULL once taken by a request, or closed */
+  uint64_t bytes;
+} lua_partial;
+
+static int l_partial_close(lua_State *L) {
+  lua_partial *p = luaL_checkudata(L, 1, PARTIAL_MT);
+  hf_hash_pipeline_free(p->hash);
+  p->hash = NULL;
+  return 0;
+}
+
+static int l_partial_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)((lua_partial *)luaL_checkudata(L, 1, PARTIAL_MT))->bytes);
+  return 1;
+}
+
+void hf_lua_push_partial(lua_State *L, hf_http_response *res) {
+  if (!res->partial) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_partial *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->hash = NULL;
+  luaL_setmetatable(L, PARTIAL_MT);
+  p->hash = res->partial;
+  p->bytes = res->partial_bytes;
+  res->partial = NULL;
+}
+
+void hf_lua_check_partial(lua_State *L, int idx) {
+  if (lua_isnil(L, idx))
+    return;
+  lua_partial *p = luaL_testudata(L, idx, PARTIAL_MT);
+  if (!p)
+    luaL_error(L, "field 'continue' must be a response's partial hash");
+  if (!p->hash)
+    luaL_error(L, "this partial hash was already continued or closed");
+}
+
+hf_hash_pipeline *hf_lua_take_partial(lua_State *L, int idx, uint64_t *bytes) {
+  hf_lua_check_partial(L, idx);
+  if (lua_isnil(L, idx))
+    return NULL;
+  lua_partial *p = lua_touserdata(L, idx);
+  hf_hash_pipeline *hash = p->hash;
+  *bytes = p->bytes;
+  p->hash = NULL;
+  return hash;
+}
 
 typedef struct {
   hf_http_client *client;
@@ -58,13 +111,15 @@ static int l_http(lua_State *L) {
     hf_ratelimit_sending(rl, bucket, hf_monotonic_seconds());
   hf_http_response res;
   int rc = hf_http_perform(client, &r.req, &res);
+  r.req.continue_hash = NULL; /* hf_http_perform took it over */
   if (rl)
     hf_ratelimit_observe(rl, bucket, res.status, &res.headers, hf_monotonic_seconds());
   hf_owned_request_free(&r);
   if (rc != 0) {
     int n = hf_lua_fail(L, res.error_message, res.error_code);
+    hf_lua_push_partial(L, &res);
     hf_http_response_free(&res);
-    return n;
+    return n + 1;
   }
   hf_lua_push_response(L, &res);
   hf_http_response_free(&res);
@@ -87,6 +142,9 @@ static int l_same_origin(lua_State *L) {
 }
 
 void hf_lua_register_http(lua_State *L) {
+  static const luaL_Reg partial_methods[] = {
+      {"bytes", l_partial_bytes}, {"close", l_partial_close}, {NULL, NULL}};
+  hf_lua_register_type(L, PARTIAL_MT, partial_methods, l_partial_close);
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_pushcfunction(L, l_client_gc);
     lua_setfield(L, -2, "__gc");

@@ -57,6 +57,7 @@ static void run_http(hf_job *job, hf_worker *worker) {
   if (j->limiter)
     hf_ratelimit_sending(j->limiter, bucket, hf_monotonic_seconds());
   j->rc = hf_http_perform(worker->http, &j->request.req, &j->response);
+  j->request.req.continue_hash = NULL; /* hf_http_perform took it over */
   if (j->limiter)
     hf_ratelimit_observe(j->limiter, bucket, j->response.status, &j->response.headers,
                          hf_monotonic_seconds());
@@ -142,8 +143,11 @@ static int l_pool_submit(lua_State *L) {
 }
 
 static int push_http_result(lua_State *L, http_job *j) {
-  if (j->rc != 0)
-    return 1 + hf_lua_fail(L, j->response.error_message, j->response.error_code);
+  if (j->rc != 0) {
+    int n = hf_lua_fail(L, j->response.error_message, j->response.error_code);
+    hf_lua_push_partial(L, &j->response); /* a download hashed part-way, or nil */
+    return 1 + n + 1;
+  }
   hf_lua_push_response(L, &j->response);
   lua_pushnumber(L, j->waited);
   lua_setfield(L, -2, "waited");

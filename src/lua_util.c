@@ -147,8 +147,12 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
   req->follow_cross_host = hf_lua_opt_bool_field(L, idx, "cross_host", 0);
   req->max_resumes = (int)hf_lua_opt_range_field(L, idx, "resumes", 5, 0, 1000);
   lua_Number git_size = hf_lua_opt_range_field(L, idx, "git_blob_size", -1, -1, 9.0e15);
-  req->git_blob_check = git_size >= 0;
+  /* git_blob = true without a size: the size the response announces. */
+  req->git_blob_check = git_size >= 0 || hf_lua_opt_bool_field(L, idx, "git_blob", 0);
   req->git_blob_size = (long long)git_size;
+  raw_field(L, idx, "continue");
+  hf_lua_check_partial(L, -1);
+  lua_pop(L, 1);
   read_headers(L, idx, &out->headers);
 
   out->url = strdup(url);
@@ -160,9 +164,14 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
   req->body = out->body;
   req->body_len = body_len;
   req->headers = &out->headers;
+  /* Last, once nothing can raise: the request now owns the hash it continues. */
+  raw_field(L, idx, "continue");
+  req->continue_hash = hf_lua_take_partial(L, -1, &req->continue_offset);
+  lua_pop(L, 1);
 }
 
 void hf_owned_request_free(hf_owned_request *r) {
+  hf_hash_pipeline_free(r->req.continue_hash); /* a request that was never performed */
   hf_headers_clear(&r->headers);
   free(r->method);
   free(r->url);
@@ -202,8 +211,8 @@ static void push_headers(lua_State *L, const hf_headers *h) {
   }
 }
 
-void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
-  lua_createtable(L, 0, 10);
+void hf_lua_push_response(lua_State *L, hf_http_response *res) {
+  lua_createtable(L, 0, 11);
   lua_pushinteger(L, res->status);
   lua_setfield(L, -2, "status");
   push_headers(L, &res->headers);
@@ -229,6 +238,8 @@ void hf_lua_push_response(lua_State *L, const hf_http_response *res) {
   lua_setfield(L, -2, "redirects");
   lua_pushinteger(L, res->resumes);
   lua_setfield(L, -2, "resumes");
+  hf_lua_push_partial(L, res);
+  lua_setfield(L, -2, "partial");
 }
 
 void hf_lua_register_type(lua_State *L, const char *name, const luaL_Reg *methods,

@@ -326,6 +326,9 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
   struct bucket *b = has_header ? find_bucket(rl, name, 1) : booked;
   if (b && b != booked)
     b->answers++;
+  if (b && booked && b != booked && booked->remaining >= 0 &&
+      (booked->quota < 0 || booked->remaining < booked->quota))
+    booked->remaining++; /* the Hub counted it in the other bucket: the booked slot is free */
   if (headers)
     apply_policy(rl, headers);
   if (b && has_header)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hfscan/hash_pipeline.h"
 #include "hfscan/http_headers.h"
 #include "hfscan/sha256.h"
 
@@ -25,13 +26,19 @@ typedef struct hf_http_request {
   hf_http_sink sink;
   size_t max_body;            /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
   int git_blob_check;         /* sha256 sink: also compute the git blob SHA-1 of the body, */
-  long long git_blob_size;    /* sha1("blob <git_blob_size>\0" + body) */
+  long long git_blob_size;    /* sha1("blob <git_blob_size>\0" + body); -1: the size the
+                                 response announces (Content-Length, or Content-Range's total) */
   long connect_timeout_ms;    /* 0 means 10 s */
   long low_speed_timeout_s;   /* abort when no byte arrives for this long; 0 means 30 s */
   long total_timeout_ms;      /* 0 means no limit */
   int follow_redirects;       /* follow redirects on the same host (with the same headers) */
   int follow_cross_host;      /* also follow to other hosts, without Authorization */
   int max_resumes;            /* sha256 sink: Range resumes after a dropped transfer */
+  /* sha256 sink: goes on with a hash an earlier request began (its response's partial),
+   * asking for the rest from continue_offset with Range. hf_http_perform takes it over,
+   * whatever happens: it frees it, or hands it on in the response's partial. */
+  hf_hash_pipeline *continue_hash;
+  uint64_t continue_offset;
 } hf_http_request;
 
 /* Error codes a caller can act on. */
@@ -57,6 +64,12 @@ typedef struct hf_http_response {
   int resumes;
   const char *error_code; /* NULL on success; one of HF_HTTP_ERR_* */
   char error_message[512];
+  /* sha256 sink: a body that stopped part-way (dropped after its resumes, or a resume
+   * the server refused, as a CDN does once its signed URL expires) leaves its hash
+   * here with the bytes hashed so far, for another request to continue
+   * (continue_hash). Owned by the response until taken (set to NULL). */
+  hf_hash_pipeline *partial;
+  uint64_t partial_bytes;
 } hf_http_response;
 
 typedef struct hf_http_client hf_http_client;

@@ -87,6 +87,68 @@ static void test_git_blob_sha1_and_cap(void) {
   hf_http_response_free(&res);
 }
 
+/* Without a size, the git blob id takes the one the response announces. */
+static void test_git_blob_size_from_the_response(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/bytes?n=70000", fx.a);
+  hf_http_request sized = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
+                           .git_blob_size = 70000};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &sized, &res) == 0);
+  char expected[41];
+  snprintf(expected, sizeof expected, "%s", res.git_sha1);
+  hf_http_response_free(&res);
+  hf_http_request announced = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
+                               .git_blob_size = -1};
+  CHECK(hf_http_perform(client, &announced, &res) == 0);
+  CHECK(strlen(expected) == 40);
+  CHECK_STR(res.git_sha1, expected);
+  hf_http_response_free(&res);
+}
+
+/* A resume the server refuses (an expired signed URL) leaves the hash part-way in
+ * the response; another request, to another URL, continues it with Range and the
+ * digest is that of the whole body. */
+static void test_partial_hash_continues_elsewhere(void) {
+  char url[256], hex[HF_SHA256_HEX_SIZE];
+  snprintf(url, sizeof url, "%s/expiring?n=90000&key=partial", fx.a);
+  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .max_resumes = 3,
+                         .git_blob_check = 1, .git_blob_size = -1};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &req, &res) == 0);
+  CHECK(res.status == 403 && res.partial != NULL && res.partial_bytes == 45000);
+  CHECK(res.sha256[0] == '\0');
+  hf_hash_pipeline *partial = res.partial;
+  uint64_t done = res.partial_bytes;
+  res.partial = NULL;
+  hf_http_response_free(&res);
+
+  snprintf(url, sizeof url, "%s/cut?n=90000&key=partial-rest", fx.b);
+  hf_http_request rest = {.url = url, .sink = HF_SINK_SHA256, .max_resumes = 3,
+                          .continue_hash = partial, .continue_offset = done};
+  CHECK(hf_http_perform(client, &rest, &res) == 0);
+  payload_sha256(90000, hex);
+  CHECK(res.status == 206);
+  CHECK_STR(res.sha256, hex);
+  CHECK(res.partial == NULL && res.bytes == 90000);
+  /* The blob id was begun with the size the first response announced. */
+  snprintf(url, sizeof url, "%s/bytes?n=90000", fx.a);
+  hf_http_request whole = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
+                           .git_blob_size = 90000};
+  hf_http_response again;
+  CHECK(hf_http_perform(client, &whole, &again) == 0);
+  CHECK_STR(res.git_sha1, again.git_sha1);
+  hf_http_response_free(&again);
+  hf_http_response_free(&res);
+
+  /* A complete transfer, or one that never hashed a byte, leaves no partial. */
+  snprintf(url, sizeof url, "%s/status?code=403", fx.a);
+  hf_http_request refused = {.url = url, .sink = HF_SINK_SHA256};
+  CHECK(hf_http_perform(client, &refused, &res) == 0);
+  CHECK(res.status == 403 && res.partial == NULL);
+  hf_http_response_free(&res);
+}
+
 static void test_memory_cap(void) {
   char url[256];
   snprintf(url, sizeof url, "%s/bytes?n=5000", fx.a);
@@ -303,6 +365,8 @@ int main(void) {
   test_memory_and_sha256_sinks();
   test_memory_cap();
   test_git_blob_sha1_and_cap();
+  test_git_blob_size_from_the_response();
+  test_partial_hash_continues_elsewhere();
   test_head_post_and_headers();
   test_redirects();
   test_resumed_download();

@@ -243,6 +243,22 @@ static void test_header_names_its_own_bucket(void) {
   hf_ratelimit_release(rl);
 }
 
+/* A request booked in "api" whose answer says the Hub counted it in "resolvers"
+ * (the resolve-cache hop, hub-api.md section 12) gives its api slot back. */
+static void test_an_answer_of_another_bucket_frees_the_booked_slot(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  R(rl, "api", 0);
+  answer(rl, "api", 200, "\"api\";r=9;t=300", "\"fixed window\";\"api\";q=10;w=300", NULL, 0);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0 && s.remaining == 9);
+  R(rl, "api", 1);
+  CHECK(hf_ratelimit_state(rl, "api", 1, &s) == 0 && s.remaining == 8);
+  answer(rl, "api", 200, "\"resolvers\";r=99;t=300", NULL, NULL, 1);
+  CHECK(hf_ratelimit_state(rl, "api", 1, &s) == 0 && s.remaining == 9 && s.in_flight == 0);
+  CHECK(hf_ratelimit_state(rl, "resolvers", 1, &s) == 0 && s.remaining == 99);
+  hf_ratelimit_release(rl);
+}
+
 static void test_a_spent_window_books_nothing_ahead(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0);
@@ -272,6 +288,7 @@ int main(void) {
   test_spacing();
   test_exhausted_window_waits_for_reset();
   test_in_flight_requests_count_against_remaining();
+  test_an_answer_of_another_bucket_frees_the_booked_slot();
   test_tail_of_quota_is_spread();
   test_429_blocks_until_reset();
   test_requests_queued_across_a_reset_count_in_the_new_window();

@@ -2,7 +2,8 @@
 
 The order of checks mirrors what the real Hub reveals: a repo the caller
 cannot see looks missing (401 without a token, 404 with one) before anything
-else is said about it; gating only applies to file contents by default.
+else is said about it; a region block (hub-api.md section 12) then refuses
+the files to everyone; gating only applies to file contents by default.
 """
 import re
 
@@ -37,11 +38,13 @@ def caller_key(auth, client_address):
     return "ip:" + client_address
 
 
-def open_repo(world, options, auth, repo_id, kind):
+def open_repo(world, options, auth, repo_id, kind, region_blocked=None):
     """Return the repo, or raise the error the real Hub would answer.
 
     kind is "info" (model info), "tree", "paths" (paths-info) or "download"
-    (resolve and raw).  Raises errors.Redirect for a renamed or mis-cased id.
+    (resolve, raw, auth-check).  region_blocked(repo_id), given by the file
+    endpoints, tells whether the caller's region may not read the files.
+    Raises errors.Redirect for a renamed or mis-cased id.
     """
     repo, canonical = world.find(repo_id)
     visible = repo is not None and (
@@ -53,7 +56,9 @@ def open_repo(world, options, auth, repo_id, kind):
     if auth.invalid:
         raise errors.invalid_token()
     try:
-        if repo.disabled and kind != "info":
+        if region_blocked is not None and region_blocked(repo.id):
+            raise errors.region_blocked()
+        if repo.disabled and (kind != "info" or options.disabled_info_403):
             raise errors.disabled()
         if repo.gated and _gate_applies(options, kind):
             _check_gate(world, auth, repo)

@@ -1,6 +1,6 @@
 """The /api/ endpoints: listing, model info, tree, paths-info, whoami.
 
-Field sets, page sizes and pagination follow hub-api.md sections 1-4 and 7.
+Field sets, page sizes and pagination follow hub-api.md sections 1-4, 7 and 12.
 """
 import base64
 import hashlib
@@ -11,16 +11,16 @@ import access
 import errors
 from response import json_response
 
-MAX_PAGE = 1000
 TREE_PAGE, TREE_PAGE_EXPANDED = 1000, 50
-MAX_PATHS = 1000
+MAX_PATHS = 2000                       # OpenAPI maxItems (hub-api.md section 12)
 
 EXPAND_VALUES = frozenset((
     "author", "baseModels", "cardData", "childrenModelCount", "config", "createdAt", "disabled",
     "downloads", "downloadsAllTime", "evalResults", "gated", "gguf", "inference",
     "inferenceProviderMapping", "lastModified", "library_name", "likes", "mask_token",
     "model-index", "pipeline_tag", "private", "resourceGroup", "safetensors", "sha", "siblings",
-    "spaces", "tags", "transformersInfo", "trendingScore", "usedStorage", "widgetData"))
+    "spaces", "tags", "transformersInfo", "trendingScore", "usedStorage", "widgetData",
+    "xetEnabled"))
 DEFAULT_FIELDS = ("_id", "id", "likes", "trendingScore", "private", "downloads", "tags",
                   "pipeline_tag", "library_name", "createdAt", "modelId")
 FULL_EXTRA = ("author", "gated", "lastModified", "sha", "siblings")
@@ -44,7 +44,7 @@ COMPUTED = {
     "id": lambda r: r.id, "modelId": lambda r: r.id, "author": lambda r: r.author,
     "sha": lambda r: r.commit, "downloadsAllTime": lambda r: r.downloads * 3,
     "usedStorage": _total_size,
-    "siblings": lambda r: [{"rfilename": p} for p in r.sorted_paths()],
+    "xetEnabled": lambda r: any(f.storage == "xet" for f in r.files.values()),
     "cardData": lambda r: {}, "config": lambda r: {}, "transformersInfo": lambda r: {},
     "widgetData": lambda r: [], "spaces": lambda r: [], "evalResults": lambda r: [],
     "inferenceProviderMapping": lambda r: [], "childrenModelCount": lambda r: 0,
@@ -64,13 +64,18 @@ def _value(repo, prop):
     return repo.meta.get(prop)
 
 
-def _fields(repo, names):
+def _fields(hub, repo, names):
     item = {}
     for name in names:
-        value = _value(repo, name)
+        value = _siblings(hub, repo) if name == "siblings" else _value(repo, name)
         if value is not None or name in ALWAYS_PRESENT:
             item[name] = value
     return item
+
+
+def _siblings(hub, repo):
+    """Names only; the list may be cut short or empty (hub-api.md section 12)."""
+    return [{"rfilename": p} for p in hub.faults.sibling_paths(repo)]
 
 
 def _expand_values(req):
@@ -90,18 +95,24 @@ def list_models(hub, req, route):
     sort = req.param("sort", "downloads")
     if sort not in SORT_FIELDS:
         raise errors.bad_request("Invalid sort parameter: %s" % sort)
-    limit = _page_size(req.param("limit"), hub.options.listing_default_limit)
+    asked = _limit(req.param("limit"), hub.options.listing_default_limit)
+    limit = min(asked, hub.options.listing_page_cap)   # the server caps pages (at 1000)
     items = _sorted_matches(hub, req, SORT_FIELDS[sort])
     start = _listing_start(hub, req, items, SORT_FIELDS[sort])
+    siblings = "siblings" in expand or (not expand and req.flag("full"))
+    if hub.faults.listing_failure(_page_key(req, start), start, limit, asked, siblings):
+        hub.instruments.bump("listing_504s")
+        raise errors.gateway_timeout()
     page = items[start:start + limit]
     headers = []
     if start + limit < len(items) and page:
         headers.append(("link", '<%s>; rel="next"' % _next_listing_url(req, page[-1],
                                                                        SORT_FIELDS[sort])))
-    return json_response(200, [_listing_item(repo, req, expand) for repo in page], headers)
+    return json_response(200, [_listing_item(hub, repo, req, expand) for repo in page], headers)
 
 
-def _page_size(raw, default):
+def _limit(raw, default):
+    """The page size the client asks for (the default when it names none)."""
     if raw is None or raw == "":
         return default
     try:
@@ -110,7 +121,13 @@ def _page_size(raw, default):
         raise errors.bad_request("Invalid limit: %s" % raw) from None
     if value < 1:
         raise errors.bad_request("Invalid limit: %s" % raw)
-    return min(value, MAX_PAGE)        # the server caps pages at 1000
+    return value
+
+
+def _page_key(req, start):
+    """One listing page: the same query (but for the cursor) and the same start."""
+    query = sorted((k, v) for k, v in req.query if k not in ("cursor", "skip"))
+    return tuple(query), start
 
 
 def _matches(hub, req, repo):
@@ -178,13 +195,13 @@ def _next_listing_url(req, last, field):
     return "%s/api/models?%s" % (req.base_url, urlencode(pairs))
 
 
-def _listing_item(repo, req, expand):
+def _listing_item(hub, repo, req, expand):
     if expand:
-        return _fields(repo, ["_id", "id"] + expand)
+        return _fields(hub, repo, ["_id", "id"] + expand)
     names = list(DEFAULT_FIELDS)
     if req.flag("full"):
         names += FULL_EXTRA
-    return _fields(repo, names)
+    return _fields(hub, repo, names)
 
 
 # ---------------------------------------------------------------- model info
@@ -201,13 +218,14 @@ def model_info(hub, req, route):
     commit = access.resolve_revision(repo, rev)
     expand = _expand_values(req)
     if expand:
-        return json_response(200, _fields(repo, ["_id", "id"] + expand))
-    info = _fields(repo, INFO_FIELDS)
+        return json_response(200, _fields(hub, repo, ["_id", "id"] + expand))
+    info = _fields(hub, repo, INFO_FIELDS)
     info["sha"] = commit
     if req.flag("blobs"):
         if hub.faults.blobs_broken(repo.id):
             raise errors.server_error(500)
-        info["siblings"] = [_sibling_with_blob(repo.files[p]) for p in repo.sorted_paths()]
+        info["siblings"] = [_sibling_with_blob(repo.files[p])
+                            for p in hub.faults.sibling_paths(repo)]
     if req.flag("securityStatus"):
         info["securityRepoStatus"] = {"scansDone": True, "filesWithIssues": []}
     return json_response(200, info)
@@ -284,7 +302,7 @@ def tree(hub, req, route):
         raise errors.server_error(500)
     expand = req.flag("expand")
     maximum = TREE_PAGE_EXPANDED if expand else TREE_PAGE
-    limit = min(_page_size(req.param("limit"), maximum), maximum)
+    limit = min(_limit(req.param("limit"), maximum), maximum)
     paths = _tree_paths(repo, folder, req.flag("recursive"))
     cursor = req.param("cursor")
     if cursor:

@@ -3,7 +3,7 @@
 Handlers raise HubError; the server renders it as JSON `{"error": ...}` on
 /api/ URLs and as plain text on resolve/raw URLs, as the real Hub does.
 """
-from response import json_response, text_response
+from response import html_response, json_response, text_response
 
 AUTH_FAILED = "Invalid username or password."
 BAD_TOKEN = "Invalid credentials in Authorization header"
@@ -33,6 +33,14 @@ class HubError(Exception):
         if as_json:
             return json_response(self.status, {"error": self.message}, headers)
         return text_response(self.status, self.message, headers)
+
+
+class HtmlError(HubError):
+    """What a gateway in front of the Hub answers: an HTML page (the message),
+    no X-Error-*."""
+
+    def to_response(self, as_json):
+        return html_response(self.status, self.message, self.headers)
 
 
 class Redirect(Exception):
@@ -82,6 +90,16 @@ def gated_pending(repo_id):
 
 def disabled():
     return HubError(403, "Access to this resource is disabled.")
+
+
+def region_blocked():
+    """No X-Error-Code, whatever the token (hub-api.md section 12)."""
+    return HubError(403, "This model is not available in your region.")
+
+
+def gateway_timeout():
+    """A listing page too heavy to compute in time (section 12, HH #2460)."""
+    return HtmlError(504, "<html><body><h1>504 Gateway Time-out</h1></body></html>")
 
 
 def bad_request(message):

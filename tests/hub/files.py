@@ -5,24 +5,25 @@ X-Linked-Etag; regular git files are served directly with their git blob id
 as ETag (hub-api.md section 5).  The CDN trusts only its signed URL.
 """
 import hashlib
-import hmac
 import mimetypes
 import re
-import time
 from urllib.parse import quote, urlencode
 
 import access
 import content
 import errors
+import signing
 from response import Response, text_response
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-URL_LIFETIME = 3600
+# What S3 answers for a signed URL past its expiry (hub-api.md section 12).
+EXPIRED_TEXT = "AccessDenied: Request has expired"
 
 
 def _file(hub, req, route):
     """Access checks, revision, entry: the common start of resolve and raw."""
-    repo = access.open_repo(hub.world, hub.options, req.auth, route.repo_id, "download")
+    repo = access.open_repo(hub.world, hub.options, req.auth, route.repo_id, "download",
+                            hub.faults.region_blocked)
     rev, path = route.rest[0], "/".join(route.rest[1:])
     commit = access.resolve_revision(repo, rev)
     f = repo.files.get(path)
@@ -36,12 +37,21 @@ def resolve(hub, req, route):
     if f.is_lfs:
         return _redirect_to_cdn(hub, req, repo, commit, f)
     if hub.options.resolve_cache_307 and not repo.private and not repo.gated:
-        location = "/api/resolve-cache/models/%s/%s/%s" % (
-            repo.id, commit, quote(f.path)) + ("?" + req.query_string if req.query_string else "")
-        return Response(307, [("location", location), ("x-repo-commit", commit),
-                              ("content-type", "text/plain; charset=utf-8")],
-                        b"Temporary Redirect. Redirecting to " + location.encode())
+        return _redirect_to_hop(req, repo, commit, f)
     return _serve_regular(hub, req, commit, f)
+
+
+def _redirect_to_hop(req, repo, commit, f):
+    """The relative 307 of public regular files (hub-api.md section 12): the
+    client's query is kept and the git oid added as etag=%22<oid>%22."""
+    oid = f.git_oid()
+    query = (req.query_string + "&" if req.query_string else "") + \
+        urlencode({"etag": '"%s"' % oid})
+    location = "/api/resolve-cache/models/%s/%s/%s?%s" % (repo.id, commit, quote(f.path), query)
+    return Response(307, [("location", location), ("x-repo-commit", commit),
+                          ("x-linked-etag", '"%s"' % oid),
+                          ("content-type", "text/plain; charset=utf-8")],
+                    b"Temporary Redirect. Redirecting to " + location.encode())
 
 
 def resolve_cache(hub, req, route):
@@ -53,7 +63,10 @@ def resolve_cache(hub, req, route):
     repo, commit, f = _file(hub, req, route)
     if f.is_lfs:
         return _redirect_to_cdn(hub, req, repo, commit, f)
-    return _serve_regular(hub, req, commit, f)
+    response = _serve_regular(hub, req, commit, f)
+    if req.method == "HEAD" and response.status == 200 and hub.options.hop_head_no_length:
+        response.send_length = False     # a cached HEAD (JS WebBlob.ts, PR #2118)
+    return response
 
 
 def raw(hub, req, route):
@@ -121,31 +134,26 @@ def _redirect_to_cdn(hub, req, repo, commit, f):
 
 # ------------------------------------------------------------------ the CDN
 
-def _signature(hub, repo_id, path, commit, expires):
-    message = "\0".join((repo_id, path, commit, str(expires))).encode("utf-8")
-    return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
-
-
 def cdn_location(hub, repo, commit, f):
     sha = f.sha256()
-    expires = int(time.time()) + URL_LIFETIME
     if f.storage == "xet":
         prefix = "/xet-bridge-us/%s/%s" % (repo._id, f.xet_hash())
     else:
         prefix = "/repos/%s/%s/%s" % (sha[:2], sha[2:4], sha)
-    query = urlencode({
-        "response-content-disposition": "attachment; filename*=UTF-8''%s"
-                                        % quote(f.path.rsplit("/", 1)[-1]),
-        "x-hub-repo": repo.id, "x-hub-path": f.path, "x-hub-commit": commit,
-        "Expires": expires, "Signature": _signature(hub, repo.id, f.path, commit, expires)})
-    return "%s%s?%s" % (hub.cdn_url, prefix, query)
+    pairs = [("response-content-disposition", "attachment; filename*=UTF-8''%s"
+              % quote(f.path.rsplit("/", 1)[-1]))] + hub.signer.mint(repo.id, f.path, commit)
+    return "%s%s?%s" % (hub.cdn_url, prefix, urlencode(pairs))
 
 
 def cdn(hub, req):
     if req.auth.sent and hub.options.cdn_reject_auth:
         # What S3 says when a signed URL also carries an Authorization header.
         return text_response(400, "InvalidArgument: Only one auth mechanism allowed")
-    f = _cdn_file(hub, req)
+    verdict = hub.signer.check(dict(req.query), req.method)
+    if verdict == signing.EXPIRED:
+        hub.instruments.bump("cdn_urls_expired")
+        return text_response(403, EXPIRED_TEXT)
+    f = _cdn_file(hub, req) if verdict == signing.VALID else None
     if f is None:
         return text_response(403, "AccessDenied")
     mismatch = hub.faults.mismatched(f.repo_id)
@@ -159,13 +167,9 @@ def cdn(hub, req):
 
 
 def _cdn_file(hub, req):
+    """The file a correctly signed URL names."""
     repo_id, path = req.param("x-hub-repo", ""), req.param("x-hub-path", "")
-    commit, expires = req.param("x-hub-commit", ""), req.param("Expires", "0")
-    expected = _signature(hub, repo_id, path, commit, expires)
-    if not hmac.compare_digest(expected, req.param("Signature", "")):
-        return None
-    if not expires.isdigit() or int(expires) < time.time():
-        return None
+    commit = req.param("x-hub-commit", "")
     repo = hub.world.repos.get(repo_id.lower())
     if repo is None or repo.commit != commit:
         return None

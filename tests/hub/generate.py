@@ -10,6 +10,7 @@ import hashlib
 import json
 import random
 
+import selection
 import world
 
 TARGET_EXTS = (".bin", ".caffemodel", ".coreml", ".dlc", ".ggmf", ".ggml", ".gguf", ".ggjt",
@@ -187,6 +188,13 @@ ARCHETYPES = (
     ("hfscan-test/disabled-model", _disabled, {"disabled": True}),
 )
 RENAMES = {"legacy-model": "hfscan-test/renamed-model"}
+LARGE_REPO, BIG_REPO = "hfscan-test/large-file", "hfscan-test/big-repo"
+FIXED_IDS = frozenset(spec[0] for spec in ARCHETYPES) | {LARGE_REPO, BIG_REPO}
+
+
+def is_filler(repo_id):
+    """Random repos (index 13 and up), and any repo a fixture adds by hand."""
+    return repo_id not in FIXED_IDS
 
 FILLER_ORGS = ("acme-ai", "open-weights", "tiny-labs", "modelzoo", "edge-ml", "research-unit")
 ADJECTIVES = ("tiny", "small", "base", "large", "quant", "distilled", "fast", "robust")
@@ -263,7 +271,8 @@ def _repo(seed, repo_id, downloads, rng, build, extra, file_size):
     return spec
 
 
-def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_files=0):
+def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_files=0,
+             many_files_rate=0.0):
     rng = random.Random(seed)
     downloads = _download_counts(models, rng)
     repos = []
@@ -276,11 +285,13 @@ def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_file
         repos.append(_repo(seed, repo_id, downloads[index], rng, build, extra, file_size))
     top = downloads[0] if downloads else 0
     if large_file_size:
-        repos.append(_repo(seed, "hfscan-test/large-file", top + 2, rng,
+        repos.append(_repo(seed, LARGE_REPO, top + 2, rng,
                            lambda b, rid: _large(b, rid, large_file_size), {}, file_size))
     if big_repo_files:
-        repos.append(_repo(seed, "hfscan-test/big-repo", top + 1, rng,
+        repos.append(_repo(seed, BIG_REPO, top + 1, rng,
                            lambda b, rid: _big(b, rid, big_repo_files), {}, file_size))
+    # Last, so that the shared rng has already drawn everything else.
+    _add_many_files(seed, repos[len(ARCHETYPES):models], many_files_rate, file_size)
     renames = {old: new for old, new in RENAMES.items() if any(r["id"] == new for r in repos)}
     return {
         "format": world.FORMAT, "seed": seed,
@@ -292,6 +303,34 @@ def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_file
         },
         "tokens": TOKENS, "renames": renames, "repos": repos,
     }
+
+
+def _add_many_files(seed, fillers, rate, file_size):
+    """--many-files-rate: some fillers get 40-60 more files (siblings get cut).
+
+    Each draws from an rng of its own, seeded from the seed and its id, so
+    the other repos, and its own first files, stay as they were.
+    """
+    chosen = selection.pick("many-files-rate", seed, [r["id"].lower() for r in fillers], rate)
+    for spec in fillers:
+        if spec["id"].lower() not in chosen:
+            continue
+        key = hashlib.sha256(("many-files:%s:%s" % (seed, spec["id"].lower())).encode()).digest()
+        b = _Builder(random.Random(int.from_bytes(key, "big")), file_size)
+        _many(b, b.rng.randint(40, 60))
+        spec["files"] += b.files
+
+
+def _many(b, count):
+    """Weights in lfs/xet shards, some plain git pickles, and non-target json."""
+    for i in range(count):
+        roll = b.rng.random()
+        if roll < 0.6:
+            b.weight("shards/part-%03d.safetensors" % i, b.rng.choice(("lfs", "xet")))
+        elif roll < 0.8:
+            b.weight("pickles/part-%03d%s" % (i, b.rng.choice((".pkl", ".bin"))), "git")
+        else:
+            b.text("meta/part-%03d.json" % i, json.dumps({"part": i}) + "\n")
 
 
 def _large(b, repo_id, size):

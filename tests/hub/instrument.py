@@ -22,6 +22,9 @@ class Instruments:
                 "api_faults_injected": 0,
                 "other_quota_429s": 0,
                 "downloads_cut": 0,
+                "cdn_urls_expired": 0,
+                "listing_504s": 0,
+                "html_429s": 0,
                 "statuses": {},
             }
 

@@ -1,7 +1,9 @@
 """Fixed-window rate limits per bucket and per caller, as the Hub documents.
 
 Each (bucket, caller) pair gets a window that opens with its first request
-and lasts `window` seconds.  Besides allowing or refusing, a decision says
+and lasts `window` seconds; or, aligned as the real Hub's are (hub-api.md
+section 12), windows are fixed slices of the wall clock, so a caller's first
+request can see any t from 1 to the window.  Besides allowing or refusing, a decision says
 whether the caller had already been told `r=0` in this window: a polite
 client stops there, so such requests are counted separately by the stats.
 """
@@ -37,10 +39,11 @@ class _Window:
 
 
 class FixedWindowLimiter:
-    def __init__(self, quotas, window, clock=time.monotonic):
+    def __init__(self, quotas, window, clock=None, aligned=False):
         self.quotas = dict(quotas)
         self.window = float(window)
-        self.clock = clock
+        self.aligned = aligned
+        self.clock = clock or (time.time if aligned else time.monotonic)
         self._windows = {}
         self._lock = threading.Lock()
 
@@ -51,7 +54,7 @@ class FixedWindowLimiter:
             now = self.clock()
             state = self._windows.get((bucket, caller))
             if state is None or now >= state.start + self.window:
-                state = self._windows[(bucket, caller)] = _Window(now)
+                state = self._windows[(bucket, caller)] = _Window(self._start(now))
             into_exhausted = state.told_zero
             allowed = state.used < quota
             if allowed:
@@ -59,9 +62,15 @@ class FixedWindowLimiter:
             remaining = quota - state.used
             if remaining == 0:
                 state.told_zero = True
-            reset = max(0, math.ceil(state.start + self.window - now))
+            # The epsilon keeps float noise from turning 300.0 into t=301.
+            reset = max(0, math.ceil(state.start + self.window - now - 1e-6))
         return Decision(bucket, allowed, remaining, reset, quota,
                         math.ceil(self.window), into_exhausted)
+
+    def _start(self, now):
+        if self.aligned:
+            return math.floor(now / self.window) * self.window
+        return now
 
     def reset(self):
         with self._lock:

@@ -15,6 +15,7 @@ class Response:
         self.start = start
         self.end = blob.size if end is None else end
         self.cut_id = None          # file identity for the cut-download fault
+        self.send_length = True     # False: a HEAD answer without content-length
 
     @property
     def length(self):
@@ -39,3 +40,8 @@ def json_response(status, payload, headers=()):
 def text_response(status, text, headers=()):
     return Response(status, [("content-type", "text/plain; charset=utf-8")] + list(headers),
                     text.encode("utf-8"))
+
+
+def html_response(status, html, headers=()):
+    return Response(status, [("content-type", "text/html; charset=utf-8")] + list(headers),
+                    html.encode("utf-8"))

@@ -54,8 +54,17 @@ class Route:
         return url + ("?" + query_string if query_string else "")
 
 
-def bucket_of(path):
-    """hub-api.md section 8: /resolve/ URLs, then /api/, then everything else."""
+HOP_PREFIX = "/api/resolve-cache/"
+
+
+def bucket_of(path, hop_bucket="api"):
+    """hub-api.md section 8: /resolve/ URLs, then /api/, then everything else.
+
+    Section 12 leaves open where the resolve-cache hop counts, so the hub
+    is told (--resolve-cache-bucket).
+    """
+    if path.startswith(HOP_PREFIX):    # first: a file path may hold "/resolve/"
+        return hop_bucket
     if "/resolve/" in path:
         return "resolvers"
     if path.startswith("/api/"):

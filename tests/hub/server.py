@@ -2,7 +2,8 @@
 
 Every API-side request goes through the same pipeline: latency fault, rate
 limit, 5xx fault, routing, then the RateLimit headers are added whatever the
-outcome (hub-api.md section 8), and the request is logged.
+outcome (hub-api.md section 8), and X-HF-Warning for callers without a valid
+token (section 12), and the request is logged.
 """
 import hashlib
 import json
@@ -18,7 +19,8 @@ import api
 import errors
 import files
 import routes
-from response import Response, json_response, text_response
+import signing
+from response import Response, html_response, json_response, text_response
 
 HANDLERS = dict(api.HANDLERS, **{"resolve": files.resolve, "raw": files.raw,
                                  "resolve-cache": files.resolve_cache})
@@ -35,6 +37,7 @@ class Hub:
         self.limiter = limiter
         self.instruments = instruments
         self.secret = hashlib.sha256(b"hfscan-test-hub-cdn\0%d" % options.seed).digest()
+        self.signer = signing.Signer(self.secret, options.cdn_url_ttl, options.cdn_url_uses)
         self.endpoint = None        # http://host:port of the API, set once bound
         self.cdn_url = None
         self._token_uses = 0
@@ -111,12 +114,17 @@ class Handler(BaseHTTPRequestHandler):
                                response.status, bucket, self.headers.get("Range"))
 
     def _api_side(self, hub, req):
-        bucket = routes.bucket_of(req.path)
+        bucket = routes.bucket_of(req.path, hub.options.resolve_cache_bucket)
         hub.faults.delay()
         decision = hub.limiter.take(bucket, access.caller_key(req.auth, req.client))
         hub.instruments.count_request(bucket, decision)
-        if not decision.allowed:
-            response = _too_many(decision, hub.options.retry_after)
+        ratelimit_headers = not hub.options.no_ratelimit_headers
+        if not decision.allowed and hub.faults.html_429():
+            hub.instruments.bump("html_429s")
+            response = html_response(429, HTML_429)
+            ratelimit_headers = False      # it comes from in front of the Hub
+        elif not decision.allowed:
+            response = _too_many(decision, hub.options.retry_after, req)
         else:
             status = hub.faults.api_error() if bucket == "api" else None
             if status:
@@ -127,8 +135,10 @@ class Handler(BaseHTTPRequestHandler):
                 response = json_response(429, {"error": OTHER_QUOTA_MESSAGE})
             else:
                 response = self._dispatch(hub, req)
-        if not hub.options.no_ratelimit_headers:
+        if ratelimit_headers:
             response.headers += decision.headers()
+        if req.auth.token is None and not hub.options.no_hf_warning:
+            response.headers.append(("x-hf-warning", HF_WARNING))
         return bucket, response
 
     def _dispatch(self, hub, req):
@@ -165,8 +175,7 @@ class Handler(BaseHTTPRequestHandler):
             hub.limiter.reset()
             return json_response(200, {"ok": True})
         if path == "/_hub/truth":
-            lines = [json.dumps(r, ensure_ascii=False) for r in hub.world.truth(
-                hub.faults.cdn_mismatch, hub.faults.git_mismatch)]
+            lines = [json.dumps(r, ensure_ascii=False) for r in hub.world.truth(hub.faults)]
             return text_response(200, "".join(line + "\n" for line in lines))
         if path == "/_hub/world":
             return json_response(200, hub.world.to_fixture())
@@ -195,7 +204,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
-        self.send_header("content-length", str(response.length))
+        if response.send_length or self.command != "HEAD":
+            self.send_header("content-length", str(response.length))
         self.end_headers()
         if self.command == "HEAD":
             return
@@ -233,9 +243,27 @@ class Handler(BaseHTTPRequestHandler):
 OTHER_QUOTA_MESSAGE = "You have exceeded the rate limit for repository creation (300 per day)."
 
 
-def _too_many(decision, retry_after):
+# hub-api.md section 12: what anonymous answers carry (the wording is ours).
+HF_WARNING = ("unauthenticated; Authenticate with a token to get higher rate limits and "
+              "access to gated and private repos")
+HTML_429 = "<html><body><h1>429 Too Many Requests</h1></body></html>"
+
+
+def _too_many(decision, retry_after, req):
+    """A window-exhaustion 429 as the Hub words it (hub-api.md section 12)."""
     headers = [("retry-after", str(decision.reset))] if retry_after else []
-    message = ("You have exceeded the rate limit for the '%s' bucket (%d requests per %d "
-               "seconds). Retry after %d seconds." % (decision.bucket, decision.quota,
-                                                      decision.window, decision.reset))
+    if req.auth.token is not None:
+        message = ("We had to rate limit you, you hit the quota of %d %s requests per %s "
+                   "period. Upgrade to a PRO account for higher limits."
+                   % (decision.quota, decision.bucket, _period(decision.window)))
+    else:
+        message = ("We had to rate limit your IP (%s). To continue using our service, create "
+                   "a HF account or login to your existing account, and note that you have a "
+                   "higher rate limit when logged in." % req.client)
     return json_response(429, {"error": message}, headers)
+
+
+def _period(window):
+    """300 -> "5 minutes"; a window that is not whole minutes stays in seconds."""
+    count, unit = (window // 60, "minute") if window % 60 == 0 else (window, "second")
+    return "%d %s%s" % (count, unit, "" if count == 1 else "s")

@@ -6,14 +6,16 @@ Run: python3 -m unittest discover -s tests/hub -v
 import hashlib
 import http.client
 import json
+import math
 import os
+import random
 import re
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HUB = os.path.join(HERE, "hub.py")
@@ -27,9 +29,45 @@ RATELIMIT_RE = re.compile(
 POLICY_RE = re.compile(r"q\s*=\s*(?P<q>\d+).*?w\s*=\s*(?P<w>\d+)")
 # hub-api.md section 1: huggingface.js parseLinkHeader.
 LINK_RE = re.compile(r'<(https?:[/][/][^>]+)>;\s+rel="([^"]+)"')
+# hub-api.md section 12: what the stand-in says where the real Hub's wording is "like" this.
+HF_WARNING = ("unauthenticated; Authenticate with a token to get higher rate limits and access "
+              "to gated and private repos")
+ANONYMOUS_429 = ("We had to rate limit your IP (127.0.0.1). To continue using our service, "
+                 "create a HF account or login to your existing account, and note that you have "
+                 "a higher rate limit when logged in.")
+REGION = "This model is not available in your region."
+DISABLED = "Access to this resource is disabled."
+EXPIRED = b"AccessDenied: Request has expired"
+GATEWAY_504 = b"<html><body><h1>504 Gateway Time-out</h1></body></html>"
+HTML_429 = b"<html><body><h1>429 Too Many Requests</h1></body></html>"
 TARGET_EXTS = (".bin", ".caffemodel", ".coreml", ".dlc", ".ggmf", ".ggml", ".gguf", ".ggjt",
                ".h5", ".keras", ".llamafile", ".mar", ".mlmodel", ".onnx", ".pb", ".pkl", ".pt",
                ".pt2", ".pth", ".ptl", ".safetensors", ".tflite")
+
+
+def lowest(salt, keys, fraction, seed=1):
+    """The rate-selection rule of README.md, restated: the ceil(F x n) keys with the
+    smallest sha256("<salt>:<seed>:<key>"), at least one."""
+    keys = sorted(set(keys), key=lambda k: hashlib.sha256(
+        ("%s:%s:%s" % (salt, seed, k)).encode()).hexdigest())
+    return set(keys[:max(1, math.ceil(fraction * len(keys) - 1e-9))])
+
+
+def repo_ids(truth):
+    """Repo ids in download order (the truth's order)."""
+    return list(dict.fromkeys(t["repo_id"] for t in truth))
+
+
+def flagged(truth, field):
+    return {t["repo_id"] for t in truth if t[field]}
+
+
+def ratelimit_t(reply):
+    return int(RATELIMIT_RE.search(reply.headers["ratelimit"]).group("t"))
+
+
+def seconds_to_window_end(moment, window):
+    return math.ceil(math.floor(moment / window) * window + window - moment - 1e-6)
 
 
 def git_oid(data):
@@ -311,13 +349,16 @@ class TestTreeAndPathsInfo(HubCase):
         self.assertEqual([e["path"] for e in entries], ["a/b/c/d/deep.pt"])
         self.assertIn("lastCommit", entries[0])
 
-    def test_paths_info_over_1000_is_413(self):
+    def test_paths_info_over_2000_is_413(self):
         url = "/api/models/hfscan-test/nested-folders/paths-info/main"
-        body = "&".join("paths=f%d" % i for i in range(1001))
+        body = "&".join("paths=f%d" % i for i in range(2001))
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        self.assertEqual(self.get(url, headers, "POST", body).status, 413)
-        body = "&".join("paths=f%d" % i for i in range(1000))
-        self.assertEqual(self.get(url, headers, "POST", body).status, 200)
+        refused = self.get(url, headers, "POST", body)
+        self.assertEqual((refused.status, refused.json()), (413, {"error": "too many parameters"}))
+        body = "&".join("paths=f%d" % i for i in range(1999)) + "&paths=config.json"
+        accepted = self.get(url, headers, "POST", body)
+        self.assertEqual(accepted.status, 200)
+        self.assertEqual([e["path"] for e in accepted.json()], ["config.json"])
 
 
 class TestDownloads(HubCase):
@@ -463,6 +504,20 @@ class TestErrors(HubCase):
         self.assertHubError(reply, 403, None, "Access to this resource is disabled.")
         self.assertTrue(self.get("/api/models/hfscan-test/disabled-model").json()["disabled"])
 
+    def test_hf_warning_without_a_valid_token(self):
+        urls = ("/api/models?limit=1", "/api/models/hfscan-test/xet-gguf",
+                "/api/models/nobody/missing", "/hfscan-test/xet-gguf/resolve/main/legacy.ggml",
+                "/hfscan-test/plain-git-weights/resolve/main/tiny.pkl",
+                "/hfscan-test/xet-gguf/raw/main/legacy.ggml")
+        for url in urls:
+            for headers in (None, BAD):
+                self.assertEqual(self.get(url, headers).headers.get("x-hf-warning"), HF_WARNING)
+            for headers in (GRANTED, OTHER):
+                self.assertNotIn("x-hf-warning", self.get(url, headers).headers, url)
+        self.assertNotIn("x-hf-warning", self.get("/_hub/stats").headers)   # a test hook
+        cdn = self.get(urls[3]).headers["location"]
+        self.assertNotIn("x-hf-warning", fetch("GET", cdn).headers)        # not the API port
+
     def test_whoami(self):
         me = self.get("/api/whoami-v2", GRANTED).json()
         self.assertEqual((me["type"], me["name"]), ("user", "testuser"))
@@ -580,18 +635,24 @@ class TestRateLimits(HubCase):
         self.assertEqual([r.status for r in replies], [200, 200, 200, 429, 429])
         remaining = [int(RATELIMIT_RE.search(r.headers["ratelimit"]).group("r")) for r in replies]
         self.assertEqual(remaining, [2, 1, 0, 0, 0])
-        self.assertIn("error", replies[3].json())
-        self.assertIn("retry-after", replies[3].headers)
+        self.assertEqual(ratelimit_t(replies[0]), 2)        # the window opened right now
+        self.assertEqual(replies[3].json(), {"error": ANONYMOUS_429})
+        self.assertEqual(replies[3].headers["retry-after"],
+                         RATELIMIT_RE.search(replies[3].headers["ratelimit"]).group("t"))
         self.assertEqual(POLICY_RE.search(replies[3].headers["ratelimit-policy"]).group("q"), "3")
         # Other buckets and other callers have their own windows; the CDN has none.
-        self.assertEqual(self.get("/api/models?limit=1", GRANTED).status, 200)
+        granted = [self.get("/api/models?limit=1", GRANTED) for _ in range(4)]
+        self.assertEqual([r.status for r in granted], [200, 200, 200, 429])
+        self.assertEqual(granted[3].json(), {"error": (
+            "We had to rate limit you, you hit the quota of 3 api requests per 2 seconds "
+            "period. Upgrade to a PRO account for higher limits.")})
         redirect = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml")
         self.assertEqual(redirect.status, 302)
         for _ in range(5):
             self.assertEqual(fetch("GET", redirect.headers["location"]).status, 200)
         stats = self.get("/_hub/stats").json()
-        self.assertEqual(stats["status_429"]["api"], 2)
-        self.assertEqual(stats["requests_into_exhausted_window"]["api"], 2)
+        self.assertEqual(stats["status_429"]["api"], 3)
+        self.assertEqual(stats["requests_into_exhausted_window"]["api"], 3)
         time.sleep(2.1)
         self.assertEqual(self.get("/api/models?limit=1").status, 200)
 
@@ -599,7 +660,8 @@ class TestRateLimits(HubCase):
 class TestFaults(HubCase):
     ARGS = ["--models", "14", "--cut-downloads",
             "--broken-blobs", "hfscan-test/sharded-safetensors",
-            "--cdn-mismatch", "hfscan-test/xet-gguf", "--listing-repeat", "--no-ratelimit-headers"]
+            "--cdn-mismatch", "hfscan-test/xet-gguf", "--listing-repeat", "--no-ratelimit-headers",
+            "--no-hf-warning"]
 
     def read_cut(self, url, headers=None):
         parts = urlsplit(url)
@@ -649,6 +711,7 @@ class TestFaults(HubCase):
         second = fetch("GET", first.next_link())
         self.assertEqual(second.json()[0]["id"], first.json()[-1]["id"])
         self.assertNotIn("ratelimit", first.headers)
+        self.assertNotIn("x-hf-warning", first.headers)          # --no-hf-warning
 
 
 class TestRepoFaults(HubCase):
@@ -915,6 +978,576 @@ class TestWorldFiles(unittest.TestCase):
         flagged = {t["path"] for t in map(json.loads, lines) if t["git_mismatch"]}
         self.assertEqual(flagged, {"tiny.pkl", "graph.pb", "small.h5", "model.tflite",
                                    "config.json", ".gitattributes"})
+
+
+class TestRateLimitBodies(HubCase):
+    """hub-api.md section 12: 429 bodies, no Retry-After by default, aligned windows."""
+    ARGS = ["--models", "3", "--quota-api", "2", "--quota-resolvers", "1", "--window", "86400",
+            "--aligned-windows"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_window_exhaustion_429(self):
+        fetch("POST", self.url + "/_hub/reset-ratelimits")
+        anonymous = [self.get("/api/models?limit=1") for _ in range(3)]
+        granted = [self.get("/api/models?limit=1", GRANTED) for _ in range(3)]
+        self.assertEqual([r.status for r in anonymous + granted], [200, 200, 429] * 2)
+        self.assertEqual(anonymous[2].json(), {"error": ANONYMOUS_429})
+        self.assertEqual(granted[2].json(), {"error": (
+            "We had to rate limit you, you hit the quota of 2 api requests per 1440 minutes "
+            "period. Upgrade to a PRO account for higher limits.")})
+        for refused in (anonymous[2], granted[2]):
+            self.assertNotIn("retry-after", refused.headers)
+            self.assertEqual(RATELIMIT_RE.search(refused.headers["ratelimit"]).group("r"), "0")
+            self.assertEqual(POLICY_RE.search(refused.headers["ratelimit-policy"]).groups(),
+                             ("2", "86400"))
+        self.assertEqual(anonymous[2].headers["x-hf-warning"], HF_WARNING)
+        path = "/hfscan-test/xet-gguf/resolve/main/legacy.ggml"
+        resolves = [self.get(path, OTHER, "HEAD"), self.get(path, OTHER)]
+        self.assertEqual([r.status for r in resolves], [302, 429])
+        self.assertEqual(resolves[1].json()["error"],
+                         "We had to rate limit you, you hit the quota of 1 resolvers requests per "
+                         "1440 minutes period. Upgrade to a PRO account for higher limits.")
+
+    def test_aligned_window_ends_with_the_clock(self):
+        fetch("POST", self.url + "/_hub/reset-ratelimits")
+        for _ in range(3):              # the first request of a caller too
+            before = time.time()
+            reply = self.get("/api/models/hfscan-test/xet-gguf", GRANTED)
+            after = time.time()
+            if math.floor(before / 86400) != math.floor(after / 86400):
+                continue                # midnight UTC passed during the request
+            self.assertLessEqual(seconds_to_window_end(after, 86400), ratelimit_t(reply))
+            self.assertLessEqual(ratelimit_t(reply), seconds_to_window_end(before, 86400))
+
+
+class TestHtml429(HubCase):
+    ARGS = ["--models", "3", "--quota-api", "1", "--html-429-rate", "0.5", "--fault-seed", "3"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_a_fraction_of_429s_are_html_without_ratelimit(self):
+        self.assertEqual(self.get("/api/models?limit=1").status, 200)
+        refused = [self.get("/api/models?limit=1") for _ in range(30)]
+        self.assertEqual({r.status for r in refused}, {429})
+        html = [r.headers["content-type"].startswith("text/html") for r in refused]
+        for reply, is_html in zip(refused, html):
+            if is_html:
+                self.assertEqual(reply.body, HTML_429)
+                self.assertNotIn("ratelimit", reply.headers)
+                self.assertNotIn("ratelimit-policy", reply.headers)
+            else:
+                self.assertEqual(reply.json(), {"error": ANONYMOUS_429})
+                self.assertIn('r=0', reply.headers["ratelimit"])
+        self.assertTrue(any(html) and not all(html), html)
+        draws = random.Random("html-429:3")            # seeded by --fault-seed
+        self.assertEqual(html, [draws.random() < 0.5 for _ in range(30)])
+        self.assertEqual(self.get("/_hub/stats").json()["html_429s"], sum(html))
+        self.assertEqual(self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").status, 302)
+
+
+class TestSiblingFaults(HubCase):
+    """--siblings-cut, --siblings-empty and --siblings-empty-rate (hub-api.md section 12)."""
+    EMPTY = "hfscan-test/xet-gguf"
+    ARGS = ["--models", "14", "--siblings-cut", "5", "--siblings-empty", EMPTY,
+            "--siblings-empty-rate", "0.5"]
+
+    def siblings_everywhere(self, repo):
+        """Every siblings array the hub sends for `repo`, as lists of names."""
+        found = []
+        for query in ("", "/revision/main", "?blobs=true", "/revision/main?blobs=true",
+                      "?expand=siblings"):
+            found.append(self.get("/api/models/%s%s" % (repo, query)).json()["siblings"])
+        for query in ("expand=siblings&expand=sha", "full=true"):
+            items = self.get("/api/models?limit=100&%s" % query).json()
+            found += [i["siblings"] for i in items if i["id"] == repo]
+        self.assertEqual(len(found), 7)
+        return [[s["rfilename"] for s in siblings] for siblings in found]
+
+    def assertWholeTree(self, repo):
+        paths = [t["path"] for t in self.truth_of(repo)]
+        tree = self.get("/api/models/%s/tree/main?recursive=true" % repo).json()
+        self.assertEqual(sorted(e["path"] for e in tree if e["type"] == "file"), paths)
+        info = self.get("/api/models/%s/paths-info/main" % repo,
+                        {"Content-Type": "application/json"}, "POST",
+                        json.dumps({"paths": paths})).json()
+        self.assertEqual([e["path"] for e in info], paths)
+
+    def test_truth_flags(self):
+        filler = repo_ids(self.truth)[13]
+        big = {r for r in repo_ids(self.truth) if len(self.truth_of(r)) > 5}
+        self.assertEqual(flagged(self.truth, "siblings_cut"), big | {self.EMPTY, filler})
+        self.assertLessEqual(len(self.truth_of(filler)), 5)    # cut because emptied
+        for field in ("tree_broken", "blobs_broken", "region_blocked", "cut_download"):
+            self.assertEqual(flagged(self.truth, field), set(), field)
+
+    def test_first_n_sorted_paths_everywhere(self):
+        repo = "hfscan-test/nested-folders"
+        paths = [t["path"] for t in self.truth_of(repo)]
+        self.assertEqual(len(paths), 11)
+        for names in self.siblings_everywhere(repo):
+            self.assertEqual(names, sorted(paths)[:5])
+        self.assertWholeTree(repo)
+
+    def test_empty_siblings_everywhere(self):
+        for repo in (self.EMPTY, repo_ids(self.truth)[13]):
+            self.assertEqual(self.siblings_everywhere(repo), [[]] * 7)
+            self.assertWholeTree(repo)
+
+    def test_a_repo_of_n_files_is_whole(self):
+        repo = "gated-org/gated-auto"
+        paths = [t["path"] for t in self.truth_of(repo)]
+        self.assertEqual(len(paths), 5)
+        self.assertEqual(self.siblings_everywhere(repo), [paths] * 7)
+
+
+class TestManyFiles(unittest.TestCase):
+    def truth(self, *args):
+        out = subprocess.run([sys.executable, "-B", HUB, "--print-truth"] + list(args),
+                             check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    def test_many_files_rate_adds_files_to_some_fillers_only(self):
+        plain = self.truth("--models", "40")
+        more = self.truth("--models", "40", "--many-files-rate", "0.1")
+        before = {(t["repo_id"], t["path"]) for t in plain}
+        self.assertEqual([t for t in more if (t["repo_id"], t["path"]) in before], plain)
+        added = [t for t in more if (t["repo_id"], t["path"]) not in before]
+        fillers = repo_ids(plain)[13:]
+        chosen = lowest("many-files-rate", [r.lower() for r in fillers], 0.1)
+        self.assertEqual(len(chosen), 3)                  # ceil(0.1 x 27)
+        self.assertEqual({t["repo_id"].lower() for t in added}, chosen)
+        shapes = set()
+        for repo in {t["repo_id"] for t in added}:
+            mine = [t for t in added if t["repo_id"] == repo]
+            self.assertTrue(40 <= len(mine) <= 60, len(mine))
+        for t in added:
+            match = re.match(r"^(shards|pickles|meta)/part-\d{3}\.(safetensors|pkl|bin|json)$",
+                             t["path"])
+            self.assertIsNotNone(match, t["path"])
+            kind = match.group(2)
+            self.assertIn(t["storage"], ("lfs", "xet") if kind == "safetensors" else ("git",))
+            shapes.add((kind, t["storage"]))
+        self.assertEqual(shapes, {("safetensors", "lfs"), ("safetensors", "xet"), ("pkl", "git"),
+                                  ("bin", "git"), ("json", "git")})
+
+    def test_explicit_flags_win_over_real(self):
+        real = self.truth("--models", "16", "--real")
+        self.assertTrue(flagged(real, "cut_download"))
+        many = [r for r in repo_ids(real) if len([t for t in real if t["repo_id"] == r]) > 40]
+        self.assertEqual(len(many), 1)
+        self.assertIn(many[0], flagged(real, "siblings_cut"))
+        tuned = self.truth("--models", "16", "--real", "--siblings-cut", "100",
+                           "--cut-downloads-rate", "0", "--region-blocked-rate", "0")
+        self.assertEqual(flagged(tuned, "cut_download") | flagged(tuned, "region_blocked"), set())
+        self.assertNotIn(many[0], flagged(tuned, "siblings_cut"))
+        self.assertEqual(flagged(tuned, "tree_broken"), flagged(real, "tree_broken"))
+
+
+class TestRepoFaultRates(HubCase):
+    """The rate flags pick fillers by stable hash; named repos are added to the picks."""
+    ARGS = ["--models", "16", "--broken-tree-rate", "0.5", "--broken-tree", "hfscan-test/xet-gguf",
+            "--broken-blobs-rate", "0.01", "--region-blocked-rate", "0.34"]
+
+    def test_truth_names_the_picked_repos(self):
+        fillers = [r.lower() for r in repo_ids(self.truth)[13:]]
+        self.assertEqual(len(fillers), 3)
+        lower = lambda field: {r.lower() for r in flagged(self.truth, field)}  # noqa: E731
+        self.assertEqual(lower("tree_broken"),
+                         lowest("broken-tree-rate", fillers, 0.5) | {"hfscan-test/xet-gguf"})
+        self.assertEqual(len(lower("tree_broken")), 3)                    # ceil(0.5 x 3) + 1
+        self.assertEqual(lower("blobs_broken"), lowest("broken-blobs-rate", fillers, 0.01))
+        self.assertEqual(len(lower("blobs_broken")), 1)                   # at least one
+        self.assertEqual(lower("region_blocked"), lowest("region-blocked-rate", fillers, 0.34))
+        self.assertEqual(len(lower("region_blocked")), 2)                 # ceil(1.02)
+        self.assertEqual(lower("siblings_cut") | lower("cut_download"), set())
+
+    def test_picked_repos_fail(self):
+        for repo in repo_ids(self.truth):
+            tree = self.get("/api/models/%s/tree/main" % repo, GRANTED)
+            blobs = self.get("/api/models/%s?blobs=true" % repo, GRANTED)
+            path = quote(self.truth_of(repo)[0]["path"])
+            resolve = self.get("/%s/resolve/main/%s" % (repo, path), GRANTED, "HEAD")
+            truth = self.truth_of(repo)[0]
+            self.assertEqual(tree.status, 500 if truth["tree_broken"] else
+                             403 if truth["disabled"] else 200, repo)
+            self.assertEqual(blobs.status, 500 if truth["blobs_broken"] else 200, repo)
+            if truth["region_blocked"]:
+                self.assertHubError(resolve, 403, None, REGION)
+            else:
+                self.assertIn(resolve.status, (200, 302, 403), repo)
+                self.assertNotEqual(resolve.headers.get("x-error-message"), REGION)
+
+
+class TestRepoAccessFaults(HubCase):
+    """--region-blocked (before gating, after visibility) and --disabled-info-403."""
+    BLOCKED = ("gated-org/gated-auto", "testuser/private-weights", "hfscan-test/plain-git-weights")
+    ARGS = ["--models", "14", "--resolve-cache-307", "--disabled-info-403"] + \
+        [arg for repo in BLOCKED for arg in ("--region-blocked", repo)]
+
+    def assertRegionBlocked(self, reply, commit, method):
+        self.assertHubError(reply, 403, None, REGION)
+        self.assertEqual(reply.headers["x-repo-commit"], commit)
+        self.assertTrue(reply.headers["content-type"].startswith("text/plain"))
+        self.assertEqual(reply.body, b"" if method == "HEAD" else REGION.encode())
+
+    def test_truth_flags(self):
+        self.assertEqual(flagged(self.truth, "region_blocked"), set(self.BLOCKED))
+
+    def test_every_file_answers_403_with_or_without_token(self):
+        for repo in self.BLOCKED:
+            for truth in self.truth_of(repo) + [dict(self.truth_of(repo)[0], path="missing.bin")]:
+                path, commit = quote(truth["path"]), truth["commit"]
+                urls = ["/%s/resolve/main/%s" % (repo, path), "/%s/raw/main/%s" % (repo, path),
+                        "/%s/resolve/%s/%s" % (repo, commit, path),
+                        "/api/resolve-cache/models/%s/%s/%s" % (repo, commit, path)]
+                callers = (GRANTED,) if truth["private"] else (None, GRANTED, OTHER)
+                for url in urls:
+                    for headers in callers:
+                        for method in ("HEAD", "GET"):
+                            self.assertRegionBlocked(self.get(url, headers, method), commit,
+                                                     method)
+
+    def test_visibility_comes_first_and_metadata_answers(self):
+        resolve = "/testuser/private-weights/resolve/main/model.safetensors"
+        self.assertHubError(self.get(resolve), 401, None, "Invalid username or password.")
+        self.assertHubError(self.get(resolve, OTHER), 404, "RepoNotFound")
+        self.assertHubError(self.get(resolve, BAD), 401, None, "Invalid username or password.")
+        for repo in self.BLOCKED:
+            truth = self.truth_of(repo)
+            self.assertEqual(self.get("/api/models/%s?blobs=true" % repo, GRANTED).status, 200)
+            tree = self.get("/api/models/%s/tree/main?recursive=true" % repo, GRANTED).json()
+            lfs = {e["path"]: e["lfs"]["oid"] for e in tree if "lfs" in e}
+            self.assertEqual(lfs, {t["path"]: t["sha256"] for t in truth if t["storage"] != "git"})
+            paths = self.get("/api/models/%s/paths-info/main" % repo,
+                             dict(GRANTED, **{"Content-Type": "application/json"}), "POST",
+                             json.dumps({"paths": [t["path"] for t in truth]}))
+            self.assertEqual(len(paths.json()), len(truth))
+        other = self.get("/hfscan-test/nested-folders/resolve/main/tf/saved_model/saved_model.pb")
+        self.assertEqual(other.status, 307)
+
+    def test_disabled_model_info_is_403(self):
+        for headers in (None, GRANTED):
+            for url in ("/api/models/hfscan-test/disabled-model",
+                        "/api/models/hfscan-test/disabled-model/revision/main?blobs=true"):
+                reply = self.get(url, headers)
+                self.assertHubError(reply, 403, None, DISABLED)
+                self.assertEqual(reply.json(), {"error": DISABLED})
+        listed = self.get("/api/models?search=disabled-model&expand=disabled").json()
+        self.assertEqual(listed[0]["disabled"], True)
+
+
+class TestResolveCacheHop(HubCase):
+    """--resolve-cache-307 as section 12 has it, --resolve-cache-bucket and --hop-head-no-length."""
+    ARGS = ["--models", "14", "--resolve-cache-307", "--resolve-cache-bucket", "resolvers",
+            "--hop-head-no-length"]
+
+    def test_307_names_the_git_oid(self):
+        repo = "hfscan-test/tricky-names"
+        truth = self.one(repo, "it's.pkl")
+        hop = "/api/resolve-cache/models/%s/%s/it%%27s.pkl" % (repo, truth["commit"])
+        for query, kept in (("", ""), ("?download=true", "download=true&")):
+            for method in ("HEAD", "GET"):
+                reply = self.get("/%s/resolve/main/it%%27s.pkl%s" % (repo, query), None, method)
+                self.assertEqual(reply.status, 307)
+                self.assertEqual(reply.headers["location"],
+                                 '%s?%setag=%%22%s%%22' % (hop, kept, truth["git_oid"]))
+                self.assertEqual(reply.headers["x-linked-etag"], '"%s"' % truth["git_oid"])
+                self.assertEqual(reply.headers["x-repo-commit"], truth["commit"])
+        private = self.get("/testuser/private-weights/resolve/main/private.pkl", GRANTED, "HEAD")
+        self.assertEqual(private.status, 200)                    # private: answered directly
+
+    def test_hop_head_has_no_content_length(self):
+        truth = self.one("hfscan-test/plain-git-weights", "small.h5")
+        first = self.get("/hfscan-test/plain-git-weights/resolve/main/small.h5", None, "HEAD")
+        head = self.get(first.headers["location"], None, "HEAD")
+        self.assertEqual(head.status, 200)
+        self.assertNotIn("content-length", head.headers)
+        self.assertEqual(head.headers["etag"], '"%s"' % truth["git_oid"])
+        self.assertEqual(head.headers["x-repo-commit"], truth["commit"])
+        get = self.get(first.headers["location"])
+        self.assertEqual(int(get.headers["content-length"]), truth["size"])
+        self.assertEqual(hashlib.sha256(get.body).hexdigest(), truth["sha256"])
+        ranged = self.get(first.headers["location"], {"Range": "bytes=0-9"}, "HEAD")
+        self.assertEqual((ranged.status, ranged.headers["content-length"]), (206, "10"))
+
+    def test_hop_counts_in_the_bucket_it_names(self):
+        truth = self.one("hfscan-test/plain-git-weights", "graph.pb")
+        hop = "/api/resolve-cache/models/%s/%s/graph.pb" % (truth["repo_id"], truth["commit"])
+        fetch("POST", self.url + "/_hub/reset-stats")
+        reply = self.get(hop)
+        self.assertEqual(RATELIMIT_RE.search(reply.headers["ratelimit"]).group("resource_type"),
+                         "resolvers")
+        self.assertTrue(reply.headers["ratelimit-policy"].startswith('"fixed window";"resolvers";'))
+        stats = self.get("/_hub/stats").json()["requests"]
+        self.assertEqual((stats["resolvers"], stats["api"]), (1, 0))
+
+
+class TestSignedUrls(HubCase):
+    """--cdn-url-ttl, --cdn-url-uses and --cut-downloads-rate."""
+    ARGS = ["--models", "14", "--cdn-url-uses", "2", "--cdn-url-ttl", "120",
+            "--cut-downloads-rate", "0.05"]
+
+    def location(self, repo, path):
+        reply = self.get("/%s/resolve/main/%s" % (repo, quote(path)), None, "HEAD")
+        self.assertEqual(reply.status, 302)
+        return reply.headers["location"]
+
+    def test_expiry_parameter_is_now_plus_ttl(self):
+        before = int(time.time())
+        url = self.location("hfscan-test/xet-gguf", "legacy.ggml")
+        after = int(time.time())
+        expires = parse_qs(urlsplit(url).query)["Expires"][0]
+        self.assertRegex(expires, r"^\d+$")
+        self.assertTrue(before + 120 <= int(expires) <= after + 120, expires)
+
+    def test_each_url_answers_n_gets_then_expires(self):
+        truth = self.one("hfscan-test/xet-gguf", "legacy.ggml")
+        self.assertFalse(truth["cut_download"])
+        url = self.location(truth["repo_id"], truth["path"])
+        self.assertNotEqual(url, self.location(truth["repo_id"], truth["path"]))   # fresh each time
+        fetch("POST", self.url + "/_hub/reset-stats")
+        self.assertEqual(fetch("HEAD", url).status, 200)                # HEAD does not count
+        replies = [fetch("GET", url, {"Range": "bytes=0-0"}), fetch("GET", url), fetch("GET", url)]
+        self.assertEqual([r.status for r in replies], [206, 200, 403])
+        self.assertEqual(replies[2].body, EXPIRED)
+        self.assertEqual(fetch("HEAD", url).status, 403)
+        self.assertEqual(hashlib.sha256(replies[1].body).hexdigest(), truth["sha256"])
+        self.assertEqual(self.get("/_hub/stats").json()["cdn_urls_expired"], 2)
+        fresh = fetch("GET", self.location(truth["repo_id"], truth["path"]))
+        self.assertEqual(fresh.status, 200)
+        tampered = url.replace("x-hub-nonce=", "x-hub-nonce=9")
+        self.assertEqual(fetch("GET", tampered).body, b"AccessDenied")
+
+    def read_cut(self, url, headers=None):
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            conn.request("GET", parts.path + "?" + parts.query, headers=headers or {})
+            resp = conn.getresponse()
+            with self.assertRaises(http.client.IncompleteRead) as cut:
+                resp.read()
+            return cut.exception.partial
+        finally:
+            conn.close()
+
+    def test_cut_downloads_rate(self):
+        cuttable = ["%s:%s" % (t["repo_id"].lower(), t["path"]) for t in self.truth
+                    if t["size"] >= 2]
+        expected = lowest("cut-downloads-rate", cuttable, 0.05)
+        self.assertEqual(len(expected), math.ceil(0.05 * len(cuttable)))
+        self.assertEqual({"%s:%s" % (t["repo_id"].lower(), t["path"])
+                          for t in self.truth if t["cut_download"]}, expected)
+        chosen = [t for t in self.truth if t["cut_download"]]
+        lfs = [t for t in chosen if t["storage"] != "git"][0]
+        git = [t for t in chosen if t["storage"] == "git"][0]
+        # An LFS file: cut once, resumed on the same URL (its second and last GET).
+        url = self.location(lfs["repo_id"], lfs["path"])
+        partial = self.read_cut(url)
+        self.assertEqual(len(partial), lfs["size"] // 2)
+        rest = fetch("GET", url, {"Range": "bytes=%d-" % len(partial)})
+        self.assertEqual(rest.status, 206)
+        self.assertEqual(hashlib.sha256(partial + rest.body).hexdigest(), lfs["sha256"])
+        self.assertEqual(fetch("GET", self.location(lfs["repo_id"], lfs["path"])).status, 200)
+        # A regular file, cut on resolve itself; files not chosen are not cut.
+        resolve = self.url + "/%s/resolve/main/%s" % (git["repo_id"], quote(git["path"]))
+        self.assertEqual(len(self.read_cut(resolve)), git["size"] // 2)
+        self.assertEqual(len(fetch("GET", resolve).body), git["size"])
+        other = self.one("hfscan-test/xet-gguf", "model-f16.GGUF")
+        self.assertFalse(other["cut_download"])
+        body = fetch("GET", self.location(other["repo_id"], other["path"])).body
+        self.assertEqual(len(body), other["size"])
+
+
+class TestExpiredUrls(HubCase):
+    ARGS = ["--models", "3", "--cdn-url-ttl", "-0.5"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hub = HubProcess(cls.ARGS)
+        cls.url = cls.hub.url
+
+    def test_an_expired_url_answers_403(self):
+        before = time.time()
+        url = self.get("/hfscan-test/xet-gguf/resolve/main/legacy.ggml").headers["location"]
+        expires = parse_qs(urlsplit(url).query)["Expires"][0]
+        self.assertRegex(expires, r"^\d+\.\d{3}$")          # a fractional ttl keeps milliseconds
+        self.assertLess(float(expires), before)
+        for method in ("GET", "HEAD"):
+            reply = fetch(method, url)
+            self.assertEqual(reply.status, 403)
+            self.assertTrue(reply.headers["content-type"].startswith("text/plain"))
+        self.assertEqual(fetch("GET", url).body, EXPIRED)
+
+
+class TestListingPages(HubCase):
+    """--listing-page-cap, --listing-504-once and --listing-siblings-max-limit 0."""
+    ARGS = ["--models", "14", "--listing-page-cap", "4", "--listing-504-once",
+            "--listing-siblings-max-limit", "0"]
+
+    def assertTimeout(self, reply):
+        self.assertEqual(reply.status, 504)
+        self.assertEqual(reply.body, GATEWAY_504)
+        self.assertTrue(reply.headers["content-type"].startswith("text/html"))
+        self.assertNotIn("x-error-code", reply.headers)
+        self.assertEqual(RATELIMIT_RE.search(reply.headers["ratelimit"]).group("resource_type"),
+                         "api")
+
+    def crawl(self, query):
+        """Follow the listing, retrying each 504 once; (ids, number of 504s)."""
+        url, ids, timeouts = self.url + "/api/models?" + query, [], 0
+        while url:
+            reply = fetch("GET", url)
+            if reply.status == 504:
+                self.assertTimeout(reply)
+                timeouts += 1
+                reply = fetch("GET", url)
+            self.assertEqual(reply.status, 200)
+            ids += [i["id"] for i in reply.json()]
+            self.assertLessEqual(len(reply.json()), 4)
+            url = reply.next_link()
+            if url:
+                self.assertEqual(len(reply.json()), 4)
+                self.assertIn("limit=100", url)                 # the client's limit is kept
+        return ids, timeouts
+
+    def test_capped_pages_time_out_once_each(self):
+        fetch("POST", self.url + "/_hub/reset-stats")
+        public = [r for r in repo_ids(self.truth) if not self.truth_of(r)[0]["private"]]
+        ids, timeouts = self.crawl("limit=100&expand=downloads")
+        self.assertEqual(ids, public)
+        self.assertEqual(timeouts, math.ceil(len(public) / 4) - 1)   # not the first page
+        self.assertEqual(self.crawl("limit=100&expand=downloads"), (public, 0))
+        self.assertEqual(self.crawl("limit=100&expand=sha")[1], timeouts)   # another query
+        self.assertEqual(self.get("/_hub/stats").json()["listing_504s"], 2 * timeouts)
+        skip = "/api/models?limit=100&skip=1"
+        self.assertTimeout(self.get(skip))
+        self.assertEqual(len(self.get(skip).json()), 4)
+
+    def test_siblings_max_limit_zero_fails_every_siblings_request(self):
+        for query in ("limit=1&expand=siblings", "limit=1&full=true", "full=true"):
+            for _ in range(2):
+                self.assertTimeout(self.get("/api/models?" + query))
+        self.assertEqual(self.get("/api/models?limit=1&expand=sha").status, 200)
+        self.assertEqual(self.get("/api/models?limit=1&full=false").status, 200)
+
+
+class TestListingLimits(HubCase):
+    """--listing-max-limit, --listing-siblings-max-limit and --listing-fail-from-page."""
+    ARGS = ["--models", "14", "--listing-max-limit", "50", "--listing-siblings-max-limit", "2",
+            "--listing-fail-from-page", "3"]
+
+    def status(self, query):
+        reply = self.get("/api/models?" + query)
+        if reply.status == 504:
+            self.assertEqual(reply.body, GATEWAY_504)
+        return reply.status
+
+    def test_limits(self):
+        cases = {"limit=51": 504, "limit=50": 200, "": 504, "limit=3&expand=siblings": 504,
+                 "limit=2&expand=siblings": 200, "limit=3&full=true": 504,
+                 "limit=2&full=true": 200, "limit=50&expand=sha": 200}
+        self.assertEqual({q: self.status(q) for q in cases}, cases)
+
+    def test_pages_from_k_on_always_fail(self):
+        first = self.get("/api/models?limit=4")
+        second = fetch("GET", first.next_link())
+        self.assertEqual((first.status, second.status), (200, 200))
+        third = second.next_link()
+        self.assertEqual([fetch("GET", third).status for _ in range(3)], [504] * 3)
+        cases = {"limit=4&skip=7": 200, "limit=4&skip=8": 504, "limit=4&skip=12": 504,
+                 "limit=5&skip=9": 200, "limit=5&skip=10": 504}
+        self.assertEqual({q: self.status(q) for q in cases}, cases)
+
+
+class TestRealHub(HubCase):
+    """--real alone on a 16-model world: every section-12 fault is there at least once."""
+    ARGS = ["--models", "16", "--real"]
+
+    def first(self, **wanted):
+        found = [t for t in self.truth if all(t[k] == v for k, v in wanted.items())]
+        self.assertTrue(found, wanted)
+        return found[0]
+
+    def test_every_fault_is_in_the_truth(self):
+        fillers = set(repo_ids(self.truth)[13:])
+        for field in ("tree_broken", "blobs_broken", "region_blocked", "siblings_cut"):
+            self.assertTrue(flagged(self.truth, field), field)
+            self.assertLessEqual(flagged(self.truth, field), fillers, field)
+        self.assertTrue(flagged(self.truth, "cut_download"))
+        many = [r for r in fillers if len(self.truth_of(r)) > 40]
+        self.assertEqual(len(many), 1)
+        self.assertIn(many[0], flagged(self.truth, "siblings_cut"))
+
+    def test_repo_faults(self):
+        blocked = self.first(region_blocked=True, private=False)
+        reply = self.get("/%s/resolve/main/%s" % (blocked["repo_id"], quote(blocked["path"])))
+        self.assertHubError(reply, 403, None, REGION)
+        broken = self.first(tree_broken=True)["repo_id"]
+        self.assertEqual(self.get("/api/models/%s/tree/main" % broken, GRANTED).status, 500)
+        broken = self.first(blobs_broken=True)["repo_id"]
+        self.assertEqual(self.get("/api/models/%s?blobs=true" % broken, GRANTED).status, 500)
+        kinds = set()
+        for repo in flagged(self.truth, "siblings_cut"):
+            siblings = self.get("/api/models/%s" % repo, GRANTED).json()["siblings"]
+            if len(self.truth_of(repo)) > 25:
+                self.assertEqual(len(siblings), 25)
+                kinds.add("cut")
+            else:
+                self.assertEqual(siblings, [])
+                kinds.add("empty")
+        self.assertEqual(kinds, {"cut", "empty"})
+        reply = self.get("/api/models/hfscan-test/disabled-model")
+        self.assertHubError(reply, 403, None, DISABLED)
+
+    def test_plain_file_hop(self):
+        truth = self.one("hfscan-test/plain-git-weights", "graph.pb")
+        first = self.get("/hfscan-test/plain-git-weights/resolve/main/graph.pb", None, "HEAD")
+        self.assertEqual((first.status, first.headers["x-linked-etag"]),
+                         (307, '"%s"' % truth["git_oid"]))
+        self.assertTrue(first.headers["location"].endswith("etag=%%22%s%%22" % truth["git_oid"]))
+        head = self.get(first.headers["location"], None, "HEAD")
+        self.assertEqual(head.status, 200)
+        self.assertNotIn("content-length", head.headers)
+        self.assertEqual(RATELIMIT_RE.search(head.headers["ratelimit"]).group("resource_type"),
+                         "api")
+        self.assertEqual(head.headers["x-hf-warning"], HF_WARNING)
+
+    def test_cut_download_and_single_use_url(self):
+        cut = [t for t in self.truth if t["cut_download"] and t["storage"] != "git"
+               and not (t["gated"] or t["private"] or t["disabled"] or t["region_blocked"])][0]
+        resolve = "/%s/resolve/main/%s" % (cut["repo_id"], quote(cut["path"]))
+        url = self.get(resolve).headers["location"]
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", parts.path + "?" + parts.query)
+        with self.assertRaises(http.client.IncompleteRead) as first:
+            conn.getresponse().read()
+        conn.close()
+        partial = first.exception.partial
+        resume = {"Range": "bytes=%d-" % len(partial)}
+        self.assertEqual(fetch("GET", url, resume).body, EXPIRED)       # used once already
+        rest = fetch("GET", self.get(resolve).headers["location"], resume)
+        self.assertEqual(rest.status, 206)
+        self.assertEqual(hashlib.sha256(partial + rest.body).hexdigest(), cut["sha256"])
+
+    def test_listing_and_window(self):
+        first = self.get("/api/models?limit=5")
+        self.assertLessEqual(ratelimit_t(first), 300)
+        second = [fetch("GET", first.next_link()) for _ in range(2)]
+        self.assertEqual([r.status for r in second], [504, 200])
+        before = time.time()
+        reply = self.get("/api/models/hfscan-test/xet-gguf")
+        after = time.time()
+        if math.floor(before / 300) == math.floor(after / 300):
+            self.assertLessEqual(seconds_to_window_end(after, 300), ratelimit_t(reply))
+            self.assertLessEqual(ratelimit_t(reply), seconds_to_window_end(before, 300))
 
 
 if __name__ == "__main__":

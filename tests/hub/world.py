@@ -201,22 +201,39 @@ class World:
         orgs = self.users.get(token.user, {}).get("orgs", [])
         return repo.author == token.user or repo.author in orgs
 
-    def truth(self, cdn_mismatch=(), git_mismatch=()):
+    def truth(self, faults=None):
         """One record per file of every repo: what a perfect scanner would find.
 
-        The mismatch arguments are lower-cased repo ids; the records keep the
-        true hashes and only flag the files whose served bytes differ.
+        `faults` (faults.Faults, or None for none) only adds flags: the
+        records keep the true hashes even where the served bytes differ.
         """
         for repo in self.all_repos():
+            flags = _repo_flags(repo, faults)
             for path in repo.sorted_paths():
                 f = repo.files[path]
-                yield {
+                record = {
                     "repo_id": repo.id, "path": path, "sha256": f.sha256(), "size": f.size,
                     "storage": f.storage, "commit": repo.commit, "downloads": repo.downloads,
                     "gated": repo.gated, "private": repo.private, "disabled": repo.disabled,
                     "git_oid": f.git_oid(), "xet_hash": f.xet_hash(),
-                    "cdn_mismatch": f.is_lfs and repo.id.lower() in cdn_mismatch,
+                    "cdn_mismatch": f.is_lfs and flags["cdn_mismatch"],
                     # An empty file has no byte to alter, so it is served true.
-                    "git_mismatch": (f.storage == "git" and f.size > 0
-                                     and repo.id.lower() in git_mismatch),
+                    "git_mismatch": f.storage == "git" and f.size > 0 and flags["git_mismatch"],
                 }
+                for name in ("tree_broken", "blobs_broken", "region_blocked", "siblings_cut"):
+                    record[name] = flags[name]
+                record["cut_download"] = faults is not None and faults.cut_planned(f)
+                yield record
+
+
+def _repo_flags(repo, faults):
+    """The per-repo faults that apply to every file of `repo`."""
+    if faults is None:
+        return dict.fromkeys(("cdn_mismatch", "git_mismatch", "tree_broken", "blobs_broken",
+                              "region_blocked", "siblings_cut"), False)
+    return {"cdn_mismatch": faults.mismatched(repo.id),
+            "git_mismatch": faults.git_mismatched(repo.id),
+            "tree_broken": faults.tree_broken(repo.id),
+            "blobs_broken": faults.blobs_broken(repo.id),
+            "region_blocked": faults.region_blocked(repo.id),
+            "siblings_cut": faults.siblings_incomplete(repo)}

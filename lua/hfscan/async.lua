@@ -37,7 +37,7 @@ function Loop:spawn(fn, ...)
 end
 
 -- Inside a task: submits a pool job and waits for it. Returns what pool:wait
--- gives after the id: result | nil, message, code.
+-- gives after the id: result | nil, message, code, partial.
 function Loop:submit(job)
   local id, err, code = self.pool:submit(job)
   if not id then return nil, err, code end
@@ -126,16 +126,16 @@ local function run_tasks(self)
     end
     if #self.ready == 0 and self.tasks > 0 and not self.failure then
       local timeout = self.timers[1] and math.max(0, self.timers[1].at - hf.now()) or 0.25
-      local id, res, msg, code
+      local id, res, msg, code, partial
       if self.pool:pending() > 0 then
-        id, res, msg, code = self.pool:wait(math.min(timeout, 0.25))
+        id, res, msg, code, partial = self.pool:wait(math.min(timeout, 0.25))
       elseif not hf.interrupted() then
         hf.sleep(math.min(timeout, 0.25)) -- only sleepers: nothing to wait on but time
       end
       if id then
         local co = self.waiting[id]
         self.waiting[id] = nil
-        self.ready[#self.ready + 1] = { co, res, msg, code, n = 3 }
+        self.ready[#self.ready + 1] = { co, res, msg, code, partial, n = 4 }
       elseif hf.interrupted() and next(self.waiting) == nil and #self.timers > 0 then
         -- Only sleepers are left: wake them so they can see the interrupt.
         for _, t in ipairs(self.timers) do self.ready[#self.ready + 1] = { t.co, n = 0 } end

@@ -5,6 +5,7 @@
 --   hf_scan_errors_<ts>.csv            repo_id,filename,error_type,reason,timestamp
 --   scan_metadata_<ts>.json
 --   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
+--   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.listing_journal)
 -- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
 -- appended as one block per file, each with a single write(2): errors, basic,
 -- extended, and last its line in the progress file. A repo is complete exactly
@@ -48,6 +49,7 @@ function M.paths(dir, ts)
     errors = ("%s/%s%s.csv"):format(dir, M.KINDS.errors.prefix, ts),
     metadata = ("%s/scan_metadata_%s.json"):format(dir, ts),
     progress = ("%s/hf_scan_progress_%s.csv"):format(dir, ts),
+    listing = ("%s/hf_scan_listing_%s.jsonl"):format(dir, ts),
     log = ("%s/hfscan_%s.log"):format(dir, ts),
   }
 end

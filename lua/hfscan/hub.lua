@@ -3,10 +3,12 @@
 --
 -- Every function returns its result, or nil and an error table:
 --   { kind = "repository_not_found" | "gated_repository" | "repository_disabled"
---            | "entry_not_found" | "revision_not_found" | "invalid_token"
---            | "rate_limited" | "server_error" | "http_error" | "network_error"
---            | "interrupted" | "bad_response",
---     status = <HTTP status or nil>, code = <X-Error-Code or nil>, message = "..." }
+--            | "region_blocked" | "entry_not_found" | "revision_not_found"
+--            | "invalid_token" | "rate_limited" | "server_error" | "http_error"
+--            | "network_error" | "unreachable" | "interrupted" | "bad_response"
+--            | "too_large",
+--     status = <HTTP status or nil>, code = <X-Error-Code or nil>, message = "...",
+--     partial = <a download hashed part-way, for hf.http's continue, or nil> }
 local cjson = require "cjson.safe"
 local hf = require "hfscan"
 local urls = require "hfscan.urls"
@@ -16,19 +18,33 @@ local Hub = {}
 Hub.__index = Hub
 
 M.DEFAULT_ENDPOINT = "https://huggingface.co"
+-- paths-info takes up to 2000 paths a request (hub-api.md section 12).
+M.PATHS_PER_REQUEST = 2000
+-- No page loop runs for ever: a Link that points back, or a listing of more pages
+-- than any real answer has, ends it.
+M.MAX_PAGES = 100000
+-- The Hub is taken as gone after this many requests in a row, for at least two
+-- repos, got no answer at all (hub-api.md section 12: stop, rather than fail
+-- every repo left).
+M.UNREACHABLE_RUN = 8
 
-local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
-  [504] = true }
+local RETRY_STATUS = { [408] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_CODES = { connect = true, timeout = true, reset = true, dns = true }
+-- Failures in which the server said nothing at all.
+local NO_ANSWER = { connect = true, timeout = true, dns = true, tls = true }
+local REGION_BLOCKED = "This model is not available in your region."
 
 -- options: endpoint, token, loop (hfscan.async), limiter (the pool's, so that
--- waits for the rate limit happen in the task, not on a worker), retries
--- (default 5), max_wait (8 s), on_request(bucket, response|nil) for accounting.
+-- waits for the rate limit happen in the task, not on a worker), retries (how
+-- often a 5xx or a network failure is retried when the caller has no other
+-- endpoint to ask; default 5), max_wait (8 s), on_request(bucket, response|nil)
+-- for accounting.
 function M.new(options)
   local endpoint = (options.endpoint or M.DEFAULT_ENDPOINT):gsub("/+$", "")
   return setmetatable({
     endpoint = endpoint,
     origin = urls.origin(endpoint),
+    host = endpoint:match("^%a[%w+.-]*://([^/?#]+)") or endpoint,
     token = options.token,
     loop = assert(options.loop, "hub.new needs an async loop"),
     retries = options.retries or 5,
@@ -36,18 +52,43 @@ function M.new(options)
     on_request = options.on_request,
     limiter = options.limiter,
     timeout = options.timeout or 30,
+    learnt_buckets = {},
+    silence = { count = 0, repos = {}, distinct = 0 },
+    unreachable = nil, -- the message, once the Hub is taken as gone
   }, Hub)
+end
+
+-- The resolve-cache hop's bucket is not settled (hub-api.md section 12): each
+-- answer's RateLimit header says which one counted it, and later hops are booked there.
+local function path_class(path)
+  if path:sub(1, 20) == "/api/resolve-cache/" then return "resolve-cache" end
+  return nil
+end
+
+local function path_of(url)
+  return url:match("^%a[%w+.-]*://[^/?#]+([^?#]*)") or ""
 end
 
 -- Which rate-limit bucket a URL draws on (hub-api.md section 8).
 function Hub:bucket_of(url)
   if urls.origin(url) ~= self.origin then return "cdn" end
-  local path = (url:match("^%a[%w+.-]*://[^/?#]+([^?#]*)") or "")
+  local path = path_of(url)
   -- "Every URL containing /resolve/" (legacy ids like /gpt2/resolve/ too), then /api/
   -- (which /api/resolve-cache/ is: it does not contain "/resolve/").
   if path:find("/resolve/", 1, true) then return "resolvers" end
+  local class = path_class(path)
+  if class and self.learnt_buckets[class] then return self.learnt_buckets[class] end
   if path:sub(1, 5) == "/api/" then return "api" end
   return "pages"
+end
+
+-- The bucket an answer was counted in: the one its RateLimit header names.
+function Hub:answered_bucket(req, res)
+  local named = res and res.headers.ratelimit and res.headers.ratelimit:match('^%s*"([%w_-]+)"')
+  if not named then return req.bucket end
+  local class = urls.origin(req.url) == self.origin and path_class(path_of(req.url))
+  if class then self.learnt_buckets[class] = named end
+  return named
 end
 
 -- The headers for a URL: Authorization only for the endpoint's own origin.
@@ -83,18 +124,22 @@ function Hub:classify(res)
   elseif code == "EntryNotFound" then kind = "entry_not_found"
   elseif code == "GatedRepo" then kind = "gated_repository"
   elseif msg == "Access to this resource is disabled." then kind = "repository_disabled"
+  elseif res.status == 403 and msg:find(REGION_BLOCKED, 1, true) then kind = "region_blocked"
   elseif code == "RepoNotFound" then kind = "repository_not_found"
   elseif res.status == 401 and msg:find("Invalid credentials in Authorization header", 1, true) then
     kind = "invalid_token"
   elseif res.status == 401 then kind = "repository_not_found" -- private, gated or missing alike
   elseif res.status == 429 then kind = "rate_limited"
-  elseif res.status >= 500 then kind = "server_error"
+  elseif res.status >= 500 or res.status == 408 then kind = "server_error"
   else kind = "http_error" end
   return { kind = kind, status = res.status, code = code,
     message = ("HTTP %d%s: %s"):format(res.status, code and (" " .. code) or "", msg) }
 end
 
-local function failure(kind, message) return { kind = kind, message = message } end
+local function failure(kind, message, partial, code)
+  return { kind = kind, message = message, partial = partial, code = code }
+end
+M.failure = failure
 
 -- Seconds to wait before retrying a response (hub-api.md section 8, as HH does):
 -- a 429 with r=0 waits for the window; else Retry-After; else exponential.
@@ -122,29 +167,68 @@ function Hub:wait_for_slot(bucket)
   end
 end
 
--- One URL, with retries. Returns the response (any status) or nil, error.
+-- Keeps count of the requests to the Hub that got no answer at all, in a row.
+function Hub:note_silence(req, res, code, message)
+  if urls.origin(req.url) ~= self.origin then return end
+  local s = self.silence
+  if res then
+    self.silence = { count = 0, repos = {}, distinct = 0 }
+    return
+  end
+  if not NO_ANSWER[code] then return end
+  s.count = s.count + 1
+  local repo = req.repo or "(listing)"
+  if not s.repos[repo] then s.repos[repo], s.distinct = true, s.distinct + 1 end
+  if s.count >= M.UNREACHABLE_RUN and s.distinct >= 2 then
+    self.unreachable = ("cannot reach %s: %d requests in a row got no answer (%s)")
+      :format(self.host, s.count, message or code)
+  end
+end
+
+local function retryable(res, code)
+  if res then return RETRY_STATUS[res.status] or false end
+  return RETRY_CODES[code] or false
+end
+
+-- One URL, with retries. req.retries (default self.retries) bounds the retries of
+-- a 5xx or a network failure: 0 for a caller with another endpoint to ask (fall
+-- back first, back off later). A 429 is waited out (the limiter holds the
+-- bucket), at most self.retries times. A download into the sha256 sink that
+-- dropped continues from the bytes already hashed. Returns the response (any
+-- status) or nil, error.
 function Hub:request_once(req)
   req.bucket = req.bucket or self:bucket_of(req.url)
   req.headers = self:headers_for(req.url, req.headers)
   req.timeout = req.timeout or self.timeout
-  for attempt = 1, self.retries + 1 do
+  local failures_left, throttled = req.retries or self.retries, 0
+  while true do
     if hf.interrupted() then return nil, failure("interrupted", "interrupted") end
+    if self.unreachable then return nil, failure("unreachable", self.unreachable) end
     if self.limiter and not self:wait_for_slot(req.bucket) then
       return nil, failure("interrupted", "interrupted")
     end
     req.reserved = self.limiter ~= nil
-    local res, msg, code = self.loop:submit(req)
-    if self.on_request then self.on_request(req.bucket, res) end
+    local res, msg, code, partial = self.loop:submit(req)
+    req.continue = nil
+    if self.on_request then self.on_request(self:answered_bucket(req, res), res) end
     if code == "interrupted" or hf.interrupted() then
       return nil, failure("interrupted", "interrupted")
     end
-    local retry = (res and RETRY_STATUS[res.status]) or (not res and RETRY_CODES[code])
-    if not retry or attempt > self.retries then
-      if res then return res end
-      local kind = code == "too_large" and "too_large" or "network_error"
-      return nil, failure(kind, msg)
+    self:note_silence(req, res, code, msg)
+    partial = partial or (res and res.partial)
+    if res and res.status == 429 then
+      throttled = throttled + 1
+      if throttled > self.retries then return res end
+      self.loop:sleep(self:retry_delay(res, throttled))
+    elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
+      failures_left = failures_left - 1
+      req.continue = partial
+      self.loop:sleep(self:retry_delay(res, self.retries - failures_left))
+    elseif res then
+      return res
+    else
+      return nil, failure(code == "too_large" and "too_large" or "network_error", msg, partial, code)
     end
-    self.loop:sleep(self:retry_delay(res, attempt))
   end
 end
 
@@ -157,32 +241,46 @@ end
 
 local MAX_HOPS = 5
 
+local function redirect_target(self, res)
+  local location = res and res.status >= 300 and res.status < 400 and res.headers.location
+  return location and absolute_location(self.origin, location)
+end
+
 -- Performs a request with retries. req is a pool job table (url, method, sink...).
 -- Redirects within the endpoint's origin are followed here, one hop at a time, so
 -- that each hop is booked in its own bucket: a /resolve/ of a regular file may
--- answer 307 to /api/resolve-cache/... (an api request), a renamed repo's /api/
--- path 307s to its new name. A redirect to another host is returned to the caller
--- (who asks the CDN without the token), unless req.cross_host lets libcurl follow
--- it. Returns the final response (any status) or nil, error.
+-- answer 307 to /api/resolve-cache/... (a hop whose bucket its answer names), a
+-- renamed repo's path 307s to its new name. req.stop_at(url) says which hops not
+-- to follow. A redirect to another host is returned to the caller (who asks the
+-- CDN without the token), unless req.cross_host lets libcurl follow it. Returns
+-- the final response (any status; .first_headers holds the first answer's
+-- headers when hops were followed) or nil, error.
 function Hub:request(req)
-  local extra_headers = req.headers
+  local extra_headers, stop_at = req.headers, req.stop_at
+  req.stop_at = nil
   if not req.cross_host then req.follow_redirects = false end
   local res, err = self:request_once(req)
+  local first_headers = res and res.headers
   for _ = 1, MAX_HOPS do
-    local location = res and res.status >= 300 and res.status < 400 and res.headers.location
-    local next_url = location and absolute_location(self.origin, location)
-    if not next_url or urls.origin(next_url) ~= self.origin then break end
+    local next_url = redirect_target(self, res)
+    if not next_url or urls.origin(next_url) ~= self.origin or (stop_at and stop_at(next_url)) then
+      break
+    end
     local hop = {}
     for k, v in pairs(req) do hop[k] = v end
-    hop.url, hop.bucket, hop.headers = next_url, nil, extra_headers
+    hop.url, hop.bucket, hop.headers, hop.continue = next_url, nil, extra_headers, nil
     res, err = self:request_once(hop)
+    if res then res.first_headers = first_headers end
   end
   return res, err
 end
 
--- GET a JSON document from the API. Returns the decoded value and the response.
-function Hub:get_json(url)
-  local res, err = self:request { url = url, max_body = 256 << 20 }
+-- GET a JSON document from the API. options: retries, repo (for accounting).
+-- Returns the decoded value and the response.
+function Hub:get_json(url, options)
+  options = options or {}
+  local res, err = self:request { url = url, max_body = 256 << 20, retries = options.retries,
+    repo = options.repo, method = options.method, body = options.body, headers = options.headers }
   if not res then return nil, err end
   if res.status ~= 200 then return nil, self:classify(res) end
   local value, jerr = cjson.decode(res.body or "")
@@ -196,39 +294,141 @@ function Hub:api_url(...)
   return self.endpoint .. "/api/" .. table.concat({ ... }, "/")
 end
 
--- Pages through /api/models. params: { {key, value}, ... }. on_page(items)
--- returns false to stop. Returns true, or nil and an error.
-function Hub:list_models(params, on_page)
-  local url = self:api_url("models") .. "?" .. urls.query(params)
-  while url do
-    local items, res = self:get_json(url)
-    if not items then return nil, res end
-    if type(items) ~= "table" then
-      return nil, failure("bad_response", "model listing is not a JSON array")
+-- ---- the listing ---------------------------------------------------------
+
+-- The same URL with one query parameter set (value) or removed (nil), or with
+-- the pair key=drop removed when drop is given.
+local function edit_query(url, key, value, drop)
+  local base, query = url:match("^([^?]*)%??(.*)$")
+  local parts, seen = {}, false
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    local name = k:gsub("%%5B%%5D$", ""):gsub("%[%]$", "")
+    if drop then
+      if not (name == key and v == drop) then parts[#parts + 1] = pair end
+    elseif name == key then
+      if value and not seen then parts[#parts + 1] = k .. "=" .. urls.segment(tostring(value)) end
+      seen = true
+    else
+      parts[#parts + 1] = pair
     end
-    if on_page(items) == false then return true end
-    url = urls.link(res.headers.link, "next")
   end
-  return true
+  if not drop and value and not seen then parts[#parts + 1] = key .. "=" .. urls.segment(tostring(value)) end
+  return base .. (#parts > 0 and ("?" .. table.concat(parts, "&")) or "")
 end
+M.edit_query = edit_query
+
+-- The ways to ask one listing page: the page as given, twice (a 504 may be a
+-- passing one); heavy expands can time out (hub-api.md section 12), so then
+-- smaller pages, then no siblings.
+function M.listing_variants(url)
+  local limit = tonumber(url:match("[?&]limit=(%d+)")) or 1000
+  local variants = { url, url }
+  for _, smaller in ipairs({ 250, 100 }) do
+    if smaller < limit then variants[#variants + 1] = edit_query(url, "limit", smaller) end
+  end
+  local last = variants[#variants]
+  local plain = edit_query(last, "expand", nil, "siblings")
+  if plain ~= last then variants[#variants + 1] = plain end
+  return variants
+end
+
+-- One page of the listing, trying each variant at once when one fails (no
+-- sleep), and backing off only when all failed: backoff:wait() says whether to
+-- go round again. Returns items, the response, or nil and the last error.
+function Hub:listing_page(url, backoff)
+  while true do
+    local err
+    for _, variant in ipairs(M.listing_variants(url)) do
+      local items, res = self:get_json(variant, { retries = 0, repo = "(listing)" })
+      if items then
+        if type(items) ~= "table" then
+          return nil, failure("bad_response", "model listing is not a JSON array")
+        end
+        return items, res
+      end
+      err = res
+      -- Only an overloaded answer says a lighter page may do better.
+      if err.kind ~= "server_error" and err.code ~= "timeout" then break end
+    end
+    local transient = err.kind == "server_error" or err.kind == "network_error"
+      or err.kind == "bad_response" or err.kind == "rate_limited"
+    if not transient or not backoff or not backoff:wait() then return nil, err end
+  end
+end
+
+-- Pages through /api/models. params: { {key, value}, ... }; options.start_url
+-- continues a listing at a page saved earlier; options.backoff (see
+-- listing_page). on_page(items, next_url, page_url) returns false to stop.
+-- Returns true, or nil and an error (err.url: the page that failed).
+function Hub:list_models(params, on_page, options)
+  options = options or {}
+  local url = options.start_url or (self:api_url("models") .. "?" .. urls.query(params))
+  local seen = {}
+  for _ = 1, M.MAX_PAGES do
+    if seen[url] then return nil, failure("bad_response", "the listing's next page is one already read: " .. url) end
+    seen[url] = true
+    local items, res = self:listing_page(url, options.backoff)
+    if not items then
+      res.url = url
+      return nil, res
+    end
+    local next_url = urls.link(res.headers.link, "next")
+    if on_page(items, next_url, url) == false or not next_url then return true end
+    url = next_url
+  end
+  return nil, failure("bad_response", ("the listing has more than %d pages"):format(M.MAX_PAGES))
+end
+
+-- ---- a repo's files --------------------------------------------------------
 
 -- Model info at a revision; with blobs = true siblings carry sizes and LFS hashes.
+-- options: blobs, retries.
 function Hub:model_info(repo_id, revision, options)
+  options = options or {}
   local url = self:api_url("models", repo_id, "revision", urls.segment(revision or "main"))
-  if options and options.blobs then url = url .. "?blobs=true" end
-  return self:get_json(url)
+  if options.blobs then url = url .. "?blobs=true" end
+  return self:get_json(url, { retries = options.retries, repo = repo_id })
 end
 
--- Every entry of a repo's tree at a revision, following pages.
-function Hub:tree(repo_id, revision)
+-- Every entry of a repo's tree at a revision, following pages to the end: the
+-- one complete file list (hub-api.md section 12). options: retries.
+function Hub:tree(repo_id, revision, options)
+  options = options or {}
   local url = self:api_url("models", repo_id, "tree", urls.segment(revision))
     .. "?recursive=true&expand=false"
-  local entries = {}
-  while url do
-    local page, res = self:get_json(url)
+  local entries, seen = {}, {}
+  for _ = 1, M.MAX_PAGES do
+    if seen[url] then return nil, failure("bad_response", "the tree's next page is one already read: " .. url) end
+    seen[url] = true
+    local page, res = self:get_json(url, { retries = options.retries, repo = repo_id })
     if not page then return nil, res end
+    if type(page) ~= "table" then return nil, failure("bad_response", url .. ": not a JSON array") end
     for _, e in ipairs(page) do entries[#entries + 1] = e end
     url = urls.link(res.headers.link, "next")
+    if not url then return entries end
+  end
+  return nil, failure("bad_response", ("the tree of %s has more than %d pages"):format(repo_id, M.MAX_PAGES))
+end
+
+-- The tree entries of the paths that exist (missing ones are left out by the
+-- Hub), in requests of up to PATHS_PER_REQUEST. options: retries.
+function Hub:paths_info(repo_id, revision, paths, options)
+  options = options or {}
+  local url = self:api_url("models", repo_id, "paths-info", urls.segment(revision))
+  local entries = {}
+  for first = 1, #paths, M.PATHS_PER_REQUEST do
+    local parts = {}
+    for i = first, math.min(#paths, first + M.PATHS_PER_REQUEST - 1) do
+      parts[#parts + 1] = "paths=" .. urls.segment(paths[i])
+    end
+    parts[#parts + 1] = "expand=false"
+    local page, err = self:get_json(url, { method = "POST", body = table.concat(parts, "&"),
+      headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
+      retries = options.retries, repo = repo_id })
+    if not page then return nil, err end
+    if type(page) ~= "table" then return nil, failure("bad_response", url .. ": not a JSON array") end
+    for _, e in ipairs(page) do entries[#entries + 1] = e end
   end
   return entries
 end
@@ -239,9 +439,10 @@ function Hub:file_url(kind, repo_id, revision, path)
 end
 
 -- The /raw/ text of a file (for LFS files, the pointer), capped at max_bytes.
-function Hub:raw(repo_id, revision, path, max_bytes)
+-- options: retries.
+function Hub:raw(repo_id, revision, path, max_bytes, options)
   local res, err = self:request { url = self:file_url("raw", repo_id, revision, path),
-    max_body = max_bytes or 4096 }
+    max_body = max_bytes or 4096, repo = repo_id, retries = options and options.retries }
   if not res then return nil, err end
   if res.status ~= 200 then return nil, self:classify(res) end
   return res.body
@@ -252,67 +453,132 @@ local function unquote_etag(etag)
   return (etag:gsub("^W/", ""):gsub('^"(.*)"$', "%1"))
 end
 
--- HEAD on /resolve/ without following the CDN redirect: what the Hub says of a
--- file. Returns { commit, etag, linked_etag, linked_size, size, location, status }.
-function Hub:file_metadata(repo_id, revision, path)
-  local url = self:file_url("resolve", repo_id, revision, path)
-  local res, err = self:request { method = "HEAD", url = url,
-    headers = { ["Accept-Encoding"] = "identity" } }
-  if not res then return nil, err end
-  if res.status >= 400 then return nil, self:classify(res) end
-  local h = res.headers
-  return {
-    status = res.status,
-    commit = h["x-repo-commit"],
-    etag = unquote_etag(h.etag),
-    linked_etag = unquote_etag(h["x-linked-etag"]),
-    linked_size = tonumber(h["x-linked-size"] or ""),
-    size = tonumber(h["x-linked-size"] or (res.status < 300 and h["content-length"]) or ""),
-    location = h.location,
-    url = res.url,
-  }
+-- A git blob id (40 hex digits), lower case, or nil.
+local function git_oid(value)
+  return value and #value == 40 and value:match("^%x+$") and value:lower() or nil
+end
+M.git_oid = git_oid
+
+local function is_resolve_cache(url) return path_of(url):sub(1, 20) == "/api/resolve-cache/" end
+
+-- What the Hub says of a file in the answer to /resolve/, as a claim:
+-- { kind = "lfs" | "plain", commit, sha256 (lfs: X-Linked-Etag when it is a
+-- SHA-256), size, git_oid (plain: the git blob id), location (lfs: the CDN URL) }.
+function Hub:claim_of(res)
+  local h, first = res.headers, res.first_headers or res.headers
+  local claim = { commit = h["x-repo-commit"] or first["x-repo-commit"], status = res.status }
+  local target = redirect_target(self, res)
+  if target and urls.origin(target) ~= self.origin then
+    claim.kind, claim.location = "lfs", target
+    local linked = unquote_etag(h["x-linked-etag"])
+    claim.sha256 = linked and #linked == 64 and linked:match("^%x+$") and linked:lower() or nil
+    claim.size = tonumber(h["x-linked-size"] or "")
+  else
+    claim.kind = "plain"
+    -- The resolve-cache 307's X-Linked-Etag is the git blob id (40 hex), never a
+    -- SHA-256; so is a plain answer's ETag when it has that shape.
+    claim.git_oid = git_oid(unquote_etag(first["x-linked-etag"])) or git_oid(unquote_etag(h.etag))
+    claim.size = tonumber(h["x-linked-size"] or "") or (res.status < 300 and tonumber(h["content-length"] or "")) or nil
+  end
+  return claim
 end
 
--- Streams a file through SHA-256 without storing it. options: max_bytes (abort
--- past it), git_blob_size (also compute the git blob SHA-1 of a body that size).
--- Returns { sha256, bytes, git_sha1, linked_etag, linked_size, commit } or nil, error.
--- LFS files answer a 302 to the CDN: its X-Linked-* headers are kept as the Hub's
--- claim, and the CDN is asked without Authorization.
-function Hub:download_sha256(repo_id, revision, path, options)
+-- HEAD on /resolve/: what the Hub says of a file, without following the CDN
+-- redirect nor the resolve-cache hop (its 307 already tells a plain file).
+-- Returns the claim (see claim_of) with etag, linked_etag, linked_size, size,
+-- location and url as before.
+function Hub:file_metadata(repo_id, revision, path)
+  local url = self:file_url("resolve", repo_id, revision, path)
+  local res, err = self:request { method = "HEAD", url = url, repo = repo_id,
+    headers = { ["Accept-Encoding"] = "identity" }, stop_at = is_resolve_cache }
+  if not res then return nil, err end
+  if res.status >= 400 then return nil, self:classify(res) end
+  local claim = self:claim_of(res)
+  local h = res.headers
+  claim.etag = unquote_etag(h.etag)
+  claim.linked_etag = unquote_etag(h["x-linked-etag"])
+  claim.linked_size = tonumber(h["x-linked-size"] or "")
+  claim.url = res.url
+  return claim
+end
+
+-- How often a download refused by the CDN (its signed URL expired) asks
+-- /resolve/ for a fresh URL and goes on from the bytes already hashed.
+M.CDN_REFRESHES = 3
+local CDN_REFUSED = { [400] = true, [401] = true, [403] = true }
+
+-- Streams a CDN URL through SHA-256. When the CDN refuses it (an expired signed
+-- URL: hub-api.md section 12), a HEAD on resolve_url gives a fresh one and the
+-- download continues with Range from the bytes already hashed: one hash over one
+-- continuous stream. Returns the response or nil, error.
+function Hub:download_from_cdn(resolve_url, location, options, repo_id)
+  local partial
+  for refresh = 0, M.CDN_REFRESHES do
+    local res, err = self:request { url = location, sink = "sha256", max_body = options.max_bytes,
+      cross_host = true, git_blob_size = options.git_blob_size, git_blob = options.git_blob,
+      continue = partial, repo = repo_id, retries = options.retries }
+    if not res or not CDN_REFUSED[res.status] or refresh == M.CDN_REFRESHES then return res, err end
+    partial = res.partial
+    local fresh, ferr = self:request { method = "HEAD", url = resolve_url, repo = repo_id,
+      headers = { ["Accept-Encoding"] = "identity" }, retries = options.retries }
+    if not fresh then return nil, ferr end
+    local next_location = redirect_target(self, fresh)
+    if not next_location or urls.origin(next_location) == self.origin then
+      return res -- /resolve/ no longer redirects: the refusal stands
+    end
+    local refusal = hf.redirect_refusal(resolve_url, next_location)
+    if refusal then return nil, failure("bad_response", refusal .. " (to " .. next_location .. ")") end
+    location = next_location
+  end
+end
+
+-- GET on /resolve/: a plain file's bytes are streamed through SHA-256 (after the
+-- resolve-cache hop if there is one); an LFS file answers a 302 to the CDN,
+-- whose X-Linked-* headers are kept as the Hub's claim, and its bytes are then
+-- fetched from the CDN without Authorization, unless options.claim_only.
+-- options: max_bytes (abort past it), git_blob_size (also compute the git blob
+-- SHA-1 of a body that size), git_blob (the same, with the size the answer
+-- announces), claim_only, retries. Returns { sha256, bytes, git_sha1, claim } (no
+-- sha256 for an LFS file with claim_only) or nil, error.
+function Hub:fetch_file(repo_id, revision, path, options)
   options = options or {}
   local url = self:file_url("resolve", repo_id, revision, path)
-  local req = { url = url, sink = "sha256", max_body = options.max_bytes,
-    git_blob_size = options.git_blob_size, headers = { ["Accept-Encoding"] = "identity" } }
-  local res, err = self:request(req)
+  local res, err = self:request { url = url, sink = "sha256", max_body = options.max_bytes,
+    git_blob_size = options.git_blob_size, git_blob = options.git_blob, repo = repo_id,
+    headers = { ["Accept-Encoding"] = "identity" }, retries = options.retries }
   if not res then return nil, err end
-  local claim = { commit = res.headers["x-repo-commit"] }
-  if res.status >= 300 and res.status < 400 and res.headers.location then
-    claim.linked_etag = unquote_etag(res.headers["x-linked-etag"])
-    claim.linked_size = tonumber(res.headers["x-linked-size"] or "")
-    if options.max_bytes and claim.linked_size and claim.linked_size > options.max_bytes then
-      return nil, failure("too_large", ("%s is %d bytes"):format(path, claim.linked_size))
-    end
-    local location = absolute_location(self.origin, res.headers.location)
-    if not location then
-      return nil, failure("bad_response", "unusable redirect: " .. res.headers.location)
+  if res.status >= 400 then return nil, self:classify(res) end
+  local claim = self:claim_of(res)
+  if claim.kind == "lfs" then
+    -- Hashes the Hub gives are not limited by size: only downloads are.
+    if options.claim_only then return { claim = claim } end
+    if options.max_bytes and claim.size and claim.size > options.max_bytes then
+      return nil, failure("too_large", ("%s is %d bytes"):format(path, claim.size))
     end
     -- The CDN hop is a new request, not one libcurl follows: check it the same way.
-    local refusal = hf.redirect_refusal(res.url or url, location)
+    local refusal = hf.redirect_refusal(res.url or url, claim.location)
     if refusal then
-      return nil, failure("bad_response", ("%s: %s (to %s)"):format(url, refusal, location))
+      return nil, failure("bad_response", ("%s: %s (to %s)"):format(url, refusal, claim.location))
     end
-    res, err = self:request { url = location,
-      sink = "sha256", max_body = options.max_bytes, cross_host = true,
-      git_blob_size = options.git_blob_size }
+    res, err = self:download_from_cdn(url, claim.location, options, repo_id)
     if not res then return nil, err end
   end
   if res.status ~= 200 and res.status ~= 206 then return nil, self:classify(res) end
-  return { sha256 = res.sha256, bytes = res.bytes, git_sha1 = res.git_sha1,
-    linked_etag = claim.linked_etag, linked_size = claim.linked_size, commit = claim.commit }
+  return { sha256 = res.sha256, bytes = res.bytes, git_sha1 = res.git_sha1, claim = claim }
 end
 
-function Hub:whoami()
-  return self:get_json(self:api_url("whoami-v2"))
+-- The same, in the shape scripts used before: { sha256, bytes, git_sha1,
+-- linked_etag, linked_size, commit }.
+function Hub:download_sha256(repo_id, revision, path, options)
+  local got, err = self:fetch_file(repo_id, revision, path, options)
+  if not got then return nil, err end
+  local c = got.claim
+  return { sha256 = got.sha256, bytes = got.bytes, git_sha1 = got.git_sha1, commit = c.commit,
+    linked_etag = c.kind == "lfs" and c.sha256 or nil, linked_size = c.kind == "lfs" and c.size or nil }
+end
+
+function Hub:whoami(options)
+  return self:get_json(self:api_url("whoami-v2"), options)
 end
 
 return M

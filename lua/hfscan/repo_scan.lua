@@ -1,12 +1,23 @@
--- Finds the SHA-256 of every target file of one repo, at its pinned commit,
--- through the tiers of DESIGN.md, cheapest first:
---   api_metadata  one model-info request (blobs=true) gives every LFS file's
---                 SHA-256; the tree listing is the fallback for the same facts;
---                 or, on the resolvers route, a HEAD per file (X-Linked-Etag)
+-- Finds the SHA-256 of every target file of one repo, at its pinned commit.
+--
+-- The file list (hub-api.md section 12): the tree at the commit, paged to its
+-- end, is the one complete list; if it fails, model info with blobs=true, whose
+-- siblings the Hub's cache may cut short or empty, so they are trusted only with
+-- a plausible count; then paths-info for every name known. Where two sources
+-- answered, a file one of them lacks is looked up.
+--
+-- The hash of each file, cheapest first (DESIGN.md):
+--   api_metadata  lfs.oid of the tree (lfs.sha256 of model info); on the
+--                 resolvers route, the X-Linked-Etag of the file's /resolve/ answer
 --   lfs_pointer   the /raw/ pointer of an LFS file, parsed strictly
---   downloaded    the file streamed through SHA-256 (plain git files, or when
---                 the cheaper tiers failed), checked against the Hub's claims
--- Runs inside an async task. Returns rows and errors (see hfscan.database).
+--   downloaded    the file streamed through SHA-256, checked against every claim
+--
+-- Fall back first, back off later: when an endpoint fails, the next one is asked
+-- at once; only when every one failed does the repo wait and ask again, within
+-- its budget, after which it is left unfinished for a restart. Runs inside an
+-- async task. Returns rows, errors, unfinished (see hfscan.database).
+local backoff = require "hfscan.backoff"
+local hub_client = require "hfscan.hub"
 local hf = require "hfscan"
 local lfs = require "hfscan.lfs"
 local policies = require "hfscan.policy"
@@ -16,12 +27,16 @@ local M = {}
 
 M.FAILED_NO_HASH = "FAILED_NO_HASH"
 M.FAILED_TOO_LARGE = "FAILED_TOO_LARGE"
+-- A file list of this many entries or fewer may be whole; the Hub's cache cuts
+-- siblings short (huggingface_hub trusts them below 1000), or empties them.
+M.PLAUSIBLE_FILES = 999
 
 -- The error_type of the errors file for a hub error kind.
 local ERROR_TYPES = {
   repository_not_found = "repository_not_found",
   gated_repository = "gated_repository",
   repository_disabled = "repository_disabled",
+  region_blocked = "region_blocked",
   entry_not_found = "file_not_found",
   revision_not_found = "revision_not_found",
   rate_limited = "rate_limited",
@@ -42,85 +57,97 @@ M.STOPPED = setmetatable({}, { __tostring = function() return "stopped by the po
 M.TOKEN_REFUSED = setmetatable({}, { __tostring = function()
   return "the Hub refused the token (invalid credentials); the repos left are not scanned"
 end })
--- Repo-level failures that say nothing about the repo (hub-api.md section 8: the
--- statuses worth retrying): the repo is left unfinished, for a restart to redo.
+-- Raised when the Hub has stopped answering at all (hub.unreachable says how).
+M.HUB_UNREACHABLE = setmetatable({}, { __tostring = function() return "the Hub cannot be reached" end })
+-- Failures that say nothing about the repo or the file (hub-api.md section 8: the
+-- statuses worth retrying): they are backed off, then the repo is left unfinished.
 local TRANSIENT = { server_error = true, network_error = true, rate_limited = true }
+-- For a whole list, a bad answer (invalid JSON, a looping Link) may pass too.
+local LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = true,
+  bad_response = true }
+-- A repo the caller may not see, a commit that is not there, a disabled repo
+-- (whose model info is refused too, hub-api.md section 12): no endpoint says otherwise.
+local TERMINAL = { repository_not_found = true, revision_not_found = true,
+  repository_disabled = true }
+-- Failures of a file that are facts about it: a row says so.
+local FILE_FACTS = { hash_mismatch = true, gated_repository = true, repository_disabled = true,
+  region_blocked = true, entry_not_found = true }
 -- Raised (and caught in run) when on_error says to skip the rest of the repo.
 local SKIP_REPO = {}
-
--- Called after every Hub request: a stop requested, or a token the Hub refuses,
--- says nothing about this repo, so neither becomes a row or an error of it.
-local function check_stop(err)
-  if (err and err.kind == "interrupted") or hf.interrupted() then error(M.INTERRUPTED, 0) end
-  if err and err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
-end
 
 local function utc_now()
   return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- The files of a repo as { path, size, sha256, lfs, blob_id }, from model info
--- siblings or, failing that, the tree. Returns files, method_note | nil, error.
-local function list_files(hub, repo_id, commit)
-  local info, err = hub:model_info(repo_id, commit, { blobs = true })
-  check_stop(err)
-  if info then
-    local files = {}
-    for _, s in ipairs(type(info.siblings) == "table" and info.siblings or {}) do
-      -- The Hub's JSON may hold nulls (cjson.null): keep only well-formed entries.
-      if type(s) == "table" and type(s.rfilename) == "string" then
-        local l = type(s.lfs) == "table" and s.lfs or nil
-        files[#files + 1] = { path = s.rfilename, size = tonumber(s.size) or (l and tonumber(l.size)),
-          sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil,
-          blob_id = type(s.blobId) == "string" and s.blobId or nil }
-      end
-    end
-    return files, info
-  end
-  -- A repo we may not see will not show its tree either; anything else (a 5xx
-  -- from blobs=true, a bad answer) may be the metadata request's own trouble.
-  local terminal = { repository_not_found = true, revision_not_found = true,
-    rate_limited = true }
-  if terminal[err.kind] then return nil, err end
-  local entries, terr = hub:tree(repo_id, commit)
-  check_stop(terr)
-  if not entries then return nil, err end
-  local files = {}
-  for _, e in ipairs(entries) do
-    if type(e) == "table" and e.type == "file" and type(e.path) == "string" then
-      local l = type(e.lfs) == "table" and e.lfs or nil
-      files[#files + 1] = { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
-        sha256 = l and lfs.valid_sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
-    end
-  end
-  return files, nil
+local function plausible(count) return count >= 1 and count <= M.PLAUSIBLE_FILES end
+
+-- A file from a tree or paths-info entry: { path, size, sha256, lfs, blob_id }.
+local function file_from_entry(e)
+  if type(e) ~= "table" or e.type ~= "file" or type(e.path) ~= "string" then return nil end
+  local l = type(e.lfs) == "table" and e.lfs or nil
+  return { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
+    sha256 = l and lfs.valid_sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
 end
 
--- Errors of a HEAD that concern the whole repo rather than one file.
-local REPO_LEVEL = { gated_repository = true, repository_disabled = true,
-  repository_not_found = true, revision_not_found = true }
+-- A file from a model info sibling (blobs=true): the hash is "sha256" there.
+local function file_from_sibling(s)
+  if type(s) ~= "table" or type(s.rfilename) ~= "string" then return nil end
+  local l = type(s.lfs) == "table" and s.lfs or nil
+  return { path = s.rfilename, size = tonumber(s.size) or (l and tonumber(l.size)),
+    sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil,
+    blob_id = type(s.blobId) == "string" and s.blobId or nil }
+end
 
--- A repo's files as the listing names them (expand=siblings): the rest comes
--- from a HEAD per file.
-function M.files_from_listing(model)
-  local files = {}
-  for _, s in ipairs(model.siblings) do
-    if type(s) == "table" and type(s.rfilename) == "string" then
-      files[#files + 1] = { path = s.rfilename, needs_head = true }
+-- The well-formed files of a JSON list (the Hub's JSON may hold nulls), once each.
+local function files_of(list, convert, into, have)
+  into, have = into or {}, have or {}
+  for _, item in ipairs(type(list) == "table" and list or {}) do
+    local file = convert(item)
+    if file and not have[file.path] then
+      have[file.path] = true
+      into[#into + 1] = file
     end
   end
+  return into, have
+end
+
+-- The file names the listing gave (expand=siblings), in order; {} without them.
+local function listing_names(model)
+  local names = {}
+  for _, s in ipairs(type(model.siblings) == "table" and model.siblings or {}) do
+    if type(s) == "table" and type(s.rfilename) == "string" then names[#names + 1] = s.rfilename end
+  end
+  return names
+end
+
+-- A repo's files as the listing names them, for the resolvers route.
+function M.files_from_listing(model)
+  local files = {}
+  for _, name in ipairs(listing_names(model)) do files[#files + 1] = { path = name, via_resolvers = true } end
   return files
 end
 
 local Scan = {}
 Scan.__index = Scan
 
--- context: { hub, max_file_size (bytes), policy (hfscan.policy, optional) };
--- model: { id, sha, lastModified, ... } (without sha, the repo is pinned to its
--- current commit); only: a set of paths to hash instead of the policy's targets.
+-- context: { hub, max_file_size (bytes), policy (hfscan.policy, optional),
+-- route (model -> "api" | "resolvers", optional), retry_budget (seconds of
+-- back-off per repo) }; model: { id, sha, lastModified, siblings, ... } (without
+-- sha, the repo is pinned to its current commit first); only: a set of paths to
+-- hash instead of the policy's targets.
 function M.new(context, model, only)
-  return setmetatable({ ctx = context, model = model, rows = {}, errors = {}, only = only,
-    policy = context.policy or policies.new() }, Scan)
+  return setmetatable({ ctx = context, hub = context.hub, model = model, rows = {}, errors = {},
+    only = only, policy = context.policy or policies.new(),
+    backoff = backoff.new(context.hub.loop, context.retry_budget) }, Scan)
+end
+
+-- Called after every Hub request: a stop requested, a token the Hub refuses, or
+-- a Hub that no longer answers says nothing about this repo, so none becomes a
+-- row or an error of it.
+function Scan:check(err)
+  if (err and err.kind == "interrupted") or hf.interrupted() then error(M.INTERRUPTED, 0) end
+  if err and err.kind == "invalid_token" then error(M.TOKEN_REFUSED, 0) end
+  if (err and err.kind == "unreachable") or self.hub.unreachable then error(M.HUB_UNREACHABLE, 0) end
 end
 
 -- Records an error, after asking the policy what to do about it.
@@ -139,7 +166,7 @@ function Scan:row(file, hash, method)
     hash = hash, filename = file.path, repo_id = m.id,
     file_size = file.size and tostring(math.tointeger(file.size) or file.size) or "",
     file_type = targets.file_type(file.path), last_modified = m.lastModified or "",
-    download_url = self.ctx.hub:file_url("resolve", m.id, m.sha, file.path),
+    download_url = self.hub:file_url("resolve", m.id, m.sha, file.path),
     hash_method = method, commit_hash = m.sha, index = file.index,
   }
   row = self.policy:call("on_row", row, m)
@@ -152,10 +179,114 @@ function Scan:fail(file, err, hash)
   self:error(file.path, error_type, err.message)
 end
 
+-- Keeps what model info tells of the repo that the listing may not have given.
+function Scan:take_metadata(info)
+  if not self.model.lastModified and type(info.lastModified) == "string" then
+    self.model.lastModified = info.lastModified
+  end
+end
+
+-- ---- the commit and the file list ------------------------------------------
+
+-- A repo given without a commit (an update, a script) is pinned to the one
+-- model info names (without blobs=true: one light request), so that no tier
+-- ever reads `main`. Returns true, or nil and the error.
+function Scan:pin_commit()
+  local m = self.model
+  while true do
+    local info, err = self.hub:model_info(m.id, "main", { retries = 0 })
+    self:check(err)
+    if info then
+      if type(info.sha) ~= "string" or not info.sha:match("^%x+$") then
+        return nil, hub_client.failure("bad_response", "model info of " .. m.id .. " names no commit")
+      end
+      m.sha = info.sha
+      self:take_metadata(info)
+      return true
+    end
+    if not TRANSIENT[err.kind] or not self.backoff:wait() then return nil, err end
+  end
+end
+
+-- Adds the files a second source names (the listing's siblings) and the list
+-- lacks: they are looked up with paths-info, not dropped.
+function Scan:add_listing_names(files, have)
+  local m, missing = self.model, {}
+  for _, name in ipairs(listing_names(m)) do
+    if not have[name] and self:wanted({ path = name }) then missing[#missing + 1] = name end
+  end
+  if #missing == 0 then return files end
+  local found, err = self.hub:paths_info(m.id, m.sha, missing, { retries = 0 })
+  self:check(err)
+  if not found then
+    -- The list is whole but for these few: the repo is redone by a restart.
+    self.unfinished = true
+    self:error("", ERROR_TYPES[err.kind] or err.kind, ("cannot look up %d files the listing names: %s")
+      :format(#missing, err.message))
+    return files
+  end
+  return (files_of(found, file_from_entry, files, have))
+end
+
+-- One round over the sources of the file list. Returns files, or nil and the
+-- errors of the sources that failed.
+function Scan:list_round()
+  local m, hub = self.model, self.hub
+  local entries, err = hub:tree(m.id, m.sha, { retries = 0 })
+  self:check(err)
+  if entries then return self:add_listing_names(files_of(entries, file_from_entry)) end
+  if TERMINAL[err.kind] then return nil, { err } end
+  local failures = { err }
+  local info, ierr = hub:model_info(m.id, m.sha, { blobs = true, retries = 0 })
+  self:check(ierr)
+  local names, known = {}, {}
+  for _, name in ipairs(listing_names(m)) do names[#names + 1], known[name] = name, true end
+  local listing_count = #names
+  if info then
+    self:take_metadata(info)
+    local files, have = files_of(info.siblings, file_from_sibling)
+    if plausible(#files) then return self:add_listing_names(files, have) end
+    for _, f in ipairs(files) do
+      if not known[f.path] then names[#names + 1], known[f.path] = f.path, true end
+    end
+    failures[#failures + 1] = hub_client.failure("bad_response",
+      ("model info lists %d files, which may be cut short"):format(#files))
+  else
+    failures[#failures + 1] = ierr
+    if TERMINAL[ierr.kind] or not LIST_TRANSIENT[ierr.kind] then return nil, failures end
+  end
+  -- paths-info says which of the names exist: whole only if the names were.
+  if plausible(listing_count) then
+    local found, perr = hub:paths_info(m.id, m.sha, names, { retries = 0 })
+    self:check(perr)
+    if found then return (files_of(found, file_from_entry)) end
+    failures[#failures + 1] = perr
+  end
+  return nil, failures
+end
+
+-- The repo's files, or nil and the error to record (transient: the repo is
+-- left unfinished).
+function Scan:list_files()
+  while true do
+    local files, failures = self:list_round()
+    if files then return files end
+    local transient
+    for _, f in ipairs(failures) do
+      if LIST_TRANSIENT[f.kind] then transient = transient or f end
+    end
+    -- Every source refused the repo (disabled, gated, gone): that is the answer.
+    if not transient then return nil, failures[#failures] end
+    if not self.backoff:wait() then return nil, transient end
+  end
+end
+
+-- ---- the tiers -----------------------------------------------------------------
+
 -- lfs_pointer tier. Returns the hash or nil and a reason.
 function Scan:pointer_hash(file)
-  local text, err = self.ctx.hub:raw(self.model.id, self.model.sha, file.path)
-  check_stop(err)
+  local text, err = self.hub:raw(self.model.id, self.model.sha, file.path, nil, { retries = 0 })
+  self:check(err)
   if not text then return nil, err.message end
   local sha, size = lfs.parse_pointer(text)
   if not sha then return nil, "pointer: " .. size end
@@ -165,145 +296,125 @@ function Scan:pointer_hash(file)
   return sha
 end
 
--- downloaded tier: stream, hash, and check against every claim the Hub made.
+local function mismatch(message, ...)
+  return nil, { kind = "hash_mismatch", message = message:format(...) }
+end
+
+-- Checks a download against every claim the Hub made of the file.
+function Scan:verify_download(file, got)
+  local claim = got.claim
+  local expected_size = file.size or (claim.kind == "lfs" and claim.size) or nil
+  if expected_size and got.bytes ~= expected_size then
+    return mismatch("downloaded %d bytes, the Hub lists %d", got.bytes, expected_size)
+  end
+  if claim.kind == "lfs" and claim.sha256 and claim.sha256 ~= got.sha256 then
+    return mismatch("downloaded SHA-256 %s, the Hub claims %s", got.sha256, claim.sha256)
+  end
+  local blob_id = claim.kind == "plain" and not file.lfs and (file.blob_id or claim.git_oid)
+  if blob_id and got.git_sha1 and got.git_sha1 ~= blob_id then
+    return mismatch("git blob id %s, the Hub lists %s", got.git_sha1, blob_id)
+  end
+  if claim.commit and claim.commit ~= self.model.sha then
+    return mismatch("served from commit %s, pinned %s", claim.commit, self.model.sha)
+  end
+  return got.sha256
+end
+
+-- downloaded tier: stream, hash, and check. The resolvers route may have
+-- fetched the file already.
 function Scan:download_hash(file)
   local limit = self.ctx.max_file_size
   if file.size and file.size > limit then
     return nil, { kind = "too_large", message = ("%s is %d bytes, over --max-file-size (%d bytes)")
       :format(file.path, file.size, limit) }
   end
-  local got, err = self.ctx.hub:download_sha256(self.model.id, self.model.sha, file.path, {
-    max_bytes = limit, git_blob_size = (not file.lfs and file.size) or nil })
-  check_stop(err)
-  if not got then return nil, err end
-  local expected_size = file.size or got.linked_size
-  if expected_size and got.bytes ~= expected_size then
-    return nil, { kind = "hash_mismatch", message = ("downloaded %d bytes, the Hub lists %d")
-      :format(got.bytes, expected_size) }
+  local got, err = file.fetched, nil
+  file.fetched = nil -- a second round downloads again
+  if not got then
+    got, err = self.hub:fetch_file(self.model.id, self.model.sha, file.path, {
+      max_bytes = limit, git_blob_size = (not file.lfs and file.size) or nil,
+      git_blob = not file.lfs and not file.size, retries = 0 })
+    self:check(err)
+    if not got then return nil, err end
   end
-  if got.linked_etag and lfs.valid_sha256(got.linked_etag) and got.linked_etag ~= got.sha256 then
-    return nil, { kind = "hash_mismatch", message = ("downloaded SHA-256 %s, the Hub claims %s")
-      :format(got.sha256, got.linked_etag) }
-  end
-  if not file.lfs and file.blob_id and got.git_sha1 and got.git_sha1 ~= file.blob_id then
-    return nil, { kind = "hash_mismatch", message = ("git blob id %s, the Hub lists %s")
-      :format(got.git_sha1, file.blob_id) }
-  end
-  if got.commit and got.commit ~= self.model.sha then
-    return nil, { kind = "hash_mismatch", message = ("served from commit %s, pinned %s")
-      :format(got.commit, self.model.sha) }
-  end
-  return got.sha256
+  return self:verify_download(file, got)
 end
 
--- The resolvers route knows only a file's name (from the listing): a HEAD on
--- /resolve/ tells the rest. An LFS file's X-Linked-Etag is its SHA-256; a plain
--- git file answers 200 with its git blob id as ETag. Returns false on failure.
-function Scan:head_file(file)
-  local meta, err = self.ctx.hub:file_metadata(self.model.id, self.model.sha, file.path)
-  check_stop(err)
-  if not meta then
-    -- A gated, disabled or hidden repo still shows its metadata to the api
-    -- route: the repo is done that way instead, so the rows do not depend on
-    -- the route.
-    if REPO_LEVEL[err.kind] then
-      self.use_api_route = true
-    else
-      self:fail(file, err)
-    end
+-- The resolvers route knows only a file's name (from the listing): one GET on
+-- /resolve/ tells the rest. An LFS file answers a redirect whose X-Linked-Etag
+-- is its SHA-256 (the CDN is not asked); a plain file answers the file itself,
+-- hashed as it streams. Any failure sends the repo to the api route, whose
+-- metadata still gives the LFS hashes of a repo that refuses its files (gated,
+-- region blocked, ...). Returns false then.
+function Scan:fetch_via_resolvers(file)
+  local got, err = self.hub:fetch_file(self.model.id, self.model.sha, file.path,
+    { claim_only = true, git_blob = true, max_bytes = self.ctx.max_file_size, retries = 0 })
+  self:check(err)
+  local claim = got and got.claim
+  if not got or (claim.commit and claim.commit ~= self.model.sha) then
+    self.use_api_route = true
     return false
   end
-  local linked = meta.linked_etag and lfs.valid_sha256(meta.linked_etag)
-  file.lfs = meta.status >= 300 and meta.status < 400
-  file.sha256 = file.lfs and linked or nil
-  file.size = meta.size
-  -- A plain file's ETag is its git blob id, when it looks like one (40 hex
-  -- digits): after a 307 to /api/resolve-cache/ the ETag is not documented, and
-  -- anything else must not turn a good download into a mismatch.
-  local etag = not file.lfs and meta.etag
-  file.blob_id = etag and #etag == 40 and etag:match("^%x+$") and etag:lower() or nil
+  file.lfs = claim.kind == "lfs"
+  if file.lfs then
+    file.sha256, file.size = claim.sha256, claim.size
+  else
+    file.fetched, file.size, file.blob_id = got, got.bytes, claim.git_oid
+  end
   return true
 end
 
--- Tries the policy's tiers in order; the first that gives a hash wins.
-function Scan:hash_file(file)
-  if file.needs_head and not self:head_file(file) then return end
+-- Tries the policy's tiers in order; the first that gives a hash wins. Returns
+-- true when the file has its row, or false and a failure that may pass.
+function Scan:try_tiers(file)
   local problems = {}
   for _, tier in ipairs(self.policy:call("tiers", file, self.model)) do
     if tier == "api_metadata" then
-      if file.sha256 then return self:row(file, file.sha256, "api_metadata") end
+      if file.sha256 then self:row(file, file.sha256, "api_metadata") return true end
       problems[#problems + 1] = "no SHA-256 in the metadata"
     elseif tier == "lfs_pointer" and file.lfs then
       local sha, why = self:pointer_hash(file)
-      if sha then return self:row(file, sha, "lfs_pointer") end
+      if sha then self:row(file, sha, "lfs_pointer") return true end
       problems[#problems + 1] = why
     elseif tier == "downloaded" then
       local sha, err = self:download_hash(file)
-      if sha then return self:row(file, sha, "downloaded") end
-      if err.kind == "too_large" then return self:fail(file, err, M.FAILED_TOO_LARGE) end
-      if err.kind == "hash_mismatch" or err.kind == "gated_repository" or #problems == 0
-        or not file.lfs then
-        return self:fail(file, err)
-      end
+      if sha then self:row(file, sha, "downloaded") return true end
+      if err.kind == "too_large" then self:fail(file, err, M.FAILED_TOO_LARGE) return true end
+      if TRANSIENT[err.kind] then return false, err end
+      if FILE_FACTS[err.kind] or #problems == 0 or not file.lfs then self:fail(file, err) return true end
       problems[#problems + 1] = "download: " .. err.message
     end
   end
   self:fail(file, { kind = "hash_extraction_failed",
     message = #problems > 0 and table.concat(problems, "; ") or "no tier was tried" })
+  return true
 end
 
--- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
-function Scan:run()
-  local m = self.model
-  if m.sha and not self.only and self.ctx.route and self.ctx.route(m) == "resolvers" then
-    self:hash_files(M.files_from_listing(m))
-    if not self.use_api_route then return self.rows, self.errors end
-    self.rows, self.errors = {}, {}
-  end
-  local files, info_or_err = list_files(self.ctx.hub, m.id, m.sha or "main")
-  if files and not m.sha then
-    -- The listing gave no commit: pin to the one model info answered for.
-    m.sha = type(info_or_err) == "table" and type(info_or_err.sha) == "string" and info_or_err.sha or nil
-    if not m.sha then
-      self:error("", "bad_response", "no commit sha for this repo")
-      return self.rows, self.errors
+-- A file's row, after backing off failures that may pass within the repo's
+-- budget; past it the file has an error but no row, and the repo is unfinished.
+function Scan:hash_file(file)
+  if file.via_resolvers and (self.use_api_route or not self:fetch_via_resolvers(file)) then return end
+  while true do
+    local done, err = self:try_tiers(file)
+    if done then return end
+    if not self.backoff:wait() then
+      self.unfinished = true
+      self:error(file.path, ERROR_TYPES[err.kind] or err.kind, err.message)
+      return
     end
   end
-  if not files then
-    local err = info_or_err
-    self.unfinished = TRANSIENT[err.kind] or nil
-    -- The listing showed this private repo to our token: "not found" now means the
-    -- token stopped working (a private repo hides behind "not found" from a
-    -- refused token), not that the repo is gone for good.
-    if err.kind == "repository_not_found" and m.private == true then self.unfinished = true end
-    self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
-    return self.rows, self.errors
-  end
-  if type(info_or_err) == "table" and not m.lastModified and type(info_or_err.lastModified) == "string" then
-    m.lastModified = info_or_err.lastModified
-  end
-  local seen = self:hash_files(files)
-  for path in pairs(self.only or {}) do
-    if not seen[path] then
-      self:fail({ path = path }, { kind = "entry_not_found",
-        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
-    end
-  end
-  return self.rows, self.errors
+end
+
+function Scan:wanted(file)
+  if self.only then return self.only[file.path] or false end
+  return self.policy:call("select_file", file, self.model)
 end
 
 -- Hashes the wanted files of a list. Returns the set of paths that were wanted.
 function Scan:hash_files(files)
-  local m = self.model
   local seen, work = {}, {}
   for index, file in ipairs(files) do
-    local wanted
-    if self.only then
-      wanted = self.only[file.path]
-    else
-      wanted = self.policy:call("select_file", file, m)
-    end
-    if wanted then
+    if self:wanted(file) then
       seen[file.path] = true
       file.index = index
       work[#work + 1] = function() self:hash_file(file) end
@@ -317,8 +428,51 @@ function Scan:hash_files(files)
   return seen
 end
 
--- Scans a repo. Returns rows, errors. Raises M.INTERRUPTED on a stop request,
--- M.STOPPED when the policy stops the scan, and a policy error for a broken hook.
+-- A repo that could not be read: one error, and unfinished when it may pass.
+function Scan:repo_failed(err)
+  self.unfinished = TRANSIENT[err.kind] or LIST_TRANSIENT[err.kind] or nil
+  -- The listing showed this private repo to our token: "not found" now means the
+  -- token stopped working (a private repo hides behind "not found" from a
+  -- refused token), not that the repo is gone for good.
+  if err.kind == "repository_not_found" and self.model.private == true then self.unfinished = true end
+  self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
+  return self.rows, self.errors
+end
+
+-- The resolvers route, for a repo the scanner sends there (the api window is
+-- spent): true when it did the repo, false when the api route must.
+function Scan:resolvers_route()
+  self:hash_files(M.files_from_listing(self.model))
+  if not self.use_api_route then return true end
+  self.rows, self.errors, self.unfinished = {}, {}, nil
+  return false
+end
+
+-- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
+function Scan:run()
+  local m = self.model
+  if not m.sha then
+    local ok, err = self:pin_commit()
+    if not ok then return self:repo_failed(err) end
+  end
+  if not self.only and self.ctx.route and self.ctx.route(m) == "resolvers" and self:resolvers_route() then
+    return self.rows, self.errors
+  end
+  local files, err = self:list_files()
+  if not files then return self:repo_failed(err) end
+  local seen = self:hash_files(files)
+  for path in pairs(self.only or {}) do
+    if not seen[path] then
+      self:fail({ path = path }, { kind = "entry_not_found",
+        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
+    end
+  end
+  return self.rows, self.errors
+end
+
+-- Scans a repo. Returns rows, errors, unfinished. Raises M.INTERRUPTED on a stop
+-- request, M.STOPPED when the policy stops the scan, M.TOKEN_REFUSED and
+-- M.HUB_UNREACHABLE, and a policy error for a broken hook.
 function M.scan(context, model, only)
   local scan = M.new(context, model, only)
   local ok, err = pcall(scan.run, scan)

@@ -7,6 +7,7 @@ local csvfile = require "hfscan.csvfile"
 local database = require "hfscan.database"
 local hf = require "hfscan"
 local hub_client = require "hfscan.hub"
+local listing_journal = require "hfscan.listing_journal"
 local logging = require "hfscan.log"
 local repo_scan = require "hfscan.repo_scan"
 local scan = require "hfscan.scan"
@@ -216,8 +217,14 @@ function M.restart(o)
   if not db then return fail(log, derr) end
   local ts = paths.ts
   local previous = database.read_metadata(paths.metadata) or {}
+  local listing = listing_journal.read(paths.listing)
+  if listing then
+    log:info("the listing goes on from its journal: %d pages read%s", #listing.pages,
+      (listing.done or not listing.next) and ", and it was over" or "")
+  end
   return scan.execute(o, db, ts, log, stats_from(docs, #order), {
     skip = finished,
+    listing = listing,
     scan_start = docs.extended.parameters.scan_start,
     metadata = function(m) m.resumed = (tonumber(previous.resumed) or 0) + 1 end,
   })
@@ -260,7 +267,7 @@ local function retry_failed(o, failed_by_repo, log)
   pool:set_worker_spacing(o.rate_limit)
   local loop = async.new(pool)
   local hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop }
-  local context = { hub = hub, max_file_size = math.huge }
+  local context = { hub = hub, max_file_size = math.huge, retry_budget = o.retry_budget, loop = loop }
   local results = {}
   local repos = {}
   for repo in pairs(failed_by_repo) do repos[#repos + 1] = repo end

@@ -2,11 +2,15 @@
 -- repo (hfscan.repo_scan), and append the rows to the database files as each
 -- repo completes. Many repos are in flight at once, as async tasks.
 local async = require "hfscan.async"
+local backoff = require "hfscan.backoff"
 local cli = require "hfscan.cli"
 local database = require "hfscan.database"
+local download_counts = require "hfscan.download_counts"
 local hf = require "hfscan"
 local hub_client = require "hfscan.hub"
+local listing_journal = require "hfscan.listing_journal"
 local logging = require "hfscan.log"
+local urls = require "hfscan.urls"
 local policies = require "hfscan.policy"
 local progress_line = require "hfscan.progress"
 local repo_scan = require "hfscan.repo_scan"
@@ -18,8 +22,10 @@ local M = {}
 
 M.EXIT_INTERRUPTED = 130
 -- siblings: the file names, so a repo can also be hashed through the larger
--- resolvers bucket (a HEAD per file) when the api bucket is the bottleneck.
-M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private", "siblings" }
+-- resolvers bucket (a request per file) when the api bucket is the bottleneck;
+-- library_name: whether those requests would count as downloads.
+M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private", "library_name",
+  "siblings" }
 M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
@@ -115,7 +121,7 @@ function M.new_scanner(o, db, log, stats)
     on_request = function(bucket, res) self:count_request(bucket, res) end }
   self.policy = o.loaded_policy or policies.new()
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
-    policy = self.policy, loop = loop,
+    policy = self.policy, loop = loop, retry_budget = o.retry_budget,
     route = function(model) return self:choose_route(model) end }
   self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
   log.before_stderr = function() self.progress:clear() end
@@ -130,44 +136,130 @@ function Scanner:count_request(bucket, res)
   if res and res.status == 429 then s.throttled = s.throttled + 1 end
 end
 
--- The listing task: pushes models above the threshold, once each, into queue.
-function Scanner:list_models(queue)
-  local o, stats = self.o, self.stats
+-- The listing's URL parameters: the scan's expands and the policy's.
+function Scanner:listing_params()
+  local o = self.o
   -- No direction: the Hub always sorts descending, and huggingface_hub stopped
   -- sending it (hub-api.md section 1).
   local params = { { "sort", "downloads" },
     { "limit", math.min(M.PAGE_SIZE, o.limit or M.PAGE_SIZE) } }
-  local expand, seen_field = {}, {}
+  local seen_field = {}
   for _, list in ipairs({ M.LISTING_EXPAND, self.policy.listing_expand }) do
     for _, e in ipairs(list) do
-      if not seen_field[e] then expand[#expand + 1], seen_field[e] = e, true end
+      if not seen_field[e] then params[#params + 1], seen_field[e] = { "expand", e }, true end
     end
   end
-  for _, e in ipairs(expand) do params[#params + 1] = { "expand", e } end
-  local pok, ok, err = pcall(self.hub.list_models, self.hub, params, function(items)
-    for _, m in ipairs(items) do
-      if hf.interrupted() or self.fatal then return false end
-      local downloads = tonumber(m.downloads) or 0
-      if downloads < o.download_threshold then return false end
-      if o.limit and stats.models_listed >= o.limit then return false end
-      -- The cursor can repeat items while counts change: keep the first.
-      if type(m.id) == "string" and not self.seen[m.id] then
-        self.seen[m.id] = true
-        if not o.shard or M.shard_of(m.id, o.shard.n) == o.shard.k then
-          stats.models_listed = stats.models_listed + 1
-          self:consider(M.model_from_listing(m), queue)
-        end
+  return params
+end
+
+-- Takes a page of the listing: pushes models above the threshold, once each,
+-- into queue. Returns false once the listing is over.
+function Scanner:take_page(items, queue)
+  local o, stats = self.o, self.stats
+  for _, m in ipairs(items) do
+    if hf.interrupted() or self.fatal then return false end
+    local downloads = tonumber(m.downloads) or 0
+    if downloads < o.download_threshold then return false end
+    if o.limit and stats.models_listed >= o.limit then return false end
+    -- The cursor can repeat items while counts change: keep the first.
+    if type(m.id) == "string" and not self.seen[m.id] then
+      self.seen[m.id] = true
+      if not o.shard or M.shard_of(m.id, o.shard.n) == o.shard.k then
+        stats.models_listed = stats.models_listed + 1
+        self:consider(M.model_from_listing(m), queue)
       end
     end
-    self.progress:update()
-  end)
-  if not pok then
-    self:stop_for(ok)
-  elseif not ok and err.kind ~= "interrupted" then
-    self.fatal = "cannot list models: " .. err.message
-    self.log:error("%s", self.fatal)
   end
-  stats.listing_done = true
+  self.progress:update()
+  return true
+end
+
+-- A next-page URL as the journal keeps it: without the endpoint's origin, so a
+-- restart against another address of the same Hub goes on there.
+function Scanner:relative_url(url)
+  local origin = self.hub.origin
+  if url and urls.origin(url) == origin then return url:sub(#url:match("^[^/]*//[^/]*") + 1) end
+  return url
+end
+
+function Scanner:absolute_url(url)
+  if url and url:sub(1, 1) == "/" then return self.hub.origin .. url end
+  return url
+end
+
+-- Opens the listing's journal; without one a restart lists from page 1.
+function Scanner:open_journal()
+  local journal, err = listing_journal.open(self.db.paths.listing)
+  if not journal then
+    self.log:warn("cannot record the listing's progress in %s (%s): a restart would list from the start",
+      self.db.paths.listing, tostring(err))
+  end
+  return journal
+end
+
+-- Writes to the journal; the first failure (a full disk) ends the journal.
+function Scanner:journal_write(method, ...)
+  if not self.journal then return end
+  local ok, err = self.journal[method](self.journal, ...)
+  if not ok then
+    self.log:warn("cannot record the listing's progress in %s (%s): a restart would list again from this page",
+      self.db.paths.listing, tostring(err))
+    self.journal:close()
+    self.journal = nil
+  end
+end
+
+-- What a listing that failed means for the scan: a Hub gone stops it; anything
+-- else ends the listing while the repos already listed are finished, and a
+-- restart goes on from the saved page.
+function Scanner:listing_failed(err)
+  if err.kind == "interrupted" then return end
+  if err.kind == "invalid_token" then return self:stop_for(repo_scan.TOKEN_REFUSED) end
+  if err.kind == "unreachable" or self.hub.unreachable or (err.kind == "network_error"
+      and (err.code == "dns" or err.code == "connect" or err.code == "tls")) then
+    self.fatal = ("cannot reach %s: %s"):format(self.hub.host, err.message)
+    if self.hub.unreachable then self.fatal = self.hub.unreachable end
+    self.log:error("%s", self.fatal)
+    return
+  end
+  self.listing_stopped = ("the listing stopped at %s: %s"):format(err.url or "?", err.message)
+  self.log:error("%s", self.listing_stopped)
+end
+
+-- The listing task: replays the pages a resumed scan had read, then lists the
+-- Hub from where they stopped, recording each page before its models are queued.
+function Scanner:list_models(queue)
+  local saved = self.saved_listing
+  self.journal = self:open_journal()
+  local over = false
+  for _, items in ipairs(saved and saved.pages or {}) do
+    if self:take_page(items, queue) == false then over = true break end
+  end
+  if saved and (saved.done or not saved.next) then over = true end
+  if not over and not self.fatal and not hf.interrupted() then
+    local start = saved and self:absolute_url(saved.next)
+    local pok, ok, err
+    repeat
+      pok, ok, err = pcall(self.hub.list_models, self.hub, self:listing_params(),
+        function(items, next_url)
+          self:journal_write("page", items, self:relative_url(next_url))
+          return self:take_page(items, queue)
+        end, { start_url = start, backoff = backoff.new(self.loop, self.o.retry_budget) })
+      -- A token refused from the token file is read again once, and the page asked again.
+      local again = pok and not ok and err.kind == "invalid_token" and self:token_reread()
+      start = again and err.url or start
+    until not again
+    if not pok then
+      self:stop_for(ok)
+    elseif ok then
+      over = true
+    else
+      self:listing_failed(err)
+    end
+  end
+  if over and not self.fatal and not hf.interrupted() then self:journal_write("done") end
+  if self.journal then self.journal:close() end
+  self.stats.listing_done = true
   queue:close()
 end
 
@@ -181,7 +273,7 @@ function Scanner:consider(model, queue)
   if before and model.sha and before.commit == model.sha then
     queue:push({ carry = before, model = model })
   else
-    if M.api_only(model) then self.api_only_queued = self.api_only_queued + 1 end
+    if self:api_only(model) then self.api_only_queued = self.api_only_queued + 1 end
     queue:push(model)
   end
 end
@@ -200,22 +292,33 @@ function Scanner:carry_over(item)
   return rows, errors
 end
 
--- api (one model-info request) or resolvers (a HEAD per target file): api while
+-- The target files the listing names for a repo.
+local function listed_targets(model)
+  local paths = {}
+  for _, s in ipairs(type(model.siblings) == "table" and model.siblings or {}) do
+    if type(s) == "table" and type(s.rfilename) == "string" and targets.is_target(s.rfilename) then
+      paths[#paths + 1] = s.rfilename
+    end
+  end
+  return paths
+end
+
+-- api (one tree request) or resolvers (a request per target file on /resolve/): api while
 -- its window has room, else resolvers when its window holds the repo's files.
 -- The Hub then serves about api_q + resolvers_q / files_per_repo repos a window.
+-- A test hook: HFSCAN_TEST_ROUTE=resolvers sends every repo that may take the
+-- resolvers route there, whatever the windows say.
+local FORCED_ROUTE = os.getenv("HFSCAN_TEST_ROUTE")
+
 function Scanner:choose_route(model)
-  if M.api_only(model) then return "api" end
+  if self:api_only(model) then return "api" end
+  if FORCED_ROUTE == "resolvers" then return "resolvers" end
   local api = self.limiter:state("api")
   -- Keep what the api window has left for the queued repos that need it.
   if not api or api.remaining < 0 or (api.remaining > self.api_only_queued and api.blocked_for <= 0) then
     return "api"
   end
-  local files = 0
-  for _, s in ipairs(model.siblings) do
-    if type(s) == "table" and type(s.rfilename) == "string" and targets.is_target(s.rfilename) then
-      files = files + 1
-    end
-  end
+  local files = #listed_targets(model)
   local res = self.limiter:state("resolvers")
   if not res or res.remaining < 0 or (res.remaining >= files and res.blocked_for <= 0) then
     return "resolvers"
@@ -223,10 +326,16 @@ function Scanner:choose_route(model)
   return "api"
 end
 
--- Gated repos show their LFS hashes only through the api route (a HEAD on their
--- files is refused); so do repos listed without their file names.
-function M.api_only(model)
-  return type(model.siblings) ~= "table" or (model.gated ~= nil and model.gated ~= false)
+-- Repos only the api route takes: gated ones (their files refuse a request),
+-- those listed without a plausible count of file names (the listing's siblings
+-- may be cut short or empty, hub-api.md section 12), those whose files a request
+-- on /resolve/ would count as downloads, and every repo with --no-resolvers-route.
+function Scanner:api_only(model)
+  if self.o.no_resolvers_route then return true end
+  if model.gated ~= nil and model.gated ~= false then return true end
+  local names = type(model.siblings) == "table" and #model.siblings or 0
+  if names < 1 or names > repo_scan.PLAUSIBLE_FILES then return true end
+  return download_counts.any_counted(model, listed_targets(model))
 end
 
 -- A model as the policy and repo_scan see it: the listing's fields, with
@@ -245,12 +354,30 @@ end
 -- Stops the scan for a broken policy or the policy's own decision; anything
 -- else is a bug and is raised again.
 function Scanner:stop_for(err)
+  if self.fatal then return end -- the first reason is the one told, once
   if policies.is_policy_error(err) or err == repo_scan.STOPPED or err == repo_scan.TOKEN_REFUSED then
     self.fatal = tostring(err)
+  elseif err == repo_scan.HUB_UNREACHABLE then
+    self.fatal = self.hub.unreachable or tostring(err)
   else
     error(err, 0)
   end
   self.log:error("%s", self.fatal)
+end
+
+-- A token from the token file that the Hub refuses is read again once: a
+-- browser login rotates it there (hub-api.md section 12). Returns true when
+-- the hub now holds a new token.
+function Scanner:token_reread()
+  local o = self.o
+  if not o.token_file or self.token_was_reread then return false end
+  self.token_was_reread = true
+  local token = scan_options.read_token_file(o.token_file)
+  if not token or token == self.hub.token then return false end
+  self.log:add_secret(token)
+  self.log:warn("the Hub refused the token from %s; read it again and go on with the new one", o.token_file)
+  self.hub.token, o.token = token, token
+  return true
 end
 
 -- unfinished: the repo hit a temporary failure; its rows and errors are written
@@ -296,24 +423,38 @@ function Scanner:record(model, rows, errors, unfinished)
   return true
 end
 
+-- Queues a repo again, to be scanned with the token read again.
+function Scanner:requeue(model, queue)
+  if self:api_only(model) then self.api_only_queued = self.api_only_queued + 1 end
+  queue:push(model)
+end
+
 -- A repo task: takes models from the queue until it is empty and closed.
 function Scanner:repo_worker(queue)
   while not self.fatal and not hf.interrupted() do
     local item = queue:pop()
     if not item then return end
     local model, ok, rows, errors, unfinished = item, nil, nil, nil, nil
+    local token_used = self.hub.token
     if item.carry then
       model = item.model
       ok, rows, errors = true, self:carry_over(item)
     else
-      if M.api_only(model) then self.api_only_queued = self.api_only_queued - 1 end
+      if self:api_only(model) then self.api_only_queued = self.api_only_queued - 1 end
       ok, rows, errors, unfinished = pcall(repo_scan.scan, self.context, model)
     end
     if not ok then
       if rows == repo_scan.INTERRUPTED then return end
-      return self:stop_for(rows)
+      local redo = rows == repo_scan.TOKEN_REFUSED
+        and (self.hub.token ~= token_used or self:token_reread())
+      if not redo then return self:stop_for(rows) end
+      self:requeue(model, queue)
+    elseif unfinished and self.hub.token ~= token_used then
+      -- It met the old token's refusal ("not found" for a private repo): again.
+      self:requeue(model, queue)
+    elseif not self:record(model, rows, errors, unfinished) then
+      return
     end
-    if not self:record(model, rows, errors, unfinished) then return end
   end
 end
 
@@ -417,6 +558,7 @@ function M.execute(o, db, ts, log, stats, extra)
   local started, scan_start = hf.now(), os.date("!%Y-%m-%dT%H:%M:%SZ")
   local scanner = M.new_scanner(o, db, log, stats)
   scanner.skip = extra and extra.skip
+  scanner.saved_listing = extra and extra.listing
   scanner.previous = o.previous
   scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log)
   log:info("scanning %s: threshold %d downloads, %d workers, %.3g s per worker, max file %.3g GB%s",
@@ -429,7 +571,7 @@ function M.execute(o, db, ts, log, stats, extra)
   local interrupted = hf.interrupted()
   local unfinished = stats.unfinished
   local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted"
-    or unfinished > 0 and "incomplete" or "completed"
+    or (unfinished > 0 or scanner.listing_stopped) and "incomplete" or "completed"
   local duration = hf.now() - started
   local metadata = M.metadata(o, ts, stats, {
     scan_start = (extra and extra.scan_start) or scan_start,
@@ -458,12 +600,16 @@ function M.execute(o, db, ts, log, stats, extra)
     log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: %s",
       restart_command(o))
   end
-  if status == "incomplete" then
+  if status == "incomplete" and unfinished > 0 then
     log:warn("%d repos hit temporary failures (listed in the errors file) and are not finished; redo them with: %s",
       unfinished, restart_command(o))
   end
+  if status == "incomplete" and scanner.listing_stopped then
+    log:warn("the repos listed so far are done; list the rest (from the page that failed) with: %s",
+      restart_command(o))
+  end
   log:close()
-  return (scanner.fatal or unfinished > 0) and 1 or 0
+  return status == "completed" and 0 or 1
 end
 
 function M.run(args)
@@ -479,6 +625,10 @@ function M.run(args)
   end
   local ok, derr = M.prepare_output_dir(o.output_dir)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
+  -- The token is checked before anything is written: a refused one is a usage error.
+  local who, werr = M.check_token(o)
+  if not who then return cli.usage_error(werr, "hfscan --help") end
+  M.say_who(o, who)
   local resuming = o.restart or o.restart_from or o.update_failed_hashes
   if not resuming then
     -- What --since and --policy name is checked before the folder is made.
@@ -510,6 +660,42 @@ function M.run(args)
   end
   lock:close()
   return status
+end
+
+-- Asks the Hub who the token belongs to (one whoami-v2 call: it is heavily
+-- rate-limited, hub-api.md section 7). Returns { user = name } (user nil for
+-- an anonymous scan, unchecked = why when the Hub could not say), or nil and a
+-- message when the Hub refuses the token.
+function M.check_token(o)
+  if not o.token then return {} end
+  local pool = hf.pool(1)
+  local loop = async.new(pool)
+  local hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop, retries = 2 }
+  local info, err
+  loop:spawn(function() info, err = hub:whoami() end)
+  local ok, lerr = pcall(loop.run, loop)
+  pool:close()
+  if not ok then return { unchecked = tostring(lerr) } end
+  if info then return { user = type(info.name) == "string" and info.name or "?" } end
+  if err.kind == "invalid_token" then
+    return nil, ("the Hub refuses the token from %s (%s)"):format(o.token_source or "--token", err.message)
+  end
+  return { unchecked = err.message }
+end
+
+-- On a terminal, the first line says as whom the scan runs (never the token).
+function M.say_who(o, who)
+  if o.quiet or o.help or o.version then return end
+  local line
+  if not o.token then
+    line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")
+  elseif who.user then
+    line = ("hfscan: scanning as %s (token from %s)"):format(who.user, o.token_source)
+  else
+    line = ("hfscan: cannot check the token from %s (%s); going on with it"):format(o.token_source, who.unchecked)
+  end
+  -- A token that could not be checked is said anywhere: the scan may be refused later.
+  if who.unchecked or hf.isatty(2) then io.stderr:write(line, "\n") end
 end
 
 -- Loads what --since and --policy name and records them as absolute paths (a

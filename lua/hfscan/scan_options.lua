@@ -15,13 +15,16 @@ M.FLAGS = {
   { "--limit", "N", nil, "scan at most N models (testing)" },
   { "--restart", nil, nil, "resume the most recent scan in --output-dir" },
   { "--restart-from", "CSV", nil, "resume the scan of this extended CSV" },
-  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)" },
+  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)" },
+  { "--no-token", nil, nil, "scan anonymously: no token from the environment or the token file" },
   { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
   { "--yes", nil, nil, "do not ask for confirmation" },
   { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },
   { "--policy", "FILE", nil, "a Lua scan policy: the hooks it returns replace the defaults" },
   { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)" },
   { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)" },
+  { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart" },
+  { "--no-resolvers-route", nil, nil, "never ask /resolve/ per file to save api requests (the Hub counts those as downloads for GGUF files and many libraries' weights)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },
   { "--version", nil, nil, "show the version" },
@@ -74,6 +77,10 @@ local CHECKS = {
     return n and n <= 256 and n or nil, "a whole number from 1 to 256"
   end,
   ["--rate-limit"] = function(v) return number(v, 0), "a number of seconds, 0 or more" end,
+  ["--retry-budget"] = function(v)
+    local n = number(v, 0)
+    return n and n <= 86400 and n or nil, "a number of seconds from 0 to 86400"
+  end,
   ["--max-file-size"] = function(v) return number(v, 0, true), "a number of GB above 0" end,
   ["--limit"] = function(v) return integer(v, 1), "a whole number of models, 1 or more" end,
   ["--output-dir"] = function(v) return v ~= "" and v or nil, "a directory" end,
@@ -92,22 +99,58 @@ local CHECKS = {
   end,
 }
 
+-- A path as huggingface_hub reads one from the environment: $VAR and ${VAR}
+-- expanded (unknown ones left as they are), then a leading ~ (hub-api.md section 12).
+function M.expand_path(path, env)
+  path = path:gsub("%$(%b{})", function(braced)
+    return env(braced:sub(2, -2)) or nil
+  end)
+  path = path:gsub("%$([%a_][%w_]*)", function(name) return env(name) or nil end)
+  if path == "~" or path:sub(1, 2) == "~/" then path = (env("HOME") or "") .. path:sub(2) end
+  return path
+end
 
--- The token file of huggingface_hub: $HF_TOKEN_PATH, else $HF_HOME/token, else
--- ~/.cache/huggingface/token.
-local function token_file(env)
-  if env("HF_TOKEN_PATH") then return env("HF_TOKEN_PATH") end
-  local home = env("HF_HOME") or ((env("XDG_CACHE_HOME") or ((env("HOME") or "") .. "/.cache"))
-    .. "/huggingface")
+-- The token file of huggingface_hub: $HF_TOKEN_PATH, else $HF_HOME/token, where
+-- HF_HOME defaults to $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface.
+function M.token_file(env)
+  local function var(name)
+    local v = env(name)
+    return v and v ~= "" and M.expand_path(v, env) or nil
+  end
+  if var("HF_TOKEN_PATH") then return var("HF_TOKEN_PATH") end
+  local home = var("HF_HOME") or ((var("XDG_CACHE_HOME") or M.expand_path("~/.cache", env)) .. "/huggingface")
   return home .. "/token"
 end
 
-local function read_token_file(path)
+function M.read_token_file(path)
   local f = io.open(path, "r")
   if not f then return nil end
   local token = (f:read("a") or ""):match("^%s*(.-)%s*$")
   f:close()
   return token ~= "" and token or nil
+end
+
+-- huggingface_hub's reading of a boolean variable.
+local function is_true(value)
+  local v = (value or ""):upper()
+  return v == "1" or v == "ON" or v == "YES" or v == "TRUE"
+end
+
+-- The token and where it came from, in huggingface_hub's order: --token, then
+-- (unless HF_HUB_DISABLE_IMPLICIT_TOKEN or --no-token) HF_TOKEN, the legacy
+-- HUGGING_FACE_HUB_TOKEN, the token file. Returns token, source, file (the
+-- token file's path when it came from there, so it can be read again).
+function M.find_token(o, env)
+  if o.token then return o.token, "--token" end
+  if o.no_token or is_true(env("HF_HUB_DISABLE_IMPLICIT_TOKEN")) then return nil end
+  for _, name in ipairs({ "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN" }) do
+    local v = env(name)
+    if v and v ~= "" then return v, name end
+  end
+  local file = M.token_file(env)
+  local token = M.read_token_file(file)
+  if token then return token, "the token file " .. file, file end
+  return nil
 end
 
 -- The command line as recorded in the files, with the token masked.
@@ -161,8 +204,8 @@ function M.parse(args, env)
     o.endpoint = ok
   end
   o.endpoint = o.endpoint:gsub("/+$", "")
-  if not o.token and env("HF_TOKEN") and env("HF_TOKEN") ~= "" then o.token = env("HF_TOKEN") end
-  if not o.token then o.token = read_token_file(token_file(env)) end
+  if o.token and o.no_token then return nil, "--token and --no-token cannot be used together" end
+  o.token, o.token_source, o.token_file = M.find_token(o, env)
   o.given = given
   o.command_line = masked_command_line(args)
   return o

@@ -112,6 +112,11 @@ def parse_args(argv):
     f.add_argument("--revoke-token-after", type=int, default=0, metavar="N",
                    help="after N requests with a valid token, every token is refused as "
                         "invalid (a token revoked mid-scan)")
+    f.add_argument("--rotate-token-file", metavar="PATH",
+                   help="with --revoke-token-after: when the tokens are revoked, write a new "
+                        "valid token of testuser into PATH (a browser login rotating it)")
+    f.add_argument("--vanish-after", type=int, default=0, metavar="N",
+                   help="after N API requests the API host stops answering: its port closes")
     f.add_argument("--other-quota-429", type=float, default=0.0, metavar="RATE",
                    help="this fraction of /api/ calls answer 429 from another quota, "
                         "while the bucket's RateLimit still shows r>0")
@@ -190,6 +195,7 @@ def start(args, the_world):
     except OSError as err:
         sys.exit("hub: cannot listen: %s (on systems without 127.0.0.2, try --cdn-host "
                  "127.0.0.1)" % err)
+    hub.api_server = api_server
     hub.endpoint = "http://%s:%d" % (_url_host(args.host), api_server.server_port)
     hub.cdn_url = "http://%s:%d" % (_url_host(args.cdn_host), cdn_server.server_port)
     for srv in (api_server, cdn_server):

@@ -20,11 +20,16 @@ import errors
 import files
 import routes
 import signing
+import world as world_module
 from response import Response, html_response, json_response, text_response
 
 HANDLERS = dict(api.HANDLERS, **{"resolve": files.resolve, "raw": files.raw,
                                  "resolve-cache": files.resolve_cache})
 TEXT_ERROR_ROUTES = ("resolve", "raw", "resolve-cache")
+
+
+# --rotate-token-file: the token a refresh writes, with the access of the one it replaces.
+ROTATED_FROM, ROTATED_TOKEN = "hf_testuser_granted", "hf_testuser_rotated"
 
 
 class Hub:
@@ -42,16 +47,44 @@ class Hub:
         self.cdn_url = None
         self._token_uses = 0
         self._token_lock = threading.Lock()
+        self._api_requests = 0
+        self.api_server = None      # set once bound, for --vanish-after
+        if options.rotate_token_file:
+            # The token a refresh writes: testuser's, with the granted token's access.
+            granted = world.tokens[ROTATED_FROM]
+            world.tokens[ROTATED_TOKEN] = world_module.Token(ROTATED_TOKEN, granted.to_fixture())
 
-    def token_revoked(self):
+    def token_revoked(self, token):
         """Counts a request carrying a valid token; True once more than
-        --revoke-token-after of them were served (a token revoked mid-scan)."""
+        --revoke-token-after of them were served (a token revoked mid-scan).
+        With --rotate-token-file the new token is written there at that moment,
+        and is never revoked."""
         limit = self.options.revoke_token_after
-        if not limit:
+        if not limit or token.value == ROTATED_TOKEN:
             return False
         with self._token_lock:
             self._token_uses += 1
-            return self._token_uses > limit
+            revoked = self._token_uses > limit
+            if revoked and self._token_uses == limit + 1 and self.options.rotate_token_file:
+                with open(self.options.rotate_token_file, "w") as handle:
+                    handle.write(ROTATED_TOKEN + "\n")
+            return revoked
+
+    def vanishing(self):
+        """True once --vanish-after N API requests were served: from then on the
+        API host answers nothing, and its port is closed (a Hub that is gone)."""
+        limit = self.options.vanish_after
+        if not limit:
+            return False
+        with self._token_lock:
+            self._api_requests += 1
+            if self._api_requests == limit + 1:
+                threading.Thread(target=self._close_api_port, daemon=True).start()
+            return self._api_requests > limit
+
+    def _close_api_port(self):
+        self.api_server.shutdown()
+        self.api_server.server_close()
 
 
 class Server(ThreadingHTTPServer):
@@ -95,8 +128,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.role == "api" and self.path.startswith("/_hub/"):
             self._send(self._control(hub, body))
             return
+        if self.server.role == "api" and hub.vanishing():
+            self.close_connection = True    # no answer at all
+            return
         auth = access.authenticate(hub.world, self.headers.get("Authorization"))
-        if auth.token is not None and hub.token_revoked():
+        if auth.token is not None and hub.token_revoked(auth.token):
             auth = access.Auth(True)  # the token now answers like an unknown one
         host = self.headers.get("Host") or hub.endpoint.split("//", 1)[1]
         req = routes.Request(self.command, self.path, self.headers, body, auth,
@@ -109,9 +145,11 @@ class Handler(BaseHTTPRequestHandler):
             response = files.cdn(hub, req)
         else:
             bucket, response = self._api_side(hub, req)
-        self._send(response)
+        # Logged before the answer goes out: a client that has its answer finds
+        # the request in the log, even if it is killed the next instant.
         hub.instruments.record(self.command, self.path, self.server.role, host, auth.sent,
                                response.status, bucket, self.headers.get("Range"))
+        self._send(response)
 
     def _api_side(self, hub, req):
         bucket = routes.bucket_of(req.path, hub.options.resolve_cache_bucket)

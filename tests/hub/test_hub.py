@@ -895,6 +895,52 @@ class TestRevokedToken(HubCase):
         self.assertEqual(self.get(path).status, 200, "anonymous callers are not affected")
 
 
+class TestRotatedToken(unittest.TestCase):
+    def test_the_refusal_writes_a_new_token_that_keeps_working(self):
+        with tempfile.TemporaryDirectory(prefix="hubtest-rotate-") as d:
+            token_file = os.path.join(d, "token")
+            with open(token_file, "w") as handle:
+                handle.write("hf_testuser_granted\n")
+            hub = HubProcess(["--models", "10", "--revoke-token-after", "1",
+                              "--rotate-token-file", token_file])
+            try:
+                path = hub.url + "/api/models/testuser/private-weights"
+                self.assertEqual(fetch("GET", path, GRANTED).status, 200)
+                with open(token_file) as handle:
+                    self.assertEqual(handle.read(), "hf_testuser_granted\n", "not yet rotated")
+                self.assertEqual(fetch("GET", path, GRANTED).status, 401)
+                with open(token_file) as handle:
+                    rotated = handle.read().strip()
+                self.assertEqual(rotated, "hf_testuser_rotated")
+                new = {"Authorization": "Bearer " + rotated}
+                self.assertEqual([fetch("GET", path, new).status for _ in range(3)], [200] * 3)
+                self.assertEqual(fetch("GET", path, GRANTED).status, 401, "the old one stays refused")
+            finally:
+                hub.stop()
+
+
+class TestVanish(unittest.TestCase):
+    def test_after_n_requests_the_api_port_answers_nothing_and_closes(self):
+        hub = HubProcess(["--models", "3", "--vanish-after", "2"])
+        try:
+            path = hub.url + "/api/models/hfscan-test/xet-gguf"
+            self.assertEqual([fetch("GET", path).status for _ in range(2)], [200, 200])
+            with self.assertRaises((http.client.HTTPException, OSError)):
+                fetch("GET", path)
+            deadline = time.time() + 10
+            refused = False
+            while not refused and time.time() < deadline:  # the port closes right after
+                try:
+                    fetch("GET", path, timeout=2)
+                except ConnectionRefusedError:
+                    refused = True
+                except (http.client.HTTPException, OSError):
+                    pass
+            self.assertTrue(refused, "connections are refused once the port is closed")
+        finally:
+            hub.stop()
+
+
 class TestWorldFiles(unittest.TestCase):
     def run_hub(self, *args):
         return subprocess.run([sys.executable, "-B", HUB] + list(args), check=True,

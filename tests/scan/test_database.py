@@ -232,7 +232,11 @@ class DiffIncrementalTest(WorldCase):
         _, _, old_rows = read_csv(old["extended"])
         failed = {r["repo_id"] for r in old_rows if r["hash"].startswith("FAILED_")}
         self.assertEqual(failed, {"gated-org/gated-auto", "gated-org/gated-manual"})
-        changed |= failed
+        # So are repos that failed as a whole (a disabled repo has no file list).
+        _, _, old_errors = read_csv(old["errors"])
+        whole = {e["repo_id"] for e in old_errors if e["filename"] == ""}
+        self.assertEqual(whole, {"hfscan-test/disabled-model"})
+        changed |= failed | whole
         touched = set()
         for req in new_hub.requests():
             path = req["path"].split("?")[0]

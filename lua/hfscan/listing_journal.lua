@@ -1,0 +1,74 @@
+-- The listing's progress, kept beside a scan's files (hf_scan_listing_<ts>.jsonl):
+-- one JSON line per page read, with the page's items and the URL of the next
+-- page, and a last line once the listing is over. A restart replays the pages
+-- (so the repos they named are queued again, unless finished) and goes on from
+-- the saved next page, instead of listing from page 1. Each line is written and
+-- flushed at once; a line cut short by a kill ends the journal there, and that
+-- page is asked again.
+local cjson = require "cjson.safe"
+
+local M = {}
+local Journal = {}
+Journal.__index = Journal
+
+-- A test hook, as in hfscan.database: HFSCAN_TEST_CRASH=after_listing_page:<n>
+-- kills the process once the n-th page of this run is written.
+local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")
+crash_count = tonumber(crash_count)
+
+-- Opens the journal for appending. Returns it, or nil and a message.
+function M.open(path)
+  local f, err = io.open(path, "a")
+  if not f then return nil, err end
+  return setmetatable({ file = f, path = path, pages = 0 }, Journal)
+end
+
+function Journal:write(record)
+  local ok, err = self.file:write(cjson.encode(record), "\n")
+  if ok then ok, err = self.file:flush() end
+  return ok, err
+end
+
+-- Records a page: its items, and where the listing goes on (nil: nowhere).
+function Journal:page(items, next_url)
+  local ok, err = self:write({ items = items, next = next_url or cjson.null })
+  self.pages = self.pages + 1
+  if crash_point == "after_listing_page" and self.pages == crash_count then
+    require("hfscan").kill_self_for_tests()
+  end
+  return ok, err
+end
+
+-- Records that the listing is over (the threshold, the limit, or the last page).
+function Journal:done()
+  return self:write({ done = true })
+end
+
+function Journal:close()
+  if self.file then self.file:close() end
+  self.file = nil
+end
+
+-- Reads a journal: { pages = { items, ... }, next = url | nil, done = bool }, or
+-- nil when there is none (a scan made before journals, or killed before its
+-- first page).
+function M.read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local journal = { pages = {}, done = false }
+  for line in f:lines() do
+    local record = cjson.decode(line)
+    if type(record) ~= "table" then break end -- torn by a kill: the page is asked again
+    if record.done then
+      journal.done = true
+    elseif type(record.items) == "table" then
+      journal.pages[#journal.pages + 1] = record.items
+      journal.next = type(record.next) == "string" and record.next or nil
+    end
+  end
+  f:close()
+  if #journal.pages == 0 and not journal.done then return nil end
+  return journal
+end
+
+return M

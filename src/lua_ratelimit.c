@@ -63,6 +63,12 @@ static int l_cancel(lua_State *L) {
   return 0;
 }
 
+static int l_note_wait(lua_State *L) {
+  hf_ratelimit_note_wait(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2),
+                         luaL_checknumber(L, 3));
+  return 0;
+}
+
 static int l_acquire(lua_State *L) {
   double waited = hf_ratelimit_acquire(hf_lua_check_ratelimit(L, 1), luaL_checkstring(L, 2));
   if (waited < 0)
@@ -152,6 +158,7 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"acquire", l_acquire},
       {"reserve", l_reserve},
       {"cancel", l_cancel},
+      {"note_wait", l_note_wait},
       {"observe", l_observe},
       {"state", l_state},
       {"close", l_close},

@@ -36,6 +36,7 @@ struct bucket {
   double first_start;    /* when the first request was booked */
   long in_flight, requests, throttled;
   long queued;           /* booked, not yet sent: they will count in the window they reach */
+  long least_r;          /* the smallest r the Hub told in this window, -1 when none */
   double waited;
 };
 
@@ -79,7 +80,7 @@ static struct bucket *find_bucket(hf_ratelimit *rl, const char *name, int create
   memset(b, 0, sizeof *b);
   snprintf(b->name, sizeof b->name, "%s", name);
   b->last_start = -1;
-  b->quota = b->window = b->remaining = -1;
+  b->quota = b->window = b->remaining = b->least_r = -1;
   b->reset_at = -1;
   return b;
 }
@@ -108,6 +109,7 @@ static void roll_window(struct bucket *b, double t) {
     b->remaining = b->quota > b->queued ? b->quota - b->queued : 0;
     b->reset_at = b->window > 0 ? b->reset_at + b->window : -1;
     b->reset_from_header = 0; /* a guess until the new window's first answer */
+    b->least_r = -1;
   }
 }
 
@@ -144,8 +146,9 @@ double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, in
   int bookable = 1;
   if (b) {
     t = next_start(rl, b, now, &bookable);
-    b->waited += t - now;
     if (bookable) {
+      /* A caller told to ask again later counts its own waiting until then. */
+      b->waited += t - now;
       if (b->requests == 0)
         b->first_start = t;
       if (b->remaining > 0)
@@ -184,6 +187,14 @@ void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
   pthread_mutex_unlock(&rl->lock);
 }
 
+void hf_ratelimit_note_wait(hf_ratelimit *rl, const char *bucket, double seconds) {
+  pthread_mutex_lock(&rl->lock);
+  struct bucket *b = find_bucket(rl, bucket, 1);
+  if (b && seconds > 0)
+    b->waited += seconds;
+  pthread_mutex_unlock(&rl->lock);
+}
+
 double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
   double began = hf_monotonic_seconds();
   for (;;) {
@@ -197,6 +208,7 @@ double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
     }
     if (booked)
       return hf_monotonic_seconds() - began;
+    hf_ratelimit_note_wait(rl, bucket, start - now);
   }
 }
 
@@ -284,9 +296,12 @@ static void apply_ratelimit(struct bucket *b, long r, long t, double now) {
     b->remaining = left;
     b->reset_at = reset;
     b->reset_from_header = 1;
+    b->least_r = r;
   } else if (reset < b->reset_at - half) {
     return; /* a late answer from a window already over */
   } else {
+    if (b->least_r < 0 || r < b->least_r)
+      b->least_r = r;
     if (b->remaining < 0 || left < b->remaining)
       b->remaining = left;
     /* t is rounded up, so the smallest now + t is the closest safe estimate;
@@ -333,6 +348,10 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
     apply_policy(rl, headers);
   if (b && has_header)
     apply_ratelimit(b, r, t, now);
+  /* With every request answered, the smallest r told is the Hub's own count: the
+   * guesses made for requests in flight give way to it (they only ever erred low). */
+  if (b && b == booked && b->in_flight == 0 && b->queued == 0 && b->least_r > b->remaining)
+    b->remaining = b->least_r;
   if (b && status == 429) {
     b->throttled++;
     double wall = (double)time(NULL);

@@ -37,6 +37,9 @@ void hf_ratelimit_set_spread_fraction(hf_ratelimit *rl, double fraction);
  * window is spent, nothing is booked (*booked = 0): wait until then and ask
  * again, so that no slot of a window not yet open is promised early. */
 double hf_ratelimit_reserve(hf_ratelimit *rl, const char *bucket, double now, int *booked);
+/* Adds to the bucket's waited total the seconds a caller waited after a reserve
+ * that booked nothing (reserve counts the wait of a booked slot itself). */
+void hf_ratelimit_note_wait(hf_ratelimit *rl, const char *bucket, double seconds);
 /* Gives back a reservation that will not be used (its request was never sent). */
 void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket);
 /* A booked request is about to go out at now. Until then it is "queued": if the

@@ -153,12 +153,22 @@ function Hub:retry_delay(res, attempt)
   return math.min(2 ^ (attempt - 1), self.max_wait)
 end
 
+-- How long a task waits for a window it was told is spent before it asks the
+-- limiter again: answers still coming in may show room after all.
+M.SLOT_RECHECK = 0.5
+
 -- Waits in this task (never on a worker) until the bucket has a slot, and books
 -- it. Returns false if a stop was requested meanwhile.
 function Hub:wait_for_slot(bucket)
   while true do
     local wait, booked = self.limiter:reserve(bucket)
-    if wait > 0 then self.loop:sleep(wait) end
+    if wait > 0 and booked then
+      self.loop:sleep(wait)
+    elseif wait > 0 then
+      local slept = math.min(wait, M.SLOT_RECHECK)
+      self.loop:sleep(slept)
+      self.limiter:note_wait(bucket, slept)
+    end
     if hf.interrupted() then
       if booked then self.limiter:cancel(bucket) end
       return false

@@ -228,14 +228,27 @@ function Scan:add_listing_names(files, have)
   return (files_of(found, file_from_entry, files, have))
 end
 
--- One round over the sources of the file list. Returns files, or nil and the
--- errors of the sources that failed.
+-- Returned by list_files when the resolvers route did the repo instead.
+local DONE_ELSEWHERE = {}
+
+-- When the tree fails while the api window is spent, the resolvers route is the
+-- other source at hand (the scanner's route choice says so): it does the repo
+-- at once instead of waiting for the api window. Returns true when it did.
+function Scan:resolvers_instead()
+  if self.resolvers_tried or self.only or not self.ctx.route then return false end
+  self.resolvers_tried = true
+  return self.ctx.route(self.model) == "resolvers" and self:resolvers_route()
+end
+
+-- One round over the sources of the file list. Returns files (or
+-- DONE_ELSEWHERE), or nil and the errors of the sources that failed.
 function Scan:list_round()
   local m, hub = self.model, self.hub
   local entries, err = hub:tree(m.id, m.sha, { retries = 0 })
   self:check(err)
   if entries then return self:add_listing_names(files_of(entries, file_from_entry)) end
   if TERMINAL[err.kind] then return nil, { err } end
+  if LIST_TRANSIENT[err.kind] and self:resolvers_instead() then return DONE_ELSEWHERE end
   local failures = { err }
   local info, ierr = hub:model_info(m.id, m.sha, { blobs = true, retries = 0 })
   self:check(ierr)
@@ -455,11 +468,13 @@ function Scan:run()
     local ok, err = self:pin_commit()
     if not ok then return self:repo_failed(err) end
   end
-  if not self.only and self.ctx.route and self.ctx.route(m) == "resolvers" and self:resolvers_route() then
-    return self.rows, self.errors
+  if not self.only and self.ctx.route and self.ctx.route(m) == "resolvers" then
+    self.resolvers_tried = true
+    if self:resolvers_route() then return self.rows, self.errors end
   end
   local files, err = self:list_files()
   if not files then return self:repo_failed(err) end
+  if files == DONE_ELSEWHERE then return self.rows, self.errors end
   local seen = self:hash_files(files)
   for path in pairs(self.only or {}) do
     if not seen[path] then

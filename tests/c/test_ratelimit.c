@@ -259,6 +259,25 @@ static void test_an_answer_of_another_bucket_frees_the_booked_slot(void) {
   hf_ratelimit_release(rl);
 }
 
+/* Answers to parallel requests come back out of order; while some are in flight
+ * the estimate errs low, and once none is, the Hub's smallest r is the count. */
+static void test_the_estimate_recovers_once_nothing_is_in_flight(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  const char *policy = "\"fixed window\";\"api\";q=10;w=300";
+  R(rl, "api", 0);
+  answer(rl, "api", 200, "\"api\";r=9;t=300", policy, NULL, 0);
+  for (int i = 0; i < 3; i++)
+    R(rl, "api", 1);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 1, &s) == 0 && s.remaining == 6 && s.in_flight == 3);
+  answer(rl, "api", 200, "\"api\";r=6;t=299", policy, NULL, 1);
+  answer(rl, "api", 200, "\"api\";r=7;t=299", policy, NULL, 1);
+  CHECK(hf_ratelimit_state(rl, "api", 1, &s) == 0 && s.remaining == 4 && s.in_flight == 1);
+  answer(rl, "api", 200, "\"api\";r=8;t=299", policy, NULL, 1);
+  CHECK(hf_ratelimit_state(rl, "api", 1, &s) == 0 && s.remaining == 6 && s.in_flight == 0);
+  hf_ratelimit_release(rl);
+}
+
 static void test_a_spent_window_books_nothing_ahead(void) {
   hf_ratelimit *rl = hf_ratelimit_new();
   hf_ratelimit_set_spread_fraction(rl, 0);
@@ -289,6 +308,7 @@ int main(void) {
   test_exhausted_window_waits_for_reset();
   test_in_flight_requests_count_against_remaining();
   test_an_answer_of_another_bucket_frees_the_booked_slot();
+  test_the_estimate_recovers_once_nothing_is_in_flight();
   test_tail_of_quota_is_spread();
   test_429_blocks_until_reset();
   test_requests_queued_across_a_reset_count_in_the_new_window();

@@ -5,9 +5,11 @@ the stand-in's log."""
 import collections
 import json
 import os
+import subprocess
 from urllib.parse import parse_qs, urlsplit
 
-from hubfixture import GRANTED, NOT_GRANTED, is_target, read_csv, run_hfscan, scan_files
+from hubfixture import (GRANTED, NOT_GRANTED, is_target, read_csv, run_hfscan, scan_files,
+                        start_hfscan)
 from test_scan import ScanTestBase, expected_rows
 
 RESOLVERS_ROUTE = {"HFSCAN_TEST_ROUTE": "resolvers"}
@@ -229,6 +231,25 @@ class DownloadTest(ScanTestBase):
         self.assertNotIn(repo, progress_repos(files))
         self.assertEqual(metadata(files)["status"], "incomplete")
         self.restart_on_a_healthy_hub(hub, files, "--models", "6")
+
+
+class RateLimitTest(ScanTestBase):
+    def test_clock_aligned_windows_and_429s_without_ratelimit_headers(self):
+        """Windows aligned to the clock (the first request may see any t), and
+        window-exhaustion 429s some of which are HTML without RateLimit."""
+        hub = self.start_hub("--models", "10", "--quota-api", "6", "--quota-resolvers", "30",
+                             "--window", "1", "--aligned-windows", "--html-429-rate", "0.5")
+        # Two scans from one address share one quota: each one's estimate errs, so
+        # some of their requests are refused.
+        other_out = os.path.join(self.dir, "other")
+        other = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", other_out, "--rate-limit",
+                              "0", "--quiet", "--download-threshold", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r, files = self.scan(hub, "--download-threshold", "1")
+        _, other_err = other.communicate(timeout=300)
+        self.assertEqual(other.returncode, 0, other_err[-2000:])
+        self.assert_rows(files, hub.truth(), hub.endpoint)
+        self.assert_rows(scan_files(other_out), hub.truth(), hub.endpoint)
 
 
 class ListingTest(ScanTestBase):

@@ -27,7 +27,7 @@ typedef struct hf_http_request {
   size_t max_body;            /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
   int git_blob_check;         /* sha256 sink: also compute the git blob SHA-1 of the body, */
   long long git_blob_size;    /* sha1("blob <git_blob_size>\0" + body); -1: the size the
-                                 response announces (Content-Length, or Content-Range's total) */
+                                 response announces (its Content-Length; none without one) */
   long connect_timeout_ms;    /* 0 means 10 s */
   long low_speed_timeout_s;   /* abort when no byte arrives for this long; 0 means 30 s */
   long total_timeout_ms;      /* 0 means no limit */

@@ -141,15 +141,19 @@ local function failure(kind, message, partial, code)
 end
 M.failure = failure
 
+-- No wait the server asks for is longer than this: the Hub's windows last 5 minutes.
+M.MAX_SERVER_WAIT = 300
+
 -- Seconds to wait before retrying a response (hub-api.md section 8, as HH does):
 -- a 429 with r=0 waits for the window; else Retry-After; else exponential.
 function Hub:retry_delay(res, attempt)
+  local asked
   if res and res.status == 429 then
     local _, r, t = hf.parse_ratelimit(res.headers.ratelimit or "")
-    if r == 0 and t then return t + 1 end
+    if r == 0 and t then asked = t + 1 end
   end
-  local after = res and tonumber(res.headers["retry-after"] or "")
-  if after then return after end
+  asked = asked or (res and tonumber(res.headers["retry-after"] or ""))
+  if asked and asked == asked then return math.max(0, math.min(asked, M.MAX_SERVER_WAIT)) end
   return math.min(2 ^ (attempt - 1), self.max_wait)
 end
 
@@ -201,11 +205,12 @@ local function retryable(res, code)
 end
 
 -- One URL, with retries. req.retries (default self.retries) bounds the retries of
--- a 5xx or a network failure: 0 for a caller with another endpoint to ask (fall
--- back first, back off later). A 429 is waited out (the limiter holds the
--- bucket), at most self.retries times. A download into the sha256 sink that
--- dropped continues from the bytes already hashed. Returns the response (any
--- status) or nil, error.
+-- a 5xx or a network failure: 0 for a caller with another endpoint to ask and a
+-- budget of its own (fall back first, back off later), which then gets a 429 at
+-- once too (the limiter holds the bucket meanwhile). Otherwise a 429 is waited
+-- out, at most self.retries times. A download into the sha256 sink that dropped
+-- continues from the bytes already hashed. Returns the response (any status)
+-- or nil, error.
 function Hub:request_once(req)
   req.bucket = req.bucket or self:bucket_of(req.url)
   req.headers = self:headers_for(req.url, req.headers)
@@ -228,7 +233,7 @@ function Hub:request_once(req)
     partial = partial or (res and res.partial)
     if res and res.status == 429 then
       throttled = throttled + 1
-      if throttled > self.retries then return res end
+      if throttled > self.retries or (req.retries or self.retries) == 0 then return res end
       self.loop:sleep(self:retry_delay(res, throttled))
     elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
       failures_left = failures_left - 1
@@ -392,11 +397,12 @@ end
 
 -- ---- a repo's files --------------------------------------------------------
 
--- Model info at a revision; with blobs = true siblings carry sizes and LFS hashes.
--- options: blobs, retries.
+-- Model info at a revision (nil: the default branch, whatever its name); with
+-- blobs = true siblings carry sizes and LFS hashes. options: blobs, retries.
 function Hub:model_info(repo_id, revision, options)
   options = options or {}
-  local url = self:api_url("models", repo_id, "revision", urls.segment(revision or "main"))
+  local url = revision and self:api_url("models", repo_id, "revision", urls.segment(revision))
+    or self:api_url("models", repo_id)
   if options.blobs then url = url .. "?blobs=true" end
   return self:get_json(url, { retries = options.retries, repo = repo_id })
 end

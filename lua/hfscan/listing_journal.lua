@@ -3,8 +3,8 @@
 -- page, and a last line once the listing is over. A restart replays the pages
 -- (so the repos they named are queued again, unless finished) and goes on from
 -- the saved next page, instead of listing from page 1. Each line is written and
--- flushed at once; a line cut short by a kill ends the journal there, and that
--- page is asked again.
+-- flushed at once; a line cut short by a kill is skipped (the next run ends it
+-- with a line break before it appends), and that page is asked again.
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -16,10 +16,26 @@ Journal.__index = Journal
 local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")
 crash_count = tonumber(crash_count)
 
+-- Does the file end inside a line (a write cut short by a kill)?
+local function ends_inside_a_line(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end")
+  local last = size and size > 0 and f:seek("set", size - 1) and f:read(1)
+  f:close()
+  return last ~= nil and last ~= false and last ~= "\n"
+end
+
 -- Opens the journal for appending. Returns it, or nil and a message.
 function M.open(path)
+  local torn = ends_inside_a_line(path)
   local f, err = io.open(path, "a")
   if not f then return nil, err end
+  -- The torn line stays a line of its own, which reading skips.
+  if torn and not (f:write("\n") and f:flush()) then
+    f:close()
+    return nil, "cannot end the torn last line of " .. path
+  end
   return setmetatable({ file = f, path = path, pages = 0 }, Journal)
 end
 
@@ -58,8 +74,9 @@ function M.read(path)
   local journal = { pages = {}, done = false }
   for line in f:lines() do
     local record = cjson.decode(line)
-    if type(record) ~= "table" then break end -- torn by a kill: the page is asked again
-    if record.done then
+    if type(record) ~= "table" then
+      -- Torn by a kill: that page was asked again by the next run, whose lines follow.
+    elseif record.done then
       journal.done = true
     elseif type(record.items) == "table" then
       journal.pages[#journal.pages + 1] = record.items

@@ -194,7 +194,7 @@ end
 function Scan:pin_commit()
   local m = self.model
   while true do
-    local info, err = self.hub:model_info(m.id, "main", { retries = 0 })
+    local info, err = self.hub:model_info(m.id, nil, { retries = 0 })
     self:check(err)
     if info then
       if type(info.sha) ~= "string" or not info.sha:match("^%x+$") then
@@ -258,7 +258,10 @@ function Scan:list_round()
   if info then
     self:take_metadata(info)
     local files, have = files_of(info.siblings, file_from_sibling)
-    if plausible(#files) then return self:add_listing_names(files, have) end
+    if plausible(#files) then
+      self.listed_without_tree = "model info's siblings"
+      return self:add_listing_names(files, have)
+    end
     for _, f in ipairs(files) do
       if not known[f.path] then names[#names + 1], known[f.path] = f.path, true end
     end
@@ -272,7 +275,10 @@ function Scan:list_round()
   if plausible(listing_count) then
     local found, perr = hub:paths_info(m.id, m.sha, names, { retries = 0 })
     self:check(perr)
-    if found then return (files_of(found, file_from_entry)) end
+    if found then
+      self.listed_without_tree = "paths-info of the listing's names"
+      return (files_of(found, file_from_entry))
+    end
     failures[#failures + 1] = perr
   end
   return nil, failures
@@ -296,11 +302,11 @@ end
 
 -- ---- the tiers -----------------------------------------------------------------
 
--- lfs_pointer tier. Returns the hash or nil and a reason.
+-- lfs_pointer tier. Returns the hash or nil, a reason and the Hub's error.
 function Scan:pointer_hash(file)
   local text, err = self.hub:raw(self.model.id, self.model.sha, file.path, nil, { retries = 0 })
   self:check(err)
-  if not text then return nil, err.message end
+  if not text then return nil, err.message, err end
   local sha, size = lfs.parse_pointer(text)
   if not sha then return nil, "pointer: " .. size end
   if file.size and size ~= file.size then
@@ -371,8 +377,13 @@ function Scan:fetch_via_resolvers(file)
   file.lfs = claim.kind == "lfs"
   if file.lfs then
     file.sha256, file.size = claim.sha256, claim.size
-  else
+  elseif claim.git_oid and got.git_sha1 then
     file.fetched, file.size, file.blob_id = got, got.bytes, claim.git_oid
+  else
+    -- Nothing to check the bytes against (no git blob id claimed, or no size
+    -- announced to compute one): the api route's tree gives both.
+    self.use_api_route = true
+    return false
   end
   return true
 end
@@ -380,24 +391,31 @@ end
 -- Tries the policy's tiers in order; the first that gives a hash wins. Returns
 -- true when the file has its row, or false and a failure that may pass.
 function Scan:try_tiers(file)
-  local problems = {}
+  -- A tier that failed for a reason that may pass: the file's failure would not
+  -- be a fact about it, so it gets no row yet (the caller backs off, or leaves
+  -- the repo unfinished).
+  local problems, passing = {}, nil
   for _, tier in ipairs(self.policy:call("tiers", file, self.model)) do
     if tier == "api_metadata" then
       if file.sha256 then self:row(file, file.sha256, "api_metadata") return true end
       problems[#problems + 1] = "no SHA-256 in the metadata"
     elseif tier == "lfs_pointer" and file.lfs then
-      local sha, why = self:pointer_hash(file)
+      local sha, why, err = self:pointer_hash(file)
       if sha then self:row(file, sha, "lfs_pointer") return true end
+      if err and TRANSIENT[err.kind] then passing = passing or err end
       problems[#problems + 1] = why
     elseif tier == "downloaded" then
       local sha, err = self:download_hash(file)
       if sha then self:row(file, sha, "downloaded") return true end
       if err.kind == "too_large" then self:fail(file, err, M.FAILED_TOO_LARGE) return true end
       if TRANSIENT[err.kind] then return false, err end
-      if FILE_FACTS[err.kind] or #problems == 0 or not file.lfs then self:fail(file, err) return true end
+      if FILE_FACTS[err.kind] then self:fail(file, err) return true end
+      if passing then return false, passing end
+      if #problems == 0 or not file.lfs then self:fail(file, err) return true end
       problems[#problems + 1] = "download: " .. err.message
     end
   end
+  if passing then return false, passing end
   self:fail(file, { kind = "hash_extraction_failed",
     message = #problems > 0 and table.concat(problems, "; ") or "no tier was tried" })
   return true
@@ -485,14 +503,16 @@ function Scan:run()
   return self.rows, self.errors
 end
 
--- Scans a repo. Returns rows, errors, unfinished. Raises M.INTERRUPTED on a stop
--- request, M.STOPPED when the policy stops the scan, M.TOKEN_REFUSED and
--- M.HUB_UNREACHABLE, and a policy error for a broken hook.
+-- Scans a repo. Returns rows, errors, unfinished, and where the file list came
+-- from when the tree failed (nil when it answered: a list from siblings may have
+-- been cut short unseen). Raises M.INTERRUPTED on a stop request, M.STOPPED when
+-- the policy stops the scan, M.TOKEN_REFUSED and M.HUB_UNREACHABLE, and a policy
+-- error for a broken hook.
 function M.scan(context, model, only)
   local scan = M.new(context, model, only)
   local ok, err = pcall(scan.run, scan)
   if not ok and err ~= SKIP_REPO then error(err, 0) end
-  return scan.rows, scan.errors, scan.unfinished
+  return scan.rows, scan.errors, scan.unfinished, scan.listed_without_tree
 end
 
 return M

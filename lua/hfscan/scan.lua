@@ -65,7 +65,8 @@ end
 
 local function new_stats()
   return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
-    errors = 0, methods = {}, requests = {}, throttled = 0, listing_done = false }
+    errors = 0, methods = {}, requests = {}, throttled = 0, listing_done = false,
+    listed_without_tree = 0 }
 end
 
 -- The header block's values for a scan.
@@ -240,13 +241,16 @@ function Scanner:list_models(queue)
     local start = saved and self:absolute_url(saved.next)
     local pok, ok, err
     repeat
+      local token_used = self.hub.token
       pok, ok, err = pcall(self.hub.list_models, self.hub, self:listing_params(),
         function(items, next_url)
           self:journal_write("page", items, self:relative_url(next_url))
           return self:take_page(items, queue)
         end, { start_url = start, backoff = backoff.new(self.loop, self.o.retry_budget) })
-      -- A token refused from the token file is read again once, and the page asked again.
-      local again = pok and not ok and err.kind == "invalid_token" and self:token_reread()
+      -- A token refused from the token file is read again once (perhaps by a repo
+      -- task meanwhile), and the page asked again with the new one.
+      local refused = pok and not ok and err.kind == "invalid_token"
+      local again = refused and (self.hub.token ~= token_used or self:token_reread())
       start = again and err.url or start
     until not again
     if not pok then
@@ -434,14 +438,14 @@ function Scanner:repo_worker(queue)
   while not self.fatal and not hf.interrupted() do
     local item = queue:pop()
     if not item then return end
-    local model, ok, rows, errors, unfinished = item, nil, nil, nil, nil
+    local model, ok, rows, errors, unfinished, listed_from = item, nil, nil, nil, nil, nil
     local token_used = self.hub.token
     if item.carry then
       model = item.model
       ok, rows, errors = true, self:carry_over(item)
     else
       if self:api_only(model) then self.api_only_queued = self.api_only_queued - 1 end
-      ok, rows, errors, unfinished = pcall(repo_scan.scan, self.context, model)
+      ok, rows, errors, unfinished, listed_from = pcall(repo_scan.scan, self.context, model)
     end
     if not ok then
       if rows == repo_scan.INTERRUPTED then return end
@@ -454,6 +458,11 @@ function Scanner:repo_worker(queue)
       self:requeue(model, queue)
     elseif not self:record(model, rows, errors, unfinished) then
       return
+    elseif listed_from then
+      -- Below 1000 entries nothing tells a cut-short list from a whole one.
+      self.stats.listed_without_tree = self.stats.listed_without_tree + 1
+      self.log:warn("%s: its tree failed; its files were listed from %s, which the Hub may cut short",
+        model.id, listed_from)
     end
   end
 end
@@ -519,6 +528,7 @@ function M.metadata(o, ts, stats, extra)
     files_by_method = stats.methods,
     failed_files = stats.failed_files,
     unfinished_repos = stats.unfinished,
+    repos_listed_without_tree = stats.listed_without_tree,
     rate_limited_responses = stats.throttled,
   }
   for k, v in pairs(extra or {}) do m[k] = v end
@@ -540,6 +550,10 @@ function M.print_summary(stats, duration, paths, status)
   if stats.unfinished > 0 then
     lines[#lines + 1] = ("  unfinished repos   %d (temporary failures; --restart redoes them)")
       :format(stats.unfinished)
+  end
+  if stats.listed_without_tree > 0 then
+    lines[#lines + 1] = ("  listed w/o tree    %d (their tree failed; see the log)")
+      :format(stats.listed_without_tree)
   end
   lines[#lines + 1] = ("  429 responses      %d"):format(stats.throttled)
   lines[#lines + 1] = "  extended CSV       " .. paths.extended

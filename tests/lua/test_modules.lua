@@ -65,4 +65,43 @@ t.case("hub: classification and retry delays (hub-api.md sections 6 and 8)", fun
   t.eq(h:retry_delay(nil, 1), 1, "network error: 1 s first")
 end)
 
+t.case("hub: listing variants and waits the server asks for are bounded", function()
+  local url = "https://h/api/models?sort=downloads&limit=1000&expand=sha&expand=siblings&cursor=x%3D"
+  local v = hub.listing_variants(url)
+  t.eq(#v, 5, "as given twice, 250, 100, then without siblings")
+  t.eq(v[1], url, "first as given")
+  t.eq(v[2], url, "then again")
+  t.eq(v[3], "https://h/api/models?sort=downloads&limit=250&expand=sha&expand=siblings&cursor=x%3D", "250")
+  t.eq(v[4], "https://h/api/models?sort=downloads&limit=100&expand=sha&expand=siblings&cursor=x%3D", "100")
+  t.eq(v[5], "https://h/api/models?sort=downloads&limit=100&expand=sha&cursor=x%3D", "no siblings")
+  t.eq(#hub.listing_variants("https://h/api/models?limit=100&expand=sha"), 2, "nothing lighter")
+  local h = hub.new { endpoint = "https://huggingface.co", loop = {} }
+  local function answer(status, headers) return { status = status, headers = headers, body = "" } end
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "999999999" }), 1), hub.MAX_SERVER_WAIT, "capped")
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "-5" }), 1), 0, "never negative")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=0;t=999999' }), 1), hub.MAX_SERVER_WAIT,
+    "a window's reset, capped")
+end)
+
+t.case("listing journal: a line torn by a kill is skipped, the next run's follow", function()
+  local journal = require "hfscan.listing_journal"
+  local path = t.tmpdir() .. "/hf_scan_listing_test.jsonl"
+  local j = assert(journal.open(path))
+  assert(j:page({ { id = "a/1" }, { id = "a/2" } }, "/api/models?cursor=p2"))
+  j:close()
+  local f = assert(io.open(path, "a"))
+  f:write('{"items":[{"id":"b/') -- a write cut short
+  f:close()
+  j = assert(journal.open(path))
+  assert(j:page({ { id = "b/1" } }, "/api/models?cursor=p3"))
+  assert(j:done())
+  j:close()
+  local read = assert(journal.read(path))
+  t.eq(#read.pages, 2, "both whole pages")
+  t.eq(read.pages[2][1].id, "b/1", "the page after the torn line")
+  t.eq(read.next, "/api/models?cursor=p3", "the last next page")
+  t.eq(read.done, true, "over")
+  t.eq(journal.read(t.tmpdir() .. "/none.jsonl"), nil, "no journal")
+end)
+
 os.exit(t.run("test_modules"))

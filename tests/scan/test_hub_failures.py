@@ -80,6 +80,11 @@ class FileListTest(ScanTestBase):
         self.assertEqual([(("/tree/" in q["path"]), "blobs=true" in q["path"], q["status"]) for q in api],
                          [(True, False, 500), (False, True, 200)],
                          "the tree once, then model info with blobs=true at once")
+        # Said, since a list of siblings could have been cut short unseen.
+        self.assertEqual(metadata(files)["repos_listed_without_tree"], 1)
+        with open(files["log"]) as f:
+            self.assertIn(f"{repo}: its tree failed; its files were listed from model info's siblings",
+                          f.read())
 
     def test_a_tree_and_blobs_true_that_answer_500_leave_paths_info(self):
         repo = "hfscan-test/nested-folders"
@@ -217,6 +222,22 @@ class DownloadTest(ScanTestBase):
                          [(200, False), (403, True), (206, True)])
         self.assertEqual(cdn[1]["range"], cdn[2]["range"])
         self.assertNotEqual(query_of(cdn[1])["x-hub-nonce"], query_of(cdn[2])["x-hub-nonce"])
+
+    def test_a_pointer_tier_failing_for_now_gives_no_row(self):
+        """The only tier a policy allows answers 500: nothing is known of the
+        file, so the repo is left for the restart rather than given a row."""
+        repo = "hfscan-test/xet-gguf"
+        policy = os.path.join(self.dir, "pointers.lua")
+        with open(policy, "w") as f:
+            f.write('return { tiers = function() return { "lfs_pointer" } end }\n')
+        hub = self.start_hub("--models", "6", "--broken-raw", repo)
+        r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy,
+                             "--retry-budget", "0", expect=1)
+        _, _, rows = read_csv(files["extended"])
+        self.assertFalse([r for r in rows if r["repo_id"] == repo and r["hash"].startswith("FAILED")])
+        _, _, errors = read_csv(files["errors"])
+        self.assertEqual({e["error_type"] for e in errors if e["repo_id"] == repo}, {"server_error"})
+        self.assertNotIn(repo, progress_repos(files))
 
     def test_downloads_that_keep_failing_leave_the_repo_for_the_restart(self):
         repo = "hfscan-test/plain-git-weights"
@@ -408,7 +429,8 @@ class TokenTest(ScanTestBase):
         self.assertFalse([q for q in requests if "blobs=true" in q["path"]])
         for repo in ("gated-org/gated-auto", "gated-org/gated-manual"):
             api = [path_of(q) for q in repo_requests(requests, repo) if q["bucket"] == "api"]
-            self.assertEqual(api[:2], [f"/api/models/{repo}/revision/main",
+            # Model info of the default branch, whatever its name, then the tree.
+            self.assertEqual(api[:2], [f"/api/models/{repo}",
                                        f"/api/models/{repo}/tree/{commit[repo]}"])
 
 

@@ -155,6 +155,13 @@ local function stats_from(docs, finished_count)
   return stats
 end
 
+-- The token is checked at the endpoint the scan's files name (unless given):
+-- it must never go to another host. Returns the exit status of a refusal, or nil.
+function M.check_token(o, parameters)
+  local endpoint = (not o.given.endpoint and parameters.endpoint) or o.endpoint
+  return scan.check_token_or_refuse(o, endpoint)
+end
+
 local function fail(log, message)
   log:error("%s", message)
   log:close()
@@ -168,6 +175,8 @@ function M.restart(o)
   if not paths then return fail(log, "cannot resume: " .. err) end
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot resume: " .. rerr) end
+  local refused = M.check_token(o, docs.extended.parameters)
+  if refused then return refused end
   log:open_file(paths.log)
   log:info("resuming the scan of %s", paths.extended)
   -- Everything that can refuse the restart comes before the files are repaired.
@@ -305,6 +314,8 @@ function M.update_failed(o)
   remove_stale_temporaries(paths, log)
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot update: " .. rerr) end
+  local refused = M.check_token(o, docs.extended.parameters)
+  if refused then return refused end
   for _, kind in ipairs({ "extended", "basic", "errors" }) do
     if docs[kind].torn_line then
       return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")

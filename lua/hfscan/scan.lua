@@ -639,11 +639,13 @@ function M.run(args)
   end
   local ok, derr = M.prepare_output_dir(o.output_dir)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
-  -- The token is checked before anything is written: a refused one is a usage error.
-  local who, werr = M.check_token(o)
-  if not who then return cli.usage_error(werr, "hfscan --help") end
-  M.say_who(o, who)
   local resuming = o.restart or o.restart_from or o.update_failed_hashes
+  -- The token is checked before anything is written: a refused one is a usage
+  -- error. A resumed scan checks it at its own endpoint, which its files name.
+  if not resuming then
+    local status = M.check_token_or_refuse(o, o.endpoint)
+    if status then return status end
+  end
   if not resuming then
     -- What --since and --policy name is checked before the folder is made.
     local extra_columns, err, status = M.load_since_and_policy(o)
@@ -680,11 +682,11 @@ end
 -- rate-limited, hub-api.md section 7). Returns { user = name } (user nil for
 -- an anonymous scan, unchecked = why when the Hub could not say), or nil and a
 -- message when the Hub refuses the token.
-function M.check_token(o)
+function M.check_token(o, endpoint)
   if not o.token then return {} end
   local pool = hf.pool(1)
   local loop = async.new(pool)
-  local hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop, retries = 2 }
+  local hub = hub_client.new { endpoint = endpoint, token = o.token, loop = loop, retries = 2 }
   local info, err
   loop:spawn(function() info, err = hub:whoami() end)
   local ok, lerr = pcall(loop.run, loop)
@@ -695,6 +697,15 @@ function M.check_token(o)
     return nil, ("the Hub refuses the token from %s (%s)"):format(o.token_source or "--token", err.message)
   end
   return { unchecked = err.message }
+end
+
+-- Checks the token at endpoint and says as whom the scan runs. Returns nil, or
+-- the exit status of a usage error when the Hub refuses the token.
+function M.check_token_or_refuse(o, endpoint)
+  local who, err = M.check_token(o, endpoint)
+  if not who then return cli.usage_error(err, "hfscan --help") end
+  M.say_who(o, who)
+  return nil
 end
 
 -- On a terminal, the first line says as whom the scan runs (never the token).

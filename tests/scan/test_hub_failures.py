@@ -416,6 +416,22 @@ class TokenTest(ScanTestBase):
             self.assertIn("the Hub refused the token from %s; read it again" % token_file, f.read())
         self.assertEqual([path_of(q) for q in hub.requests()].count("/api/whoami-v2"), 1)
 
+    def test_a_resumed_scan_checks_the_token_at_its_own_endpoint(self):
+        """Never at the default endpoint: the token must not go to another host."""
+        hub = self.start_hub("--models", "10")
+        r, files = self.scan(hub, "--download-threshold", "1", "--token", GRANTED)
+        out = os.path.dirname(files["extended"])
+        for command in (["--restart"], ["--update-failed-hashes", "--yes"]):
+            hub.clear_log()
+            r = run_hfscan(command + ["--output-dir", out, "--quiet", "--token", GRANTED])
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            whoami = [q for q in hub.requests() if path_of(q) == "/api/whoami-v2"]
+            self.assertEqual(len(whoami), 1, command)
+            self.assertTrue(whoami[0]["auth"])
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet", "--token", "hf_wrong_token"])
+        self.assertEqual(r.returncode, 2, r.stderr[-2000:])
+        self.assertIn("the Hub refuses the token from --token", r.stderr)
+
     def test_the_update_pins_each_repo_to_its_commit_without_blobs_true(self):
         hub = self.start_hub("--models", "10")
         truth = hub.truth()

@@ -17,10 +17,15 @@ function M.parse_pointer(text)
   local lines = {}
   for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
   if lines[1] ~= M.VERSION_LINE then return nil, "missing or unknown LFS version line" end
-  local oid, size
+  local oid, size, previous
   for i = 2, #lines do
     local key, value = lines[i]:match("^([a-z0-9.-]+) (.+)$")
     if not key then return nil, ("malformed line %d"):format(i) end
+    -- The spec: keys after the version line in alphabetical order, each once.
+    if previous and key <= previous then
+      return nil, ("line %d: key '%s' out of order or repeated"):format(i, key)
+    end
+    previous = key
     if key == "oid" then
       oid = value:match("^sha256:(%x+)$")
       if not oid or #oid ~= 64 or oid:find("[A-F]") then

@@ -11,16 +11,19 @@ from helpers import HFSCAN, SOURCE_DIR, TempDirCase, run
 ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+READY = 'do io.stderr:write("ready\\n") end '
+
+
 def repl_with_ctrl_c(before, after):
-    """A piped REPL given `before`, then Ctrl-C while it works on it, then `after`.
-    Returns the exit status, stdout and stderr."""
+    """A piped REPL given `before` (after a line that says it is ready), then
+    Ctrl-C while it works on it, then `after`. Returns the exit status, stdout
+    and stderr."""
     proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     proc.stdin.write(before)
     proc.stdin.flush()
-    time.sleep(0.5)
+    assert proc.stderr.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
     out, err = proc.communicate(after, timeout=30)
     return proc.returncode, out, err
 
@@ -106,9 +109,10 @@ class HostTest(TempDirCase):
                      "coroutine.wrap(function() while true do end end)()",
                      "local ok = pcall(function() while true do end end)\n"
                      "io.stderr:write('cleaned up\\n') for i = 1, 1e7 do end"):
-            script = self.write("spin.lua", body + "\n")
+            # Ready once the script runs: the host's handler is in place by then.
+            script = self.write("spin.lua", READY + body + "\n")
             proc = subprocess.Popen([HFSCAN, "--script", script], stderr=subprocess.PIPE, text=True)
-            time.sleep(0.5)
+            self.assertEqual(proc.stderr.readline(), "ready\n")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
             self.assertEqual(proc.returncode, 130, body)
@@ -117,11 +121,12 @@ class HostTest(TempDirCase):
             else:
                 self.assertIn("interrupted", err, body)
 
-        # Ctrl-C at the continuation prompt drops nothing but that wait.
-        returncode, out, err = repl_with_ctrl_c("x = {\n", "1 }\nprint(x[1])\n")
+        # Ctrl-C at the continuation prompt drops nothing but that wait (and if it
+        # comes before the prompt reads the line, there is nothing to drop yet).
+        returncode, out, err = repl_with_ctrl_c(READY + "\nx = {\n", "1 }\nprint(x[1])\n")
         self.assertEqual((returncode, out, err), (0, "1\n", ""))
 
-        returncode, out, err = repl_with_ctrl_c("while true do end\n", 'print("after")\n')
+        returncode, out, err = repl_with_ctrl_c(READY + "while true do end\n", 'print("after")\n')
         self.assertEqual((returncode, out), (1, "after\n"), err)
         self.assertIn("interrupted", err)
 

@@ -54,12 +54,32 @@ class PolicyTest(ScanCase):
         r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy)
         _, _, rows = read_csv(files["extended"])
         truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+        self.assertGreater(len(rows), 20)
         for row in rows:
             t = truth[(row["repo_id"], row["filename"])]
-            if t["gated"] and t["storage"] != "git" or not t["gated"]:
-                if not t["disabled"] and not t["gated"]:
-                    self.assertEqual(row["hash_method"], "downloaded", row)
-                    self.assertEqual(row["hash"], t["sha256"], row)
+            if t["gated"]:  # nothing of a gated repo downloads without a token
+                self.assertEqual((row["hash"], row["hash_method"]), ("FAILED_NO_HASH",) * 2, row)
+            else:
+                self.assertEqual((row["hash"], row["hash_method"]), (t["sha256"], "downloaded"), row)
+
+    def test_the_pointer_tier_hashes_lfs_files_and_a_broken_raw_falls_back_to_downloads(self):
+        policy = self.write_policy("pointers.lua", """
+return {
+  select_file = function(file) return file.lfs and file.path:lower():match("%.gg[a-z]+$") ~= nil end,
+  tiers = function(file) return { "lfs_pointer", "downloaded" } end,
+}""")
+        repo = "hfscan-test/xet-gguf"
+        for broken, method in (((), "lfs_pointer"), (("--broken-raw", repo), "downloaded")):
+            hub = self.start_hub("--models", "6", *broken)
+            r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy,
+                                 output="out" + method)
+            _, _, rows = read_csv(files["extended"])
+            truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+            mine = [row for row in rows if row["repo_id"] == repo]
+            self.assertEqual(len(mine), 5, "the .gguf, .GGUF, .ggml, .ggmf and .ggjt files")
+            for row in mine:
+                self.assertEqual((row["hash"], row["hash_method"]),
+                                 (truth[(repo, row["filename"])]["sha256"], method), row)
 
     def test_on_row_can_drop_and_on_error_can_stop(self):
         hub = self.start_hub("--models", "10")

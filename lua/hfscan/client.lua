@@ -7,12 +7,10 @@
 --     for _, id in ipairs(ids) do h.spawn(function() print(h.model_info(id)) end) end
 --   end)
 --
--- Defaults come from the environment as for a scan: HF_ENDPOINT, HF_TOKEN, the
--- token file.
-local async = require "hfscan.async"
-local hf = require "hfscan"
-local hub_client = require "hfscan.hub"
-local scan_options = require "hfscan.scan_options"
+-- Defaults come from the environment as for a scan (hfscan.config): HF_ENDPOINT,
+-- HF_TOKEN, HUGGING_FACE_HUB_TOKEN, the token file.
+local config = require "hfscan.config"
+local session = require "hfscan.session"
 
 local M = {}
 
@@ -21,16 +19,14 @@ M.CALLS = { "model_info", "tree", "raw", "file_metadata", "download_sha256", "wh
   "get_json", "request" }
 
 -- options: endpoint, token, workers (4), rate_limit (seconds per worker, 0).
+-- Raises for an HF_ENDPOINT that is not an http(s) URL.
 function M.connect(options)
   options = options or {}
-  local defaults = assert(scan_options.parse({}))
-  local limiter = hf.ratelimiter()
-  local pool = hf.pool(options.workers or 4, limiter)
-  pool:set_worker_spacing(options.rate_limit or 0)
-  local loop = async.new(pool)
-  local hub = hub_client.new { endpoint = options.endpoint or defaults.endpoint,
-    token = options.token or defaults.token, loop = loop }
-  local client = { hub = hub, loop = loop, pool = pool, limiter = limiter, endpoint = hub.endpoint }
+  local s = session.open { endpoint = options.endpoint or assert(config.endpoint()),
+    token = options.token or config.find_token(), workers = options.workers,
+    rate_limit = options.rate_limit }
+  local hub, loop = s.hub, s.loop
+  local client = { hub = hub, loop = loop, pool = s.pool, limiter = s.limiter, endpoint = hub.endpoint }
 
   -- Runs fn(client) as a task, with client.spawn for more tasks; returns what fn returns.
   -- Called from inside a task (a plain call such as client.model_info in a function
@@ -77,10 +73,7 @@ function M.connect(options)
     return models
   end
 
-  function client.close()
-    pool:close()
-    limiter:close()
-  end
+  function client.close() s:close() end
   return client
 end
 

@@ -1,16 +1,15 @@
 -- Resuming an interrupted scan (--restart, --restart-from) and retrying the
 -- failed rows of a finished one (--update-failed-hashes). Both are safe against
 -- kill -9 at any instant: appends are whole blocks, rewrites are atomic renames.
-local async = require "hfscan.async"
 local cli = require "hfscan.cli"
 local csvfile = require "hfscan.csvfile"
 local database = require "hfscan.database"
 local hf = require "hfscan"
-local hub_client = require "hfscan.hub"
 local listing_journal = require "hfscan.listing_journal"
 local logging = require "hfscan.log"
 local repo_scan = require "hfscan.repo_scan"
 local scan = require "hfscan.scan"
+local session = require "hfscan.session"
 
 local M = {}
 
@@ -271,12 +270,10 @@ end
 
 -- Retries the failed files of each repo. Returns { [repo] = { rows, errors } }.
 local function retry_failed(o, failed_by_repo, log)
-  local limiter = hf.ratelimiter()
-  local pool <close> = hf.pool(o.max_workers, limiter)
-  pool:set_worker_spacing(o.rate_limit)
-  local loop = async.new(pool)
-  local hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop }
-  local context = { hub = hub, max_file_size = math.huge, retry_budget = o.retry_budget, loop = loop }
+  local s <close> = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
+    rate_limit = o.rate_limit }
+  local loop = s.loop
+  local context = { hub = s.hub, max_file_size = math.huge, retry_budget = o.retry_budget, loop = loop }
   local results = {}
   local repos = {}
   for repo in pairs(failed_by_repo) do repos[#repos + 1] = repo end
@@ -298,7 +295,6 @@ local function retry_failed(o, failed_by_repo, log)
   end
   for _ = 1, math.min(#repos, o.max_workers * 2) do loop:spawn(worker) end
   loop:run()
-  limiter:close()
   return results
 end
 

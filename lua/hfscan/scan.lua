@@ -1,15 +1,15 @@
 -- The default scan: list models by downloads, hash every target file of each
 -- repo (hfscan.repo_scan), and append the rows to the database files as each
 -- repo completes. Many repos are in flight at once, as async tasks.
-local async = require "hfscan.async"
 local backoff = require "hfscan.backoff"
 local cli = require "hfscan.cli"
+local config = require "hfscan.config"
 local database = require "hfscan.database"
 local download_counts = require "hfscan.download_counts"
 local hf = require "hfscan"
-local hub_client = require "hfscan.hub"
 local listing_journal = require "hfscan.listing_journal"
 local logging = require "hfscan.log"
+local session = require "hfscan.session"
 local urls = require "hfscan.urls"
 local policies = require "hfscan.policy"
 local progress_line = require "hfscan.progress"
@@ -108,18 +108,17 @@ local Scanner = {}
 Scanner.__index = Scanner
 
 function M.new_scanner(o, db, log, stats)
-  local limiter = hf.ratelimiter()
-  -- Spend each window's quota at full speed and stop at r = 0 until the reset:
-  -- spreading the tail would only slow the scan, whose work is known to exceed
-  -- the quota (the resolvers route takes repos while the api window is spent).
-  limiter:set_spread_fraction(0)
-  local pool = hf.pool(o.max_workers, limiter)
-  pool:set_worker_spacing(o.rate_limit)
-  local loop = async.new(pool)
-  local self = setmetatable({ o = o, db = db, log = log, stats = stats, pool = pool,
-    limiter = limiter, loop = loop, seen = {}, fatal = nil, api_only_queued = 0 }, Scanner)
-  self.hub = hub_client.new { endpoint = o.endpoint, token = o.token, loop = loop, limiter = limiter,
+  local self = setmetatable({ o = o, db = db, log = log, stats = stats, seen = {}, fatal = nil,
+    api_only_queued = 0 }, Scanner)
+  self.session = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
+    rate_limit = o.rate_limit,
+    -- Spend each window's quota at full speed and stop at r = 0 until the reset:
+    -- spreading the tail would only slow the scan, whose work is known to exceed
+    -- the quota (the resolvers route takes repos while the api window is spent).
+    spread_fraction = 0,
     on_request = function(bucket, res) self:count_request(bucket, res) end }
+  local loop = self.session.loop
+  self.hub, self.loop, self.limiter = self.session.hub, loop, self.session.limiter
   self.policy = o.loaded_policy or policies.new()
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
     policy = self.policy, loop = loop, retry_budget = o.retry_budget,
@@ -376,7 +375,7 @@ function Scanner:token_reread()
   local o = self.o
   if not o.token_file or self.token_was_reread then return false end
   self.token_was_reread = true
-  local token = scan_options.read_token_file(o.token_file)
+  local token = config.read_token_file(o.token_file)
   if not token or token == self.hub.token then return false end
   self.log:add_secret(token)
   self.log:warn("the Hub refused the token from %s; read it again and go on with the new one", o.token_file)
@@ -488,8 +487,7 @@ function Scanner:bucket_stats()
 end
 
 function Scanner:close()
-  self.pool:close()
-  self.limiter:close()
+  self.session:close()
   if self.store then self.store:close() end
 end
 
@@ -684,13 +682,10 @@ end
 -- message when the Hub refuses the token.
 function M.check_token(o, endpoint)
   if not o.token then return {} end
-  local pool = hf.pool(1)
-  local loop = async.new(pool)
-  local hub = hub_client.new { endpoint = endpoint, token = o.token, loop = loop, retries = 2 }
+  local s <close> = session.open { endpoint = endpoint, token = o.token, workers = 1, retries = 2 }
   local info, err
-  loop:spawn(function() info, err = hub:whoami() end)
-  local ok, lerr = pcall(loop.run, loop)
-  pool:close()
+  s.loop:spawn(function() info, err = s.hub:whoami() end)
+  local ok, lerr = pcall(s.loop.run, s.loop)
   if not ok then return { unchecked = tostring(lerr) } end
   if info then return { user = type(info.name) == "string" and info.name or "?" } end
   if err.kind == "invalid_token" then

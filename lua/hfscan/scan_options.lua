@@ -1,6 +1,7 @@
 -- The scan's command line: the documented flags, their defaults and checks.
 -- parse(args, env) returns options, or nil and a message naming the flag.
 local cli = require "hfscan.cli"
+local config = require "hfscan.config"
 local hub = require "hfscan.hub"
 
 local M = {}
@@ -94,64 +95,8 @@ local CHECKS = {
     if not k or n < 1 or k >= n then return nil, "K/N with 0 <= K < N (e.g. 0/4)" end
     return { k = math.tointeger(k), n = math.tointeger(n), text = v }, nil
   end,
-  ["--endpoint"] = function(v)
-    return v:match("^https?://[^/]+") and v or nil, "an http:// or https:// URL"
-  end,
+  ["--endpoint"] = function(v) return config.valid_endpoint(v), config.ENDPOINT_EXPECTED end,
 }
-
--- A path as huggingface_hub reads one from the environment: $VAR and ${VAR}
--- expanded (unknown ones left as they are), then a leading ~ (hub-api.md section 12).
-function M.expand_path(path, env)
-  path = path:gsub("%$(%b{})", function(braced)
-    return env(braced:sub(2, -2)) or nil
-  end)
-  path = path:gsub("%$([%a_][%w_]*)", function(name) return env(name) or nil end)
-  if path == "~" or path:sub(1, 2) == "~/" then path = (env("HOME") or "") .. path:sub(2) end
-  return path
-end
-
--- The token file of huggingface_hub: $HF_TOKEN_PATH, else $HF_HOME/token, where
--- HF_HOME defaults to $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface.
-function M.token_file(env)
-  local function var(name)
-    local v = env(name)
-    return v and v ~= "" and M.expand_path(v, env) or nil
-  end
-  if var("HF_TOKEN_PATH") then return var("HF_TOKEN_PATH") end
-  local home = var("HF_HOME") or ((var("XDG_CACHE_HOME") or M.expand_path("~/.cache", env)) .. "/huggingface")
-  return home .. "/token"
-end
-
-function M.read_token_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local token = (f:read("a") or ""):match("^%s*(.-)%s*$")
-  f:close()
-  return token ~= "" and token or nil
-end
-
--- huggingface_hub's reading of a boolean variable.
-local function is_true(value)
-  local v = (value or ""):upper()
-  return v == "1" or v == "ON" or v == "YES" or v == "TRUE"
-end
-
--- The token and where it came from, in huggingface_hub's order: --token, then
--- (unless HF_HUB_DISABLE_IMPLICIT_TOKEN or --no-token) HF_TOKEN, the legacy
--- HUGGING_FACE_HUB_TOKEN, the token file. Returns token, source, file (the
--- token file's path when it came from there, so it can be read again).
-function M.find_token(o, env)
-  if o.token then return o.token, "--token" end
-  if o.no_token or is_true(env("HF_HUB_DISABLE_IMPLICIT_TOKEN")) then return nil end
-  for _, name in ipairs({ "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN" }) do
-    local v = env(name)
-    if v and v ~= "" then return v, name end
-  end
-  local file = M.token_file(env)
-  local token = M.read_token_file(file)
-  if token then return token, "the token file " .. file, file end
-  return nil
-end
 
 -- The command line as recorded in the files, with the token masked.
 local function masked_command_line(args)
@@ -198,14 +143,14 @@ function M.parse(args, env)
     local key = cli.key_of(f[1])
     if o[key] == nil and f[3] ~= nil then o[key] = f[3] end
   end
-  if not given.endpoint and env("HF_ENDPOINT") then
-    local ok, expected = CHECKS["--endpoint"](env("HF_ENDPOINT"))
-    if not ok then return nil, ("HF_ENDPOINT: '%s' is not %s"):format(env("HF_ENDPOINT"), expected) end
-    o.endpoint = ok
+  if not given.endpoint then
+    local endpoint, eerr = config.endpoint(env)
+    if not endpoint then return nil, eerr end
+    o.endpoint = endpoint
   end
   o.endpoint = o.endpoint:gsub("/+$", "")
   if o.token and o.no_token then return nil, "--token and --no-token cannot be used together" end
-  o.token, o.token_source, o.token_file = M.find_token(o, env)
+  o.token, o.token_source, o.token_file = config.find_token(o, env)
   o.given = given
   o.command_line = masked_command_line(args)
   return o

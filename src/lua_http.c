@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "hfscan/interrupt.h"
+#include "hfscan/paced_http.h"
 #include "hfscan/ratelimit.h"
 #include "lua_bindings.h"
 
@@ -102,18 +103,9 @@ static int l_http(lua_State *L) {
   hf_owned_request r;
   hf_lua_check_request(L, 1, &r);
 
-  const char *bucket = r.bucket ? r.bucket : "default";
-  if (rl && hf_ratelimit_acquire(rl, bucket) < 0) {
-    hf_owned_request_free(&r);
-    return hf_lua_fail(L, "interrupted while waiting for the rate limit", "interrupted");
-  }
-  if (rl)
-    hf_ratelimit_sending(rl, bucket, hf_monotonic_seconds());
   hf_http_response res;
-  int rc = hf_http_perform(client, &r.req, &res);
-  r.req.continue_hash = NULL; /* hf_http_perform took it over */
-  if (rl)
-    hf_ratelimit_observe(rl, bucket, res.status, &res.headers, hf_monotonic_seconds());
+  int rc = hf_paced_perform(client, rl, r.bucket, 0, &r.req, &res, NULL);
+  r.req.continue_hash = NULL; /* hf_paced_perform took it over */
   hf_owned_request_free(&r);
   if (rc != 0) {
     int n = hf_lua_fail(L, res.error_message, res.error_code);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hfscan/interrupt.h"
+#include "hfscan/paced_http.h"
 #include "hfscan/pool.h"
 #include "hfscan/ratelimit.h"
 #include "lua_bindings.h"
@@ -32,7 +33,6 @@ typedef struct {
 
 static void run_http(hf_job *job, hf_worker *worker) {
   http_job *j = (http_job *)job;
-  const char *bucket = j->request.bucket ? j->request.bucket : "default";
   if (!worker->http)
     worker->http = hf_http_client_new(worker->user_agent);
   if (j->paced && hf_worker_pace(worker) != 0) {
@@ -41,26 +41,15 @@ static void run_http(hf_job *job, hf_worker *worker) {
     snprintf(j->response.error_message, sizeof j->response.error_message, "interrupted");
     return;
   }
-  if (j->limiter && !j->reserved && (j->waited = hf_ratelimit_acquire(j->limiter, bucket)) < 0) {
-    j->rc = -1;
-    j->response.error_code = HF_HTTP_ERR_INTERRUPTED;
-    snprintf(j->response.error_message, sizeof j->response.error_message,
-             "interrupted while waiting for the rate limit");
-    return;
-  }
   if (!worker->http) {
     j->rc = -1;
     j->response.error_code = HF_HTTP_ERR_HTTP;
     snprintf(j->response.error_message, sizeof j->response.error_message, "no HTTP client");
     return;
   }
-  if (j->limiter)
-    hf_ratelimit_sending(j->limiter, bucket, hf_monotonic_seconds());
-  j->rc = hf_http_perform(worker->http, &j->request.req, &j->response);
-  j->request.req.continue_hash = NULL; /* hf_http_perform took it over */
-  if (j->limiter)
-    hf_ratelimit_observe(j->limiter, bucket, j->response.status, &j->response.headers,
-                         hf_monotonic_seconds());
+  j->rc = hf_paced_perform(worker->http, j->limiter, j->request.bucket, j->reserved,
+                           &j->request.req, &j->response, &j->waited);
+  j->request.req.continue_hash = NULL; /* hf_paced_perform took it over */
 }
 
 static void destroy_http(hf_job *job) {

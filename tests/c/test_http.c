@@ -6,6 +6,8 @@
 #include "check.h"
 #include "fixture.h"
 #include "hfscan/http.h"
+#include "hfscan/interrupt.h"
+#include "hfscan/paced_http.h"
 #include "hfscan/ratelimit.h"
 
 static struct fixture fx;
@@ -167,6 +169,40 @@ static void test_partial_hash_continues_elsewhere(void) {
   CHECK(hf_http_perform(client, &refused, &res) == 0);
   CHECK(res.status == 403 && res.partial == NULL);
   hf_http_response_free(&res);
+}
+
+/* A paced request books its slot (or takes the caller's), and its answer feeds
+ * the bucket the RateLimit header names, the booked one freed. */
+static void test_paced_requests_feed_the_limiter(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/ratelimited", fx.a);
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_http_request req = {.url = url};
+  hf_http_response res;
+  double waited = -1;
+  CHECK(hf_paced_perform(client, rl, "api", 0, &req, &res, &waited) == 0);
+  CHECK(res.status == 429 && waited >= 0);
+  hf_http_response_free(&res);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", hf_monotonic_seconds(), &s) == 0);
+  CHECK(s.remaining == 0 && s.quota == 500 && s.in_flight == 0 && s.requests == 1);
+  CHECK(s.blocked_for > 6 && s.throttled == 1);
+
+  /* Booked by the caller: no second booking, and the answer is counted. */
+  snprintf(url, sizeof url, "%s/bytes?n=10", fx.a);
+  int booked = 0;
+  hf_ratelimit_reserve(rl, "other", hf_monotonic_seconds(), &booked);
+  CHECK(booked);
+  CHECK(hf_paced_perform(client, rl, "other", 1, &req, &res, &waited) == 0);
+  CHECK(res.status == 200 && waited == 0);
+  hf_http_response_free(&res);
+  CHECK(hf_ratelimit_state(rl, "other", hf_monotonic_seconds(), &s) == 0);
+  CHECK(s.requests == 1 && s.in_flight == 0);
+
+  /* Without a limiter it is a plain request. */
+  CHECK(hf_paced_perform(client, NULL, NULL, 0, &req, &res, NULL) == 0 && res.status == 200);
+  hf_http_response_free(&res);
+  hf_ratelimit_release(rl);
 }
 
 static void test_memory_cap(void) {
@@ -387,6 +423,7 @@ int main(void) {
   test_git_blob_sha1_and_cap();
   test_git_blob_size_from_the_response();
   test_partial_hash_continues_elsewhere();
+  test_paced_requests_feed_the_limiter();
   test_head_post_and_headers();
   test_redirects();
   test_resumed_download();

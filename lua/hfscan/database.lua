@@ -11,16 +11,41 @@
 -- extended, and last its line in the progress file. A repo is complete exactly
 -- when it is in the progress file; rows of any other repo are the remains of an
 -- interrupted write, which a resumed scan removes before redoing that repo.
+local clock = require "hfscan.clock"
 local json = require "hfscan.json"
 local hf = require "hfscan"
 
 local M = {}
+
+-- Where a command reads and writes the database when --output-dir is not given.
+M.DEFAULT_DIR = "./output"
+
+-- The hash column of a file that has none, and why.
+M.FAILED_NO_HASH = "FAILED_NO_HASH"
+M.FAILED_TOO_LARGE = "FAILED_TOO_LARGE"
+M.FAILURES = { M.FAILED_NO_HASH, M.FAILED_TOO_LARGE }
+
+function M.is_failed(hash) return hash == M.FAILED_NO_HASH or hash == M.FAILED_TOO_LARGE end
+
+M.utc_now = clock.utc_now
 
 M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }
 M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
   "download_url", "hash_method", "commit_hash" }
 M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
 M.PROGRESS_COLUMNS = { "repo_id", "commit_hash" }
+
+-- { name = position } of a column list, to read rows by name.
+function M.index(columns)
+  local at = {}
+  for i, name in ipairs(columns) do at[name] = i end
+  return at
+end
+
+-- The CSVs of a scan in the order a repo's rows are written (errors first, so a
+-- row never stands without its error), then with the progress file.
+M.CSV_KINDS = { "errors", "basic", "extended" }
+M.FILE_KINDS = { "errors", "basic", "extended", "progress" }
 
 M.KINDS = {
   basic = { prefix = "hf_model_hashes_basic_", columns = M.BASIC_COLUMNS },
@@ -134,7 +159,7 @@ end
 function M.create(dir, ts, parameters, extra_columns)
   local db = setmetatable({ paths = M.paths(dir, ts), writers = {},
     extended = M.extended_columns(extra_columns) }, Db)
-  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+  for _, kind in ipairs(M.CSV_KINDS) do
     local w, err = hf.csv_writer(db.paths[kind], "create")
     if not w then return nil, err end
     local ok, werr = write_header(w, parameters, kind,
@@ -155,7 +180,7 @@ end
 function M.open_append(paths, extra_columns)
   local db = setmetatable({ paths = paths, writers = {},
     extended = M.extended_columns(extra_columns) }, Db)
-  for _, kind in ipairs({ "errors", "basic", "extended", "progress" }) do
+  for _, kind in ipairs(M.FILE_KINDS) do
     local w, err = hf.csv_writer(paths[kind], "append")
     if not w then return nil, err end
     db.writers[kind] = w
@@ -192,7 +217,7 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
     blocks.extended[#blocks.extended + 1] = select_columns(r, self.extended)
   end
   written = written + 1
-  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+  for _, kind in ipairs(M.CSV_KINDS) do
     if #blocks[kind] > 0 then
       local ok, err = self.writers[kind]:write_block(blocks[kind])
       if not ok then return nil, err end
@@ -204,7 +229,7 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
 end
 
 function Db:close()
-  for _, kind in ipairs({ "errors", "basic", "extended", "progress" }) do
+  for _, kind in ipairs(M.FILE_KINDS) do
     if self.writers[kind] then self.writers[kind]:close() end
   end
   self.writers = {}

@@ -17,7 +17,7 @@ function M.run(args)
   if rest[1] ~= "build" or #rest > 1 then
     return cli.command_usage_error("db", "expected 'hfscan db build'")
   end
-  local dir = o.output_dir or "./output"
+  local dir = o.output_dir or database.DEFAULT_DIR
   local lock, lerr = database.lock(dir)
   if not lock then
     io.stderr:write("hfscan db: ", lerr, "\n")

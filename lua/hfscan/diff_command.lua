@@ -4,6 +4,7 @@
 -- after a hash), repos whose commit changed, and hashes
 -- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
+local database = require "hfscan.database"
 local cli = require "hfscan.cli"
 local hf = require "hfscan"
 local json = require "hfscan.json"
@@ -22,7 +23,7 @@ usage: hfscan diff [--json] OLD NEW
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
   "moved_from" }
 
-local function is_hash(h) return h and not h:match("^FAILED_") end
+local function is_hash(h) return h and not database.is_failed(h) end
 
 local function by_key(rows)
   local map = {}

@@ -1,5 +1,7 @@
 -- Log lines to a file (everything) and to stderr (unless quiet). Any secret
 -- registered with add_secret is masked in every line, wherever it came from.
+local clock = require "hfscan.clock"
+
 local M = {}
 local Log = {}
 Log.__index = Log
@@ -30,7 +32,7 @@ end
 
 function Log:write(level, fmt, ...)
   local text = self:mask(select("#", ...) > 0 and fmt:format(...) or fmt)
-  local line = ("%s %-5s %s\n"):format(os.date("!%Y-%m-%dT%H:%M:%SZ"), level, text)
+  local line = ("%s %-5s %s\n"):format(clock.utc_now(), level, text)
   if self.file then self.file:write(line) end
   if not self.quiet or level ~= "INFO" then
     if self.before_stderr then self.before_stderr() end

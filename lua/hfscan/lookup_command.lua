@@ -1,5 +1,6 @@
 -- `hfscan lookup HASH...`: where each SHA-256 occurs in the database of an
 -- output folder: every repo, path, commit and scan. Exit 1 if any is unknown.
+local database = require "hfscan.database"
 local cli = require "hfscan.cli"
 local store = require "hfscan.store"
 
@@ -28,7 +29,7 @@ function M.run(args)
       return cli.command_usage_error("lookup", ("'%s' is not a SHA-256 (64 hex digits)"):format(h))
     end
   end
-  local db, err = store.open_for_queries(o.output_dir or "./output")
+  local db, err = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
   if not db then
     io.stderr:write("hfscan lookup: ", tostring(err), "\n")
     return 1

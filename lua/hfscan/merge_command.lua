@@ -58,7 +58,7 @@ function M.run(args)
   end
   -- Oldest first, so that a later scan's copy of a repo wins.
   table.sort(scans, function(a, b) return a.paths.ts < b.paths.ts end)
-  local out = o.output_dir or "./output"
+  local out = o.output_dir or database.DEFAULT_DIR
   local made, merr = hf.mkdir_p(out)
   if not made then
     io.stderr:write("hfscan merge: ", merr, "\n")
@@ -102,7 +102,7 @@ function M.run(args)
     end
     rows = rows + #r.rows
     for _, row in ipairs(r.rows) do
-      if row.hash:match("^FAILED_") then failed = failed + 1 end
+      if database.is_failed(row.hash) then failed = failed + 1 end
     end
   end
   db:close()

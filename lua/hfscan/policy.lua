@@ -14,10 +14,11 @@
 -- the wrong type, stops the scan with the policy file, line and hook named;
 -- the database written so far stays valid.
 local targets = require "hfscan.targets"
+local tiers = require "hfscan.tiers"
 
 local M = {}
 
-M.TIERS = { "api_metadata", "lfs_pointer", "downloaded" }
+M.TIERS = tiers.NAMES
 
 M.defaults = {
   select_model = function(model) return true end,
@@ -33,9 +34,10 @@ local RESULT_CHECKS = {
   select_file = function(v) return type(v) == "boolean", "a boolean" end,
   tiers = function(v)
     if type(v) ~= "table" then return false, "a list of tier names" end
-    local known = { api_metadata = true, lfs_pointer = true, downloaded = true }
     for _, name in ipairs(v) do
-      if not known[name] then return false, "a list of tier names (api_metadata, lfs_pointer, downloaded)" end
+      if not tiers.known(name) then
+        return false, ("a list of tier names (%s)"):format(table.concat(tiers.NAMES, ", "))
+      end
     end
     return true
   end,

@@ -1,6 +1,7 @@
 -- The live progress line on a terminal: models done/total, files, hashes per
 -- method, failures, rate and ETA. Off in a pipe or with --quiet.
 local hf = require "hfscan"
+local tiers = require "hfscan.tiers"
 
 local M = {}
 local Progress = {}
@@ -23,10 +24,13 @@ function Progress:line()
   local rate = s.models_done / elapsed
   local total = s.listing_done and s.models_listed or nil
   local left = total and rate > 0 and (total - s.models_done) / rate or nil
-  local m = s.methods
-  return ("models %d/%s  files %d (meta %d, ptr %d, dl %d)  failed %d  %.1f models/s  ETA %s")
+  local by_tier = {}
+  for i, tier in ipairs(tiers.LIST) do
+    by_tier[i] = ("%s %d"):format(tier.label, s.methods[tier.name] or 0)
+  end
+  return ("models %d/%s  files %d (%s)  failed %d  %.1f models/s  ETA %s")
     :format(s.models_done, total and tostring(total) or (s.models_listed .. "+"), s.files,
-      m.api_metadata or 0, m.lfs_pointer or 0, m.downloaded or 0, s.failed_files, rate, eta(left))
+      table.concat(by_tier, ", "), s.failed_files, rate, eta(left))
 end
 
 -- Redraws at most 5 times a second, or now when force is set.

@@ -17,16 +17,18 @@
 -- its budget, after which it is left unfinished for a restart. Runs inside an
 -- async task. Returns rows, errors, unfinished (see hfscan.database).
 local backoff = require "hfscan.backoff"
+local database = require "hfscan.database"
 local hub_client = require "hfscan.hub"
 local hf = require "hfscan"
 local lfs = require "hfscan.lfs"
 local policies = require "hfscan.policy"
 local targets = require "hfscan.targets"
+local tiers = require "hfscan.tiers"
 
 local M = {}
 
-M.FAILED_NO_HASH = "FAILED_NO_HASH"
-M.FAILED_TOO_LARGE = "FAILED_TOO_LARGE"
+M.FAILED_NO_HASH = database.FAILED_NO_HASH
+M.FAILED_TOO_LARGE = database.FAILED_TOO_LARGE
 -- A file list of this many entries or fewer may be whole; the Hub's cache cuts
 -- siblings short (huggingface_hub trusts them below 1000), or empties them.
 M.PLAUSIBLE_FILES = 999
@@ -74,10 +76,6 @@ local FILE_FACTS = { hash_mismatch = true, gated_repository = true, repository_d
   region_blocked = true, entry_not_found = true }
 -- Raised (and caught in run) when on_error says to skip the rest of the repo.
 local SKIP_REPO = {}
-
-local function utc_now()
-  return os.date("!%Y-%m-%dT%H:%M:%SZ")
-end
 
 local function plausible(count) return count >= 1 and count <= M.PLAUSIBLE_FILES end
 
@@ -153,7 +151,7 @@ end
 -- Records an error, after asking the policy what to do about it.
 function Scan:error(filename, error_type, reason)
   local err = { repo_id = self.model.id, filename = filename or "", error_type = error_type,
-    reason = reason or "", timestamp = utc_now() }
+    reason = reason or "", timestamp = database.utc_now() }
   self.errors[#self.errors + 1] = err
   local decision = self.policy:call("on_error", err, self.model)
   if decision == "stop" then error(M.STOPPED, 0) end
@@ -388,34 +386,69 @@ function Scan:fetch_via_resolvers(file)
   return true
 end
 
+-- One function per tier of hfscan.tiers. Each gets the file and the attempt so
+-- far ({ problems, passing }) and returns true when the file has its row (a
+-- hash, or a failure that is a fact about it); nil and an error to stop at a
+-- failure that may pass; or nothing, having noted why it gave no hash. A tier
+-- that failed for a reason that may pass leaves attempt.passing: then the file
+-- gets no row yet (the caller backs off, or leaves the repo unfinished).
+local TIER = {}
+
+function TIER.api_metadata(self, file, attempt)
+  if file.sha256 then
+    self:row(file, file.sha256, "api_metadata")
+    return true
+  end
+  attempt.problems[#attempt.problems + 1] = "no SHA-256 in the metadata"
+end
+
+function TIER.lfs_pointer(self, file, attempt)
+  if not file.lfs then return end
+  local sha, why, err = self:pointer_hash(file)
+  if sha then
+    self:row(file, sha, "lfs_pointer")
+    return true
+  end
+  if err and TRANSIENT[err.kind] then attempt.passing = attempt.passing or err end
+  attempt.problems[#attempt.problems + 1] = why
+end
+
+function TIER.downloaded(self, file, attempt)
+  local sha, err = self:download_hash(file)
+  if sha then
+    self:row(file, sha, "downloaded")
+    return true
+  end
+  if err.kind == "too_large" then
+    self:fail(file, err, M.FAILED_TOO_LARGE)
+    return true
+  end
+  if TRANSIENT[err.kind] then return nil, err end
+  if FILE_FACTS[err.kind] then
+    self:fail(file, err)
+    return true
+  end
+  if attempt.passing then return nil, attempt.passing end
+  if #attempt.problems == 0 or not file.lfs then
+    self:fail(file, err)
+    return true
+  end
+  attempt.problems[#attempt.problems + 1] = "download: " .. err.message
+end
+
+for _, name in ipairs(tiers.NAMES) do assert(TIER[name], "repo_scan: no function for tier " .. name) end
+
 -- Tries the policy's tiers in order; the first that gives a hash wins. Returns
 -- true when the file has its row, or false and a failure that may pass.
 function Scan:try_tiers(file)
-  -- A tier that failed for a reason that may pass: the file's failure would not
-  -- be a fact about it, so it gets no row yet (the caller backs off, or leaves
-  -- the repo unfinished).
-  local problems, passing = {}, nil
+  local attempt = { problems = {}, passing = nil }
   for _, tier in ipairs(self.policy:call("tiers", file, self.model)) do
-    if tier == "api_metadata" then
-      if file.sha256 then self:row(file, file.sha256, "api_metadata") return true end
-      problems[#problems + 1] = "no SHA-256 in the metadata"
-    elseif tier == "lfs_pointer" and file.lfs then
-      local sha, why, err = self:pointer_hash(file)
-      if sha then self:row(file, sha, "lfs_pointer") return true end
-      if err and TRANSIENT[err.kind] then passing = passing or err end
-      problems[#problems + 1] = why
-    elseif tier == "downloaded" then
-      local sha, err = self:download_hash(file)
-      if sha then self:row(file, sha, "downloaded") return true end
-      if err.kind == "too_large" then self:fail(file, err, M.FAILED_TOO_LARGE) return true end
-      if TRANSIENT[err.kind] then return false, err end
-      if FILE_FACTS[err.kind] then self:fail(file, err) return true end
-      if passing then return false, passing end
-      if #problems == 0 or not file.lfs then self:fail(file, err) return true end
-      problems[#problems + 1] = "download: " .. err.message
-    end
+    local done, err = TIER[tier](self, file, attempt)
+    if done then return true end
+    if err then return false, err end
   end
-  if passing then return false, passing end
+  if attempt.passing then return false, attempt.passing end
+  local problems = attempt.problems
   self:fail(file, { kind = "hash_extraction_failed",
     message = #problems > 0 and table.concat(problems, "; ") or "no tier was tried" })
   return true

@@ -17,13 +17,23 @@ local M = {}
 -- extended CSV names.
 M.locate = function(dir, extended) return database.locate(dir, extended) end
 
+-- Where each column is, by name (the extended file's own come first, a
+-- policy's after them).
+local EXT = database.index(database.EXTENDED_COLUMNS)
+local PROGRESS = database.index(database.PROGRESS_COLUMNS)
+local REPO_COLUMN = { basic = database.index(database.BASIC_COLUMNS).repo_id, extended = EXT.repo_id,
+  errors = database.index(database.ERROR_COLUMNS).repo_id }
+
 local COLUMNS = { basic = database.BASIC_COLUMNS, errors = database.ERROR_COLUMNS,
   extended = function(parameters) return database.extended_columns(database.extra_columns_of(parameters)) end }
+
+-- The extended file first: it is the one a user names.
+local READ_ORDER = { "extended", "basic", "errors" }
 
 -- Reads and checks the three CSVs of a scan. Returns docs, or nil, message.
 function M.read_scan(paths)
   local docs = {}
-  for _, kind in ipairs({ "extended", "basic", "errors" }) do
+  for _, kind in ipairs(READ_ORDER) do
     if hf.file_type(paths[kind]) ~= "file" then
       return nil, ("the scan's %s file is missing: %s"):format(kind, paths[kind])
     end
@@ -38,7 +48,7 @@ end
 local function remove_stale_temporaries(paths, log)
   local dir = paths.dir
   local names = hf.list_dir(dir) or {}
-  for _, kind in ipairs({ "basic", "extended", "errors" }) do
+  for _, kind in ipairs(database.CSV_KINDS) do
     local base = paths[kind]:match("[^/]*$")
     for _, name in ipairs(names) do
       if name:sub(1, #base + 4) == base .. ".tmp" then
@@ -60,17 +70,18 @@ local function finished_repos(paths, docs, log)
     local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
     if not doc then return nil, err end
     for _, row in ipairs(doc.rows) do
-      if not finished[row[1]] then order[#order + 1] = row[1] end
-      finished[row[1]] = row[2]
+      local repo = row[PROGRESS.repo_id]
+      if not finished[repo] then order[#order + 1] = repo end
+      finished[repo] = row[PROGRESS.commit_hash]
     end
     return finished, order, true
   end
   log:warn("%s is missing: taking the repos of the extended file as finished, except the last", paths.progress)
   for _, row in ipairs(docs.extended.rows) do
-    local repo = row[3]
+    local repo = row[EXT.repo_id]
     if not finished[repo] then
       order[#order + 1] = repo
-      finished[repo] = row[9]
+      finished[repo] = row[EXT.commit_hash]
     end
   end
   local last = table.remove(order)
@@ -81,12 +92,11 @@ end
 -- Drops rows of unfinished repos and a torn last line from each CSV, rewriting
 -- only the files that need it.
 local function purge_unfinished(docs, finished, log)
-  local repo_column = { basic = 3, extended = 3, errors = 1 }
-  for _, kind in ipairs({ "errors", "basic", "extended" }) do
+  for _, kind in ipairs(database.CSV_KINDS) do
     local doc = docs[kind]
     local kept = {}
     for _, row in ipairs(doc.rows) do
-      if finished[row[repo_column[kind]]] then kept[#kept + 1] = row end
+      if finished[row[REPO_COLUMN[kind]]] then kept[#kept + 1] = row end
     end
     local dropped = #doc.rows - #kept
     if dropped > 0 or doc.torn_line then
@@ -147,8 +157,9 @@ local function stats_from(docs, finished_count)
   stats.models_done = finished_count
   for _, row in ipairs(docs.extended.rows) do
     stats.files = stats.files + 1
-    stats.methods[row[8]] = (stats.methods[row[8]] or 0) + 1
-    if row[1]:match("^FAILED_") then stats.failed_files = stats.failed_files + 1 end
+    local method = row[EXT.hash_method]
+    stats.methods[method] = (stats.methods[method] or 0) + 1
+    if database.is_failed(row[EXT.hash]) then stats.failed_files = stats.failed_files + 1 end
   end
   stats.errors = #docs.errors.rows
   return stats
@@ -240,10 +251,6 @@ end
 
 -- ---- update failed hashes -------------------------------------------------
 
-local function is_failed(hash)
-  return hash == repo_scan.FAILED_NO_HASH or hash == repo_scan.FAILED_TOO_LARGE
-end
-
 -- The header comments with the record of this update.
 local function updated_comments(comments, when)
   local out, count = {}, 0
@@ -312,7 +319,7 @@ function M.update_failed(o)
   if not docs then return fail(log, "cannot update: " .. rerr) end
   local refused = M.check_token(o, docs.extended.parameters)
   if refused then return refused end
-  for _, kind in ipairs({ "extended", "basic", "errors" }) do
+  for _, kind in ipairs(READ_ORDER) do
     if docs[kind].torn_line then
       return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
         :format(paths[kind], paths.extended))
@@ -326,12 +333,13 @@ function M.update_failed(o)
   end
   local failed_by_repo, count, repos = {}, 0, 0
   for _, row in ipairs(docs.extended.rows) do
-    if is_failed(row[1]) then
-      if not failed_by_repo[row[3]] then
-        failed_by_repo[row[3]] = {}
+    local repo = row[EXT.repo_id]
+    if database.is_failed(row[EXT.hash]) then
+      if not failed_by_repo[repo] then
+        failed_by_repo[repo] = {}
         repos = repos + 1
       end
-      failed_by_repo[row[3]][row[2]] = true
+      failed_by_repo[repo][row[EXT.filename]] = true
       count = count + 1
     end
   end
@@ -353,7 +361,7 @@ function M.update_failed(o)
   for repo, result in pairs(results) do
     for _, r in ipairs(result.rows) do
       replacement[repo .. "\0" .. r.filename] = r
-      if not is_failed(r.hash) then fixed = fixed + 1 end
+      if not database.is_failed(r.hash) then fixed = fixed + 1 end
     end
     for _, e in ipairs(result.errors) do new_errors[#new_errors + 1] = e end
     -- A repo that could not be read at all: each of its files still fails.
@@ -368,12 +376,13 @@ function M.update_failed(o)
   local when = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local extended_rows, carried_column = {}, nil
   for i, row in ipairs(docs.extended.rows) do
-    local r = replacement[row[3] .. "\0" .. row[2]]
-    if r and is_failed(row[1]) then
+    local r = replacement[row[EXT.repo_id] .. "\0" .. row[EXT.filename]]
+    if r and database.is_failed(row[EXT.hash]) then
       local new = {}
       for k, c in ipairs(docs.extended.header) do new[k] = tostring(r[c] or row[k]) end
-      if is_failed(r.hash) then
-        new[1], new[8] = row[1], row[8] -- keep the failure as it was
+      if database.is_failed(r.hash) then
+        -- keep the failure as it was
+        new[EXT.hash], new[EXT.hash_method] = row[EXT.hash], row[EXT.hash_method]
       else
         carried_column = carried_column or index_of(docs.extended.header, "carried_over_from")
         if carried_column then new[carried_column] = "" end -- hashed now, not carried
@@ -389,7 +398,11 @@ function M.update_failed(o)
   database.maybe_crash("update_after_extended")
   -- The basic file is the extended file's first three columns, row for row.
   local basic_rows = {}
-  for i, row in ipairs(extended_rows) do basic_rows[i] = { row[1], row[2], row[3] } end
+  for i, row in ipairs(extended_rows) do
+    local basic = {}
+    for k, name in ipairs(database.BASIC_COLUMNS) do basic[k] = row[EXT[name]] end
+    basic_rows[i] = basic
+  end
   ok, werr = csvfile.rewrite(paths.basic, updated_comments(docs.basic.comments, when),
     database.BASIC_COLUMNS, basic_rows)
   if not ok then return fail(log, "cannot rewrite " .. paths.basic .. ": " .. tostring(werr)) end

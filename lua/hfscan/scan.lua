@@ -17,6 +17,7 @@ local repo_scan = require "hfscan.repo_scan"
 local scan_options = require "hfscan.scan_options"
 local store_db = require "hfscan.store"
 local targets = require "hfscan.targets"
+local tiers = require "hfscan.tiers"
 
 local M = {}
 
@@ -47,7 +48,7 @@ function M.load_previous(path)
     if r then
       table.insert(r.rows, rec)
       -- A failure may have been the Hub's day or the lack of a token: rescan.
-      if rec.hash:match("^FAILED_") then r.failed = true end
+      if database.is_failed(rec.hash) then r.failed = true end
     end
   end
   for _, rec in ipairs(scan.errors) do
@@ -413,7 +414,7 @@ function Scanner:record(model, rows, errors, unfinished)
   for _, r in ipairs(rows) do
     s.files = s.files + 1
     s.methods[r.hash_method] = (s.methods[r.hash_method] or 0) + 1
-    if r.hash == repo_scan.FAILED_NO_HASH or r.hash == repo_scan.FAILED_TOO_LARGE then
+    if database.is_failed(r.hash) then
       s.failed_files = s.failed_files + 1
     end
   end
@@ -540,8 +541,9 @@ function M.print_summary(stats, duration, paths, status)
     ("  models scanned     %d"):format(stats.models_done),
     ("  files              %d"):format(stats.files),
   }
-  for _, method in ipairs({ "api_metadata", "lfs_pointer", "downloaded", "FAILED_NO_HASH",
-    "FAILED_TOO_LARGE" }) do
+  local methods = { table.unpack(tiers.NAMES) }
+  for _, failure in ipairs(database.FAILURES) do methods[#methods + 1] = failure end
+  for _, method in ipairs(methods) do
     lines[#lines + 1] = ("    %-18s %d"):format(method, stats.methods[method] or 0)
   end
   lines[#lines + 1] = ("  errors             %d"):format(stats.errors)
@@ -567,7 +569,7 @@ end
 -- Runs a whole scan with parsed options into db (created by the caller).
 -- Returns the exit status.
 function M.execute(o, db, ts, log, stats, extra)
-  local started, scan_start = hf.now(), os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local started, scan_start = hf.now(), database.utc_now()
   local scanner = M.new_scanner(o, db, log, stats)
   scanner.skip = extra and extra.skip
   scanner.saved_listing = extra and extra.listing
@@ -587,7 +589,7 @@ function M.execute(o, db, ts, log, stats, extra)
   local duration = hf.now() - started
   local metadata = M.metadata(o, ts, stats, {
     scan_start = (extra and extra.scan_start) or scan_start,
-    scan_end = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    scan_end = database.utc_now(),
     duration_seconds = math.floor(duration * 1000 + 0.5) / 1000,
     requests_by_bucket = by_bucket,
     rate_limit_wait_seconds = math.floor(waited * 1000 + 0.5) / 1000,

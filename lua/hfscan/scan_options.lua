@@ -2,6 +2,7 @@
 -- parse(args, env) returns options, or nil and a message naming the flag.
 local cli = require "hfscan.cli"
 local config = require "hfscan.config"
+local database = require "hfscan.database"
 local hub = require "hfscan.hub"
 
 local M = {}
@@ -9,7 +10,7 @@ local M = {}
 -- name, argument, default, help; the order of --help.
 M.FLAGS = {
   { "--download-threshold", "N", 10000, "scan models with at least N downloads" },
-  { "--output-dir", "DIR", "./output", "where the database files go (created if missing)" },
+  { "--output-dir", "DIR", database.DEFAULT_DIR, "where the database files go (created if missing)" },
   { "--max-workers", "N", 4, "concurrent workers" },
   { "--rate-limit", "S", 1.5, "each worker waits S seconds between its requests (0: no fixed delay)" },
   { "--max-file-size", "GB", 5.0, "largest file the download tier fetches" },

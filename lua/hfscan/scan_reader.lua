@@ -6,6 +6,8 @@ local hf = require "hfscan"
 
 local M = {}
 
+local PROGRESS = database.index(database.PROGRESS_COLUMNS)
+
 -- A folder (its latest scan) or an extended CSV. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
 --   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
@@ -38,8 +40,9 @@ function M.read(path)
   local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
   scan.finished = progress and {} or nil
   for _, row in ipairs(progress and progress.rows or {}) do
-    scan.finished[row[1]] = row[2]
-    if row[2] ~= "" then scan.commits[row[1]] = row[2] end
+    local repo, commit = row[PROGRESS.repo_id], row[PROGRESS.commit_hash]
+    scan.finished[repo] = commit
+    if commit ~= "" then scan.commits[repo] = commit end
   end
   scan.status = M.status(paths.metadata)
   return scan

@@ -2,6 +2,7 @@
 -- on the native pool) and says for each whether it is a published file and
 -- where. With --repo ID, checks a folder against that repo's files at its
 -- latest scanned commit: missing, extra and changed files.
+local database = require "hfscan.database"
 local cli = require "hfscan.cli"
 local hf = require "hfscan"
 local json = require "hfscan.json"
@@ -115,7 +116,7 @@ local function verify_repo(db, files, o)
     local f = local_by_path[row.filename]
     if not f then
       table.insert(report.missing, row.filename)
-    elseif row.hash:match("^FAILED_") then
+    elseif database.is_failed(row.hash) then
       table.insert(report.unverifiable, row.filename)
     elseif f.sha256 == row.hash then
       table.insert(report.matching, row.filename)
@@ -176,7 +177,7 @@ function M.run(args)
     io.stderr:write("hfscan verify: ", tostring(err), "\n")
     return 1
   end
-  local db, derr = store.open_for_queries(o.output_dir or "./output")
+  local db, derr = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
   if not db then
     io.stderr:write("hfscan verify: ", tostring(derr), "\n")
     return 1

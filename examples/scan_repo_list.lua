@@ -28,8 +28,8 @@ for line in assert(io.open(list_file)):lines() do
 end
 
 assert(hf.mkdir_p(o.output_dir))
-local ts = os.date("%Y%m%d_%H%M%S")
-local parameters = scan.parameters(o, os.date("%Y-%m-%dT%H:%M:%S"))
+local ts = database.fresh_timestamp(o.output_dir)
+local parameters = scan.parameters(o, database.utc_now())
 parameters.download_threshold = 0 -- the list decides, not the downloads
 local db = assert(database.create(o.output_dir, ts, parameters))
 local hub = client.connect { endpoint = o.endpoint, token = o.token, workers = o.max_workers }

@@ -90,7 +90,7 @@ M.timestamp_of = timestamp_of
 -- A timestamp whose files do not exist yet in dir (two scans in one second wait).
 function M.fresh_timestamp(dir)
   while true do
-    local ts = os.date("%Y%m%d_%H%M%S")
+    local ts = clock.file_stamp()
     if not hf.file_type(M.paths(dir, ts).extended) then return ts end
     hf.sleep(0.2)
   end

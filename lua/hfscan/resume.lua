@@ -9,6 +9,7 @@ local listing_journal = require "hfscan.listing_journal"
 local logging = require "hfscan.log"
 local repo_scan = require "hfscan.repo_scan"
 local scan = require "hfscan.scan"
+local scan_options = require "hfscan.scan_options"
 local session = require "hfscan.session"
 
 local M = {}
@@ -123,32 +124,11 @@ local function index_of(list, value)
   return nil
 end
 
--- The scan parameters: the file's, unless given on this command line.
-local function integer(v) return math.tointeger(tonumber(v)) end
-local function float(v) local n = tonumber(v) return n and n + 0.0 end
-
-local RESUMED = {
-  { key = "download_threshold", param = "download_threshold", convert = integer },
-  { key = "max_file_size", param = "max_file_size_gb", convert = float },
-  { key = "rate_limit", param = "rate_limit_delay", convert = float },
-  { key = "max_workers", param = "max_workers", convert = integer },
-  { key = "endpoint", param = "endpoint", convert = tostring },
-  { key = "limit", param = "model_limit", convert = integer },
-}
-
+-- The scan's recorded settings: the files', unless given on this command line.
 local function merge_parameters(o, parameters, log)
-  for _, p in ipairs(RESUMED) do
-    local from_file = parameters[p.param] and p.convert(parameters[p.param])
-    if o.given[p.key] or from_file == nil then
-      if o[p.key] ~= nil then
-        log:info("%s = %s (%s)", p.param, tostring(o[p.key]),
-          o.given[p.key] and "from the command line" or "default")
-      end
-    else
-      o[p.key] = from_file
-      log:info("%s = %s (from the scan's files)", p.param, tostring(o[p.key]))
-    end
-  end
+  scan_options.take_recorded(o, parameters, function(key, value, origin)
+    log:info("%s = %s (%s)", key, tostring(value), origin)
+  end)
 end
 
 -- Totals of what the files already hold.
@@ -326,11 +306,7 @@ function M.update_failed(o)
     end
   end
   log:open_file(paths.log)
-  for _, p in ipairs(RESUMED) do
-    if not o.given[p.key] and p.key ~= "limit" and docs.extended.parameters[p.param] then
-      o[p.key] = p.convert(docs.extended.parameters[p.param])
-    end
-  end
+  scan_options.take_recorded(o, docs.extended.parameters, nil, true)
   local failed_by_repo, count, repos = {}, 0, 0
   for _, row in ipairs(docs.extended.rows) do
     local repo = row[EXT.repo_id]
@@ -373,7 +349,7 @@ function M.update_failed(o)
       end
     end
   end
-  local when = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local when = database.utc_now()
   local extended_rows, carried_column = {}, nil
   for i, row in ipairs(docs.extended.rows) do
     local r = replacement[row[EXT.repo_id] .. "\0" .. row[EXT.filename]]

@@ -3,6 +3,7 @@
 -- repo completes. Many repos are in flight at once, as async tasks.
 local backoff = require "hfscan.backoff"
 local cli = require "hfscan.cli"
+local clock = require "hfscan.clock"
 local config = require "hfscan.config"
 local database = require "hfscan.database"
 local download_counts = require "hfscan.download_counts"
@@ -70,24 +71,19 @@ local function new_stats()
     listed_without_tree = 0 }
 end
 
--- The header block's values for a scan.
+-- The header block's values for a scan: the recorded settings, then what
+-- describes the scan itself.
 function M.parameters(o, scan_start)
-  return {
-    download_threshold = o.download_threshold,
-    max_file_size_gb = o.max_file_size,
-    rate_limit_delay = o.rate_limit,
-    max_workers = o.max_workers,
-    scan_start = scan_start,
-    target_extensions = table.concat(targets.EXTENSIONS, ","),
-    command_line = o.command_line,
-    authenticated = o.token ~= nil,
-    endpoint = o.endpoint,
-    model_limit = o.limit,
-    policy = o.policy,
-    extra_columns = o.extra_columns and #o.extra_columns > 0 and table.concat(o.extra_columns, ",") or nil,
-    shard = o.shard and o.shard.text,
-    since = o.since,
-  }
+  local p = scan_options.recorded(o)
+  p.scan_start = scan_start
+  p.target_extensions = table.concat(targets.EXTENSIONS, ",")
+  p.command_line = o.command_line
+  p.authenticated = o.token ~= nil
+  p.policy = o.policy
+  p.extra_columns = o.extra_columns and #o.extra_columns > 0 and table.concat(o.extra_columns, ",") or nil
+  p.shard = o.shard and o.shard.text
+  p.since = o.since
+  return p
 end
 
 -- The shard of a repo id: the first 32 bits of its SHA-256, modulo N. Stable
@@ -511,25 +507,20 @@ end
 
 -- The metadata JSON of a scan (the seed's fields first).
 function M.metadata(o, ts, stats, extra)
-  local m = {
+  local m = scan_options.recorded(o)
+  for k, v in pairs({
     scan_timestamp = ts,
-    download_threshold = o.download_threshold,
-    max_file_size_gb = o.max_file_size,
     total_models_scanned = stats.models_done,
     total_files_processed = stats.files,
     total_errors = stats.errors,
     target_extensions = targets.EXTENSIONS,
-    rate_limit_delay = o.rate_limit,
-    max_workers = o.max_workers,
     authenticated = o.token ~= nil,
-    endpoint = o.endpoint,
-    model_limit = o.limit,
     files_by_method = stats.methods,
     failed_files = stats.failed_files,
     unfinished_repos = stats.unfinished,
     repos_listed_without_tree = stats.listed_without_tree,
     rate_limited_responses = stats.throttled,
-  }
+  }) do m[k] = v end
   for k, v in pairs(extra or {}) do m[k] = v end
   -- An empty count is still an object: {} (cjson would guess the same).
   return m
@@ -758,7 +749,8 @@ function M.new_scan(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   local ts = database.fresh_timestamp(o.output_dir)
-  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, os.date("%Y-%m-%dT%H:%M:%S")),
+  local scan_start = clock.from_stamp(ts)
+  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, scan_start),
     o.extra_columns)
   if not db then
     io.stderr:write("hfscan: ", tostring(derr2), "\n")
@@ -766,7 +758,7 @@ function M.new_scan(o)
   end
   log:open_file(db.paths.log)
   database.maybe_crash("start")
-  return M.execute(o, db, ts, log, new_stats())
+  return M.execute(o, db, ts, log, new_stats(), { scan_start = scan_start })
 end
 
 M.new_stats = new_stats

@@ -7,33 +7,127 @@ local hub = require "hfscan.hub"
 
 local M = {}
 
--- name, argument, default, help; the order of --help.
-M.FLAGS = {
-  { "--download-threshold", "N", 10000, "scan models with at least N downloads" },
-  { "--output-dir", "DIR", database.DEFAULT_DIR, "where the database files go (created if missing)" },
-  { "--max-workers", "N", 4, "concurrent workers" },
-  { "--rate-limit", "S", 1.5, "each worker waits S seconds between its requests (0: no fixed delay)" },
-  { "--max-file-size", "GB", 5.0, "largest file the download tier fetches" },
-  { "--limit", "N", nil, "scan at most N models (testing)" },
+local function integer(value, min)
+  local n = tonumber(value)
+  if not n or n ~= math.floor(n) or n < min or n > 2^53 then return nil end
+  return math.tointeger(n)
+end
+
+local function number(value, min, exclusive)
+  local n = tonumber(value)
+  if not n or n ~= n or n == math.huge then return nil end
+  if n < min or (exclusive and n == min) then return nil end
+  return n
+end
+
+local function text(v) return v ~= "" and v or nil end
+
+local function shard(v)
+  local k, n = v:match("^(%d+)/(%d+)$")
+  k, n = tonumber(k), tonumber(n)
+  if not k or n < 1 or k >= n then return nil end
+  return { k = math.tointeger(k), n = math.tointeger(n), text = v }
+end
+
+-- Values read back from a header block (text) into options.
+local from_header = {
+  integer = function(v) return math.tointeger(tonumber(v)) end,
+  float = function(v) local n = tonumber(v) return n and n + 0.0 end,
+  text = tostring,
+}
+
+-- Every setting of the scan once, in the order of --help: its flag and
+-- argument, default, help line, and check (value -> converted or nil, and what
+-- was expected); record: its key in the CSV header block and in the metadata
+-- JSON; resumed: how a restart reads it back from the header (the command line
+-- wins), update = false when --update-failed-hashes keeps its own value.
+M.SETTINGS = {
+  { "--download-threshold", "N", 10000, "scan models with at least N downloads",
+    check = function(v) return integer(v, 0), "a whole number of downloads, 0 or more" end,
+    record = "download_threshold", resumed = from_header.integer },
+  { "--output-dir", "DIR", database.DEFAULT_DIR, "where the database files go (created if missing)",
+    check = function(v) return text(v), "a directory" end },
+  { "--max-workers", "N", 4, "concurrent workers",
+    check = function(v)
+      local n = integer(v, 1)
+      return n and n <= 256 and n or nil, "a whole number from 1 to 256"
+    end,
+    record = "max_workers", resumed = from_header.integer },
+  { "--rate-limit", "S", 1.5, "each worker waits S seconds between its requests (0: no fixed delay)",
+    check = function(v) return number(v, 0), "a number of seconds, 0 or more" end,
+    record = "rate_limit_delay", resumed = from_header.float },
+  { "--max-file-size", "GB", 5.0, "largest file the download tier fetches",
+    check = function(v) return number(v, 0, true), "a number of GB above 0" end,
+    record = "max_file_size_gb", resumed = from_header.float },
+  { "--limit", "N", nil, "scan at most N models (testing)",
+    check = function(v) return integer(v, 1), "a whole number of models, 1 or more" end,
+    record = "model_limit", resumed = from_header.integer, update = false },
   { "--restart", nil, nil, "resume the most recent scan in --output-dir" },
-  { "--restart-from", "CSV", nil, "resume the scan of this extended CSV" },
-  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)" },
+  { "--restart-from", "CSV", nil, "resume the scan of this extended CSV",
+    check = function(v) return text(v), "an extended CSV file" end },
+  { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)",
+    check = function(v) return text(v), "a token" end },
   { "--no-token", nil, nil, "scan anonymously: no token from the environment or the token file" },
   { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
   { "--yes", nil, nil, "do not ask for confirmation" },
-  { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)" },
-  { "--policy", "FILE", nil, "a Lua scan policy: the hooks it returns replace the defaults" },
-  { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)" },
-  { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)" },
-  { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart" },
+  { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)",
+    check = function(v) return config.valid_endpoint(v), config.ENDPOINT_EXPECTED end,
+    record = "endpoint", resumed = from_header.text },
+  { "--policy", "FILE", nil, "a Lua scan policy: the hooks it returns replace the defaults",
+    check = function(v) return text(v), "a Lua file" end },
+  { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)",
+    check = function(v) return text(v), "a scan's extended CSV or output folder" end },
+  { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)",
+    check = function(v) return shard(v), "K/N with 0 <= K < N (e.g. 0/4)" end },
+  { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart",
+    check = function(v)
+      local n = number(v, 0)
+      return n and n <= 86400 and n or nil, "a number of seconds from 0 to 86400"
+    end },
   { "--no-resolvers-route", nil, nil, "never ask /resolve/ per file to save api requests (the Hub counts those as downloads for GGUF files and many libraries' weights)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },
   { "--version", nil, nil, "show the version" },
 }
+M.FLAGS = M.SETTINGS -- { flag, argument, default, help } as before
 
 local by_name = {}
-for _, f in ipairs(M.FLAGS) do by_name[f[1]] = f end
+for _, f in ipairs(M.SETTINGS) do
+  f.key = cli.key_of(f[1])
+  by_name[f[1]] = f
+end
+
+-- The settings a scan records (header block and metadata) and a restart reads back.
+M.RECORDED = {}
+for _, f in ipairs(M.SETTINGS) do
+  if f.record then M.RECORDED[#M.RECORDED + 1] = f end
+end
+
+-- { [record key] = value } of the recorded settings of options o.
+function M.recorded(o)
+  local values = {}
+  for _, f in ipairs(M.RECORDED) do values[f.record] = o[f.key] end
+  return values
+end
+
+-- Takes the recorded settings from a header block's values (parameters) into o,
+-- unless the command line gave them; for_update skips those an update keeps.
+-- say(key, value, origin) tells where each one came from.
+function M.take_recorded(o, parameters, say, for_update)
+  for _, f in ipairs(M.RECORDED) do
+    if not (for_update and f.update == false) then
+      local from_file = parameters[f.record] and f.resumed(parameters[f.record])
+      if o.given[f.key] or from_file == nil then
+        if o[f.key] ~= nil and say then
+          say(f.record, o[f.key], o.given[f.key] and "from the command line" or "default")
+        end
+      else
+        o[f.key] = from_file
+        if say then say(f.record, o[f.key], "from the scan's files") end
+      end
+    end
+  end
+end
 
 function M.help()
   local lines = {
@@ -48,7 +142,7 @@ function M.help()
     "| flag | default | meaning |",
     "|---|---|---|",
   }
-  for _, f in ipairs(M.FLAGS) do
+  for _, f in ipairs(M.SETTINGS) do
     local flag = f[1] .. (f[2] and (" " .. f[2]) or "")
     local default = f[3] == nil and "" or tostring(f[3])
     lines[#lines + 1] = ("| `%s` | %s | %s |"):format(flag, default, f[4])
@@ -57,47 +151,6 @@ function M.help()
   lines[#lines + 1] = "host options (before the others): --scripts-dir DIR (also HFSCAN_SCRIPTS_DIR)"
   return table.concat(lines, "\n")
 end
-
-local function integer(value, min)
-  local n = tonumber(value)
-  if not n or n ~= math.floor(n) or n < min or n > 2^53 then return nil end
-  return math.tointeger(n)
-end
-
-local function number(value, min, exclusive)
-  local n = tonumber(value)
-  if not n or n ~= n or n == math.huge then return nil end
-  if n < min or (exclusive and n == min) then return nil end
-  return n
-end
-
--- Checks each valued flag. Returns the converted value or nil, reason.
-local CHECKS = {
-  ["--download-threshold"] = function(v) return integer(v, 0), "a whole number of downloads, 0 or more" end,
-  ["--max-workers"] = function(v)
-    local n = integer(v, 1)
-    return n and n <= 256 and n or nil, "a whole number from 1 to 256"
-  end,
-  ["--rate-limit"] = function(v) return number(v, 0), "a number of seconds, 0 or more" end,
-  ["--retry-budget"] = function(v)
-    local n = number(v, 0)
-    return n and n <= 86400 and n or nil, "a number of seconds from 0 to 86400"
-  end,
-  ["--max-file-size"] = function(v) return number(v, 0, true), "a number of GB above 0" end,
-  ["--limit"] = function(v) return integer(v, 1), "a whole number of models, 1 or more" end,
-  ["--output-dir"] = function(v) return v ~= "" and v or nil, "a directory" end,
-  ["--restart-from"] = function(v) return v ~= "" and v or nil, "an extended CSV file" end,
-  ["--token"] = function(v) return v ~= "" and v or nil, "a token" end,
-  ["--policy"] = function(v) return v ~= "" and v or nil, "a Lua file" end,
-  ["--since"] = function(v) return v ~= "" and v or nil, "a scan's extended CSV or output folder" end,
-  ["--shard"] = function(v)
-    local k, n = v:match("^(%d+)/(%d+)$")
-    k, n = tonumber(k), tonumber(n)
-    if not k or n < 1 or k >= n then return nil, "K/N with 0 <= K < N (e.g. 0/4)" end
-    return { k = math.tointeger(k), n = math.tointeger(n), text = v }, nil
-  end,
-  ["--endpoint"] = function(v) return config.valid_endpoint(v), config.ENDPOINT_EXPECTED end,
-}
 
 -- The command line as recorded in the files, with the token masked.
 local function masked_command_line(args)
@@ -127,12 +180,12 @@ function M.parse(args, env)
   end
   local function on_option(name, value)
     if value ~= nil then
-      local converted, expected = CHECKS[name](value)
+      local converted, expected = by_name[name].check(value)
       if converted == nil then return nil, ("%s: '%s' is not %s"):format(name, value, expected) end
       value = converted
     end
-    o[cli.key_of(name)] = value == nil or value
-    given[cli.key_of(name)] = true
+    o[by_name[name].key] = value == nil or value
+    given[by_name[name].key] = true
     return true
   end
   local ok, err = cli.walk(args, takes, on_option, nil)
@@ -140,9 +193,8 @@ function M.parse(args, env)
   if o.restart and o.restart_from then
     return nil, "--restart and --restart-from cannot be used together"
   end
-  for _, f in ipairs(M.FLAGS) do
-    local key = cli.key_of(f[1])
-    if o[key] == nil and f[3] ~= nil then o[key] = f[3] end
+  for _, f in ipairs(M.SETTINGS) do
+    if o[f.key] == nil and f[3] ~= nil then o[f.key] = f[3] end
   end
   if not given.endpoint then
     local endpoint, eerr = config.endpoint(env)

@@ -237,6 +237,12 @@ class DefaultScanTest(ScanTestBase):
         self.assertEqual(sum(meta["files_by_method"].values()), len(rows))
         self.assertEqual(len(meta["target_extensions"]), 22)
         self.assertEqual(meta["status"], "completed")
+        # Every time is UTC with Z, the file names' stamp included.
+        start = [c.split(": ", 1)[1] for c in comments if c.startswith("# scan_start: ")][0]
+        self.assertEqual(start, meta["scan_start"])
+        self.assertRegex(start, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertEqual(ts, start[:4] + start[5:7] + start[8:10] + "_" + start[11:13]
+                         + start[14:16] + start[17:19])
         api_requests = sum(1 for q in hub.requests() if q["bucket"] == "api")
         self.assertEqual(meta["requests_by_bucket"]["api"], api_requests)
         # pandas reads the files as the seed's users do, when it is installed.

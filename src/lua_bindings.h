@@ -53,10 +53,12 @@ void hf_owned_request_free(hf_owned_request *r);
 /* The User-Agent every transfer sends. */
 const char *hf_lua_user_agent(void);
 
-/* [-0, +0, m] Registers a userdata type: methods under __index, and close as
- * both __gc and __close (so it must be safe to call twice). */
+/* [-0, +0, m] Registers a userdata type: methods under __index (NULL: none),
+ * close as both __gc and __close (so it must be safe to call twice), then the
+ * metamethods of meta (NULL: none), which may replace __close (a scope's end
+ * that commits) or add __tostring. */
 void hf_lua_register_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction close);
+                          lua_CFunction close, const luaL_Reg *meta);
 
 /* ---- ratelimit userdata, used by the pool binding ---- */
 struct hf_ratelimit *hf_lua_check_ratelimit(lua_State *L, int idx);

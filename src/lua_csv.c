@@ -74,21 +74,23 @@ static int l_reader_close(lua_State *L) {
   return 0;
 }
 
-static int new_reader(lua_State *L, hf_csv_reader *r) {
+/* [-0, +1, m] A closed reader: made before the resource, so that a memory error
+ * while making it cannot leak one. */
+static lua_reader *new_reader(lua_State *L) {
   lua_reader *lr = lua_newuserdatauv(L, sizeof *lr, 1);
   memset(lr, 0, sizeof *lr);
   luaL_setmetatable(L, READER_MT);
-  lr->r = r;
-  return 1;
+  return lr;
 }
 
 static int l_reader_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lua_reader *lr = new_reader(L);
   char err[512];
-  hf_csv_reader *r = hf_csv_reader_open(path, err, sizeof err);
-  if (!r)
+  lr->r = hf_csv_reader_open(path, err, sizeof err);
+  if (!lr->r)
     return hf_lua_fail(L, err, errno == ENOENT ? "not_found" : "io");
-  return new_reader(L, r);
+  return 1;
 }
 
 /* reader:next() -> fields, is_comment, terminated, line | nil (end) | nil, msg, "malformed" */
@@ -119,10 +121,10 @@ static int l_reader_next(lua_State *L) {
 static int l_reader_from_string(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 1, &len);
-  hf_csv_reader *r = hf_csv_reader_from_string(data, len);
-  if (!r)
+  lua_reader *lr = new_reader(L);
+  lr->r = hf_csv_reader_from_string(data, len);
+  if (!lr->r)
     return luaL_error(L, "out of memory");
-  new_reader(L, r);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -245,6 +247,26 @@ static int l_writer_abort(lua_State *L) {
   return 0;
 }
 
+/* The end of a <close> scope: a normal exit commits (and a failed commit
+ * raises, not to lose rows unseen); an exit by an error (Lua passes it as the
+ * second argument) aborts. */
+static int l_writer_scope_close(lua_State *L) {
+  lua_writer *lw = luaL_checkudata(L, 1, WRITER_MT);
+  if (!lw->w)
+    return 0;
+  if (!lua_isnoneornil(L, 2)) {
+    hf_csv_writer_abort(lw->w);
+    lw->w = NULL;
+    return 0;
+  }
+  char err[512];
+  int rc = hf_csv_writer_commit(lw->w, err, sizeof err);
+  lw->w = NULL;
+  if (rc != 0)
+    return luaL_error(L, "%s", err);
+  return 0;
+}
+
 static int l_writer_temp_path(lua_State *L) {
   const char *p = hf_csv_writer_temp_path(check_writer(L)->w);
   lua_pushstring(L, p);
@@ -264,10 +286,11 @@ void hf_lua_register_csv(lua_State *L) {
       {"close", l_reader_close},
       {NULL, NULL},
   };
-  /* An unclosed writer is aborted by the collector: a rewrite only takes effect
-   * by an explicit commit. */
-  hf_lua_register_type(L, WRITER_MT, writer_methods, l_writer_abort);
-  hf_lua_register_type(L, READER_MT, reader_methods, l_reader_close);
+  /* A writer the collector finds unclosed is aborted: a rewrite only takes
+   * effect by a commit, or by the normal end of its <close> scope. */
+  static const luaL_Reg writer_meta[] = {{"__close", l_writer_scope_close}, {NULL, NULL}};
+  hf_lua_register_type(L, WRITER_MT, writer_methods, l_writer_abort, writer_meta);
+  hf_lua_register_type(L, READER_MT, reader_methods, l_reader_close, NULL);
   static const luaL_Reg fns[] = {
       {"csv_format_row", l_format_row},
       {"csv_reader", l_reader_open},

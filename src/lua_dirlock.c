@@ -76,7 +76,7 @@ static int l_lock_dir(lua_State *L) {
 
 void hf_lua_register_dirlock(lua_State *L) {
   static const luaL_Reg methods[] = {{"close", l_unlock}, {NULL, NULL}};
-  hf_lua_register_type(L, DIRLOCK_MT, methods, l_unlock);
+  hf_lua_register_type(L, DIRLOCK_MT, methods, l_unlock, NULL);
   lua_pushcfunction(L, l_lock_dir);
   lua_setfield(L, -2, "lock_dir");
 }

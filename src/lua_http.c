@@ -136,12 +136,8 @@ static int l_same_origin(lua_State *L) {
 void hf_lua_register_http(lua_State *L) {
   static const luaL_Reg partial_methods[] = {
       {"bytes", l_partial_bytes}, {"close", l_partial_close}, {NULL, NULL}};
-  hf_lua_register_type(L, PARTIAL_MT, partial_methods, l_partial_close);
-  if (luaL_newmetatable(L, CLIENT_MT)) {
-    lua_pushcfunction(L, l_client_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  hf_lua_register_type(L, PARTIAL_MT, partial_methods, l_partial_close, NULL);
+  hf_lua_register_type(L, CLIENT_MT, NULL, l_client_gc, NULL);
   static const luaL_Reg fns[] = {
       {"http", l_http},
       {"same_origin", l_same_origin},

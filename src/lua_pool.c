@@ -202,7 +202,7 @@ void hf_lua_register_pool(lua_State *L) {
       {"size", l_pool_size},     {"close", l_pool_close}, {"set_worker_spacing", l_pool_set_spacing},
       {NULL, NULL},
   };
-  hf_lua_register_type(L, POOL_MT, methods, l_pool_close);
+  hf_lua_register_type(L, POOL_MT, methods, l_pool_close, NULL);
   lua_pushcfunction(L, l_pool_new);
   lua_setfield(L, -2, "pool");
 }

@@ -164,7 +164,7 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"close", l_close},
       {NULL, NULL},
   };
-  hf_lua_register_type(L, LIMITER_MT, methods, l_close);
+  hf_lua_register_type(L, LIMITER_MT, methods, l_close, NULL);
   static const luaL_Reg fns[] = {
       {"ratelimiter", l_new},
       {"parse_ratelimit", l_parse_header},

@@ -173,23 +173,9 @@ void hf_lua_register_sha256(lua_State *L) {
       {"bytes", l_hasher_bytes},   {"reset", l_hasher_reset},
       {"close", l_hasher_close},   {NULL, NULL},
   };
-  static const luaL_Reg meta[] = {
-      {"__gc", l_hasher_close},
-      {"__close", l_hasher_close},
-      {"__tostring", l_hasher_tostring},
-      {NULL, NULL},
-  };
-  if (luaL_newmetatable(L, HASHER_MT)) {
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, POOL_GUARD_MT)) {
-    lua_pushcfunction(L, l_pool_guard_close);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__tostring", l_hasher_tostring}, {NULL, NULL}};
+  hf_lua_register_type(L, HASHER_MT, methods, l_hasher_close, meta);
+  hf_lua_register_type(L, POOL_GUARD_MT, NULL, l_pool_guard_close, NULL);
   static const luaL_Reg fns[] = {
       {"sha256", l_sha256},
       {"sha256_hasher", l_hasher_new},

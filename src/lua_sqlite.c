@@ -177,12 +177,8 @@ void hf_lua_register_sqlite(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close}, {NULL, NULL},
   };
-  hf_lua_register_type(L, SQLITE_MT, methods, l_close);
-  if (luaL_newmetatable(L, STMT_MT)) {
-    lua_pushcfunction(L, l_stmt_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  hf_lua_register_type(L, SQLITE_MT, methods, l_close, NULL);
+  hf_lua_register_type(L, STMT_MT, NULL, l_stmt_gc, NULL);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "sqlite_open");
 }

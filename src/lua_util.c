@@ -243,15 +243,19 @@ void hf_lua_push_response(lua_State *L, hf_http_response *res) {
 }
 
 void hf_lua_register_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction close) {
+                          lua_CFunction close, const luaL_Reg *meta) {
   if (luaL_newmetatable(L, name)) {
     lua_pushcfunction(L, close);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, close);
     lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
+    if (methods) {
+      lua_newtable(L);
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    }
+    if (meta)
+      luaL_setfuncs(L, meta, 0);
   }
   lua_pop(L, 1);
 }

@@ -203,6 +203,31 @@ static int prepare_repl(lua_State *L) {
   return hf_host_call(L, 0, 0);
 }
 
+/* What main hands to the protected start-up. */
+struct start {
+  const struct host_options *options;
+  int argc;
+  char **argv;
+  int status;
+};
+
+/* Everything that touches the Lua state runs here, under lua_pcall as lua.c's
+ * pmain does: a memory error while the libraries open is a message, not a panic. */
+static int protected_main(lua_State *L) {
+  struct start *s = lua_touserdata(L, 1);
+  const struct host_options *options = s->options;
+  open_libraries(L, options->scripts_dir);
+  if (options->repl || options->script)
+    hf_host_make_interruptible(L);
+  if (options->repl)
+    s->status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
+  else if (options->script)
+    s->status = run_user_script(L, options, s->argc, s->argv);
+  else
+    s->status = run_entry(L, options, s->argc, s->argv);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   struct host_options options = {0};
   int status = parse_host_options(argc, argv, &options);
@@ -210,7 +235,7 @@ int main(int argc, char **argv) {
     return 0;
   if (status != 0)
     return status;
-  lua_State *L = luaL_newstate();
+  lua_State *L = luaL_newstate(); /* its panic handler prints the message */
   if (!L) {
     fprintf(stderr, "hfscan: cannot create a Lua state\n");
     return 1;
@@ -219,16 +244,14 @@ int main(int argc, char **argv) {
   /* A write past the file-size limit then fails with EFBIG, reported and survived
    * like a full disk, instead of the signal killing the process mid-row. */
   signal(SIGXFSZ, SIG_IGN);
-  open_libraries(L, options.scripts_dir);
-  if (options.repl || options.script)
-    hf_host_make_interruptible(L);
-  if (options.repl) {
-    status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
-  } else if (options.script) {
-    status = run_user_script(L, &options, argc, argv);
-  } else {
-    status = run_entry(L, &options, argc, argv);
+  struct start start = {.options = &options, .argc = argc, .argv = argv, .status = 1};
+  lua_pushcfunction(L, protected_main);
+  lua_pushlightuserdata(L, &start);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "hfscan: %s\n", msg ? msg : "(an error that is not a string)");
+    start.status = 1;
   }
   lua_close(L);
-  return status;
+  return start.status;
 }

@@ -96,6 +96,32 @@ t.case("csv round trip of hostile values", function()
   os.execute("rm -rf " .. dir)
 end)
 
+t.case("csv writer in a <close> scope: a normal end commits, an error aborts", function()
+  local dir = t.tmpdir()
+  local path = dir .. "/scoped.csv"
+  t.write(path, "old\r\n")
+  do
+    local w <close> = assert(hf.csv_writer(path, "rewrite"))
+    w:row({ "new" })
+  end
+  t.eq(t.read(path), "new\r\n", "committed at the end of the scope")
+  local ok, err = pcall(function()
+    local w <close> = assert(hf.csv_writer(path, "rewrite"))
+    w:row({ "newer" })
+    error("midway", 0)
+  end)
+  t.eq(ok, false, "the error goes on")
+  t.eq(err, "midway", "the same error")
+  t.eq(t.read(path), "new\r\n", "aborted by the error")
+  do
+    local w <close> = assert(hf.csv_writer(path, "rewrite"))
+    w:row({ "committed" })
+    assert(w:commit())
+  end
+  t.eq(t.read(path), "committed\r\n", "a commit before the end is not repeated")
+  os.execute("rm -rf " .. dir)
+end)
+
 t.case("csv atomic rewrite", function()
   local dir = t.tmpdir()
   local path = dir .. "/r.csv"

@@ -20,14 +20,14 @@ struct slot {
 
 struct hf_hash_pipeline {
   struct slot slots[HF_PIPELINE_SLOTS];
-  unsigned fill;  /* slot the producer writes */
-  unsigned hash;  /* slot the thread reads */
+  unsigned fill; /* slot the producer writes */
+  unsigned hash; /* slot the thread reads */
   int stopping;
   pthread_mutex_t lock;
   pthread_cond_t changed;
   pthread_t thread;
   hf_sha256 *sha256;
-  EVP_MD_CTX *git;  /* NULL when the git blob id is not wanted */
+  EVP_MD_CTX *git; /* NULL when the git blob id is not wanted */
 };
 
 static void *hash_main(void *arg) {

@@ -28,18 +28,16 @@ struct transfer {
   const hf_http_request *req;
   hf_http_response *res;
   hf_hash_pipeline *hasher; /* sha256 sink (and git blob SHA-1 when asked); survives resumes */
-  uint64_t hashed;         /* bytes of the file fed to the hasher, earlier requests' included */
-  uint64_t resume_offset;  /* first byte asked for with Range, 0 when none */
+  uint64_t hashed;          /* bytes of the file fed to the hasher, earlier requests' included */
+  uint64_t resume_offset;   /* first byte asked for with Range, 0 when none */
   int body_started;
-  int hashing;             /* this body goes through the hasher */
-  size_t cap;              /* memory cap for this body */
+  int hashing; /* this body goes through the hasher */
+  size_t cap;  /* memory cap for this body */
   int too_large;
   int bad_range;
 };
 
-int hf_http_global_init(void) {
-  return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
-}
+int hf_http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
 
 hf_http_client *hf_http_client_new(const char *user_agent) {
   hf_http_client *c = calloc(1, sizeof *c);
@@ -288,8 +286,8 @@ static CURLcode perform_once(hf_http_client *c, struct transfer *t, const char *
   return rc;
 }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(hf_http_response *res, const char *code, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static int fail(hf_http_response *res, const char *code,
+                                                      const char *fmt, ...) {
   res->error_code = code;
   va_list ap;
   va_start(ap, fmt);
@@ -298,8 +296,8 @@ static int fail(hf_http_response *res, const char *code, const char *fmt, ...) {
   return -1;
 }
 
-static int fail_curl(hf_http_response *res, CURLcode rc, const struct transfer *t,
-                     const char *url, const char *errbuf) {
+static int fail_curl(hf_http_response *res, CURLcode rc, const struct transfer *t, const char *url,
+                     const char *errbuf) {
   res->error_code = classify(rc, t);
   if (t->too_large)
     snprintf(res->error_message, sizeof res->error_message,
@@ -455,8 +453,8 @@ static CURLcode resume(hf_http_client *c, struct transfer *t, const char *url,
 }
 
 static CURLcode perform_with_resumes(hf_http_client *c, struct transfer *t, const char *method,
-                                     const char *url, const hf_headers *headers,
-                                     const char *body, size_t body_len, char *errbuf) {
+                                     const char *url, const hf_headers *headers, const char *body,
+                                     size_t body_len, char *errbuf) {
   CURLcode rc = perform_once(c, t, method, url, headers, body, body_len, errbuf);
   while (rc != CURLE_OK && resumable(t->req, t->res, rc, t))
     rc = resume(c, t, url, headers, errbuf);

@@ -275,11 +275,16 @@ static int l_writer_temp_path(lua_State *L) {
 
 void hf_lua_register_csv(lua_State *L) {
   static const luaL_Reg writer_methods[] = {
-      {"comment", l_writer_comment}, {"row", l_writer_row},
-      {"write_block", l_writer_write_block}, {"flush", l_writer_flush},
-      {"sync", l_writer_sync},       {"commit", l_writer_commit},
-      {"close", l_writer_commit},    {"abort", l_writer_abort},
-      {"temp_path", l_writer_temp_path}, {NULL, NULL},
+      {"comment", l_writer_comment},
+      {"row", l_writer_row},
+      {"write_block", l_writer_write_block},
+      {"flush", l_writer_flush},
+      {"sync", l_writer_sync},
+      {"commit", l_writer_commit},
+      {"close", l_writer_commit},
+      {"abort", l_writer_abort},
+      {"temp_path", l_writer_temp_path},
+      {NULL, NULL},
   };
   static const luaL_Reg reader_methods[] = {
       {"next", l_reader_next},

@@ -62,8 +62,8 @@ static int l_lock_dir(lua_State *L) {
     int busy = errno == EWOULDBLOCK;
     long pid = busy ? holder_pid(fd) : 0;
     if (busy)
-      lua_pushfstring(L, "another hfscan (pid %d) is writing to %s; wait for it to end",
-                      (int)pid, dir);
+      lua_pushfstring(L, "another hfscan (pid %d) is writing to %s; wait for it to end", (int)pid,
+                      dir);
     else
       lua_pushfstring(L, "cannot lock %s: %s", dir, strerror(errno));
     close(fd);

@@ -198,8 +198,12 @@ static int l_pool_close(lua_State *L) {
 
 void hf_lua_register_pool(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"submit", l_pool_submit}, {"wait", l_pool_wait}, {"pending", l_pool_pending},
-      {"size", l_pool_size},     {"close", l_pool_close}, {"set_worker_spacing", l_pool_set_spacing},
+      {"submit", l_pool_submit},
+      {"wait", l_pool_wait},
+      {"pending", l_pool_pending},
+      {"size", l_pool_size},
+      {"close", l_pool_close},
+      {"set_worker_spacing", l_pool_set_spacing},
       {NULL, NULL},
   };
   hf_lua_register_type(L, POOL_MT, methods, l_pool_close, NULL);

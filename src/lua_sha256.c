@@ -169,9 +169,8 @@ static int l_sha256_files(lua_State *L) {
 
 void hf_lua_register_sha256(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"update", l_hasher_update}, {"hexdigest", l_hasher_hexdigest},
-      {"bytes", l_hasher_bytes},   {"reset", l_hasher_reset},
-      {"close", l_hasher_close},   {NULL, NULL},
+      {"update", l_hasher_update}, {"hexdigest", l_hasher_hexdigest}, {"bytes", l_hasher_bytes},
+      {"reset", l_hasher_reset},   {"close", l_hasher_close},         {NULL, NULL},
   };
   static const luaL_Reg meta[] = {{"__tostring", l_hasher_tostring}, {NULL, NULL}};
   hf_lua_register_type(L, HASHER_MT, methods, l_hasher_close, meta);

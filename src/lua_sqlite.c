@@ -28,7 +28,8 @@ static int l_open(lua_State *L) {
   lua_sqlite *s = lua_newuserdatauv(L, sizeof *s, 0);
   s->db = NULL;
   luaL_setmetatable(L, SQLITE_MT);
-  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+      SQLITE_OK) {
     lua_pushfstring(L, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_close(s->db);
     s->db = NULL;

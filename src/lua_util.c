@@ -4,9 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,9 +190,9 @@ static void push_headers(lua_State *L, const hf_headers *h) {
     luaL_buffinit(L, &b);
     for (const char *p = h->items[i].name; *p; p++)
       luaL_addchar(&b, (char)tolower((unsigned char)*p));
-    luaL_pushresult(&b);                   /* name */
+    luaL_pushresult(&b); /* name */
     lua_pushvalue(L, -1);
-    lua_gettable(L, -4);                   /* existing value */
+    lua_gettable(L, -4); /* existing value */
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
       lua_pushstring(L, h->items[i].value);

@@ -189,13 +189,12 @@ static void open_libraries(lua_State *L, const char *scripts_dir) {
 /* The REPL's globals: `hf` (the native module) and `hub` (a client of the Hub at
  * HF_ENDPOINT, created on first use so that starting the prompt costs nothing). */
 static int prepare_repl(lua_State *L) {
-  static const char setup[] =
-      "hf = require 'hfscan'\n"
-      "hub = setmetatable({}, { __index = function(t, k)\n"
-      "  local client = require('hfscan.client').connect()\n"
-      "  setmetatable(t, { __index = client })\n"
-      "  return client[k]\n"
-      "end })\n";
+  static const char setup[] = "hf = require 'hfscan'\n"
+                              "hub = setmetatable({}, { __index = function(t, k)\n"
+                              "  local client = require('hfscan.client').connect()\n"
+                              "  setmetatable(t, { __index = client })\n"
+                              "  return client[k]\n"
+                              "end })\n";
   if (luaL_loadbuffer(L, setup, sizeof setup - 1, "=repl setup") != LUA_OK) {
     fprintf(stderr, "hfscan: %s\n", lua_tostring(L, -1));
     return LUA_ERRSYNTAX;

@@ -93,8 +93,8 @@ hf_pool *hf_pool_new(int workers, const char *user_agent) {
   }
   for (int i = 0; i < workers; i++) {
     struct worker_start *start = malloc(sizeof *start);
-    pool->workers[i] = (hf_worker){.index = i, .user_agent = pool->user_agent,
-                                   .spacing = &pool->spacing, .last_request = -1};
+    pool->workers[i] = (hf_worker){
+        .index = i, .user_agent = pool->user_agent, .spacing = &pool->spacing, .last_request = -1};
     if (!start)
       break;
     *start = (struct worker_start){pool, &pool->workers[i]};

@@ -35,8 +35,8 @@ struct bucket {
   long answers;          /* responses observed */
   double first_start;    /* when the first request was booked */
   long in_flight, requests, throttled;
-  long queued;           /* booked, not yet sent: they will count in the window they reach */
-  long least_r;          /* the smallest r the Hub told in this window, -1 when none */
+  long queued;  /* booked, not yet sent: they will count in the window they reach */
+  long least_r; /* the smallest r the Hub told in this window, -1 when none */
   double waited;
 };
 

@@ -20,8 +20,8 @@ static int fail(int code, const char *path, char *err, size_t errlen) {
   return code;
 }
 
-int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *bytes,
-                   char *err, size_t errlen) {
+int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *bytes, char *err,
+                   size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return fail(errno, path, err, errlen);

@@ -57,9 +57,9 @@ typedef struct hf_csv_record {
   char **fields;
   size_t *lens;
   size_t count, capacity;
-  int is_comment;  /* a '#' line of the leading block; fields[0] is the text after '#' */
-  int terminated;  /* the record ended with a line break (a file's last record may not) */
-  long line;       /* line number where the record starts (1-based) */
+  int is_comment; /* a '#' line of the leading block; fields[0] is the text after '#' */
+  int terminated; /* the record ended with a line break (a file's last record may not) */
+  long line;      /* line number where the record starts (1-based) */
 } hf_csv_record;
 
 typedef struct hf_csv_reader hf_csv_reader;

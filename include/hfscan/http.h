@@ -24,16 +24,16 @@ typedef struct hf_http_request {
   const char *body; /* request body (POST) */
   size_t body_len;
   hf_http_sink sink;
-  size_t max_body;            /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
-  int git_blob_check;         /* sha256 sink: also compute the git blob SHA-1 of the body, */
-  long long git_blob_size;    /* sha1("blob <git_blob_size>\0" + body); -1: the size the
-                                 response announces (its Content-Length; none without one) */
-  long connect_timeout_ms;    /* 0 means 10 s */
-  long low_speed_timeout_s;   /* abort when no byte arrives for this long; 0 means 30 s */
-  long total_timeout_ms;      /* 0 means no limit */
-  int follow_redirects;       /* follow redirects on the same host (with the same headers) */
-  int follow_cross_host;      /* also follow to other hosts, without Authorization */
-  int max_resumes;            /* sha256 sink: Range resumes after a dropped transfer */
+  size_t max_body;          /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
+  int git_blob_check;       /* sha256 sink: also compute the git blob SHA-1 of the body, */
+  long long git_blob_size;  /* sha1("blob <git_blob_size>\0" + body); -1: the size the
+                               response announces (its Content-Length; none without one) */
+  long connect_timeout_ms;  /* 0 means 10 s */
+  long low_speed_timeout_s; /* abort when no byte arrives for this long; 0 means 30 s */
+  long total_timeout_ms;    /* 0 means no limit */
+  int follow_redirects;     /* follow redirects on the same host (with the same headers) */
+  int follow_cross_host;    /* also follow to other hosts, without Authorization */
+  int max_resumes;          /* sha256 sink: Range resumes after a dropped transfer */
   /* sha256 sink: goes on with a hash an earlier request began (its response's partial),
    * asking for the rest from continue_offset with Range. hf_http_perform takes it over,
    * whatever happens: it frees it, or hands it on in the response's partial. */
@@ -57,7 +57,7 @@ typedef struct hf_http_response {
   char *effective_url; /* the URL that gave that response */
   char *body;          /* memory sink, or any non-2xx body (capped); NUL-terminated */
   size_t body_len;
-  uint64_t bytes;      /* body bytes of the final response (all sinks) */
+  uint64_t bytes;                  /* body bytes of the final response (all sinks) */
   char sha256[HF_SHA256_HEX_SIZE]; /* sha256 sink, 2xx responses */
   char git_sha1[41];               /* with git_blob_size, 2xx responses */
   int redirects;

@@ -53,7 +53,7 @@ typedef struct hf_hash_job {
   char *path;
   char hex[HF_SHA256_HEX_SIZE];
   uint64_t bytes;
-  int error;        /* errno, 0 on success */
+  int error; /* errno, 0 on success */
   char message[512];
 } hf_hash_job;
 hf_hash_job *hf_hash_job_new(const char *path);

@@ -10,16 +10,16 @@
 typedef struct hf_ratelimit hf_ratelimit;
 
 typedef struct hf_bucket_state {
-  double spacing;        /* seconds between request starts */
-  long quota;            /* q from RateLimit-Policy, -1 when unknown */
-  long window;           /* w from RateLimit-Policy, -1 when unknown */
-  long remaining;        /* our estimate of requests left in the window, -1 when unknown */
-  double reset_in;       /* seconds until the window resets (relative to now), -1 when unknown */
-  double blocked_for;    /* seconds during which nothing may start (after a 429) */
-  long in_flight;        /* started and not yet observed */
-  long requests;         /* requests started */
-  long throttled;        /* 429 responses observed */
-  double waited;         /* total seconds callers were held back */
+  double spacing;     /* seconds between request starts */
+  long quota;         /* q from RateLimit-Policy, -1 when unknown */
+  long window;        /* w from RateLimit-Policy, -1 when unknown */
+  long remaining;     /* our estimate of requests left in the window, -1 when unknown */
+  double reset_in;    /* seconds until the window resets (relative to now), -1 when unknown */
+  double blocked_for; /* seconds during which nothing may start (after a 429) */
+  long in_flight;     /* started and not yet observed */
+  long requests;      /* requests started */
+  long throttled;     /* 429 responses observed */
+  double waited;      /* total seconds callers were held back */
 } hf_bucket_state;
 
 hf_ratelimit *hf_ratelimit_new(void);

@@ -25,7 +25,7 @@ void hf_sha256_free(hf_sha256 *h);
  * reads the next block, so that reading and hashing overlap. Returns 0, or an
  * errno value with a message naming the file in err. */
 #define HF_SHA256_FILE_BLOCK (1u << 20)
-int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *bytes,
-                   char *err, size_t errlen);
+int hf_sha256_file(const char *path, char hex[HF_SHA256_HEX_SIZE], uint64_t *bytes, char *err,
+                   size_t errlen);
 
 #endif

@@ -11,9 +11,8 @@
 #include "hfscan/csv.h"
 
 static const char *hostile[] = {
-    "plain",  "with,comma", "with \"quotes\"", "line\nbreak", "cr\r\nlf", "",
-    " lead",  "trail ",     "=SUM(A1)",        "v2#final.bin", "ünïcødé/模型.gguf",
-    "\"",     ",",
+    "plain",  "with,comma", "with \"quotes\"", "line\nbreak",       "cr\r\nlf", "",  " lead",
+    "trail ", "=SUM(A1)",   "v2#final.bin",    "ünïcødé/模型.gguf", "\"",       ",",
 };
 #define N_HOSTILE (sizeof hostile / sizeof *hostile)
 

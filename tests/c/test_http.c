@@ -46,8 +46,8 @@ static void payload_git_sha1(size_t n, char hex[41]) {
 
 static int get(const char *url, hf_http_sink sink, const hf_headers *headers,
                hf_http_response *res) {
-  hf_http_request req = {.url = url, .sink = sink, .headers = headers, .follow_redirects = 1,
-                         .max_resumes = 3};
+  hf_http_request req = {
+      .url = url, .sink = sink, .headers = headers, .follow_redirects = 1, .max_resumes = 3};
   return hf_http_perform(client, &req, res);
 }
 
@@ -76,8 +76,8 @@ static void test_memory_and_sha256_sinks(void) {
 static void test_git_blob_sha1_and_cap(void) {
   char url[256];
   snprintf(url, sizeof url, "%s/bytes?n=0", fx.a);
-  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
-                         .git_blob_size = 0};
+  hf_http_request req = {
+      .url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1, .git_blob_size = 0};
   hf_http_response res;
   CHECK(hf_http_perform(client, &req, &res) == 0);
   /* git hash-object of an empty file */
@@ -112,16 +112,16 @@ static void test_git_blob_sha1_and_cap(void) {
 static void test_git_blob_size_from_the_response(void) {
   char url[256];
   snprintf(url, sizeof url, "%s/bytes?n=70000", fx.a);
-  hf_http_request sized = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
-                           .git_blob_size = 70000};
+  hf_http_request sized = {
+      .url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1, .git_blob_size = 70000};
   hf_http_response res;
   CHECK(hf_http_perform(client, &sized, &res) == 0);
   char expected[41];
   payload_git_sha1(70000, expected);
   CHECK_STR(res.git_sha1, expected);
   hf_http_response_free(&res);
-  hf_http_request announced = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
-                               .git_blob_size = -1};
+  hf_http_request announced = {
+      .url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1, .git_blob_size = -1};
   CHECK(hf_http_perform(client, &announced, &res) == 0);
   CHECK(strlen(expected) == 40);
   CHECK_STR(res.git_sha1, expected);
@@ -134,8 +134,11 @@ static void test_git_blob_size_from_the_response(void) {
 static void test_partial_hash_continues_elsewhere(void) {
   char url[256], hex[HF_SHA256_HEX_SIZE];
   snprintf(url, sizeof url, "%s/expiring?n=90000&key=partial", fx.a);
-  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .max_resumes = 3,
-                         .git_blob_check = 1, .git_blob_size = -1};
+  hf_http_request req = {.url = url,
+                         .sink = HF_SINK_SHA256,
+                         .max_resumes = 3,
+                         .git_blob_check = 1,
+                         .git_blob_size = -1};
   hf_http_response res;
   CHECK(hf_http_perform(client, &req, &res) == 0);
   CHECK(res.status == 403 && res.partial != NULL && res.partial_bytes == 45000);
@@ -146,8 +149,11 @@ static void test_partial_hash_continues_elsewhere(void) {
   hf_http_response_free(&res);
 
   snprintf(url, sizeof url, "%s/cut?n=90000&key=partial-rest", fx.b);
-  hf_http_request rest = {.url = url, .sink = HF_SINK_SHA256, .max_resumes = 3,
-                          .continue_hash = partial, .continue_offset = done};
+  hf_http_request rest = {.url = url,
+                          .sink = HF_SINK_SHA256,
+                          .max_resumes = 3,
+                          .continue_hash = partial,
+                          .continue_offset = done};
   CHECK(hf_http_perform(client, &rest, &res) == 0);
   payload_sha256(90000, hex);
   CHECK(res.status == 206);
@@ -155,8 +161,8 @@ static void test_partial_hash_continues_elsewhere(void) {
   CHECK(res.partial == NULL && res.bytes == 90000);
   /* The blob id was begun with the size the first response announced. */
   snprintf(url, sizeof url, "%s/bytes?n=90000", fx.a);
-  hf_http_request whole = {.url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1,
-                           .git_blob_size = 90000};
+  hf_http_request whole = {
+      .url = url, .sink = HF_SINK_SHA256, .git_blob_check = 1, .git_blob_size = 90000};
   hf_http_response again;
   CHECK(hf_http_perform(client, &whole, &again) == 0);
   CHECK_STR(res.git_sha1, again.git_sha1);
@@ -228,8 +234,8 @@ static void test_head_post_and_headers(void) {
   snprintf(url, sizeof url, "%s/echo", fx.a);
   hf_headers h = {0};
   hf_headers_add(&h, "Content-Type", "application/x-www-form-urlencoded");
-  hf_http_request post = {.method = "POST", .url = url, .headers = &h, .body = "paths=a&paths=b",
-                          .body_len = 15};
+  hf_http_request post = {
+      .method = "POST", .url = url, .headers = &h, .body = "paths=a&paths=b", .body_len = 15};
   CHECK(hf_http_perform(client, &post, &res) == 0);
   CHECK(res.body && strstr(res.body, "\"method\": \"POST\"") != NULL);
   CHECK(res.body && strstr(res.body, "\"body\": \"paths=a&paths=b\"") != NULL);
@@ -269,8 +275,8 @@ static void test_redirects(void) {
   hf_http_response_free(&res);
 
   /* When asked, followed without Authorization. */
-  hf_http_request req = {.url = url, .headers = &auth, .follow_redirects = 1,
-                         .follow_cross_host = 1};
+  hf_http_request req = {
+      .url = url, .headers = &auth, .follow_redirects = 1, .follow_cross_host = 1};
   CHECK(hf_http_perform(client, &req, &res) == 0);
   CHECK(res.status == 200 && res.redirects == 1);
   CHECK(res.body && strstr(res.body, "\"host\": \"127.0.0.2\"") != NULL);
@@ -290,8 +296,8 @@ static void test_redirects(void) {
   /* Never to another protocol (file:// would read local files), even when asked to
    * follow any host; nor a URL of another protocol in the first place. */
   snprintf(url, sizeof url, "%s/redirect?to=file:///etc/passwd", fx.a);
-  hf_http_request to_file = {.url = url, .sink = HF_SINK_SHA256, .follow_redirects = 1,
-                             .follow_cross_host = 1};
+  hf_http_request to_file = {
+      .url = url, .sink = HF_SINK_SHA256, .follow_redirects = 1, .follow_cross_host = 1};
   CHECK(hf_http_perform(client, &to_file, &res) == -1);
   CHECK_STR(res.error_code, "http");
   char want[600];
@@ -335,8 +341,11 @@ static void test_resumed_download(void) {
 
   /* Resumed through a redirect to another host: the resume goes to that host. */
   snprintf(url, sizeof url, "%s/redirect?to=%s/cut%%3Fn%%3D300000%%26key%%3Dcdn", fx.a, fx.b);
-  hf_http_request req = {.url = url, .sink = HF_SINK_SHA256, .follow_redirects = 1,
-                         .follow_cross_host = 1, .max_resumes = 2};
+  hf_http_request req = {.url = url,
+                         .sink = HF_SINK_SHA256,
+                         .follow_redirects = 1,
+                         .follow_cross_host = 1,
+                         .max_resumes = 2};
   CHECK(hf_http_perform(client, &req, &res) == 0);
   CHECK(res.resumes == 1);
   CHECK_STR(res.sha256, hex);

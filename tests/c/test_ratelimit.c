@@ -49,8 +49,8 @@ static void test_parsers(void) {
   CHECK_STR(bucket, "resolvers");
   CHECK(a == 4992 && b == 9);
   CHECK(hf_ratelimit_parse_header("garbage", bucket, sizeof bucket, &a, &b) != 0);
-  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=500;w=300", bucket, sizeof bucket,
-                                  &a, &b) == 0);
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=500;w=300", bucket, sizeof bucket, &a,
+                                  &b) == 0);
   CHECK_STR(bucket, "api");
   CHECK(a == 500 && b == 300);
   CHECK(hf_ratelimit_parse_retry_after("7", 0) == 7);

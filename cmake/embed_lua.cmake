@@ -13,6 +13,8 @@ foreach(script ${scripts})
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(REGEX REPLACE "\\.lua$" "" module "${script}")
   string(REPLACE "/" "." module "${module}")
+  # A folder's init.lua is the folder's own module, as on Lua's ?/init.lua path.
+  string(REGEX REPLACE "\\.init$" "" module "${module}")
   string(APPEND body "static const unsigned char script_${index}[] = {${bytes}0x00};\n")
   string(APPEND table "  {\"${module}\", \"@lua/${script}\", (const char *)script_${index}, ${size}},\n")
   math(EXPR index "${index} + 1")

@@ -6,9 +6,9 @@
 --
 --   hfscan --script examples/audit.lua [--endpoint URL] [--token T]
 --          [--report audit.csv] REPO...
-local client = require "hfscan.client"
+local client = require "hfscan.hub.client"
 local hf = require "hfscan"
-local targets = require "hfscan.targets"
+local targets = require "hfscan.scan.targets"
 
 local function parse(args)
   local o, repos = { report = "audit_report.csv" }, {}

@@ -5,13 +5,13 @@
 --          [--token T] [--output-dir DIR] [--max-file-size GB]
 --
 -- It is the bundled workflow's pieces put together differently: the hub client,
--- hfscan.repo_scan for the hash tiers, hfscan.database for the files.
-local client = require "hfscan.client"
-local database = require "hfscan.database"
+-- hfscan.scan.repo for the hash tiers, hfscan.db.files for the files.
+local client = require "hfscan.hub.client"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
-local repo_scan = require "hfscan.repo_scan"
-local scan = require "hfscan.scan"
-local scan_options = require "hfscan.scan_options"
+local repo_scan = require "hfscan.scan.repo"
+local scan = require "hfscan.scan.scanner"
+local scan_options = require "hfscan.scan.options"
 
 local args = { ... }
 local list_file = table.remove(args, 1)

@@ -2,7 +2,7 @@
 -- (hub-api.md section 12): HF_ENDPOINT; --token, HF_TOKEN, the legacy
 -- HUGGING_FACE_HUB_TOKEN, the token file. The scan's options, scripts and the
 -- REPL all read them here.
-local hub = require "hfscan.hub"
+local hub = require "hfscan.hub.api"
 
 local M = {}
 

@@ -4,12 +4,13 @@
 local M = {}
 
 local commands = {
-  hash = "hfscan.hash_command",
-  db = "hfscan.db_command",
-  lookup = "hfscan.lookup_command",
-  verify = "hfscan.verify_command",
-  diff = "hfscan.diff_command",
-  merge = "hfscan.merge_command",
+  hash = "hfscan.commands.hash",
+  scan = "hfscan.commands.scan",
+  db = "hfscan.commands.db",
+  lookup = "hfscan.commands.lookup",
+  verify = "hfscan.commands.verify",
+  diff = "hfscan.commands.diff",
+  merge = "hfscan.commands.merge",
 }
 
 function M.main(...)
@@ -19,7 +20,7 @@ function M.main(...)
     table.remove(args, 1)
     return require(commands[name]).run(args)
   end
-  return require("hfscan.scan").run(args)
+  return require(commands.scan).run(args)
 end
 
 return M

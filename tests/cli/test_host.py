@@ -131,13 +131,21 @@ class HostTest(TempDirCase):
         self.assertIn("interrupted", err)
 
     def test_scripts_dir_overrides_a_bundled_module(self):
-        self.write("override/hfscan/hash_command.lua",
+        self.write("override/hfscan/commands/hash.lua",
                    'return { run = function(args) io.stderr:write("OVERRIDDEN ", args[1], "\\n") '
                    'return 5 end }\n')
         r = run(["--scripts-dir", self.path("override"), "hash", "x"])
         self.assertEqual((r.returncode, r.stderr), (5, "OVERRIDDEN x\n"))
         r = run(["hash", "y"], env={"HFSCAN_SCRIPTS_DIR": self.path("override")})
         self.assertEqual((r.returncode, r.stderr), (5, "OVERRIDDEN y\n"))
+        # A folder's init.lua is the folder's module, as on Lua's own path.
+        self.write("folder/hfscan/commands/lookup/init.lua",
+                   'return { run = function() io.stderr:write("FOLDER\\n") return 6 end }\n')
+        r = run(["--scripts-dir", self.path("folder"), "lookup", "x"])
+        self.assertEqual((r.returncode, r.stderr), (6, "FOLDER\n"))
+        r = run(["--script", self.write("same.lua", 'return require("hfscan.hub") == '
+                                        'require("hfscan.hub.api") and 0 or 1\n')])
+        self.assertEqual(r.returncode, 0, "the bundled hub/init.lua is hfscan.hub")
         # Without the override the bundled module is back.
         r = run(["hash", "/nonexistent-file"])
         self.assertEqual((r.returncode, r.stderr),
@@ -153,10 +161,10 @@ class HostTest(TempDirCase):
         self.assertEqual(r.stdout, f"{ABC}  -\n")
 
     def test_traceback_names_bundled_files(self):
-        script = self.write("tb.lua", 'require("hfscan.hash_command").run({{}})\n')
+        script = self.write("tb.lua", 'require("hfscan.commands.hash").run({{}})\n')
         r = run(["--script", script])
         self.assertEqual(r.returncode, 1)
-        self.assertIn("lua/hfscan/hash_command.lua:", r.stderr)
+        self.assertIn("lua/hfscan/commands/hash.lua:", r.stderr)
 
 
 @unittest.skipIf(os.environ.get("HFSCAN_SANITIZED") == "1",
@@ -173,7 +181,7 @@ class InstalledModuleTest(TempDirCase):
         self.assertTrue(os.path.exists(os.path.join(prefix, "share/lua/5.4/hfscan/main.lua")))
         self.assertTrue(os.path.exists(os.path.join(prefix, "bin/hfscan")))
         env = dict(os.environ, LUA_CPATH=f"{prefix}/lib/lua/5.4/?.so;;",
-                   LUA_PATH=f"{prefix}/share/lua/5.4/?.lua;;")
+                   LUA_PATH=f"{prefix}/share/lua/5.4/?.lua;{prefix}/share/lua/5.4/?/init.lua;;")
         r = subprocess.run(["lua5.4", "-e", 'local hf = require "hfscan"; print(hf.sha256("abc"))'],
                            env=env, capture_output=True, text=True)
         self.assertEqual(r.stdout, ABC + "\n", r.stderr)

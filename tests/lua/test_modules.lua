@@ -2,8 +2,8 @@
 -- client classifies answers and how long it waits before a retry.
 package.path = (os.getenv("HFSCAN_SOURCE_DIR") or ".") .. "/tests/lua/?.lua;" .. package.path
 local t = require "testlib"
-local urls = require "hfscan.urls"
-local hub = require "hfscan.hub"
+local urls = require "hfscan.hub.urls"
+local hub = require "hfscan.hub.api"
 
 t.case("urls: origins compare without default ports", function()
   t.eq(urls.origin("https://HuggingFace.co/api/models?x=1"), "https://huggingface.co", "lower case")
@@ -84,7 +84,7 @@ t.case("hub: listing variants and waits the server asks for are bounded", functi
 end)
 
 t.case("listing journal: a line torn by a kill is skipped, the next run's follow", function()
-  local journal = require "hfscan.listing_journal"
+  local journal = require "hfscan.scan.listing"
   local path = t.tmpdir() .. "/hf_scan_listing_test.jsonl"
   local j = assert(journal.open(path))
   assert(j:page({ { id = "a/1" }, { id = "a/2" } }, "/api/models?cursor=p2"))

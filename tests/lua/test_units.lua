@@ -7,8 +7,8 @@ local hf = require "hfscan"
 local async = require "hfscan.async"
 local cli = require "hfscan.cli"
 local json = require "hfscan.json"
-local lfs = require "hfscan.lfs"
-local policies = require "hfscan.policy"
+local lfs = require "hfscan.scan.lfs"
+local policies = require "hfscan.scan.policy"
 
 t.case("async: timers wake tasks in time order, the queue hands items in order", function()
   local pool <close> = hf.pool(1)

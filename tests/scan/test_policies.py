@@ -206,7 +206,7 @@ class ScriptsAndExamplesTest(ScanCase):
         module_dir = os.environ.get("HFSCAN_MODULE_DIR")
         if module_dir and os.environ.get("HFSCAN_SANITIZED") != "1":
             env = dict(os.environ, LUA_CPATH=f"{module_dir}/?.so;;",
-                       LUA_PATH=f"{SOURCE_DIR}/lua/?.lua;;")
+                       LUA_PATH=f"{SOURCE_DIR}/lua/?.lua;{SOURCE_DIR}/lua/?/init.lua;;")
             r = subprocess.run(["lua5.4", script] + names, capture_output=True, text=True, env=env)
             self.assertEqual(r.stdout, sha256sum(names), r.stderr)
 
@@ -223,7 +223,7 @@ class ScriptsAndExamplesTest(ScanCase):
         hub = self.start_hub("--models", "6")
         script = os.path.join(self.dir, "tasks.lua")
         with open(script, "w") as f:
-            f.write('''local c = require("hfscan.client").connect()
+            f.write('''local c = require("hfscan.hub.client").connect()
 local ids = { "hfscan-test/xet-gguf", "hfscan-test/tricky-names" }
 local shas = {}
 c.run(function(cc)
@@ -248,7 +248,7 @@ c.close()
 
     def test_override_a_bundled_module_by_directory(self):
         hub = self.start_hub("--models", "8")
-        override = os.path.join(self.dir, "mine", "hfscan")
+        override = os.path.join(self.dir, "mine", "hfscan", "scan")
         os.makedirs(override)
         with open(os.path.join(override, "targets.lua"), "w") as f:
             f.write('''-- only .gguf files are targets
@@ -259,7 +259,7 @@ function M.file_type(path) return M.extension(path):sub(2) end
 return M
 ''')
         r, files = self.scan(hub, "--download-threshold", "1",
-                             env={"HFSCAN_SCRIPTS_DIR": os.path.dirname(override)})
+                             env={"HFSCAN_SCRIPTS_DIR": os.path.join(self.dir, "mine")})
         _, _, rows = read_csv(files["extended"])
         self.assertTrue(rows)
         self.assertEqual({row["file_type"] for row in rows}, {"gguf"})

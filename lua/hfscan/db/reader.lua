@@ -1,7 +1,7 @@
 -- Reading a whole finished scan back: its extended rows (as records), errors,
 -- and the commit of every finished repo. Used by diff and merge.
-local csvfile = require "hfscan.csvfile"
-local database = require "hfscan.database"
+local csvfile = require "hfscan.db.csv"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
 
 local M = {}

@@ -5,7 +5,7 @@
 -- all open one.
 local async = require "hfscan.async"
 local hf = require "hfscan"
-local hub_client = require "hfscan.hub"
+local hub_client = require "hfscan.hub.api"
 
 local M = {}
 local Session = {}

@@ -1,7 +1,7 @@
 -- The live progress line on a terminal: models done/total, files, hashes per
 -- method, failures, rate and ETA. Off in a pipe or with --quiet.
 local hf = require "hfscan"
-local tiers = require "hfscan.tiers"
+local tiers = require "hfscan.scan.tiers"
 
 local M = {}
 local Progress = {}

@@ -5,15 +5,15 @@
 --   hf_scan_errors_<ts>.csv            repo_id,filename,error_type,reason,timestamp
 --   scan_metadata_<ts>.json
 --   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
---   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.listing_journal)
+--   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.scan.listing)
 -- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
 -- appended as one block per file, each with a single write(2): errors, basic,
 -- extended, and last its line in the progress file. A repo is complete exactly
 -- when it is in the progress file; rows of any other repo are the remains of an
 -- interrupted write, which a resumed scan removes before redoing that repo.
 local clock = require "hfscan.clock"
-local json = require "hfscan.json"
 local hf = require "hfscan"
+local json = require "hfscan.json"
 
 local M = {}
 

@@ -4,11 +4,11 @@
 -- after a hash), repos whose commit changed, and hashes
 -- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
-local database = require "hfscan.database"
 local cli = require "hfscan.cli"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
 local json = require "hfscan.json"
-local scan_reader = require "hfscan.scan_reader"
+local scan_reader = require "hfscan.db.reader"
 
 local M = {}
 

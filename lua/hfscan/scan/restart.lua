@@ -2,15 +2,17 @@
 -- failed rows of a finished one (--update-failed-hashes). Both are safe against
 -- kill -9 at any instant: appends are whole blocks, rewrites are atomic renames.
 local cli = require "hfscan.cli"
-local csvfile = require "hfscan.csvfile"
-local database = require "hfscan.database"
+local csvfile = require "hfscan.db.csv"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
-local listing_journal = require "hfscan.listing_journal"
+local identity = require "hfscan.hub.identity"
+local listing_journal = require "hfscan.scan.listing"
 local logging = require "hfscan.log"
-local repo_scan = require "hfscan.repo_scan"
-local scan = require "hfscan.scan"
-local scan_options = require "hfscan.scan_options"
-local session = require "hfscan.session"
+local repo_scan = require "hfscan.scan.repo"
+local scan_options = require "hfscan.scan.options"
+local scanner = require "hfscan.scan.scanner"
+local session = require "hfscan.hub.session"
+local since = require "hfscan.scan.since"
 
 local M = {}
 
@@ -133,7 +135,7 @@ end
 
 -- Totals of what the files already hold.
 local function stats_from(docs, finished_count)
-  local stats = scan.new_stats()
+  local stats = scanner.new_stats()
   stats.models_done = finished_count
   for _, row in ipairs(docs.extended.rows) do
     stats.files = stats.files + 1
@@ -149,7 +151,7 @@ end
 -- it must never go to another host. Returns the exit status of a refusal, or nil.
 function M.check_token(o, parameters)
   local endpoint = (not o.given.endpoint and parameters.endpoint) or o.endpoint
-  return scan.check_token_or_refuse(o, endpoint)
+  return identity.check_or_refuse(o, endpoint)
 end
 
 local function fail(log, message)
@@ -187,7 +189,7 @@ function M.restart(o)
   local extras = database.extra_columns_of(parameters)
   o.since = o.since or parameters.since
   o.policy = o.policy or parameters.policy
-  local expected, lerr = scan.load_since_and_policy(o)
+  local expected, lerr = since.load_since_and_policy(o)
   if not expected then return fail(log, lerr) end
   if o.since then log:info("since = %s", o.since) end
   if o.policy then log:info("policy = %s", o.policy) end
@@ -221,7 +223,7 @@ function M.restart(o)
     log:info("the listing goes on from its journal: %d pages read%s", #listing.pages,
       (listing.done or not listing.next) and ", and it was over" or "")
   end
-  return scan.execute(o, db, ts, log, stats_from(docs, #order), {
+  return scanner.execute(o, db, ts, log, stats_from(docs, #order), {
     skip = finished,
     listing = listing,
     scan_start = docs.extended.parameters.scan_start,
@@ -330,7 +332,7 @@ function M.update_failed(o)
   if hf.interrupted() then
     log:warn("interrupted before any file was changed; run the update again")
     log:close()
-    return scan.EXIT_INTERRUPTED
+    return scanner.EXIT_INTERRUPTED
   end
   -- New rows replace the failed ones in place; the rest stay as they were.
   local replacement, new_errors, fixed = {}, {}, 0
@@ -394,7 +396,7 @@ function M.update_failed(o)
     if not wok then return fail(log, "cannot append to " .. paths.errors .. ": " .. tostring(werr2)) end
   end
   local dir = paths.dir
-  local store = require("hfscan.store").open(dir)
+  local store = require("hfscan.db.store").open(dir)
   if not (store and store:import_scan(paths)) then
     log:warn("cannot update the SQLite database; rebuild it with: hfscan db build --output-dir %s", dir)
   end

@@ -2,8 +2,8 @@
 -- parse(args, env) returns options, or nil and a message naming the flag.
 local cli = require "hfscan.cli"
 local config = require "hfscan.config"
-local database = require "hfscan.database"
-local hub = require "hfscan.hub"
+local database = require "hfscan.db.files"
+local hub = require "hfscan.hub.api"
 
 local M = {}
 

@@ -1,6 +1,6 @@
 -- The hash tiers, cheapest first (DESIGN.md): their names (in the CSVs'
 -- hash_method, in a policy's tiers hook) and the short labels of the progress
--- line. hfscan.repo_scan has a function for each; the policy checks a hook's
+-- line. hfscan.scan.repo has a function for each; the policy checks a hook's
 -- answer against them; the summary and the progress line count by them.
 local M = {}
 

@@ -11,7 +11,7 @@ local M = {}
 local Journal = {}
 Journal.__index = Journal
 
--- A test hook, as in hfscan.database: HFSCAN_TEST_CRASH=after_listing_page:<n>
+-- A test hook, as in hfscan.db.files: HFSCAN_TEST_CRASH=after_listing_page:<n>
 -- kills the process once the n-th page of this run is written.
 local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")
 crash_count = tonumber(crash_count)

@@ -2,12 +2,12 @@
 -- on the native pool) and says for each whether it is a published file and
 -- where. With --repo ID, checks a folder against that repo's files at its
 -- latest scanned commit: missing, extra and changed files.
-local database = require "hfscan.database"
 local cli = require "hfscan.cli"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
 local json = require "hfscan.json"
-local store = require "hfscan.store"
-local targets = require "hfscan.targets"
+local store = require "hfscan.db.store"
+local targets = require "hfscan.scan.targets"
 
 local M = {}
 

@@ -15,15 +15,15 @@
 -- Fall back first, back off later: when an endpoint fails, the next one is asked
 -- at once; only when every one failed does the repo wait and ask again, within
 -- its budget, after which it is left unfinished for a restart. Runs inside an
--- async task. Returns rows, errors, unfinished (see hfscan.database).
-local backoff = require "hfscan.backoff"
-local database = require "hfscan.database"
-local hub_client = require "hfscan.hub"
+-- async task. Returns rows, errors, unfinished (see hfscan.db.files).
+local backoff = require "hfscan.hub.backoff"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
-local lfs = require "hfscan.lfs"
-local policies = require "hfscan.policy"
-local targets = require "hfscan.targets"
-local tiers = require "hfscan.tiers"
+local hub_client = require "hfscan.hub.api"
+local lfs = require "hfscan.scan.lfs"
+local policies = require "hfscan.scan.policy"
+local targets = require "hfscan.scan.targets"
+local tiers = require "hfscan.scan.tiers"
 
 local M = {}
 
@@ -128,7 +128,7 @@ end
 local Scan = {}
 Scan.__index = Scan
 
--- context: { hub, max_file_size (bytes), policy (hfscan.policy, optional),
+-- context: { hub, max_file_size (bytes), policy (hfscan.scan.policy, optional),
 -- route (model -> "api" | "resolvers", optional), retry_budget (seconds of
 -- back-off per repo) }; model: { id, sha, lastModified, siblings, ... } (without
 -- sha, the repo is pinned to its current commit first); only: a set of paths to
@@ -386,7 +386,7 @@ function Scan:fetch_via_resolvers(file)
   return true
 end
 
--- One function per tier of hfscan.tiers. Each gets the file and the attempt so
+-- One function per tier of hfscan.scan.tiers. Each gets the file and the attempt so
 -- far ({ problems, passing }) and returns true when the file has its row (a
 -- hash, or a failure that is a fact about it); nil and an error to stop at a
 -- failure that may pass; or nothing, having noted why it gave no hash. A tier

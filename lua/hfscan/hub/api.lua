@@ -11,7 +11,7 @@
 --     partial = <a download hashed part-way, for hf.http's continue, or nil> }
 local cjson = require "cjson.safe"
 local hf = require "hfscan"
-local urls = require "hfscan.urls"
+local urls = require "hfscan.hub.urls"
 
 local M = {}
 local Hub = {}

@@ -1,7 +1,7 @@
 -- The hub client for scripts and the REPL: plain function calls that run on the
 -- worker pool and return when done, plus run() for many requests at once.
 --
---   local hub = require("hfscan.client").connect { endpoint = ..., token = ... }
+--   local hub = require("hfscan.hub.client").connect { endpoint = ..., token = ... }
 --   local info = hub.model_info("org/name")          -- one call, waits for it
 --   hub.run(function(h)                               -- many tasks, in parallel
 --     for _, id in ipairs(ids) do h.spawn(function() print(h.model_info(id)) end) end
@@ -10,7 +10,7 @@
 -- Defaults come from the environment as for a scan (hfscan.config): HF_ENDPOINT,
 -- HF_TOKEN, HUGGING_FACE_HUB_TOKEN, the token file.
 local config = require "hfscan.config"
-local session = require "hfscan.session"
+local session = require "hfscan.hub.session"
 
 local M = {}
 

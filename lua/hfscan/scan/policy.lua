@@ -13,8 +13,8 @@
 -- Hooks get plain tables (see docs/lua-api.md). A hook that raises, or returns
 -- the wrong type, stops the scan with the policy file, line and hook named;
 -- the database written so far stays valid.
-local targets = require "hfscan.targets"
-local tiers = require "hfscan.tiers"
+local targets = require "hfscan.scan.targets"
+local tiers = require "hfscan.scan.tiers"
 
 local M = {}
 

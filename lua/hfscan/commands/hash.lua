@@ -1,7 +1,7 @@
 -- `hfscan hash`: SHA-256 sums of local files in sha256sum's format, computed in
 -- parallel on the native pool, and `hfscan hash -c` to check them.
-local hf = require "hfscan"
 local cli = require "hfscan.cli"
+local hf = require "hfscan"
 
 local M = {}
 

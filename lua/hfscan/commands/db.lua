@@ -1,8 +1,8 @@
 -- `hfscan db build [--output-dir DIR]`: (re)builds DIR/hfscan.sqlite from every
 -- scan's extended CSV in the folder.
 local cli = require "hfscan.cli"
-local database = require "hfscan.database"
-local store = require "hfscan.store"
+local database = require "hfscan.db.files"
+local store = require "hfscan.db.store"
 
 local M = {}
 

@@ -1,6 +1,6 @@
-/* A package searcher for the host. Module "hfscan.scan" is looked up first as
- * <override_dir>/hfscan/scan.lua, then among the scripts compiled into the
- * binary; other modules fall through to Lua's usual path and cpath. */
+/* A package searcher for the host. Module "hfscan.scan.repo" is looked up first as
+ * <override_dir>/hfscan/scan/repo.lua (or .../repo/init.lua), then among the scripts compiled into
+ * the binary; other modules fall through to Lua's usual path and cpath. */
 #include "host_loader.h"
 
 #include <lauxlib.h>
@@ -15,12 +15,13 @@ static const struct hf_bundled_script *find_bundled(const char *module) {
   return NULL;
 }
 
-/* [-0, +1, m] Pushes <dir>/<module with dots as slashes>.lua. */
-static const char *push_override_path(lua_State *L, const char *dir, const char *module) {
+/* [-0, +1, m] Pushes <dir>/<module with dots as slashes><suffix>. */
+static const char *push_override_path(lua_State *L, const char *dir, const char *module,
+                                      const char *suffix) {
   lua_pushstring(L, dir);
   lua_pushliteral(L, "/");
   luaL_gsub(L, module, ".", "/");
-  lua_pushliteral(L, ".lua");
+  lua_pushstring(L, suffix);
   lua_concat(L, 4);
   return lua_tostring(L, -1);
 }
@@ -36,8 +37,10 @@ static int load_or_raise(lua_State *L, int status, const char *where) {
 static int searcher(lua_State *L) {
   const char *module = luaL_checkstring(L, 1);
   const char *dir = lua_tostring(L, lua_upvalueindex(1));
-  if (dir) {
-    const char *path = push_override_path(L, dir, module);
+  /* As Lua's own ?.lua;?/init.lua: a folder's init.lua is the folder's module. */
+  static const char *const suffixes[] = {".lua", "/init.lua"};
+  for (size_t i = 0; dir && i < sizeof suffixes / sizeof *suffixes; i++) {
+    const char *path = push_override_path(L, dir, module, suffixes[i]);
     if (access(path, R_OK) == 0) {
       int status = luaL_loadfilex(L, path, "t");
       return load_or_raise(L, status, path);

@@ -2,8 +2,8 @@
 -- scan's extended CSV, with the scan it came from, indexed by hash and by
 -- (repo, path). The CSVs stay the source of truth: scans keep this current as
 -- they write, and build() makes it again from the CSVs at any time.
-local csvfile = require "hfscan.csvfile"
-local database = require "hfscan.database"
+local csvfile = require "hfscan.db.csv"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
 
 local M = {}

@@ -1,24 +1,22 @@
--- The default scan: list models by downloads, hash every target file of each
--- repo (hfscan.repo_scan), and append the rows to the database files as each
--- repo completes. Many repos are in flight at once, as async tasks.
-local backoff = require "hfscan.backoff"
-local cli = require "hfscan.cli"
-local clock = require "hfscan.clock"
+-- The scan: list models by downloads, hash every target file of each repo
+-- (hfscan.scan.repo), and append the rows to the database files as each repo
+-- completes. Many repos are in flight at once, as async tasks. Takes parsed
+-- options (hfscan.scan.options), never argv: hfscan.commands.scan is the command.
+local backoff = require "hfscan.hub.backoff"
 local config = require "hfscan.config"
-local database = require "hfscan.database"
-local download_counts = require "hfscan.download_counts"
+local database = require "hfscan.db.files"
+local download_counts = require "hfscan.hub.download_counts"
 local hf = require "hfscan"
-local listing_journal = require "hfscan.listing_journal"
-local logging = require "hfscan.log"
-local session = require "hfscan.session"
-local urls = require "hfscan.urls"
-local policies = require "hfscan.policy"
-local progress_line = require "hfscan.progress"
-local repo_scan = require "hfscan.repo_scan"
-local scan_options = require "hfscan.scan_options"
-local store_db = require "hfscan.store"
-local targets = require "hfscan.targets"
-local tiers = require "hfscan.tiers"
+local listing_journal = require "hfscan.scan.listing"
+local policies = require "hfscan.scan.policy"
+local progress_line = require "hfscan.scan.progress"
+local repo_scan = require "hfscan.scan.repo"
+local scan_options = require "hfscan.scan.options"
+local session = require "hfscan.hub.session"
+local store_db = require "hfscan.db.store"
+local targets = require "hfscan.scan.targets"
+local tiers = require "hfscan.scan.tiers"
+local urls = require "hfscan.hub.urls"
 
 local M = {}
 
@@ -31,39 +29,6 @@ M.LISTING_EXPAND = { "downloads", "sha", "lastModified", "gated", "private", "li
 M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
-
--- The scan an incremental scan starts from (--since: an extended CSV or a
--- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
--- Only repos recorded as finished, without a repo-level error or a failed file,
--- can be carried: a failure may have been the Hub's day or a missing token.
-function M.load_previous(path)
-  local scan, err = require("hfscan.scan_reader").read(path)
-  if not scan then return nil, err end
-  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
-    policy = scan.parameters.policy }
-  for id, commit in pairs(scan.finished or scan.commits) do
-    previous.repos[id] = { commit = commit, rows = {}, errors = {} }
-  end
-  for _, rec in ipairs(scan.rows) do
-    local r = previous.repos[rec.repo_id]
-    if r then
-      table.insert(r.rows, rec)
-      -- A failure may have been the Hub's day or the lack of a token: rescan.
-      if database.is_failed(rec.hash) then r.failed = true end
-    end
-  end
-  for _, rec in ipairs(scan.errors) do
-    local r = previous.repos[rec.repo_id]
-    if r then
-      if rec.filename == "" then r.failed = true end
-      table.insert(r.errors, rec)
-    end
-  end
-  for id, r in pairs(previous.repos) do
-    if r.failed then previous.repos[id] = nil end
-  end
-  return previous
-end
 
 local function new_stats()
   return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
@@ -90,15 +55,6 @@ end
 -- across machines and runs, and spread evenly whatever the names look like.
 function M.shard_of(repo_id, n)
   return tonumber(hf.sha256(repo_id):sub(1, 8), 16) % n
-end
-
--- Checks the output folder: a file there is a usage error; a missing one is made.
-function M.prepare_output_dir(dir)
-  local kind = hf.file_type(dir)
-  if kind and kind ~= "directory" then
-    return nil, ("--output-dir: '%s' exists and is not a directory"):format(dir)
-  end
-  return true
 end
 
 local Scanner = {}
@@ -615,150 +571,6 @@ function M.execute(o, db, ts, log, stats, extra)
   end
   log:close()
   return status == "completed" and 0 or 1
-end
-
-function M.run(args)
-  local o, err = scan_options.parse(args)
-  if not o then return cli.usage_error(err, "hfscan --help") end
-  if o.help then
-    print(scan_options.help())
-    return 0
-  end
-  if o.version then
-    print("hfscan " .. hf.version)
-    return 0
-  end
-  local ok, derr = M.prepare_output_dir(o.output_dir)
-  if not ok then return cli.usage_error(derr, "hfscan --help") end
-  local resuming = o.restart or o.restart_from or o.update_failed_hashes
-  -- The token is checked before anything is written: a refused one is a usage
-  -- error. A resumed scan checks it at its own endpoint, which its files name.
-  if not resuming then
-    local status = M.check_token_or_refuse(o, o.endpoint)
-    if status then return status end
-  end
-  if not resuming then
-    -- What --since and --policy name is checked before the folder is made.
-    local extra_columns, err, status = M.load_since_and_policy(o)
-    if not extra_columns then
-      io.stderr:write("hfscan: ", err, "\n")
-      return status
-    end
-    o.extra_columns = extra_columns
-    local made, merr = hf.mkdir_p(o.output_dir)
-    if not made then
-      io.stderr:write("hfscan: ", merr, "\n")
-      return 1
-    end
-  end
-  -- One writer per folder: a second scan, restart or update waits for none and
-  -- refuses, naming the one at work.
-  local lock_dir = o.restart_from and database.split_path(o.restart_from) or o.output_dir
-  local lock, lerr = database.lock(lock_dir)
-  if not lock then
-    io.stderr:write("hfscan: ", lerr, "\n")
-    return 1
-  end
-  local status
-  if resuming then
-    status = require("hfscan.resume").run(o)
-  else
-    status = M.new_scan(o)
-  end
-  lock:close()
-  return status
-end
-
--- Asks the Hub who the token belongs to (one whoami-v2 call: it is heavily
--- rate-limited, hub-api.md section 7). Returns { user = name } (user nil for
--- an anonymous scan, unchecked = why when the Hub could not say), or nil and a
--- message when the Hub refuses the token.
-function M.check_token(o, endpoint)
-  if not o.token then return {} end
-  local s <close> = session.open { endpoint = endpoint, token = o.token, workers = 1, retries = 2 }
-  local info, err
-  s.loop:spawn(function() info, err = s.hub:whoami() end)
-  local ok, lerr = pcall(s.loop.run, s.loop)
-  if not ok then return { unchecked = tostring(lerr) } end
-  if info then return { user = type(info.name) == "string" and info.name or "?" } end
-  if err.kind == "invalid_token" then
-    return nil, ("the Hub refuses the token from %s (%s)"):format(o.token_source or "--token", err.message)
-  end
-  return { unchecked = err.message }
-end
-
--- Checks the token at endpoint and says as whom the scan runs. Returns nil, or
--- the exit status of a usage error when the Hub refuses the token.
-function M.check_token_or_refuse(o, endpoint)
-  local who, err = M.check_token(o, endpoint)
-  if not who then return cli.usage_error(err, "hfscan --help") end
-  M.say_who(o, who)
-  return nil
-end
-
--- On a terminal, the first line says as whom the scan runs (never the token).
-function M.say_who(o, who)
-  if o.quiet or o.help or o.version then return end
-  local line
-  if not o.token then
-    line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")
-  elseif who.user then
-    line = ("hfscan: scanning as %s (token from %s)"):format(who.user, o.token_source)
-  else
-    line = ("hfscan: cannot check the token from %s (%s); going on with it"):format(o.token_source, who.unchecked)
-  end
-  -- A token that could not be checked is said anywhere: the scan may be refused later.
-  if who.unchecked or hf.isatty(2) then io.stderr:write(line, "\n") end
-end
-
--- Loads what --since and --policy name and records them as absolute paths (a
--- restart may run from another folder). Returns the extra columns they add, or
--- nil, a message and the exit status (2 for a --since that cannot be used, a
--- usage error; 1 for a policy that does not load, as for a policy that fails). The rows carried over from the --since scan were chosen by
--- its policy: carrying them into a scan with another policy would mix two
--- selections of files, so that is refused.
-function M.load_since_and_policy(o)
-  local extra = {}
-  if o.since then
-    local previous, err = M.load_previous(o.since)
-    if not previous then return nil, "--since: " .. tostring(err), cli.EXIT_USAGE end
-    o.previous = previous
-    o.since = hf.realpath(previous.path) or previous.path
-    extra[1] = "carried_over_from"
-  end
-  if o.policy then
-    local ok, loaded = pcall(policies.load, o.policy)
-    if not ok then return nil, tostring(loaded), 1 end
-    o.loaded_policy = loaded
-    o.policy = hf.realpath(o.policy) or o.policy
-    for _, c in ipairs(loaded.extra_columns) do extra[#extra + 1] = c end
-  end
-  local theirs = o.previous and o.previous.policy
-  theirs = theirs and (hf.realpath(theirs) or theirs)
-  if o.previous and theirs ~= o.policy then
-    local function named(p) return p and ("policy " .. p) or "no policy" end
-    return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "
-      .. "this scan's choice of files: make a full scan with this policy first")
-      :format(o.since, named(theirs), named(o.policy)), cli.EXIT_USAGE
-  end
-  return extra
-end
-
--- A new scan of o into a fresh set of files in o.output_dir. Returns the exit status.
-function M.new_scan(o)
-  local log = logging.new { quiet = o.quiet }
-  log:add_secret(o.token)
-  local ts = database.fresh_timestamp(o.output_dir)
-  local scan_start = clock.from_stamp(ts)
-  local db, derr2 = database.create(o.output_dir, ts, M.parameters(o, scan_start),
-    o.extra_columns)
-  if not db then
-    io.stderr:write("hfscan: ", tostring(derr2), "\n")
-    return 1
-  end
-  log:open_file(db.paths.log)
-  database.maybe_crash("start")
-  return M.execute(o, db, ts, log, new_stats(), { scan_start = scan_start })
 end
 
 M.new_stats = new_stats

@@ -4,10 +4,10 @@
 -- a concatenation; a repo found in more than one input is taken from the input
 -- whose scan is the most recent.
 local cli = require "hfscan.cli"
-local database = require "hfscan.database"
+local database = require "hfscan.db.files"
 local hf = require "hfscan"
-local scan_reader = require "hfscan.scan_reader"
-local store = require "hfscan.store"
+local scan_reader = require "hfscan.db.reader"
+local store = require "hfscan.db.store"
 
 local M = {}
 

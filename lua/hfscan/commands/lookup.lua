@@ -1,8 +1,8 @@
 -- `hfscan lookup HASH...`: where each SHA-256 occurs in the database of an
 -- output folder: every repo, path, commit and scan. Exit 1 if any is unknown.
-local database = require "hfscan.database"
 local cli = require "hfscan.cli"
-local store = require "hfscan.store"
+local database = require "hfscan.db.files"
+local store = require "hfscan.db.store"
 
 local M = {}
 

@@ -1,0 +1,51 @@
+-- Who the scan runs as: one whoami-v2 call to the endpoint the scan talks to
+-- (the token never goes to another host), before anything is written.
+local cli = require "hfscan.cli"
+local hf = require "hfscan"
+local session = require "hfscan.hub.session"
+
+local M = {}
+
+-- Asks the Hub who the token belongs to (one whoami-v2 call: it is heavily
+-- rate-limited, hub-api.md section 7). Returns { user = name } (user nil for
+-- an anonymous scan, unchecked = why when the Hub could not say), or nil and a
+-- message when the Hub refuses the token.
+function M.check(o, endpoint)
+  if not o.token then return {} end
+  local s <close> = session.open { endpoint = endpoint, token = o.token, workers = 1, retries = 2 }
+  local info, err
+  s.loop:spawn(function() info, err = s.hub:whoami() end)
+  local ok, lerr = pcall(s.loop.run, s.loop)
+  if not ok then return { unchecked = tostring(lerr) } end
+  if info then return { user = type(info.name) == "string" and info.name or "?" } end
+  if err.kind == "invalid_token" then
+    return nil, ("the Hub refuses the token from %s (%s)"):format(o.token_source or "--token", err.message)
+  end
+  return { unchecked = err.message }
+end
+
+-- Checks the token at endpoint and says as whom the scan runs. Returns nil, or
+-- the exit status of a usage error when the Hub refuses the token.
+function M.check_or_refuse(o, endpoint)
+  local who, err = M.check(o, endpoint)
+  if not who then return cli.usage_error(err, "hfscan --help") end
+  M.say_who(o, who)
+  return nil
+end
+
+-- On a terminal, the first line says as whom the scan runs (never the token).
+function M.say_who(o, who)
+  if o.quiet or o.help or o.version then return end
+  local line
+  if not o.token then
+    line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")
+  elseif who.user then
+    line = ("hfscan: scanning as %s (token from %s)"):format(who.user, o.token_source)
+  else
+    line = ("hfscan: cannot check the token from %s (%s); going on with it"):format(o.token_source, who.unchecked)
+  end
+  -- A token that could not be checked is said anywhere: the scan may be refused later.
+  if who.unchecked or hf.isatty(2) then io.stderr:write(line, "\n") end
+end
+
+return M

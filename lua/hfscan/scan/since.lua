@@ -1,0 +1,76 @@
+-- What an incremental scan (--since) starts from, and the --since and --policy
+-- files of a scan, checked together before anything is written.
+local cli = require "hfscan.cli"
+local database = require "hfscan.db.files"
+local hf = require "hfscan"
+local policies = require "hfscan.scan.policy"
+
+local M = {}
+
+-- The scan an incremental scan starts from (--since: an extended CSV or a
+-- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
+-- Only repos recorded as finished, without a repo-level error or a failed file,
+-- can be carried: a failure may have been the Hub's day or a missing token.
+function M.load_previous(path)
+  local scan, err = require("hfscan.db.reader").read(path)
+  if not scan then return nil, err end
+  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
+    policy = scan.parameters.policy }
+  for id, commit in pairs(scan.finished or scan.commits) do
+    previous.repos[id] = { commit = commit, rows = {}, errors = {} }
+  end
+  for _, rec in ipairs(scan.rows) do
+    local r = previous.repos[rec.repo_id]
+    if r then
+      table.insert(r.rows, rec)
+      -- A failure may have been the Hub's day or the lack of a token: rescan.
+      if database.is_failed(rec.hash) then r.failed = true end
+    end
+  end
+  for _, rec in ipairs(scan.errors) do
+    local r = previous.repos[rec.repo_id]
+    if r then
+      if rec.filename == "" then r.failed = true end
+      table.insert(r.errors, rec)
+    end
+  end
+  for id, r in pairs(previous.repos) do
+    if r.failed then previous.repos[id] = nil end
+  end
+  return previous
+end
+
+-- Loads what --since and --policy name and records them as absolute paths (a
+-- restart may run from another folder). Returns the extra columns they add, or
+-- nil, a message and the exit status (2 for a --since that cannot be used, a
+-- usage error; 1 for a policy that does not load, as for a policy that fails). The rows carried over from the --since scan were chosen by
+-- its policy: carrying them into a scan with another policy would mix two
+-- selections of files, so that is refused.
+function M.load_since_and_policy(o)
+  local extra = {}
+  if o.since then
+    local previous, err = M.load_previous(o.since)
+    if not previous then return nil, "--since: " .. tostring(err), cli.EXIT_USAGE end
+    o.previous = previous
+    o.since = hf.realpath(previous.path) or previous.path
+    extra[1] = "carried_over_from"
+  end
+  if o.policy then
+    local ok, loaded = pcall(policies.load, o.policy)
+    if not ok then return nil, tostring(loaded), 1 end
+    o.loaded_policy = loaded
+    o.policy = hf.realpath(o.policy) or o.policy
+    for _, c in ipairs(loaded.extra_columns) do extra[#extra + 1] = c end
+  end
+  local theirs = o.previous and o.previous.policy
+  theirs = theirs and (hf.realpath(theirs) or theirs)
+  if o.previous and theirs ~= o.policy then
+    local function named(p) return p and ("policy " .. p) or "no policy" end
+    return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "
+      .. "this scan's choice of files: make a full scan with this policy first")
+      :format(o.since, named(theirs), named(o.policy)), cli.EXIT_USAGE
+  end
+  return extra
+end
+
+return M

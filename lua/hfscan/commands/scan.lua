@@ -27,14 +27,8 @@ end
 function M.run(args)
   local o, err = scan_options.parse(args)
   if not o then return cli.usage_error(err, "hfscan --help") end
-  if o.help then
-    print(scan_options.help())
-    return 0
-  end
-  if o.version then
-    print("hfscan " .. hf.version)
-    return 0
-  end
+  -- Among the scan's flags too (hfscan --limit 3 --help), the global ones.
+  if o.help or o.version then return require("hfscan.main").global(o.help and "--help" or "--version") end
   local ok, derr = M.prepare_output_dir(o.output_dir)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
   local resuming = o.restart or o.restart_from or o.update_failed_hashes

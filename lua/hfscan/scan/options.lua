@@ -129,26 +129,15 @@ function M.take_recorded(o, parameters, say, for_update)
   end
 end
 
-function M.help()
-  local lines = {
-    "usage: hfscan [options]",
-    "       hfscan hash [-j N] FILE... | hfscan hash -c SUMFILE",
-    "       hfscan --script FILE [ARGS...] | hfscan repl",
-    "       hfscan lookup HASH... | hfscan verify PATH... | hfscan diff OLD NEW",
-    "       hfscan merge DIR... | hfscan db build   (each takes --output-dir DIR; --help for more)",
-    "",
-    "Builds a database of the SHA-256 hashes of model files on the Hugging Face Hub.",
-    "",
-    "| flag | default | meaning |",
-    "|---|---|---|",
-  }
+-- The scan's flags as a table: flag, default, meaning (the part of hfscan --help
+-- that hfscan.main does not write itself).
+function M.flag_table()
+  local lines = { "| flag | default | meaning |", "|---|---|---|" }
   for _, f in ipairs(M.SETTINGS) do
     local flag = f[1] .. (f[2] and (" " .. f[2]) or "")
     local default = f[3] == nil and "" or tostring(f[3])
     lines[#lines + 1] = ("| `%s` | %s | %s |"):format(flag, default, f[4])
   end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "host options (before the others): --scripts-dir DIR (also HFSCAN_SCRIPTS_DIR)"
   return table.concat(lines, "\n")
 end
 

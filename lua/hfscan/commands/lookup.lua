@@ -12,13 +12,6 @@ usage: hfscan lookup [--output-dir DIR] [--json] HASH...
   not matter). A hash that occurs nowhere is reported as unknown; the exit status
   is then 1.]]
 
-M.QUERY = [[
-SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
-       s.timestamp AS scan
-FROM files f JOIN scans s ON s.scan_id = f.scan_id
-WHERE f.hash = ?
-ORDER BY f.repo_id, f.filename, s.timestamp]]
-
 function M.run(args)
   local o, hashes = cli.parse_command("lookup", HELP, args,
     { ["--output-dir"] = "value", ["--json"] = "flag" })
@@ -36,7 +29,7 @@ function M.run(args)
   end
   local results, unknown = {}, 0
   for _, h in ipairs(hashes) do
-    local found = db.db:query(M.QUERY, h:lower())
+    local found = db:occurrences(h:lower())
     require("hfscan.json").array(found)
     results[#results + 1] = { hash = h:lower(), known = #found > 0, occurrences = found }
     if #found == 0 then unknown = unknown + 1 end

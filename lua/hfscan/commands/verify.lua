@@ -50,10 +50,6 @@ local function hash_all(files, workers)
   return files
 end
 
-local WHERE = [[
-SELECT DISTINCT f.repo_id, f.filename, f.commit_hash FROM files f
-WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]]
-
 local function verify_known(db, files, o)
   local unknown, report = 0, {}
   for _, f in ipairs(files) do
@@ -62,7 +58,7 @@ local function verify_known(db, files, o)
       entry.status, entry.error = "unreadable", f.error
       unknown = unknown + 1
     else
-      local found = db.db:query(WHERE, f.sha256)
+      local found = db:published(f.sha256)
       entry.status = #found > 0 and "known" or "unknown"
       entry.published = json.array(found)
       if #found == 0 then unknown = unknown + 1 end
@@ -87,21 +83,8 @@ local function verify_known(db, files, o)
   return unknown == 0 and 0 or 1
 end
 
--- The repo's rows at its latest scanned commit.
-local function repo_files(db, repo)
-  local latest = db.db:query([[
-    SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
-    WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
-  if not latest then return nil end
-  local rows = db.db:query([[
-    SELECT f.filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
-    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]], repo, latest.timestamp,
-    latest.commit_hash)
-  return rows, latest.commit_hash, latest.timestamp
-end
-
 local function verify_repo(db, files, o)
-  local expected, commit, scan = repo_files(db, o.repo)
+  local expected, commit, scan = db:latest_repo_files(o.repo)
   if not expected then
     io.stderr:write("hfscan verify: ", o.repo, " is in no scan of this folder\n")
     return 1

@@ -107,6 +107,40 @@ end
 
 function Store:close() self.db:close() end
 
+-- ---- the questions the commands ask -----------------------------------------
+
+-- Every occurrence of a SHA-256 (lower case): repo, path, commit, size, method,
+-- URL and the scan, in a stable order.
+function Store:occurrences(sha256)
+  return self.db:query([[
+    SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
+           s.timestamp AS scan
+    FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.hash = ?
+    ORDER BY f.repo_id, f.filename, s.timestamp]], sha256)
+end
+
+-- Where a SHA-256 was published: distinct repo, path and commit.
+function Store:published(sha256)
+  return self.db:query([[
+    SELECT DISTINCT f.repo_id, f.filename, f.commit_hash FROM files f
+    WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]], sha256)
+end
+
+-- A repo's rows (filename, hash) at its latest scanned commit, that commit and
+-- the scan's timestamp; nil when no scan has the repo.
+function Store:latest_repo_files(repo)
+  local latest = self.db:query([[
+    SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
+  if not latest then return nil end
+  local rows = self.db:query([[
+    SELECT f.filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]], repo, latest.timestamp,
+    latest.commit_hash)
+  return rows, latest.commit_hash, latest.timestamp
+end
+
 -- Every scan of a folder, oldest first, as database.paths tables.
 function M.scans_in(dir)
   local names, err = hf.list_dir(dir)

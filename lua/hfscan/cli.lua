@@ -12,9 +12,16 @@ function M.usage_error(message, help_command)
   return M.EXIT_USAGE
 end
 
--- Prints "hfscan <command>: <message>" on stderr.
+-- Prints "hfscan <command>: <message>" (or "hfscan: <message>" for the scan,
+-- command nil) on stderr.
 function M.warn(command, message)
-  io.stderr:write("hfscan ", command, ": ", message, "\n")
+  io.stderr:write("hfscan", command and (" " .. command) or "", ": ", tostring(message), "\n")
+end
+
+-- A command's failure: the message, as warn prints it; returns status (default 1).
+function M.fail(command, message, status)
+  M.warn(command, message)
+  return status or 1
 end
 
 -- "--max-workers" -> "max_workers", "-j" -> "j": the option's key in a parsed table.

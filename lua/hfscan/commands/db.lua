@@ -20,14 +20,12 @@ function M.run(args)
   local dir = o.output_dir or database.DEFAULT_DIR
   local lock, lerr = database.lock(dir)
   if not lock then
-    io.stderr:write("hfscan db: ", lerr, "\n")
-    return 1
+    return cli.fail("db", lerr)
   end
   local rows, scans = store.build(dir)
   lock:close()
   if not rows then
-    io.stderr:write("hfscan db: ", tostring(scans), "\n")
-    return 1
+    return cli.fail("db", scans)
   end
   print(("%s: %d rows from %d scans"):format(store.path(dir), rows, scans))
   return 0

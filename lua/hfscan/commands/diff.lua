@@ -110,13 +110,11 @@ function M.run(args)
   if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
   local old, err = scan_reader.read(paths[1])
   if not old then
-    io.stderr:write("hfscan diff: ", err, "\n")
-    return 2
+    return cli.fail("diff", err, 2)
   end
   local new, nerr = scan_reader.read(paths[2])
   if not new then
-    io.stderr:write("hfscan diff: ", nerr, "\n")
-    return 2
+    return cli.fail("diff", nerr, 2)
   end
   local changes = M.compare(old, new)
   if o.json then

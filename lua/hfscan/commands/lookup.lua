@@ -24,8 +24,7 @@ function M.run(args)
   end
   local db, err = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
   if not db then
-    io.stderr:write("hfscan lookup: ", tostring(err), "\n")
-    return 1
+    return cli.fail("lookup", err)
   end
   local results, unknown = {}, 0
   for _, h in ipairs(hashes) do

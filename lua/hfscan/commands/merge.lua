@@ -45,8 +45,7 @@ function M.run(args)
   for i, dir in ipairs(dirs) do
     local scan, err = scan_reader.read(dir)
     if not scan then
-      io.stderr:write("hfscan merge: ", err, "\n")
-      return 1
+      return cli.fail("merge", err)
     end
     -- A shard that is not done would leave its repos out without a trace.
     if scan.status ~= "completed" then
@@ -61,13 +60,11 @@ function M.run(args)
   local out = o.output_dir or database.DEFAULT_DIR
   local made, merr = hf.mkdir_p(out)
   if not made then
-    io.stderr:write("hfscan merge: ", merr, "\n")
-    return 1
+    return cli.fail("merge", merr)
   end
   local lock, lerr = database.lock(out)
   if not lock then
-    io.stderr:write("hfscan merge: ", lerr, "\n")
-    return 1
+    return cli.fail("merge", lerr)
   end
   local merged, order = {}, {}
   local extras = database.extra_columns_of(scans[1].parameters)
@@ -88,8 +85,7 @@ function M.run(args)
   local ts = database.fresh_timestamp(out)
   local db, derr = database.create(out, ts, parameters, extras)
   if not db then
-    io.stderr:write("hfscan merge: ", tostring(derr), "\n")
-    return 1
+    return cli.fail("merge", derr)
   end
   local rows, failed = 0, 0
   for _, id in ipairs(order) do
@@ -97,8 +93,7 @@ function M.run(args)
     local ok, werr = db:write_repo(r.rows, r.errors, id, r.commit)
     if not ok then
       db:close()
-      io.stderr:write("hfscan merge: ", tostring(werr), "\n")
-      return 1
+      return cli.fail("merge", werr)
     end
     rows = rows + #r.rows
     for _, row in ipairs(r.rows) do
@@ -117,7 +112,7 @@ function M.run(args)
     return 1
   end
   local built, berr = store.build(out)
-  if not built then io.stderr:write("hfscan merge: ", tostring(berr), "\n") end
+  if not built then cli.warn("merge", berr) end
   print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))
   return 0
 end

@@ -42,14 +42,12 @@ function M.run(args)
     -- What --since and --policy name is checked before the folder is made.
     local extra_columns, err, status = since.load_since_and_policy(o)
     if not extra_columns then
-      io.stderr:write("hfscan: ", err, "\n")
-      return status
+      return cli.fail(nil, err, status)
     end
     o.extra_columns = extra_columns
     local made, merr = hf.mkdir_p(o.output_dir)
     if not made then
-      io.stderr:write("hfscan: ", merr, "\n")
-      return 1
+      return cli.fail(nil, merr)
     end
   end
   -- One writer per folder: a second scan, restart or update waits for none and
@@ -57,8 +55,7 @@ function M.run(args)
   local lock_dir = o.restart_from and database.split_path(o.restart_from) or o.output_dir
   local lock, lerr = database.lock(lock_dir)
   if not lock then
-    io.stderr:write("hfscan: ", lerr, "\n")
-    return 1
+    return cli.fail(nil, lerr)
   end
   local status
   if resuming then
@@ -79,8 +76,7 @@ function M.new_scan(o)
   local db, derr2 = database.create(o.output_dir, ts, scanner.parameters(o, scan_start),
     o.extra_columns)
   if not db then
-    io.stderr:write("hfscan: ", tostring(derr2), "\n")
-    return 1
+    return cli.fail(nil, derr2)
   end
   log:open_file(db.paths.log)
   database.maybe_crash("start")

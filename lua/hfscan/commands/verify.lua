@@ -157,13 +157,11 @@ function M.run(args)
   end
   local hashed, err = hash_all(files, workers)
   if not hashed then
-    io.stderr:write("hfscan verify: ", tostring(err), "\n")
-    return 1
+    return cli.fail("verify", err)
   end
   local db, derr = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
   if not db then
-    io.stderr:write("hfscan verify: ", tostring(derr), "\n")
-    return 1
+    return cli.fail("verify", derr)
   end
   local status = o.repo and verify_repo(db, hashed, o) or verify_known(db, hashed, o)
   db:close()

@@ -46,6 +46,17 @@ t.case("hub: buckets, token only to the endpoint's origin", function()
   t.eq(h:headers_for("http://huggingface.co/api/x").Authorization, nil, "never over plain http")
 end)
 
+t.case("hub: the resolve-cache hop is booked where its answers said they were counted", function()
+  local h = hub.new { endpoint = "https://huggingface.co", loop = {} }
+  local hop = "https://huggingface.co/api/resolve-cache/models/a/b/c/f.json"
+  t.eq(h:bucket_of(hop), "api", "an /api/ path until an answer says otherwise")
+  local named = h:answered_bucket({ url = hop, bucket = "api" },
+    { headers = { ratelimit = '"resolvers";r=9;t=30' } })
+  t.eq(named, "resolvers", "the answer's bucket")
+  t.eq(h:bucket_of(hop), "resolvers", "later hops are booked there")
+  t.eq(h:bucket_of("https://huggingface.co/api/models/a/b/tree/c"), "api", "other api paths stay")
+end)
+
 t.case("hub: classification and retry delays (hub-api.md sections 6 and 8)", function()
   local h = hub.new { endpoint = "https://huggingface.co", loop = {} }
   local function answer(status, headers, body)

@@ -60,8 +60,10 @@ end
 
 -- The resolve-cache hop's bucket is not settled (hub-api.md section 12): each
 -- answer's RateLimit header says which one counted it, and later hops are booked there.
+local RESOLVE_CACHE = "/api/resolve-cache/"
+
 local function path_class(path)
-  if path:sub(1, 20) == "/api/resolve-cache/" then return "resolve-cache" end
+  if path:sub(1, #RESOLVE_CACHE) == RESOLVE_CACHE then return "resolve-cache" end
   return nil
 end
 
@@ -475,7 +477,7 @@ local function git_oid(value)
 end
 M.git_oid = git_oid
 
-local function is_resolve_cache(url) return path_of(url):sub(1, 20) == "/api/resolve-cache/" end
+local function is_resolve_cache(url) return path_class(path_of(url)) == "resolve-cache" end
 
 -- What the Hub says of a file in the answer to /resolve/, as a claim:
 -- { kind = "lfs" | "plain", commit, sha256 (lfs: X-Linked-Etag when it is a

@@ -108,8 +108,7 @@ function M.run(args)
     endpoint = parameters.endpoint,
   })
   if not mok then
-    io.stderr:write("hfscan merge: cannot write ", db.paths.metadata, ": ", tostring(merr), "\n")
-    return 1
+    return cli.fail("merge", ("cannot write %s: %s"):format(db.paths.metadata, tostring(merr)))
   end
   local built, berr = store.build(out)
   if not built then cli.warn("merge", berr) end

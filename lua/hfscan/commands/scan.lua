@@ -37,8 +37,6 @@ function M.run(args)
   if not resuming then
     local status = identity.check_or_refuse(o, o.endpoint)
     if status then return status end
-  end
-  if not resuming then
     -- What --since and --policy name is checked before the folder is made.
     local extra_columns, err, status = since.load_since_and_policy(o)
     if not extra_columns then

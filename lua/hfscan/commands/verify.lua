@@ -86,8 +86,7 @@ end
 local function verify_repo(db, files, o)
   local expected, commit, scan = db:latest_repo_files(o.repo)
   if not expected then
-    io.stderr:write("hfscan verify: ", o.repo, " is in no scan of this folder\n")
-    return 1
+    return cli.fail("verify", o.repo .. " is in no scan of this folder")
   end
   local local_by_path = {}
   for _, f in ipairs(files) do local_by_path[f.relative] = f end
@@ -151,8 +150,7 @@ function M.run(args)
   local files = collect(paths)
   for _, f in ipairs(files) do
     if f.missing then
-      io.stderr:write("hfscan verify: ", f.path, ": No such file or directory\n")
-      return 1
+      return cli.fail("verify", f.path .. ": No such file or directory")
     end
   end
   local hashed, err = hash_all(files, workers)

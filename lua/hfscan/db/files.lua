@@ -202,10 +202,12 @@ local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^
 crash_count = tonumber(crash_count)
 local written = 0
 
-local function maybe_crash(point)
-  if crash_point == point and written == crash_count then hf.kill_self_for_tests() end
+-- Kills the process at point when it is the hook's and, with count, when count
+-- is the hook's n.
+function M.maybe_crash(point, count)
+  if crash_point == point and (count == nil or count == crash_count) then hf.kill_self_for_tests() end
 end
-M.maybe_crash = function(point) if crash_point == point then hf.kill_self_for_tests() end end
+local function maybe_crash(point) M.maybe_crash(point, written) end
 
 -- Appends one repo's rows and errors, each file in one write, then records the
 -- repo as complete (unless finished is false: a restart then redoes it).

@@ -34,6 +34,13 @@ local RETRY_CODES = { connect = true, timeout = true, reset = true, dns = true }
 local NO_ANSWER = { connect = true, timeout = true, dns = true, tls = true }
 local REGION_BLOCKED = "This model is not available in your region."
 
+-- Failures that say nothing about what was asked (hub-api.md section 8: the
+-- statuses worth retrying), and for a whole list, a bad answer (invalid JSON,
+-- a looping Link) too: they may pass, so they are backed off.
+M.TRANSIENT = { server_error = true, network_error = true, rate_limited = true }
+M.LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = true,
+  bad_response = true }
+
 -- options: endpoint, token, loop (hfscan.async), limiter (the pool's, so that
 -- waits for the rate limit happen in the task, not on a worker), retries (how
 -- often a 5xx or a network failure is retried when the caller has no other
@@ -84,11 +91,13 @@ function Hub:bucket_of(url)
   return "pages"
 end
 
--- The bucket an answer was counted in: the one its RateLimit header names.
-function Hub:answered_bucket(req, res)
+-- The bucket an answer was counted in: the one its RateLimit header names
+-- (own: the request went to the endpoint's origin; default: work it out).
+function Hub:answered_bucket(req, res, own)
   local named = res and res.headers.ratelimit and res.headers.ratelimit:match('^%s*"([%w_-]+)"')
   if not named then return req.bucket end
-  local class = urls.origin(req.url) == self.origin and path_class(path_of(req.url))
+  if own == nil then own = urls.origin(req.url) == self.origin end
+  local class = own and path_class(path_of(req.url))
   if class then self.learnt_buckets[class] = named end
   return named
 end
@@ -185,10 +194,9 @@ end
 
 -- Keeps count of the requests to the Hub that got no answer at all, in a row.
 function Hub:note_silence(req, res, code, message)
-  if urls.origin(req.url) ~= self.origin then return end
   local s = self.silence
   if res then
-    self.silence = { count = 0, repos = {}, distinct = 0 }
+    if s.count > 0 then self.silence = { count = 0, repos = {}, distinct = 0 } end
     return
   end
   if not NO_ANSWER[code] then return end
@@ -217,7 +225,9 @@ function Hub:request_once(req)
   req.bucket = req.bucket or self:bucket_of(req.url)
   req.headers = self:headers_for(req.url, req.headers)
   req.timeout = req.timeout or self.timeout
-  local failures_left, throttled = req.retries or self.retries, 0
+  local retries = req.retries or self.retries
+  local failures_left, throttled = retries, 0
+  local own = urls.origin(req.url) == self.origin
   while true do
     if hf.interrupted() then return nil, failure("interrupted", "interrupted") end
     if self.unreachable then return nil, failure("unreachable", self.unreachable) end
@@ -227,15 +237,16 @@ function Hub:request_once(req)
     req.reserved = self.limiter ~= nil
     local res, msg, code, partial = self.loop:submit(req)
     req.continue = nil
-    if self.on_request then self.on_request(self:answered_bucket(req, res), res) end
+    local bucket = self:answered_bucket(req, res, own)
+    if self.on_request then self.on_request(bucket, res) end
     if code == "interrupted" or hf.interrupted() then
       return nil, failure("interrupted", "interrupted")
     end
-    self:note_silence(req, res, code, msg)
+    if own then self:note_silence(req, res, code, msg) end
     partial = partial or (res and res.partial)
     if res and res.status == 429 then
       throttled = throttled + 1
-      if throttled > self.retries or (req.retries or self.retries) == 0 then return res end
+      if throttled > self.retries or retries == 0 then return res end
       self.loop:sleep(self:retry_delay(res, throttled))
     elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
       failures_left = failures_left - 1
@@ -307,6 +318,38 @@ function Hub:get_json(url, options)
   return value, res
 end
 
+-- The same, for an answer that must be a JSON array (a listing, a tree page,
+-- paths-info): anything else is a bad answer.
+function Hub:get_json_array(url, options)
+  local value, res = self:get_json(url, options)
+  if value == nil then return nil, res end
+  if type(value) ~= "table" then return nil, failure("bad_response", url .. ": not a JSON array") end
+  return value, res
+end
+
+-- Follows a Link rel="next" chain from url. fetch(url) gives items, response
+-- or nil, error; take(items, next_url, url) returns false to stop. No page is
+-- read twice, and no chain is longer than MAX_PAGES (what names it in the
+-- message). Returns true, or nil and an error (err.url: the page that failed).
+local function follow_pages(url, what, fetch, take)
+  local seen = {}
+  for _ = 1, M.MAX_PAGES do
+    if seen[url] then
+      return nil, failure("bad_response", ("%s: its next page is one already read: %s"):format(what, url))
+    end
+    seen[url] = true
+    local items, res = fetch(url)
+    if not items then
+      res.url = url
+      return nil, res
+    end
+    local next_url = urls.link(res.headers.link, "next")
+    if take(items, next_url, url) == false or not next_url then return true end
+    url = next_url
+  end
+  return nil, failure("bad_response", ("%s has more than %d pages"):format(what, M.MAX_PAGES))
+end
+
 function Hub:api_url(...)
   return self.endpoint .. "/api/" .. table.concat({ ... }, "/")
 end
@@ -333,7 +376,6 @@ local function edit_query(url, key, value, drop)
   if not drop and value and not seen then parts[#parts + 1] = key .. "=" .. urls.segment(tostring(value)) end
   return base .. (#parts > 0 and ("?" .. table.concat(parts, "&")) or "")
 end
-M.edit_query = edit_query
 
 -- The ways to ask one listing page: the page as given, twice (a 504 may be a
 -- passing one); heavy expands can time out (hub-api.md section 12), so then
@@ -354,23 +396,17 @@ end
 -- sleep), and backing off only when all failed: backoff:wait() says whether to
 -- go round again. Returns items, the response, or nil and the last error.
 function Hub:listing_page(url, backoff)
+  local variants = M.listing_variants(url)
   while true do
     local err
-    for _, variant in ipairs(M.listing_variants(url)) do
-      local items, res = self:get_json(variant, { retries = 0, repo = "(listing)" })
-      if items then
-        if type(items) ~= "table" then
-          return nil, failure("bad_response", "model listing is not a JSON array")
-        end
-        return items, res
-      end
+    for _, variant in ipairs(variants) do
+      local items, res = self:get_json_array(variant, { retries = 0, repo = "(listing)" })
+      if items then return items, res end
       err = res
       -- Only an overloaded answer says a lighter page may do better.
       if err.kind ~= "server_error" and err.code ~= "timeout" then break end
     end
-    local transient = err.kind == "server_error" or err.kind == "network_error"
-      or err.kind == "bad_response" or err.kind == "rate_limited"
-    if not transient or not backoff or not backoff:wait() then return nil, err end
+    if not M.LIST_TRANSIENT[err.kind] or not backoff or not backoff:wait() then return nil, err end
   end
 end
 
@@ -381,20 +417,9 @@ end
 function Hub:list_models(params, on_page, options)
   options = options or {}
   local url = options.start_url or (self:api_url("models") .. "?" .. urls.query(params))
-  local seen = {}
-  for _ = 1, M.MAX_PAGES do
-    if seen[url] then return nil, failure("bad_response", "the listing's next page is one already read: " .. url) end
-    seen[url] = true
-    local items, res = self:listing_page(url, options.backoff)
-    if not items then
-      res.url = url
-      return nil, res
-    end
-    local next_url = urls.link(res.headers.link, "next")
-    if on_page(items, next_url, url) == false or not next_url then return true end
-    url = next_url
-  end
-  return nil, failure("bad_response", ("the listing has more than %d pages"):format(M.MAX_PAGES))
+  return follow_pages(url, "the listing", function(page_url)
+    return self:listing_page(page_url, options.backoff)
+  end, on_page)
 end
 
 -- ---- a repo's files --------------------------------------------------------
@@ -415,18 +440,14 @@ function Hub:tree(repo_id, revision, options)
   options = options or {}
   local url = self:api_url("models", repo_id, "tree", urls.segment(revision))
     .. "?recursive=true&expand=false"
-  local entries, seen = {}, {}
-  for _ = 1, M.MAX_PAGES do
-    if seen[url] then return nil, failure("bad_response", "the tree's next page is one already read: " .. url) end
-    seen[url] = true
-    local page, res = self:get_json(url, { retries = options.retries, repo = repo_id })
-    if not page then return nil, res end
-    if type(page) ~= "table" then return nil, failure("bad_response", url .. ": not a JSON array") end
-    for _, e in ipairs(page) do entries[#entries + 1] = e end
-    url = urls.link(res.headers.link, "next")
-    if not url then return entries end
-  end
-  return nil, failure("bad_response", ("the tree of %s has more than %d pages"):format(repo_id, M.MAX_PAGES))
+  local entries = {}
+  local ok, err = follow_pages(url, "the tree of " .. repo_id, function(page_url)
+    return self:get_json_array(page_url, { retries = options.retries, repo = repo_id })
+  end, function(page)
+    table.move(page, 1, #page, #entries + 1, entries)
+  end)
+  if not ok then return nil, err end
+  return entries
 end
 
 -- The tree entries of the paths that exist (missing ones are left out by the
@@ -441,12 +462,11 @@ function Hub:paths_info(repo_id, revision, paths, options)
       parts[#parts + 1] = "paths=" .. urls.segment(paths[i])
     end
     parts[#parts + 1] = "expand=false"
-    local page, err = self:get_json(url, { method = "POST", body = table.concat(parts, "&"),
+    local page, err = self:get_json_array(url, { method = "POST", body = table.concat(parts, "&"),
       headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
       retries = options.retries, repo = repo_id })
     if not page then return nil, err end
-    if type(page) ~= "table" then return nil, failure("bad_response", url .. ": not a JSON array") end
-    for _, e in ipairs(page) do entries[#entries + 1] = e end
+    table.move(page, 1, #page, #entries + 1, entries)
   end
   return entries
 end
@@ -475,7 +495,6 @@ end
 local function git_oid(value)
   return value and #value == 40 and value:match("^%x+$") and value:lower() or nil
 end
-M.git_oid = git_oid
 
 local function is_resolve_cache(url) return path_class(path_of(url)) == "resolve-cache" end
 

@@ -35,7 +35,7 @@ end
 
 -- On a terminal, the first line says as whom the scan runs (never the token).
 function M.say_who(o, who)
-  if o.quiet or o.help or o.version then return end
+  if o.quiet then return end
   local line
   if not o.token then
     line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")

@@ -6,15 +6,12 @@
 -- flushed at once; a line cut short by a kill is skipped (the next run ends it
 -- with a line break before it appends), and that page is asked again.
 local cjson = require "cjson.safe"
+local database = require "hfscan.db.files"
 
 local M = {}
 local Journal = {}
 Journal.__index = Journal
 
--- A test hook, as in hfscan.db.files: HFSCAN_TEST_CRASH=after_listing_page:<n>
--- kills the process once the n-th page of this run is written.
-local crash_point, crash_count = (os.getenv("HFSCAN_TEST_CRASH") or ""):match("^([%w_]+):(%d+)$")
-crash_count = tonumber(crash_count)
 
 -- Does the file end inside a line (a write cut short by a kill)?
 local function ends_inside_a_line(path)
@@ -49,9 +46,9 @@ end
 function Journal:page(items, next_url)
   local ok, err = self:write({ items = items, next = next_url or cjson.null })
   self.pages = self.pages + 1
-  if crash_point == "after_listing_page" and self.pages == crash_count then
-    require("hfscan").kill_self_for_tests()
-  end
+  -- The test hook of hfscan.db.files: HFSCAN_TEST_CRASH=after_listing_page:<n>
+  -- kills the process once the n-th page of this run is written.
+  database.maybe_crash("after_listing_page", self.pages)
   return ok, err
 end
 

@@ -22,7 +22,8 @@ end
 
 local function text(v) return v ~= "" and v or nil end
 
-local function shard(v)
+-- "K/N" -> { k, n, text }, or nil unless 0 <= K < N.
+function M.shard(v)
   local k, n = v:match("^(%d+)/(%d+)$")
   k, n = tonumber(k), tonumber(n)
   if not k or n < 1 or k >= n then return nil end
@@ -78,7 +79,7 @@ M.SETTINGS = {
   { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)",
     check = function(v) return text(v), "a scan's extended CSV or output folder" end },
   { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)",
-    check = function(v) return shard(v), "K/N with 0 <= K < N (e.g. 0/4)" end },
+    check = function(v) return M.shard(v), "K/N with 0 <= K < N (e.g. 0/4)" end },
   { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart",
     check = function(v)
       local n = number(v, 0)
@@ -89,7 +90,6 @@ M.SETTINGS = {
   { "--help", nil, nil, "show this help" },
   { "--version", nil, nil, "show the version" },
 }
-M.FLAGS = M.SETTINGS -- { flag, argument, default, help } as before
 
 local by_name = {}
 for _, f in ipairs(M.SETTINGS) do
@@ -190,7 +190,6 @@ function M.parse(args, env)
     if not endpoint then return nil, eerr end
     o.endpoint = endpoint
   end
-  o.endpoint = o.endpoint:gsub("/+$", "")
   if o.token and o.no_token then return nil, "--token and --no-token cannot be used together" end
   o.token, o.token_source, o.token_file = config.find_token(o, env)
   o.given = given

@@ -33,21 +33,10 @@ M.FAILED_TOO_LARGE = database.FAILED_TOO_LARGE
 -- siblings short (huggingface_hub trusts them below 1000), or empties them.
 M.PLAUSIBLE_FILES = 999
 
--- The error_type of the errors file for a hub error kind.
-local ERROR_TYPES = {
-  repository_not_found = "repository_not_found",
-  gated_repository = "gated_repository",
-  repository_disabled = "repository_disabled",
-  region_blocked = "region_blocked",
-  entry_not_found = "file_not_found",
-  revision_not_found = "revision_not_found",
-  rate_limited = "rate_limited",
-  network_error = "network_error",
-  server_error = "server_error",
-  http_error = "http_error",
-  bad_response = "bad_response",
-  too_large = "file_too_large",
-}
+-- The error_type of the errors file for a hub error kind: the kind itself, but
+-- for these.
+local RENAMED = { entry_not_found = "file_not_found", too_large = "file_too_large" }
+local function error_type(kind) return RENAMED[kind] or kind end
 
 -- Raised (as this table) when a stop was requested: the repo is not finished
 -- and must not be recorded, so a resumed scan redoes it.
@@ -61,12 +50,8 @@ M.TOKEN_REFUSED = setmetatable({}, { __tostring = function()
 end })
 -- Raised when the Hub has stopped answering at all (hub.unreachable says how).
 M.HUB_UNREACHABLE = setmetatable({}, { __tostring = function() return "the Hub cannot be reached" end })
--- Failures that say nothing about the repo or the file (hub-api.md section 8: the
--- statuses worth retrying): they are backed off, then the repo is left unfinished.
-local TRANSIENT = { server_error = true, network_error = true, rate_limited = true }
--- For a whole list, a bad answer (invalid JSON, a looping Link) may pass too.
-local LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = true,
-  bad_response = true }
+-- Failures that may pass are backed off, then the repo is left unfinished.
+local TRANSIENT, LIST_TRANSIENT = hub_client.TRANSIENT, hub_client.LIST_TRANSIENT
 -- A repo the caller may not see, a commit that is not there, a disabled repo
 -- (whose model info is refused too, hub-api.md section 12): no endpoint says otherwise.
 local TERMINAL = { repository_not_found = true, revision_not_found = true,
@@ -78,6 +63,7 @@ local FILE_FACTS = { hash_mismatch = true, gated_repository = true, repository_d
 local SKIP_REPO = {}
 
 local function plausible(count) return count >= 1 and count <= M.PLAUSIBLE_FILES end
+M.plausible = plausible
 
 -- A file from a tree or paths-info entry: { path, size, sha256, lfs, blob_id }.
 local function file_from_entry(e)
@@ -117,6 +103,7 @@ local function listing_names(model)
   end
   return names
 end
+M.listing_names = listing_names
 
 -- A repo's files as the listing names them, for the resolvers route.
 function M.files_from_listing(model)
@@ -172,7 +159,7 @@ function Scan:row(file, hash, method)
 end
 
 function Scan:fail(file, err, hash)
-  local error_type = ERROR_TYPES[err.kind] or err.kind
+  local error_type = error_type(err.kind)
   self:row(file, hash or M.FAILED_NO_HASH, hash or M.FAILED_NO_HASH)
   self:error(file.path, error_type, err.message)
 end
@@ -219,7 +206,7 @@ function Scan:add_listing_names(files, have)
   if not found then
     -- The list is whole but for these few: the repo is redone by a restart.
     self.unfinished = true
-    self:error("", ERROR_TYPES[err.kind] or err.kind, ("cannot look up %d files the listing names: %s")
+    self:error("", error_type(err.kind), ("cannot look up %d files the listing names: %s")
       :format(#missing, err.message))
     return files
   end
@@ -314,7 +301,7 @@ function Scan:pointer_hash(file)
 end
 
 local function mismatch(message, ...)
-  return nil, { kind = "hash_mismatch", message = message:format(...) }
+  return nil, hub_client.failure("hash_mismatch", message:format(...))
 end
 
 -- Checks a download against every claim the Hub made of the file.
@@ -342,8 +329,8 @@ end
 function Scan:download_hash(file)
   local limit = self.ctx.max_file_size
   if file.size and file.size > limit then
-    return nil, { kind = "too_large", message = ("%s is %d bytes, over --max-file-size (%d bytes)")
-      :format(file.path, file.size, limit) }
+    return nil, hub_client.failure("too_large", ("%s is %d bytes, over --max-file-size (%d bytes)")
+      :format(file.path, file.size, limit))
   end
   local got, err = file.fetched, nil
   file.fetched = nil -- a second round downloads again
@@ -449,8 +436,8 @@ function Scan:try_tiers(file)
   end
   if attempt.passing then return false, attempt.passing end
   local problems = attempt.problems
-  self:fail(file, { kind = "hash_extraction_failed",
-    message = #problems > 0 and table.concat(problems, "; ") or "no tier was tried" })
+  self:fail(file, hub_client.failure("hash_extraction_failed",
+    #problems > 0 and table.concat(problems, "; ") or "no tier was tried"))
   return true
 end
 
@@ -463,7 +450,7 @@ function Scan:hash_file(file)
     if done then return end
     if not self.backoff:wait() then
       self.unfinished = true
-      self:error(file.path, ERROR_TYPES[err.kind] or err.kind, err.message)
+      self:error(file.path, error_type(err.kind), err.message)
       return
     end
   end
@@ -494,12 +481,12 @@ end
 
 -- A repo that could not be read: one error, and unfinished when it may pass.
 function Scan:repo_failed(err)
-  self.unfinished = TRANSIENT[err.kind] or LIST_TRANSIENT[err.kind] or nil
+  self.unfinished = LIST_TRANSIENT[err.kind] or nil
   -- The listing showed this private repo to our token: "not found" now means the
   -- token stopped working (a private repo hides behind "not found" from a
   -- refused token), not that the repo is gone for good.
   if err.kind == "repository_not_found" and self.model.private == true then self.unfinished = true end
-  self:error("", ERROR_TYPES[err.kind] or err.kind, err.message)
+  self:error("", error_type(err.kind), err.message)
   return self.rows, self.errors
 end
 
@@ -529,8 +516,8 @@ function Scan:run()
   local seen = self:hash_files(files)
   for path in pairs(self.only or {}) do
     if not seen[path] then
-      self:fail({ path = path }, { kind = "entry_not_found",
-        message = ("%s is not in %s at commit %s"):format(path, m.id, m.sha) })
+      self:fail({ path = path }, hub_client.failure("entry_not_found",
+        ("%s is not in %s at commit %s"):format(path, m.id, m.sha)))
     end
   end
   return self.rows, self.errors

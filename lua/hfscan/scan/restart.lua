@@ -138,10 +138,7 @@ local function stats_from(docs, finished_count)
   local stats = scanner.new_stats()
   stats.models_done = finished_count
   for _, row in ipairs(docs.extended.rows) do
-    stats.files = stats.files + 1
-    local method = row[EXT.hash_method]
-    stats.methods[method] = (stats.methods[method] or 0) + 1
-    if database.is_failed(row[EXT.hash]) then stats.failed_files = stats.failed_files + 1 end
+    scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method])
   end
   stats.errors = #docs.errors.rows
   return stats
@@ -197,11 +194,7 @@ function M.restart(o)
     return fail(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
       :format(table.concat(extras, ","), table.concat(expected, ",")))
   end
-  local shard = parameters.shard
-  if shard and not o.shard then
-    local k, n = shard:match("^(%d+)/(%d+)$")
-    o.shard = { k = math.tointeger(tonumber(k)), n = math.tointeger(tonumber(n)), text = shard }
-  end
+  if parameters.shard and not o.shard then o.shard = scan_options.shard(parameters.shard) end
   remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
   if not finished then return fail(log, "cannot resume: " .. tostring(order)) end

@@ -30,6 +30,13 @@ M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
 
+-- Counts one row of the database in the scan's totals.
+function M.count_row(stats, hash, method)
+  stats.files = stats.files + 1
+  stats.methods[method] = (stats.methods[method] or 0) + 1
+  if database.is_failed(hash) then stats.failed_files = stats.failed_files + 1 end
+end
+
 local function new_stats()
   return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
     errors = 0, methods = {}, requests = {}, throttled = 0, listing_done = false,
@@ -62,7 +69,7 @@ Scanner.__index = Scanner
 
 function M.new_scanner(o, db, log, stats)
   local self = setmetatable({ o = o, db = db, log = log, stats = stats, seen = {}, fatal = nil,
-    api_only_queued = 0 }, Scanner)
+    api_only_queued = 0, facts_by_repo = {} }, Scanner)
   self.session = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
     rate_limit = o.rate_limit,
     -- Spend each window's quota at full speed and stop at r = 0 until the reset:
@@ -170,8 +177,7 @@ function Scanner:listing_failed(err)
   if err.kind == "invalid_token" then return self:stop_for(repo_scan.TOKEN_REFUSED) end
   if err.kind == "unreachable" or self.hub.unreachable or (err.kind == "network_error"
       and (err.code == "dns" or err.code == "connect" or err.code == "tls")) then
-    self.fatal = ("cannot reach %s: %s"):format(self.hub.host, err.message)
-    if self.hub.unreachable then self.fatal = self.hub.unreachable end
+    self.fatal = self.hub.unreachable or ("cannot reach %s: %s"):format(self.hub.host, err.message)
     self.log:error("%s", self.fatal)
     return
   end
@@ -229,8 +235,7 @@ function Scanner:consider(model, queue)
   if before and model.sha and before.commit == model.sha then
     queue:push({ carry = before, model = model })
   else
-    if self:api_only(model) then self.api_only_queued = self.api_only_queued + 1 end
-    queue:push(model)
+    self:requeue(model, queue)
   end
 end
 
@@ -248,16 +253,6 @@ function Scanner:carry_over(item)
   return rows, errors
 end
 
--- The target files the listing names for a repo.
-local function listed_targets(model)
-  local paths = {}
-  for _, s in ipairs(type(model.siblings) == "table" and model.siblings or {}) do
-    if type(s) == "table" and type(s.rfilename) == "string" and targets.is_target(s.rfilename) then
-      paths[#paths + 1] = s.rfilename
-    end
-  end
-  return paths
-end
 
 -- api (one tree request) or resolvers (a request per target file on /resolve/): api while
 -- its window has room, else resolvers when its window holds the repo's files.
@@ -267,32 +262,42 @@ end
 local FORCED_ROUTE = os.getenv("HFSCAN_TEST_ROUTE")
 
 function Scanner:choose_route(model)
-  if self:api_only(model) then return "api" end
+  local facts = self:route_facts(model)
+  if facts.api_only then return "api" end
   if FORCED_ROUTE == "resolvers" then return "resolvers" end
   local api = self.limiter:state("api")
   -- Keep what the api window has left for the queued repos that need it.
   if not api or api.remaining < 0 or (api.remaining > self.api_only_queued and api.blocked_for <= 0) then
     return "api"
   end
-  local files = #listed_targets(model)
   local res = self.limiter:state("resolvers")
-  if not res or res.remaining < 0 or (res.remaining >= files and res.blocked_for <= 0) then
+  if not res or res.remaining < 0 or (res.remaining >= facts.targets and res.blocked_for <= 0) then
     return "resolvers"
   end
   return "api"
 end
 
--- Repos only the api route takes: gated ones (their files refuse a request),
--- those listed without a plausible count of file names (the listing's siblings
--- may be cut short or empty, hub-api.md section 12), those whose files a request
--- on /resolve/ would count as downloads, and every repo with --no-resolvers-route.
-function Scanner:api_only(model)
-  if self.o.no_resolvers_route then return true end
-  if model.gated ~= nil and model.gated ~= false then return true end
-  local names = type(model.siblings) == "table" and #model.siblings or 0
-  if names < 1 or names > repo_scan.PLAUSIBLE_FILES then return true end
-  return download_counts.any_counted(model, listed_targets(model))
+-- What the route choice needs of a repo, worked out once from its listing:
+-- { targets = the target files it names, api_only }. Repos only the api route
+-- takes: gated ones (their files refuse a request), those listed without a
+-- plausible count of file names (the listing's siblings may be cut short or
+-- empty, hub-api.md section 12), those whose files a request on /resolve/ would
+-- count as downloads, and every repo with --no-resolvers-route.
+function Scanner:route_facts(model)
+  local facts = self.facts_by_repo[model.id]
+  if facts then return facts end
+  local names, listed = repo_scan.listing_names(model), {}
+  for _, name in ipairs(names) do
+    if targets.is_target(name) then listed[#listed + 1] = name end
+  end
+  local api_only = self.o.no_resolvers_route or (model.gated ~= nil and model.gated ~= false)
+    or not repo_scan.plausible(#names) or download_counts.any_counted(model, listed)
+  facts = { targets = #listed, api_only = api_only }
+  self.facts_by_repo[model.id] = facts
+  return facts
 end
+
+function Scanner:api_only(model) return self:route_facts(model).api_only end
 
 -- A model as the policy and repo_scan see it: the listing's fields, with
 -- cjson's null turned into nil.
@@ -363,13 +368,7 @@ function Scanner:record(model, rows, errors, unfinished)
     s.models_done = s.models_done + 1
   end
   s.errors = s.errors + #errors
-  for _, r in ipairs(rows) do
-    s.files = s.files + 1
-    s.methods[r.hash_method] = (s.methods[r.hash_method] or 0) + 1
-    if database.is_failed(r.hash) then
-      s.failed_files = s.failed_files + 1
-    end
-  end
+  for _, r in ipairs(rows) do M.count_row(s, r.hash, r.hash_method) end
   for _, e in ipairs(errors) do
     self.log:warn("%s %s: %s: %s", model.id, e.filename ~= "" and e.filename or "(repo)",
       e.error_type, e.reason)

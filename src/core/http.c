@@ -400,13 +400,20 @@ static void reset_for_hop(hf_http_response *res, struct transfer *t) {
   restart_hash(t);
 }
 
+/* Asks for the body from offset on (from the start: no Range at all). */
+static void set_range(hf_headers *h, uint64_t offset) {
+  hf_headers_remove(h, "Range");
+  if (offset == 0)
+    return;
+  char range[48];
+  snprintf(range, sizeof range, "bytes=%" PRIu64 "-", offset);
+  hf_headers_add(h, "Range", range);
+}
+
 /* The first hop of a continued hash: the bytes already hashed are not asked again. */
 static void continue_hop(hf_http_response *res, struct transfer *t, hf_headers *headers) {
   uint64_t offset = t->req->continue_offset;
-  char range[48];
-  snprintf(range, sizeof range, "bytes=%" PRIu64 "-", offset);
-  hf_headers_remove(headers, "Range");
-  hf_headers_add(headers, "Range", range);
+  set_range(headers, offset);
   res->bytes = t->hashed = t->resume_offset = offset;
 }
 
@@ -438,11 +445,7 @@ static CURLcode resume(hf_http_client *c, struct transfer *t, const char *url,
   uint64_t offset = res->bytes;
   hf_headers with_range = {0};
   hf_headers_copy(&with_range, headers);
-  hf_headers_remove(&with_range, "Range");
-  char range[48];
-  snprintf(range, sizeof range, "bytes=%" PRIu64 "-", offset);
-  if (offset > 0)
-    hf_headers_add(&with_range, "Range", range);
+  set_range(&with_range, offset);
   res->resumes++;
   res->status = 0;
   t->body_started = 0;
@@ -481,15 +484,12 @@ int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_respo
   char errbuf[CURL_ERROR_SIZE];
   int rc = 0;
 
-  int added_range = continuing;
-  for (;;) {
-    if (continuing) {
+  for (int hop = 0;; hop++) {
+    if (continuing && hop == 0) {
       continue_hop(res, &t, &headers);
-      continuing = 0;
     } else {
-      if (added_range) /* a redirect of a continued request: the whole body, from 0 */
-        hf_headers_remove(&headers, "Range");
-      added_range = 0;
+      if (continuing && hop == 1) /* a redirect of a continued request: the whole body, from 0 */
+        set_range(&headers, 0);
       reset_for_hop(res, &t);
     }
     CURLcode cc = perform_with_resumes(c, &t, method, url, &headers, body, body_len, errbuf);

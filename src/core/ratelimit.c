@@ -175,6 +175,12 @@ void hf_ratelimit_sending(hf_ratelimit *rl, const char *bucket, double now) {
   pthread_mutex_unlock(&rl->lock);
 }
 
+/* A slot booked but not spent is free again (never above the quota told). */
+static void give_back_slot(struct bucket *b) {
+  if (b->remaining >= 0 && (b->quota < 0 || b->remaining < b->quota))
+    b->remaining++;
+}
+
 void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
   pthread_mutex_lock(&rl->lock);
   struct bucket *b = find_bucket(rl, bucket, 0);
@@ -182,8 +188,8 @@ void hf_ratelimit_cancel(hf_ratelimit *rl, const char *bucket) {
     b->in_flight--;
   if (b && b->queued > 0)
     b->queued--;
-  if (b && b->remaining >= 0 && (b->quota < 0 || b->remaining < b->quota))
-    b->remaining++; /* the slot it booked is free again */
+  if (b)
+    give_back_slot(b); /* the slot it booked is free again */
   pthread_mutex_unlock(&rl->lock);
 }
 
@@ -341,9 +347,8 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
   struct bucket *b = has_header ? find_bucket(rl, name, 1) : booked;
   if (b && b != booked)
     b->answers++;
-  if (b && booked && b != booked && booked->remaining >= 0 &&
-      (booked->quota < 0 || booked->remaining < booked->quota))
-    booked->remaining++; /* the Hub counted it in the other bucket: the booked slot is free */
+  if (b && booked && b != booked)
+    give_back_slot(booked); /* the Hub counted it in the other bucket */
   if (headers)
     apply_policy(rl, headers);
   if (b && has_header)

@@ -35,8 +35,9 @@ typedef struct hf_http_request {
   int follow_cross_host;    /* also follow to other hosts, without Authorization */
   int max_resumes;          /* sha256 sink: Range resumes after a dropped transfer */
   /* sha256 sink: goes on with a hash an earlier request began (its response's partial),
-   * asking for the rest from continue_offset with Range. hf_http_perform takes it over,
-   * whatever happens: it frees it, or hands it on in the response's partial. */
+   * asking for the rest from continue_offset with Range. hf_http_perform takes it over
+   * (sets it to NULL), whatever happens: it frees it, or hands it on in the response's
+   * partial. */
   hf_hash_pipeline *continue_hash;
   uint64_t continue_offset;
 } hf_http_request;
@@ -81,7 +82,7 @@ void hf_http_client_free(hf_http_client *c);
 
 /* Performs the request. Returns 0 when a response arrived (whatever its status),
  * -1 on failure with error_code and error_message set. Always free the response. */
-int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res);
+int hf_http_perform(hf_http_client *c, hf_http_request *req, hf_http_response *res);
 void hf_http_response_free(hf_http_response *res);
 
 /* NULL when a redirect from one absolute URL to the other may be followed, else the

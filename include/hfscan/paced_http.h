@@ -14,6 +14,6 @@
  * hf_http_perform; a wait cut short by a stop request fails with
  * HF_HTTP_ERR_INTERRUPTED. The response must be freed in every case. */
 int hf_paced_perform(hf_http_client *c, hf_ratelimit *limiter, const char *bucket, int reserved,
-                     const hf_http_request *req, hf_http_response *res, double *waited);
+                     hf_http_request *req, hf_http_response *res, double *waited);
 
 #endif

@@ -105,7 +105,6 @@ static int l_http(lua_State *L) {
 
   hf_http_response res;
   int rc = hf_paced_perform(client, rl, r.bucket, 0, &r.req, &res, NULL);
-  r.req.continue_hash = NULL; /* hf_paced_perform took it over */
   hf_owned_request_free(&r);
   if (rc != 0) {
     int n = hf_lua_fail(L, res.error_message, res.error_code);

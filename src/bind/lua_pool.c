@@ -49,7 +49,6 @@ static void run_http(hf_job *job, hf_worker *worker) {
   }
   j->rc = hf_paced_perform(worker->http, j->limiter, j->request.bucket, j->reserved,
                            &j->request.req, &j->response, &j->waited);
-  j->request.req.continue_hash = NULL; /* hf_paced_perform took it over */
 }
 
 static void destroy_http(hf_job *job) {

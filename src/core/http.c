@@ -464,14 +464,15 @@ static CURLcode perform_with_resumes(hf_http_client *c, struct transfer *t, cons
   return rc;
 }
 
-int hf_http_perform(hf_http_client *c, const hf_http_request *req, hf_http_response *res) {
+int hf_http_perform(hf_http_client *c, hf_http_request *req, hf_http_response *res) {
   memset(res, 0, sizeof *res);
   struct transfer t = {.req = req, .res = res};
   int continuing = req->continue_hash != NULL && req->sink == HF_SINK_SHA256;
   if (continuing)
     t.hasher = req->continue_hash;
   else
-    hf_hash_pipeline_free(req->continue_hash); /* taken over, not needed without the sink */
+    hf_hash_pipeline_free(req->continue_hash); /* not needed without the sink */
+  req->continue_hash = NULL;                   /* taken over, whatever happens next */
   if (req->sink == HF_SINK_SHA256 && !t.hasher && !(t.hasher = hf_hash_pipeline_new()))
     return fail(res, HF_HTTP_ERR_HTTP, "out of memory");
 

@@ -9,12 +9,13 @@
 #include "hfscan/interrupt.h"
 
 int hf_paced_perform(hf_http_client *c, hf_ratelimit *limiter, const char *bucket, int reserved,
-                     const hf_http_request *req, hf_http_response *res, double *waited) {
+                     hf_http_request *req, hf_http_response *res, double *waited) {
   const char *name = bucket ? bucket : "default";
   double held = 0;
   if (limiter && !reserved && (held = hf_ratelimit_acquire(limiter, name)) < 0) {
     memset(res, 0, sizeof *res);
     hf_hash_pipeline_free(req->continue_hash); /* taken over, as by hf_http_perform */
+    req->continue_hash = NULL;
     res->error_code = HF_HTTP_ERR_INTERRUPTED;
     snprintf(res->error_message, sizeof res->error_message,
              "interrupted while waiting for the rate limit");

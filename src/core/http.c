@@ -71,14 +71,6 @@ void hf_http_response_free(hf_http_response *res) {
 
 static int is_success(long status) { return status >= 200 && status < 300; }
 
-/* Starts the sink's digests over; git names a blob by sha1("blob <size>\0" +
- * content), which proves a download of a plain git file is the listed file. */
-static void restart_hash(struct transfer *t) {
-  t->hashed = 0;
-  if (t->hasher)
-    hf_hash_pipeline_restart(t->hasher, t->req->git_blob_check ? t->req->git_blob_size : -1);
-}
-
 /* The body size a fresh 2xx announces, -1 when it does not say. */
 static long long announced_size(const hf_headers *h) {
   const char *cl = hf_headers_get(h, "Content-Length");
@@ -87,11 +79,25 @@ static long long announced_size(const hf_headers *h) {
   return cl && end != cl && *end == '\0' && n >= 0 ? n : -1;
 }
 
-/* A git blob id asked for without a size takes the one the response announces:
- * a cached HEAD may not have said it (hub-api.md section 12), the GET does. */
-static void size_git_blob(struct transfer *t) {
-  if (t->req->git_blob_check && t->req->git_blob_size < 0)
-    hf_hash_pipeline_restart(t->hasher, announced_size(&t->res->headers));
+/* The size a git blob id is computed for: the request's, or else the one the
+ * response announces (a cached HEAD may not have said it, hub-api.md section 12;
+ * the GET does). -1 without a git blob check, or before any response. */
+static long long git_blob_size(const struct transfer *t) {
+  if (!t->req->git_blob_check)
+    return -1;
+  return t->req->git_blob_size >= 0 ? t->req->git_blob_size : announced_size(&t->res->headers);
+}
+
+static int git_blob_unsized(const struct transfer *t) {
+  return t->req->git_blob_check && t->req->git_blob_size < 0;
+}
+
+/* Starts the sink's digests over; git names a blob by sha1("blob <size>\0" +
+ * content), which proves a download of a plain git file is the listed file. */
+static void restart_hash(struct transfer *t) {
+  t->hashed = 0;
+  if (t->hasher)
+    hf_hash_pipeline_restart(t->hasher, git_blob_size(t));
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
@@ -133,11 +139,11 @@ static void start_body(struct transfer *t) {
       t->bad_range = 1;
       return;
     }
-    /* A 200 to a Range request is the whole body again: start the hash over. */
-    restart_hash(t);
-    res->bytes = 0;
+    res->bytes = 0; /* a 200 to a Range request is the whole body again */
+  } else if (!git_blob_unsized(t)) {
+    return; /* the hop began the hash, with all it needs */
   }
-  size_git_blob(t);
+  restart_hash(t); /* with the size this response announces, when the request gave none */
 }
 
 static int append_memory(struct transfer *t, const char *data, size_t len) {

@@ -129,27 +129,25 @@ static int l_state(lua_State *L) {
   return 1;
 }
 
-static int l_parse_header(lua_State *L) {
+/* RateLimit and RateLimit-Policy read alike: a bucket name and two numbers. */
+typedef int (*bucket_header_parser)(const char *, char *, size_t, long *, long *);
+
+static int push_parsed(lua_State *L, bucket_header_parser parse) {
   char bucket[64];
-  long r, t;
-  if (hf_ratelimit_parse_header(luaL_checkstring(L, 1), bucket, sizeof bucket, &r, &t) != 0)
+  long first, second;
+  if (parse(luaL_checkstring(L, 1), bucket, sizeof bucket, &first, &second) != 0)
     return 0;
   lua_pushstring(L, bucket);
-  lua_pushinteger(L, r);
-  lua_pushinteger(L, t);
+  lua_pushinteger(L, first);
+  lua_pushinteger(L, second);
   return 3;
 }
 
-static int l_parse_policy(lua_State *L) {
-  char bucket[64];
-  long q, w;
-  if (hf_ratelimit_parse_policy(luaL_checkstring(L, 1), bucket, sizeof bucket, &q, &w) != 0)
-    return 0;
-  lua_pushstring(L, bucket);
-  lua_pushinteger(L, q);
-  lua_pushinteger(L, w);
-  return 3;
-}
+/* "bucket";r=N;t=S -> bucket, r, t (nothing when unreadable) */
+static int l_parse_header(lua_State *L) { return push_parsed(L, hf_ratelimit_parse_header); }
+
+/* "fixed window";"bucket";q=N;w=S -> bucket, q, w (nothing when unreadable) */
+static int l_parse_policy(lua_State *L) { return push_parsed(L, hf_ratelimit_parse_policy); }
 
 void hf_lua_register_ratelimit(lua_State *L) {
   static const luaL_Reg methods[] = {

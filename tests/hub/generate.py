@@ -315,8 +315,8 @@ def _add_many_files(seed, fillers, rate, file_size):
     for spec in fillers:
         if spec["id"].lower() not in chosen:
             continue
-        key = hashlib.sha256(("many-files:%s:%s" % (seed, spec["id"].lower())).encode()).digest()
-        b = _Builder(random.Random(int.from_bytes(key, "big")), file_size)
+        key = selection.rank("many-files", seed, spec["id"].lower())
+        b = _Builder(random.Random(int(key, 16)), file_size)
         _many(b, b.rng.randint(40, 60))
         spec["files"] += b.files
 

@@ -25,8 +25,7 @@ def rank(salt, seed, key):
 
 def pick(salt, seed, keys, fraction):
     """The set of `keys` (strings) with the smallest hashes."""
-    keys = sorted(set(keys))
-    keys.sort(key=lambda k: rank(salt, seed, k))
+    keys = sorted(set(keys), key=lambda k: rank(salt, seed, k))
     return set(keys[:count(fraction, len(keys))])
 
 

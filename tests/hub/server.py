@@ -41,8 +41,8 @@ class Hub:
         self.faults = faults
         self.limiter = limiter
         self.instruments = instruments
-        self.secret = hashlib.sha256(b"hfscan-test-hub-cdn\0%d" % options.seed).digest()
-        self.signer = signing.Signer(self.secret, options.cdn_url_ttl, options.cdn_url_uses)
+        secret = hashlib.sha256(b"hfscan-test-hub-cdn\0%d" % options.seed).digest()
+        self.signer = signing.Signer(secret, options.cdn_url_ttl, options.cdn_url_uses)
         self.endpoint = None        # http://host:port of the API, set once bound
         self.cdn_url = None
         self._token_uses = 0

@@ -27,9 +27,9 @@ end
 -- "--max-workers" -> "max_workers", "-j" -> "j": the option's key in a parsed table.
 function M.key_of(name) return (name:gsub("^%-%-?", ""):gsub("-", "_")) end
 
--- Walks command-line arguments, "--name value" and "--name=value" alike.
--- takes(name) tells what an option is: "flag", a description of the value it
--- needs ("a whole number of models"), or nil for an unknown option.
+-- Walks command-line arguments, "--name value", "--name=value" and "-jN" alike.
+-- takes(name) tells what an option is: "flag", the name of the value it needs
+-- ("N", "DIR"), or nil for an unknown option.
 -- on_option(name, value) gets each option (value nil for a flag) and returns true
 -- or nil and a message; on_positional(arg) gets the rest (nil: none are taken).
 -- After "--" everything is positional. Returns true, or nil and a message naming
@@ -39,6 +39,13 @@ function M.walk(args, takes, on_option, on_positional)
   while i <= #args do
     local a = args[i]
     local name, inline = a:match("^(%-%-?[%w-]+)=(.*)$")
+    if not name then
+      -- A short option with its value attached, as sha256sum and make take -j4.
+      local short, attached = a:match("^(%-%a)(.+)$")
+      if short and takes(a) == nil and takes(short) and takes(short) ~= "flag" then
+        name, inline = short, attached
+      end
+    end
     name = name or a
     local kind = takes(name)
     local value, ok, err = inline, true, nil
@@ -53,7 +60,7 @@ function M.walk(args, takes, on_option, on_positional)
         i = i + 1
         value = args[i]
       end
-      if value == nil then return nil, ("%s needs %s"):format(name, kind) end
+      if value == nil or value == "" then return nil, ("%s needs %s"):format(name, kind) end
       ok, err = on_option(name, value)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, ("unknown option '%s'"):format(a)
@@ -68,24 +75,48 @@ function M.walk(args, takes, on_option, on_positional)
   return true
 end
 
--- Parses a subcommand's arguments. spec maps "--name" to "value" or "flag".
--- Returns options (keys without dashes, "-" as "_"), positionals; or nil and a
--- message naming the offending argument.
-function M.parse(args, spec)
-  local options, positionals = {}, {}
+-- Flags are declared once, with what --help says of them, in the shape of the
+-- scan's settings (hfscan.scan.options): { "--name", ARG, default, help line,
+-- check = fn, alias = "-x" }. ARG names the value (nil: a flag); check(value)
+-- returns the converted value, or nil and what was expected (no check: any
+-- text). Returns the declarations by name, aliases included, each with its key.
+function M.index_flags(flags)
+  local by_name = {}
+  for _, f in ipairs(flags) do
+    f.key = M.key_of(f[1])
+    by_name[f[1]] = f
+    if f.alias then by_name[f.alias] = f end
+  end
+  return by_name
+end
+
+-- Parses args against declared flags. on_positional as for walk (nil: none are
+-- taken). Returns the options (keys as key_of makes them, defaults filled in)
+-- and the set of keys the command line gave; or nil and a message.
+function M.parse_flags(args, flags, on_positional)
+  local by_name = M.index_flags(flags)
+  local o, given = {}, {}
   local function takes(name)
-    local kind = spec[name]
-    return kind == "value" and "a value" or kind
+    local f = by_name[name]
+    return f and (f[2] or "flag")
   end
   local function on_option(name, value)
-    if value == "" then return nil, name .. " needs a value" end
-    options[M.key_of(name)] = value == nil or value
+    local f = by_name[name]
+    if value ~= nil and f.check then
+      local converted, expected = f.check(value)
+      if converted == nil then return nil, ("%s: '%s' is not %s"):format(name, value, expected) end
+      value = converted
+    end
+    o[f.key] = value == nil or value
+    given[f.key] = true
     return true
   end
-  local ok, err = M.walk(args, takes, on_option,
-    function(a) positionals[#positionals + 1] = a end)
+  local ok, err = M.walk(args, takes, on_option, on_positional)
   if not ok then return nil, err end
-  return options, positionals
+  for _, f in ipairs(flags) do
+    if o[f.key] == nil and f[3] ~= nil then o[f.key] = f[3] end
+  end
+  return o, given
 end
 
 -- The value of -j: a whole number of threads from 1 to 256, or nil.
@@ -101,15 +132,41 @@ function M.command_usage_error(command, message)
   return M.usage_error(command .. ": " .. message, "hfscan " .. command .. " --help")
 end
 
--- Parses a subcommand's arguments (spec as for parse; --help is added) and deals
--- with --help and usage errors. Returns options, positionals; or nil and the exit
--- status, with the help or the error already printed.
-function M.parse_command(command, help, args, spec)
-  spec["--help"] = "flag"
-  local options, positionals = M.parse(args, spec)
-  if not options then return nil, M.command_usage_error(command, positionals) end
+local HELP_FLAG = { "--help", nil, nil, "show this help" }
+
+-- A subcommand's help, made from its declaration: { name, usage = { lines after
+-- "hfscan NAME" }, about = text, flags = { declarations } }.
+function M.help(command)
+  local lines = {}
+  for i, usage in ipairs(command.usage) do
+    lines[i] = (i == 1 and "usage: " or "       ") .. "hfscan " .. command.name .. " " .. usage
+  end
+  lines[#lines + 1] = command.about
+  lines[#lines + 1] = "options:"
+  for _, f in ipairs(command.flags) do lines[#lines + 1] = M.flag_line(f) end
+  lines[#lines + 1] = M.flag_line(HELP_FLAG)
+  return table.concat(lines, "\n")
+end
+
+-- One flag's line of a subcommand's help.
+function M.flag_line(f)
+  local names = f[1] .. (f.alias and (", " .. f.alias) or "") .. (f[2] and (" " .. f[2]) or "")
+  local default = f[3] ~= nil and (" (default " .. tostring(f[3]) .. ")") or ""
+  return ("  %-18s %s%s"):format(names, f[4], default)
+end
+
+-- Parses a subcommand's arguments against its declaration (see help; --help is
+-- added) and deals with --help and usage errors. Returns options, positionals;
+-- or nil and the exit status, with the help or the error already printed.
+function M.parse_command(command, args)
+  local flags = table.move(command.flags, 1, #command.flags, 1, {})
+  flags[#flags + 1] = HELP_FLAG
+  local positionals = {}
+  local options, err = M.parse_flags(args, flags,
+    function(a) positionals[#positionals + 1] = a end)
+  if not options then return nil, M.command_usage_error(command.name, err) end
   if options.help then
-    print(help)
+    print(M.help(command))
     return nil, 0
   end
   return options, positionals

@@ -5,24 +5,25 @@ local hf = require "hfscan"
 
 local M = {}
 
-local commands = {
-  hash = "hfscan.commands.hash",
-  scan = "hfscan.commands.scan",
-  db = "hfscan.commands.db",
-  lookup = "hfscan.commands.lookup",
-  verify = "hfscan.commands.verify",
-  diff = "hfscan.commands.diff",
-  merge = "hfscan.commands.merge",
-}
+-- The subcommands, in the order of the global --help.
+local SUBCOMMANDS = { "hash", "lookup", "verify", "diff", "merge", "db" }
 
-M.USAGE = [[
-usage: hfscan [options]
-       hfscan hash [-j N] FILE... | hfscan hash -c SUMFILE
-       hfscan --script FILE [ARGS...] | hfscan repl
-       hfscan lookup HASH... | hfscan verify PATH... | hfscan diff OLD NEW
-       hfscan merge DIR... | hfscan db build   (each takes --output-dir DIR; --help for more)
+local commands = { scan = "hfscan.commands.scan" }
+for _, name in ipairs(SUBCOMMANDS) do commands[name] = "hfscan.commands." .. name end
 
-Builds a database of the SHA-256 hashes of model files on the Hugging Face Hub.]]
+-- The global usage: the scan's, each subcommand's own usage lines, the scripts'.
+local function usage()
+  local lines = { "usage: hfscan [options]" }
+  for _, name in ipairs(SUBCOMMANDS) do
+    for _, u in ipairs(require(commands[name]).COMMAND.usage) do
+      lines[#lines + 1] = "       hfscan " .. name .. " " .. u
+    end
+  end
+  lines[#lines + 1] = "       hfscan --script FILE [ARGS...] | hfscan repl"
+  lines[#lines + 1] = "Each subcommand takes --help. Builds a database of the SHA-256 hashes of model"
+  lines[#lines + 1] = "files on the Hugging Face Hub."
+  return table.concat(lines, "\n")
+end
 
 M.HOST_OPTIONS = "host options (before the others): --scripts-dir DIR (also HFSCAN_SCRIPTS_DIR)"
 
@@ -32,7 +33,7 @@ function M.global(flag)
   if flag == "--version" then
     print("hfscan " .. hf.version)
   else
-    print(table.concat({ M.USAGE, "", require("hfscan.scan.options").flag_table(), "",
+    print(table.concat({ usage(), "", require("hfscan.scan.options").flag_table(), "",
       M.HOST_OPTIONS }, "\n"))
   end
   return 0

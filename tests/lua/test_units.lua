@@ -76,21 +76,54 @@ t.case("json: arrays, empty ones, sorted keys, escapes and numbers", function()
   t.eq(json.encode({}), "{}", "an unmarked empty table is an object")
 end)
 
-t.case("cli: walking arguments", function()
-  local spec = { ["--out"] = "value", ["--json"] = "flag" }
-  local o, pos = cli.parse({ "--out=x", "a", "--json", "--", "--b" }, spec)
+t.case("cli: walking arguments against declared flags", function()
+  local flags = {
+    { "--out", "DIR", "./o", "where" },
+    { "--json", nil, nil, "as JSON" },
+    { "-j", "N", nil, "threads", alias = "--jobs",
+      check = function(v) return cli.parse_workers(v), "a whole number from 1 to 256" end },
+  }
+  local pos = {}
+  local function keep(a) pos[#pos + 1] = a end
+  local o, given = cli.parse_flags({ "--out=x", "a", "--json", "-j4", "--", "--b" }, flags, keep)
   t.eq(o.out, "x", "inline value")
   t.eq(o.json, true, "flag")
+  t.eq(o.j, 4, "an attached short value, converted by its check")
   t.eq(table.concat(pos, " "), "a --b", "positionals, after -- too")
-  local _, err = cli.parse({ "--json=1" }, spec)
-  t.eq(err, "--json takes no value", "flag with a value")
-  _, err = cli.parse({ "--out" }, spec)
-  t.eq(err, "--out needs a value", "missing value")
-  _, err = cli.parse({ "--what" }, spec)
-  t.eq(err, "unknown option '--what'", "unknown option")
+  t.eq(given.out and given.json and given.j and not given.help, true, "what was given")
+  o = cli.parse_flags({ "--jobs", "2" }, flags, keep)
+  t.eq(o.j, 2, "an alias fills the same key")
+  t.eq(o.out, "./o", "a default fills what was not given")
+  local cases = {
+    { { "--json=1" }, "--json takes no value" },
+    { { "--out" }, "--out needs DIR" },
+    { { "--out=" }, "--out needs DIR" },
+    { { "-j0" }, "-j: '0' is not a whole number from 1 to 256" },
+    { { "--what" }, "unknown option '--what'" },
+    { { "-jx" }, "-j: 'x' is not a whole number from 1 to 256" },
+  }
+  for _, c in ipairs(cases) do
+    local _, err = cli.parse_flags(c[1], flags, keep)
+    t.eq(err, c[2], table.concat(c[1], " "))
+  end
+  local _, err = cli.parse_flags({ "stray" }, flags, nil)
+  t.eq(err, "unexpected argument 'stray'", "no positionals taken")
   t.eq(cli.key_of("--max-workers"), "max_workers", "key")
   t.eq(cli.parse_workers("0"), nil, "workers from 1")
   t.eq(cli.parse_workers("8"), 8, "workers")
+end)
+
+t.case("cli: a command's help is made from its declared flags", function()
+  local help = cli.help({ name = "demo", usage = { "[--out DIR] X", "--json Y" }, about = "  about",
+    flags = { { "--out", "DIR", "./o", "where" }, { "-j", "N", nil, "threads", alias = "--jobs" } } })
+  t.eq(help, table.concat({
+    "usage: hfscan demo [--out DIR] X",
+    "       hfscan demo --json Y",
+    "  about",
+    "options:",
+    "  --out DIR          where (default ./o)",
+    "  -j, --jobs N       threads",
+    "  --help             show this help" }, "\n"), "help")
 end)
 
 t.case("lfs: pointers are parsed strictly", function()

@@ -351,13 +351,13 @@ class SubcommandUsageTest(ScanCase):
     def test_subcommand_usage_errors_name_the_argument(self):
         cases = [
             (["lookup", "--json=1"], "lookup: --json takes no value"),
-            (["lookup", "--output-dir"], "lookup: --output-dir needs a value"),
+            (["lookup", "--output-dir"], "lookup: --output-dir needs DIR"),
             (["lookup"], "lookup: give at least one SHA-256"),
             (["verify", "--bogus"], "verify: unknown option '--bogus'"),
-            (["verify", "-j", "0", "f"], "verify: -j needs a whole number from 1 to 256, got '0'"),
-            (["verify", "-j=x", "f"], "verify: -j needs a whole number from 1 to 256, got 'x'"),
+            (["verify", "-j", "0", "f"], "verify: -j: '0' is not a whole number from 1 to 256"),
+            (["verify", "-j=x", "f"], "verify: -j: 'x' is not a whole number from 1 to 256"),
             (["diff", "--json=x", "a", "b"], "diff: --json takes no value"),
-            (["merge", "--output-dir="], "merge: --output-dir needs a value"),
+            (["merge", "--output-dir="], "merge: --output-dir needs DIR"),
             (["db", "frob"], "db: expected 'hfscan db build'"),
         ]
         for args, message in cases:

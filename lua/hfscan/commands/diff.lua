@@ -6,19 +6,24 @@
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
+local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local scan_reader = require "hfscan.db.reader"
 
 local M = {}
 
-local HELP = [[
-usage: hfscan diff [--json] OLD NEW
+M.COMMAND = {
+  name = "diff",
+  usage = { "[--json] OLD NEW" },
+  about = [[
   OLD and NEW: extended CSVs, or output folders (their latest scans).
   CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
   change is added, removed, changed (another hash), hashed (FAILED_* before, a hash
   now), failed (a hash before, FAILED_* now), commit_changed or moved. Exit 0 when the two
-  scans hold the same files, 1 when they differ, 2 on trouble.]]
+  scans hold the same files, 1 when they differ, 2 on trouble.]],
+  flags = { flags.json },
+}
 
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
   "moved_from" }
@@ -105,7 +110,7 @@ function M.compare(old, new)
 end
 
 function M.run(args)
-  local o, paths = cli.parse_command("diff", HELP, args, { ["--json"] = "flag" })
+  local o, paths = cli.parse_command(M.COMMAND, args)
   if not o then return paths end
   if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
   local old, err = scan_reader.read(paths[1])

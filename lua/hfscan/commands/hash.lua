@@ -1,16 +1,24 @@
 -- `hfscan hash`: SHA-256 sums of local files in sha256sum's format, computed in
 -- parallel on the native pool, and `hfscan hash -c` to check them.
 local cli = require "hfscan.cli"
+local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 
 local M = {}
 
-local HELP = [[
-usage: hfscan hash [-j N] FILE...     print "<sha256>  <file>" lines (as sha256sum)
-       hfscan hash -c [--quiet|--status] [--strict] SUMFILE...
-                                      check files against sums (as sha256sum -c)
-  -j N        hash N files at once (default: the number of CPUs)
-  -           a FILE or SUMFILE of "-" is standard input]]
+M.COMMAND = {
+  name = "hash",
+  usage = { "[-j N] FILE...", "-c [--quiet|--status] [--strict] SUMFILE..." },
+  about = [[
+  Prints "<sha256>  <file>" lines, as sha256sum does; with -c, checks the files
+  that SUMFILEs list against their sums, as sha256sum -c does. A FILE or SUMFILE
+  of "-" is standard input.]],
+  flags = { flags.workers,
+    { "-c", nil, nil, "check the files a SUMFILE lists", alias = "--check" },
+    { "--quiet", nil, nil, "with -c: do not print OK for each file checked" },
+    { "--status", nil, nil, "with -c: print nothing; the exit status tells" },
+    { "--strict", nil, nil, "with -c: exit 1 on improperly formatted lines too" } },
+}
 
 -- sha256sum marks names holding a backslash, newline or CR with a leading "\"
 -- when it prints sums; its check report does so only for newlines and CRs.
@@ -165,43 +173,10 @@ local function check_sums(sumfile, options)
 end
 
 function M.run(args)
-  local options = { workers = hf.cpu_count() }
-  local check, files = false, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--" then
-      table.move(args, i + 1, #args, #files + 1, files)
-      break
-    elseif a == "-h" or a == "--help" then
-      print(HELP)
-      return 0
-    elseif a == "-c" or a == "--check" then
-      check = true
-    elseif a == "--quiet" then
-      options.quiet = true
-    elseif a == "--status" then
-      options.status = true
-    elseif a == "--strict" then
-      options.strict = true
-    elseif a == "-j" or a:match("^%-j%d+$") or a:match("^%-%-jobs=") then
-      local value = a:match("^%-j(%d+)$") or a:match("^%-%-jobs=(.*)$")
-      if not value then
-        i = i + 1
-        value = args[i]
-      end
-      options.workers = cli.parse_workers(value)
-      if not options.workers then
-        return cli.command_usage_error("hash",
-          "-j needs a whole number from 1 to 256, got '" .. tostring(value) .. "'")
-      end
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      return cli.command_usage_error("hash", "unknown option '" .. a .. "'")
-    else
-      files[#files + 1] = a
-    end
-    i = i + 1
-  end
+  local options, files = cli.parse_command(M.COMMAND, args)
+  if not options then return files end
+  options.workers = options.j or hf.cpu_count()
+  local check = options.c
   if #files == 0 then files = { "-" } end
   if not check then return print_sums(files, options.workers) end
   local status = 0

@@ -1,20 +1,23 @@
 -- `hfscan lookup HASH...`: where each SHA-256 occurs in the database of an
 -- output folder: every repo, path, commit and scan. Exit 1 if any is unknown.
 local cli = require "hfscan.cli"
-local database = require "hfscan.db.files"
+local flags = require "hfscan.commands.flags"
 local store = require "hfscan.db.store"
 
 local M = {}
 
-local HELP = [[
-usage: hfscan lookup [--output-dir DIR] [--json] HASH...
+M.COMMAND = {
+  name = "lookup",
+  usage = { "[--output-dir DIR] [--json] HASH..." },
+  about = [[
   Prints every repo, path, commit and scan where each SHA-256 occurs (case does
   not matter). A hash that occurs nowhere is reported as unknown; the exit status
-  is then 1.]]
+  is then 1.]],
+  flags = { flags.output_dir, flags.json },
+}
 
 function M.run(args)
-  local o, hashes = cli.parse_command("lookup", HELP, args,
-    { ["--output-dir"] = "value", ["--json"] = "flag" })
+  local o, hashes = cli.parse_command(M.COMMAND, args)
   if not o then return hashes end
   if #hashes == 0 then return cli.command_usage_error("lookup", "give at least one SHA-256") end
   for _, h in ipairs(hashes) do
@@ -22,7 +25,7 @@ function M.run(args)
       return cli.command_usage_error("lookup", ("'%s' is not a SHA-256 (64 hex digits)"):format(h))
     end
   end
-  local db, err = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
+  local db, err = store.open_for_queries(o.output_dir)
   if not db then
     return cli.fail("lookup", err)
   end

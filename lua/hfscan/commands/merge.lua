@@ -5,16 +5,21 @@
 -- whose scan is the most recent.
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
+local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local scan_reader = require "hfscan.db.reader"
 local store = require "hfscan.db.store"
 
 local M = {}
 
-local HELP = [[
-usage: hfscan merge [--output-dir OUT] DIR...
-  Writes one scan into OUT (default ./output) holding the rows of the latest scan
-  of every DIR, and builds OUT/hfscan.sqlite.]]
+M.COMMAND = {
+  name = "merge",
+  usage = { "[--output-dir DIR] FOLDER..." },
+  about = [[
+  Writes one scan into DIR holding the rows of the latest scan of every FOLDER,
+  and builds DIR/hfscan.sqlite.]],
+  flags = { flags.output_dir },
+}
 
 local function group_by_repo(scan)
   local repos, order = {}, {}
@@ -38,7 +43,7 @@ local function group_by_repo(scan)
 end
 
 function M.run(args)
-  local o, dirs = cli.parse_command("merge", HELP, args, { ["--output-dir"] = "value" })
+  local o, dirs = cli.parse_command(M.COMMAND, args)
   if not o then return dirs end
   if #dirs == 0 then return cli.command_usage_error("merge", "give the folders to merge") end
   local scans = {}
@@ -57,7 +62,7 @@ function M.run(args)
   end
   -- Oldest first, so that a later scan's copy of a repo wins.
   table.sort(scans, function(a, b) return a.paths.ts < b.paths.ts end)
-  local out = o.output_dir or database.DEFAULT_DIR
+  local out = o.output_dir
   local made, merr = hf.mkdir_p(out)
   if not made then
     return cli.fail("merge", merr)

@@ -4,6 +4,7 @@
 -- latest scanned commit: missing, extra and changed files.
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
+local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local store = require "hfscan.db.store"
@@ -11,13 +12,18 @@ local targets = require "hfscan.scan.targets"
 
 local M = {}
 
-local HELP = [[
-usage: hfscan verify [--output-dir DIR] [--json] [-j N] PATH...
-       hfscan verify [--output-dir DIR] [--json] --repo ID FOLDER
+M.COMMAND = {
+  name = "verify",
+  usage = { "[--output-dir DIR] [--json] [-j N] PATH...",
+    "[--output-dir DIR] [--json] --repo ID FOLDER" },
+  about = [[
   Without --repo: each file is "known" (with every repo, path and commit where
   its hash was published) or "unknown"; exit 0 when all are known, else 1.
   With --repo: FOLDER is compared with the repo's target files at its latest
-  scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]]
+  scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]],
+  flags = { flags.output_dir, flags.json, flags.workers,
+    { "--repo", "ID", nil, "compare FOLDER with this repo's files" } },
+}
 
 -- Every regular file under the given paths, with its path relative to the
 -- folder it was found in.
@@ -133,20 +139,13 @@ local function verify_repo(db, files, o)
 end
 
 function M.run(args)
-  local o, paths = cli.parse_command("verify", HELP, args,
-    { ["--output-dir"] = "value", ["--json"] = "flag", ["--repo"] = "value", ["-j"] = "value" })
+  local o, paths = cli.parse_command(M.COMMAND, args)
   if not o then return paths end
   if #paths == 0 then return cli.command_usage_error("verify", "give files or folders") end
   if o.repo and (#paths ~= 1 or hf.file_type(paths[1]) ~= "directory") then
     return cli.command_usage_error("verify", "--repo needs exactly one folder")
   end
-  local workers = hf.cpu_count()
-  if o.j then
-    workers = cli.parse_workers(o.j)
-    if not workers then
-      return cli.command_usage_error("verify", "-j needs a whole number from 1 to 256, got '" .. o.j .. "'")
-    end
-  end
+  local workers = o.j or hf.cpu_count()
   local files = collect(paths)
   for _, f in ipairs(files) do
     if f.missing then
@@ -157,7 +156,7 @@ function M.run(args)
   if not hashed then
     return cli.fail("verify", err)
   end
-  local db, derr = store.open_for_queries(o.output_dir or database.DEFAULT_DIR)
+  local db, derr = store.open_for_queries(o.output_dir)
   if not db then
     return cli.fail("verify", derr)
   end

@@ -91,11 +91,8 @@ M.SETTINGS = {
   { "--version", nil, nil, "show the version" },
 }
 
-local by_name = {}
-for _, f in ipairs(M.SETTINGS) do
-  f.key = cli.key_of(f[1])
-  by_name[f[1]] = f
-end
+-- Gives each setting its key in the options (--max-workers: max_workers).
+cli.index_flags(M.SETTINGS)
 
 -- The settings a scan records (header block and metadata) and a restart reads back.
 M.RECORDED = {}
@@ -162,28 +159,10 @@ end
 -- Returns options, or nil and a message naming the offending flag.
 function M.parse(args, env)
   env = env or os.getenv
-  local o, given = {}, {}
-  local function takes(name)
-    local flag = by_name[name]
-    return flag and (flag[2] or "flag")
-  end
-  local function on_option(name, value)
-    if value ~= nil then
-      local converted, expected = by_name[name].check(value)
-      if converted == nil then return nil, ("%s: '%s' is not %s"):format(name, value, expected) end
-      value = converted
-    end
-    o[by_name[name].key] = value == nil or value
-    given[by_name[name].key] = true
-    return true
-  end
-  local ok, err = cli.walk(args, takes, on_option, nil)
-  if not ok then return nil, err end
+  local o, given = cli.parse_flags(args, M.SETTINGS, nil)
+  if not o then return nil, given end
   if o.restart and o.restart_from then
     return nil, "--restart and --restart-from cannot be used together"
-  end
-  for _, f in ipairs(M.SETTINGS) do
-    if o[f.key] == nil and f[3] ~= nil then o[f.key] = f[3] end
   end
   if not given.endpoint then
     local endpoint, eerr = config.endpoint(env)

@@ -24,16 +24,25 @@ typedef struct hf_http_request {
   const char *body; /* request body (POST) */
   size_t body_len;
   hf_http_sink sink;
-  size_t max_body;          /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
-  int git_blob_check;       /* sha256 sink: also compute the git blob SHA-1 of the body, */
-  long long git_blob_size;  /* sha1("blob <git_blob_size>\0" + body); -1: the size the
-                               response announces (its Content-Length; none without one) */
-  long connect_timeout_ms;  /* 0 means 10 s */
-  long low_speed_timeout_s; /* abort when no byte arrives for this long; 0 means 30 s */
-  long total_timeout_ms;    /* 0 means no limit */
-  int follow_redirects;     /* follow redirects on the same host (with the same headers) */
-  int follow_cross_host;    /* also follow to other hosts, without Authorization */
-  int max_resumes;          /* sha256 sink: Range resumes after a dropped transfer */
+  size_t max_body;         /* cap on a 2xx body: 0 means 64 MiB in memory, none otherwise */
+  int git_blob_check;      /* sha256 sink: also compute the git blob SHA-1 of the body, */
+  long long git_blob_size; /* sha1("blob <git_blob_size>\0" + body); -1: the size the
+                              response announces (its Content-Length; none without one) */
+  /* Deadlines; each that runs out fails the request with HF_HTTP_ERR_TIMEOUT. */
+  long connect_timeout_ms;    /* 0 means 10 s */
+  long first_byte_timeout_ms; /* from each exchange's start to its status line; 0: 30 s */
+  /* From the status line on, fewer than min_bytes_per_s over a window of
+   * low_speed_timeout_s fails; 0 means 1024 bytes/s, and 30 s. */
+  long min_bytes_per_s;
+  long low_speed_timeout_s;
+  /* The whole request, hops and resumes included, from hf_http_perform's start: this
+   * when set, else hf_http_total_budget_ms of expected_size, or when that is 0 of the
+   * git blob size, max_body, the memory cap, or else of the first 2xx's Content-Length. */
+  long total_timeout_ms;
+  uint64_t expected_size; /* bytes the body should have; 0 when unknown */
+  int follow_redirects;   /* follow redirects on the same host (with the same headers) */
+  int follow_cross_host;  /* also follow to other hosts, without Authorization */
+  int max_resumes;        /* sha256 sink: Range resumes after a dropped transfer */
   /* sha256 sink: goes on with a hash an earlier request began (its response's partial),
    * asking for the rest from continue_offset with Range. hf_http_perform takes it over
    * (sets it to NULL), whatever happens: it frees it, or hands it on in the response's
@@ -56,7 +65,9 @@ typedef struct hf_http_response {
   long status;
   hf_headers headers;  /* of the last response received */
   char *effective_url; /* the URL that gave that response */
-  char *body;          /* memory sink, or any non-2xx body (capped); NUL-terminated */
+  /* memory sink, or any non-2xx body: its first 64 KiB, where the transfer stops;
+   * NUL-terminated */
+  char *body;
   size_t body_len;
   uint64_t bytes;                  /* body bytes of the final response (all sinks) */
   char sha256[HF_SHA256_HEX_SIZE]; /* sha256 sink, 2xx responses */
@@ -80,10 +91,15 @@ int hf_http_global_init(void);
 hf_http_client *hf_http_client_new(const char *user_agent);
 void hf_http_client_free(hf_http_client *c);
 
-/* Performs the request. Returns 0 when a response arrived (whatever its status),
- * -1 on failure with error_code and error_message set. Always free the response. */
+/* Performs the request. Returns 0 when a response arrived (whatever its status,
+ * a non-2xx body cut at its cap included), -1 on failure with error_code and
+ * error_message set. Always free the response. */
 int hf_http_perform(hf_http_client *c, hf_http_request *req, hf_http_response *res);
 void hf_http_response_free(hf_http_response *res);
+
+/* The whole request's deadline in ms: total_timeout_ms when set, else a minute or
+ * the time expected_size bytes take at 256 KiB/s, whichever is longer. */
+long long hf_http_total_budget_ms(long total_timeout_ms, uint64_t expected_size);
 
 /* NULL when a redirect from one absolute URL to the other may be followed, else the
  * reason it is not: only http and https, and never from https down to http. */

@@ -53,10 +53,22 @@ double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket);
 void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
                           const hf_headers *headers, double now);
 
+/* Values from the server that the limiter refused or cut down: a RateLimit or
+ * RateLimit-Policy field unreadable or out of range (ignored, as if absent), a
+ * reset or Retry-After beyond the bucket's window (or 900 s when the window is
+ * unknown), cut to it. Returns how many so far and copies a line on the latest
+ * into last ("" when none), so that a broken or hostile Hub is logged once. */
+long hf_ratelimit_suspicious(hf_ratelimit *rl, char *last, size_t last_size);
+
 /* Returns 0 and fills state (times relative to now), or -1 for an unknown bucket. */
 int hf_ratelimit_state(hf_ratelimit *rl, const char *bucket, double now, hf_bucket_state *state);
 
-/* Header parsers, exposed for tests. Each returns 0 on success. */
+/* Header parsers, exposed for tests. Each returns 0 on success, and -1 for a
+ * field that is unreadable or out of range: the bucket is the last quoted name
+ * before the first parameter, parameters count only outside quotes, values are
+ * plain decimal integers, with 0 <= r <= 1e9 and 0 <= t <= 86400 (a day) for
+ * RateLimit, 1 <= q <= 1e9 and 1 <= w <= 86400 for RateLimit-Policy. Only the
+ * first member of a list (up to a ',' outside quotes) is read. */
 int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
                               long *t);
 int hf_ratelimit_parse_policy(const char *value, char *bucket, size_t bucket_size, long *q,

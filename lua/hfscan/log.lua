@@ -15,12 +15,15 @@ function Log:add_secret(secret)
   if secret and #secret > 0 then self.secrets[#self.secrets + 1] = secret end
 end
 
-function Log:mask(text)
-  for _, s in ipairs(self.secrets) do
+-- text with every one of secrets (a list of strings) replaced by [TOKEN_MASKED].
+function M.mask(text, secrets)
+  for _, s in ipairs(secrets) do
     text = text:gsub(s:gsub("%p", "%%%0"), "[TOKEN_MASKED]")
   end
   return text
 end
+
+function Log:mask(text) return M.mask(text, self.secrets) end
 
 function Log:open_file(path)
   local f, err = io.open(path, "a")

@@ -129,6 +129,20 @@ static int l_state(lua_State *L) {
   return 1;
 }
 
+/* limiter:suspicious() -> count, latest: how many values from the server the
+ * limiter refused or cut down (hf_ratelimit_suspicious), and a line on the latest
+ * one (nil while the count is 0), for one warning in the log. */
+static int l_suspicious(lua_State *L) {
+  char latest[160];
+  long count = hf_ratelimit_suspicious(hf_lua_check_ratelimit(L, 1), latest, sizeof latest);
+  lua_pushinteger(L, count);
+  if (count == 0)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, latest);
+  return 2;
+}
+
 /* RateLimit and RateLimit-Policy read alike: a bucket name and two numbers. */
 typedef int (*bucket_header_parser)(const char *, char *, size_t, long *, long *);
 
@@ -143,10 +157,12 @@ static int push_parsed(lua_State *L, bucket_header_parser parse) {
   return 3;
 }
 
-/* "bucket";r=N;t=S -> bucket, r, t (nothing when unreadable) */
+/* "bucket";r=N;t=S -> bucket, r, t (nothing when unreadable or out of range,
+ * so r and t are nil: see hf_ratelimit_parse_header) */
 static int l_parse_header(lua_State *L) { return push_parsed(L, hf_ratelimit_parse_header); }
 
-/* "fixed window";"bucket";q=N;w=S -> bucket, q, w (nothing when unreadable) */
+/* "fixed window";"bucket";q=N;w=S -> bucket, q, w (nothing when unreadable or
+ * out of range) */
 static int l_parse_policy(lua_State *L) { return push_parsed(L, hf_ratelimit_parse_policy); }
 
 void hf_lua_register_ratelimit(lua_State *L) {
@@ -159,6 +175,7 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"note_wait", l_note_wait},
       {"observe", l_observe},
       {"state", l_state},
+      {"suspicious", l_suspicious},
       {"close", l_close},
       {NULL, NULL},
   };

@@ -143,6 +143,10 @@ void hf_lua_check_request(lua_State *L, int idx, hf_owned_request *out) {
   req->low_speed_timeout_s = (long)hf_lua_opt_range_field(L, idx, "timeout", 30, 1, 86400);
   req->total_timeout_ms =
       (long)(hf_lua_opt_range_field(L, idx, "total_timeout", 0, 0, 86400) * 1000);
+  req->first_byte_timeout_ms =
+      (long)(hf_lua_opt_range_field(L, idx, "first_byte_timeout", 0, 0, 86400) * 1000);
+  /* The size the body should have sets the request's whole deadline (hf_http.h). */
+  req->expected_size = (uint64_t)hf_lua_opt_range_field(L, idx, "expected_size", 0, 0, 9.0e15);
   req->follow_redirects = hf_lua_opt_bool_field(L, idx, "follow_redirects", 1);
   req->follow_cross_host = hf_lua_opt_bool_field(L, idx, "cross_host", 0);
   req->max_resumes = (int)hf_lua_opt_range_field(L, idx, "resumes", 5, 0, 1000);

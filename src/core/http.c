@@ -1,6 +1,12 @@
 /* HTTP on libcurl. Redirects are followed here rather than by curl, because the
  * rules differ by target: same-host hops keep every header, hops to another host
- * happen only when asked and never carry Authorization. */
+ * happen only when asked and never carry Authorization.
+ *
+ * Every exchange has deadlines, checked here between rounds of curl's work so that
+ * each says what expired: a time to the status line, a minimum rate after it, and
+ * one deadline for the whole request (hops and resumes included). A body that is
+ * not a 2xx's is read only up to a small cap, then the transfer stops: a broken
+ * or hostile server can neither hold a worker nor fill its memory. */
 #include "hfscan/http.h"
 
 #include <curl/curl.h>
@@ -15,11 +21,25 @@
 #include "hfscan/interrupt.h"
 
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
+/* A non-2xx body is read for its message only: this much, then the transfer stops. */
 #define ERROR_BODY_CAP ((size_t)64 << 10)
 #define MAX_REDIRECTS 10
+#define DEFAULT_CONNECT_MS 10000L
+#define DEFAULT_FIRST_BYTE_MS 30000L
+/* Any CDN or Hub answer runs at MB/s; a server below 1 KiB/s for a whole window
+ * is broken (or dripping on purpose), and the Lua layer retries or resumes. */
+#define DEFAULT_MIN_BYTES_PER_S 1024L
+#define DEFAULT_RATE_WINDOW_S 30L
+/* The whole request's deadline: at least a minute, or the time the body takes at
+ * 256 KiB/s, far below a working server, so only a crawling one runs out of it. */
+#define TOTAL_FLOOR_MS 60000LL
+#define TOTAL_BUDGET_BYTES_PER_S (256.0 * 1024)
+/* The limits (and Ctrl-C) are checked at least this often. */
+#define POLL_MS 100
 
 struct hf_http_client {
   CURL *curl;
+  CURLM *multi; /* runs the exchanges; holds the connection cache */
   char *user_agent;
 };
 
@@ -35,6 +55,20 @@ struct transfer {
   size_t cap;  /* memory cap for this body */
   int too_large;
   int bad_range;
+  int body_capped; /* a non-2xx body reached ERROR_BODY_CAP and the transfer stopped */
+  /* The whole request's deadline (hf_monotonic_seconds), shared by hops and resumes. */
+  double started;
+  double deadline;
+  double total_s;
+  int deadline_from_answer; /* no size known yet: the first 2xx's Content-Length sets it */
+  int deadline_passed;
+  /* This exchange (one hop, or one resume attempt). */
+  double exchange_start;
+  int answered;            /* its status line arrived */
+  uint64_t arrived;        /* header and body bytes so far */
+  double window_start;     /* the current window of the minimum rate */
+  uint64_t window_arrived; /* arrived at its start */
+  char why[160];           /* why it was stopped here (a limit, Ctrl-C); "" otherwise */
 };
 
 int hf_http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
@@ -44,8 +78,9 @@ hf_http_client *hf_http_client_new(const char *user_agent) {
   if (!c)
     return NULL;
   c->curl = curl_easy_init();
+  c->multi = curl_multi_init();
   c->user_agent = strdup(user_agent ? user_agent : "hfscan");
-  if (!c->curl || !c->user_agent) {
+  if (!c->curl || !c->multi || !c->user_agent) {
     hf_http_client_free(c);
     return NULL;
   }
@@ -55,6 +90,8 @@ hf_http_client *hf_http_client_new(const char *user_agent) {
 void hf_http_client_free(hf_http_client *c) {
   if (!c)
     return;
+  if (c->multi)
+    curl_multi_cleanup(c->multi);
   if (c->curl)
     curl_easy_cleanup(c->curl);
   free(c->user_agent);
@@ -100,14 +137,81 @@ static void restart_hash(struct transfer *t) {
     hf_hash_pipeline_restart(t->hasher, git_blob_size(t));
 }
 
+long long hf_http_total_budget_ms(long total_timeout_ms, uint64_t expected_size) {
+  if (total_timeout_ms > 0)
+    return total_timeout_ms;
+  double scaled = (double)expected_size / TOTAL_BUDGET_BYTES_PER_S * 1000;
+  if (scaled > 1e15) /* some thirty thousand years: keeps the cast defined */
+    scaled = 1e15;
+  return scaled > TOTAL_FLOOR_MS ? (long long)scaled : TOTAL_FLOOR_MS;
+}
+
+static void set_deadline(struct transfer *t, long long budget_ms) {
+  t->total_s = (double)budget_ms / 1000;
+  t->deadline = t->started + t->total_s;
+}
+
+/* The size the whole request's deadline is scaled to: the caller's, else a bound it
+ * set (the git blob size, a body cap); 0 when nothing says. */
+static uint64_t size_for_deadline(const hf_http_request *req) {
+  uint64_t size = 0;
+  if (req->expected_size > 0)
+    size = req->expected_size;
+  else if (req->git_blob_check && req->git_blob_size > 0)
+    size = (uint64_t)req->git_blob_size;
+  else if (req->max_body > 0)
+    size = req->max_body;
+  else if (req->sink == HF_SINK_MEMORY)
+    size = DEFAULT_MAX_BODY;
+  /* A continued hash asks only for the rest. */
+  return req->continue_hash && size > req->continue_offset ? size - req->continue_offset : size;
+}
+
+/* Counts from hf_http_perform's start: a server that keeps dropping the transfer
+ * wins no fresh time with each resume. */
+static void start_deadline(struct transfer *t) {
+  const hf_http_request *req = t->req;
+  uint64_t size = size_for_deadline(req);
+  t->started = hf_monotonic_seconds();
+  t->deadline_from_answer = req->total_timeout_ms <= 0 && size == 0;
+  set_deadline(t, hf_http_total_budget_ms(req->total_timeout_ms, size));
+}
+
+/* A request that knew no size takes the one its first 2xx announces: a hashed
+ * download of unknown size must not be cut at the floor. */
+static void deadline_from_answer(struct transfer *t) {
+  if (!t->deadline_from_answer || !is_success(t->res->status))
+    return;
+  t->deadline_from_answer = 0;
+  long long size = announced_size(&t->res->headers);
+  if (size > 0)
+    set_deadline(t, hf_http_total_budget_ms(0, (uint64_t)size));
+}
+
+/* A new response begins (an interim 100, or the real one): start over. The
+ * minimum rate counts from the first status line on; the wait for it has its own
+ * limit. */
+static void begin_response(struct transfer *t, const char *line, size_t len) {
+  hf_headers_clear(&t->res->headers);
+  const char *sp = memchr(line, ' ', len);
+  t->res->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+  if (t->answered)
+    return;
+  t->answered = 1;
+  t->window_start = hf_monotonic_seconds();
+  t->window_arrived = t->arrived;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
   struct transfer *t = userdata;
   size_t len = size * n;
+  t->arrived += len;
   if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-    /* A new response begins (an interim 100, or the real one): start over. */
-    hf_headers_clear(&t->res->headers);
-    const char *sp = memchr(line, ' ', len);
-    t->res->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    begin_response(t, line, len);
+    return len;
+  }
+  if (len > 0 && len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+    deadline_from_answer(t); /* the blank line: this response's headers are all in */
     return len;
   }
   if (hf_headers_add_line(&t->res->headers, line, len) != 0)
@@ -148,13 +252,6 @@ static void start_body(struct transfer *t) {
 
 static int append_memory(struct transfer *t, const char *data, size_t len) {
   hf_http_response *res = t->res;
-  if (res->body_len + len > t->cap) {
-    if (is_success(res->status)) {
-      t->too_large = 1;
-      return -1;
-    }
-    len = t->cap - res->body_len; /* error bodies are only kept for their message */
-  }
   char *body = realloc(res->body, res->body_len + len + 1);
   if (!body)
     return -1;
@@ -165,13 +262,30 @@ static int append_memory(struct transfer *t, const char *data, size_t len) {
   return 0;
 }
 
+/* A non-2xx body (an error's message, a redirect's note) is kept up to its cap,
+ * whatever the sink; past the cap the short count stops the transfer, since the
+ * status and headers are what a caller acts on and a hostile server may send
+ * such a body without end. */
+static size_t keep_error_body(struct transfer *t, const char *data, size_t len) {
+  size_t room = t->cap - t->res->body_len;
+  size_t kept = len < room ? len : room;
+  if (kept > 0 && append_memory(t, data, kept) != 0)
+    return 0;
+  t->res->bytes += kept;
+  t->body_capped = kept < len;
+  return kept;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
   struct transfer *t = userdata;
   size_t len = size * n;
+  t->arrived += len;
   if (!t->body_started)
     start_body(t);
   if (t->bad_range)
     return 0;
+  if (!is_success(t->res->status))
+    return keep_error_body(t, data, len);
   if (t->hashing && t->req->max_body && t->res->bytes + len > t->req->max_body) {
     t->too_large = 1;
     return 0;
@@ -179,16 +293,16 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
   if (t->hashing) {
     hf_hash_pipeline_feed(t->hasher, data, len);
     t->hashed += len;
-  } else if (t->req->sink != HF_SINK_DISCARD || !is_success(t->res->status)) {
+  } else if (t->req->sink != HF_SINK_DISCARD) {
+    if (t->res->body_len + len > t->cap) {
+      t->too_large = 1;
+      return 0;
+    }
     if (append_memory(t, data, len) != 0)
       return 0;
   }
   t->res->bytes += len;
   return len;
-}
-
-static int on_progress(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
-  return hf_interrupt_requested() ? 1 : 0;
 }
 
 static struct curl_slist *build_header_list(const hf_headers *h) {
@@ -253,6 +367,103 @@ static void set_method(CURL *curl, const char *method, const char *body, size_t 
   }
 }
 
+__attribute__((format(printf, 3, 4))) static CURLcode stop(struct transfer *t, CURLcode code,
+                                                           const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->why, sizeof t->why, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static long first_byte_ms(const hf_http_request *req) {
+  return req->first_byte_timeout_ms > 0 ? req->first_byte_timeout_ms : DEFAULT_FIRST_BYTE_MS;
+}
+
+/* The minimum rate holds over back-to-back windows from the status line on: a
+ * stall is caught within two windows, and no history need be kept. */
+static CURLcode check_rate(struct transfer *t, double now) {
+  const hf_http_request *req = t->req;
+  long rate = req->min_bytes_per_s > 0 ? req->min_bytes_per_s : DEFAULT_MIN_BYTES_PER_S;
+  long window = req->low_speed_timeout_s > 0 ? req->low_speed_timeout_s : DEFAULT_RATE_WINDOW_S;
+  if (now - t->window_start < (double)window)
+    return CURLE_OK;
+  if (t->arrived - t->window_arrived < (uint64_t)rate * (uint64_t)window)
+    return stop(t, CURLE_OPERATION_TIMEDOUT, "slower than %ld bytes/s for %ld s", rate, window);
+  t->window_start = now;
+  t->window_arrived = t->arrived;
+  return CURLE_OK;
+}
+
+/* Whether the exchange must stop now: Ctrl-C, or a limit ran out. */
+static CURLcode check_limits(struct transfer *t) {
+  double now = hf_monotonic_seconds();
+  if (hf_interrupt_requested())
+    return stop(t, CURLE_ABORTED_BY_CALLBACK, "interrupted");
+  if (now >= t->deadline) {
+    t->deadline_passed = 1;
+    return stop(t, CURLE_OPERATION_TIMEDOUT, "not done within the request's deadline of %g s",
+                t->total_s);
+  }
+  if (t->answered)
+    return check_rate(t, now);
+  double first_byte_s = (double)first_byte_ms(t->req) / 1000;
+  if (now - t->exchange_start >= first_byte_s)
+    return stop(t, CURLE_OPERATION_TIMEDOUT, "no answer within %g s", first_byte_s);
+  return CURLE_OK;
+}
+
+/* The result of the exchange curl finished. */
+static CURLcode finished_result(CURLM *multi) {
+  CURLcode rc = CURLE_FAILED_INIT; /* should curl ever finish without saying how */
+  for (;;) {
+    int left = 0;
+    CURLMsg *msg = curl_multi_info_read(multi, &left);
+    if (!msg)
+      return rc;
+    if (msg->msg == CURLMSG_DONE)
+      rc = msg->data.result;
+  }
+}
+
+/* Runs the exchange set up on the client's handle, checking the limits between
+ * rounds: curl's own progress callback can come a second apart while nothing
+ * arrives, too coarse for a short deadline. A handle removed mid-transfer has
+ * its connection closed by curl, never reused. */
+static CURLcode run_exchange(hf_http_client *c, struct transfer *t) {
+  if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK)
+    return CURLE_FAILED_INIT;
+  CURLcode rc;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+      rc = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+    if (!running) {
+      rc = finished_result(c->multi);
+      break;
+    }
+    rc = check_limits(t);
+    if (rc != CURLE_OK)
+      break;
+    curl_multi_poll(c->multi, NULL, 0, POLL_MS, NULL);
+  }
+  curl_multi_remove_handle(c->multi, c->curl);
+  /* An error body stopped at its cap is a whole answer: the caller acts on its status. */
+  if (rc == CURLE_WRITE_ERROR && t->body_capped)
+    rc = CURLE_OK;
+  return rc;
+}
+
+static void begin_exchange(struct transfer *t) {
+  t->exchange_start = hf_monotonic_seconds();
+  t->answered = 0;
+  t->arrived = t->window_arrived = 0;
+  t->body_capped = 0;
+  t->why[0] = '\0';
+}
+
 /* One request/response exchange, with no redirect following. */
 static CURLcode perform_once(hf_http_client *c, struct transfer *t, const char *method,
                              const char *url, const hf_headers *headers, const char *body,
@@ -275,19 +486,14 @@ static CURLcode perform_once(hf_http_client *c, struct transfer *t, const char *
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   req->connect_timeout_ms ? req->connect_timeout_ms : 10000L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                   req->low_speed_timeout_s ? req->low_speed_timeout_s : 30L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->total_timeout_ms);
+                   req->connect_timeout_ms ? req->connect_timeout_ms : DEFAULT_CONNECT_MS);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   set_method(curl, method, body, body_len);
   errbuf[0] = '\0';
-  CURLcode rc = curl_easy_perform(curl);
+  begin_exchange(t);
+  CURLcode rc = run_exchange(c, t);
   curl_slist_free_all(list);
   return rc;
 }
@@ -309,6 +515,8 @@ static int fail_curl(hf_http_response *res, CURLcode rc, const struct transfer *
     snprintf(res->error_message, sizeof res->error_message,
              "%s: response body larger than %zu bytes", url,
              t->hashing ? t->req->max_body : t->cap);
+  else if (t->why[0])
+    snprintf(res->error_message, sizeof res->error_message, "%s: %s", url, t->why);
   else
     snprintf(res->error_message, sizeof res->error_message, "%s: %s", url,
              errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -435,11 +643,13 @@ static void keep_partial(hf_http_response *res, struct transfer *t, int rc) {
   }
 }
 
-/* Is this failure a dropped transfer of a body that a Range request can finish? */
+/* Is this failure a dropped transfer of a body that a Range request can finish
+ * (within the request's deadline)? */
 static int resumable(const hf_http_request *req, const hf_http_response *res, CURLcode rc,
                      const struct transfer *t) {
   const char *code = classify(rc, t);
   return req->sink == HF_SINK_SHA256 && is_success(res->status) && !t->bad_range &&
+         !t->deadline_passed &&
          (strcmp(code, HF_HTTP_ERR_RESET) == 0 || strcmp(code, HF_HTTP_ERR_TIMEOUT) == 0) &&
          res->resumes < req->max_resumes;
 }
@@ -473,6 +683,7 @@ static CURLcode perform_with_resumes(hf_http_client *c, struct transfer *t, cons
 int hf_http_perform(hf_http_client *c, hf_http_request *req, hf_http_response *res) {
   memset(res, 0, sizeof *res);
   struct transfer t = {.req = req, .res = res};
+  start_deadline(&t);
   int continuing = req->continue_hash != NULL && req->sink == HF_SINK_SHA256;
   if (continuing)
     t.hasher = req->continue_hash;

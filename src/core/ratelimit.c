@@ -6,7 +6,9 @@
 #include "hfscan/ratelimit.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,10 @@
 #define BUCKET_NAME_SIZE 32
 /* A 429 with neither RateLimit nor Retry-After: hold the bucket this long. */
 #define UNKNOWN_429_PAUSE 1.0
+/* A wait the server sets (a reset, a Retry-After) is believed up to the bucket's
+ * window, as a fixed window always resets within one; without a known window, up
+ * to this many seconds. Longer waits would let a broken Hub stall the scan. */
+#define UNKNOWN_WINDOW_WAIT_CAP 900.0
 /* Until a bucket's first answer tells its quota, one request probes it alone;
  * the others look again this much later, for at most PROBE_LIMIT seconds (a
  * first request that is a long download must not hold the others up). */
@@ -46,6 +52,8 @@ struct hf_ratelimit {
   double spread_fraction;
   struct bucket buckets[MAX_BUCKETS];
   int count;
+  long suspicious;           /* server values refused or cut down */
+  char last_suspicious[160]; /* what the latest of them was */
 };
 
 hf_ratelimit *hf_ratelimit_new(void) {
@@ -218,63 +226,152 @@ double hf_ratelimit_acquire(hf_ratelimit *rl, const char *bucket) {
   }
 }
 
-/* Copies the first quoted string at or after *p into out and advances *p. */
-static int next_quoted(const char **p, char *out, size_t out_size) {
-  const char *open = strchr(*p, '"');
-  const char *close = open ? strchr(open + 1, '"') : NULL;
-  if (!close)
+/* ---- the RateLimit and RateLimit-Policy fields ----
+ * Each is read as its first list member (up to a ',' outside quotes): segments
+ * split at ';', each a quoted name or a key=value parameter. Only what lies
+ * outside quotes is syntax, so a bucket named "q=5;w=1" is a name, not a quota. */
+
+struct told {
+  char keys[2];    /* the two parameters wanted: 'r' and 't', or 'q' and 'w' */
+  long values[2];  /* their values, once found */
+  int found[2];    /* first one wins, as before */
+  int params_seen; /* names after the first parameter are not the bucket's */
+  char name[128];  /* the last quoted name before the first parameter */
+};
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+static const char *skip_blanks(const char *p, const char *end) {
+  while (p < end && is_blank(*p))
+    p++;
+  return p;
+}
+
+static const char *trim_blanks(const char *start, const char *end) {
+  while (end > start && is_blank(end[-1]))
+    end--;
+  return end;
+}
+
+/* The end of the segment starting at p: the next ';' or ',' outside quotes, or
+ * the end of the text; NULL when a quote is left open. */
+static const char *segment_end(const char *p) {
+  int quoted = 0;
+  for (; *p; p++) {
+    if (quoted && *p == '\\' && p[1])
+      p++; /* an escaped character, '"' included, stays inside */
+    else if (*p == '"')
+      quoted = !quoted;
+    else if (!quoted && (*p == ';' || *p == ','))
+      break;
+  }
+  return quoted ? NULL : p;
+}
+
+/* Reads the quoted string that fills [start, end) into told->name, escapes
+ * resolved. A string followed by more text, or an empty one, names nothing. */
+static int read_name(const char *start, const char *end, struct told *told) {
+  size_t len = 0;
+  const char *p = start + 1;
+  for (; p < end && *p != '"'; p++) {
+    if (*p == '\\')
+      p++; /* segment_end kept the pair together */
+    if (len + 1 < sizeof told->name)
+      told->name[len++] = *p;
+  }
+  told->name[len] = '\0';
+  return p == end - 1 && len > 0 ? 0 : -1;
+}
+
+/* A non-negative decimal integer filling [p, end); -1 for anything else or for
+ * one that would overflow a long. */
+static int read_count(const char *p, const char *end, long *out) {
+  long v = 0;
+  if (p == end)
     return -1;
-  snprintf(out, out_size, "%.*s", (int)(close - open - 1), open + 1);
-  *p = close + 1;
+  for (; p < end; p++) {
+    if (*p < '0' || *p > '9')
+      return -1;
+    int digit = *p - '0';
+    if (v > (LONG_MAX - digit) / 10)
+      return -1;
+    v = v * 10 + digit;
+  }
+  *out = v;
   return 0;
 }
 
-/* Finds "key=<digits>" after a ';' (spaces allowed around '=' as HH allows). */
-static int param(const char *s, char key, long *out) {
-  for (const char *p = s; (p = strchr(p, ';')) != NULL; p++) {
-    const char *k = p + 1;
-    while (*k == ' ')
-      k++;
-    if (*k != key)
+/* key=value: a wanted key with a value that is not a plain count spoils the field. */
+static int read_param(const char *key, const char *key_end, const char *value,
+                      const char *value_end, struct told *told) {
+  told->params_seen = 1;
+  for (int i = 0; i < 2; i++) {
+    if (key_end - key != 1 || *key != told->keys[i] || told->found[i])
       continue;
-    k++;
-    while (*k == ' ')
-      k++;
-    if (*k != '=')
-      continue;
-    char *end;
-    long v = strtol(k + 1, &end, 10);
-    if (end != k + 1) {
-      *out = v;
-      return 0;
-    }
+    if (read_count(value, value_end, &told->values[i]) != 0)
+      return -1;
+    told->found[i] = 1;
   }
-  return -1;
+  return 0;
 }
+
+static int read_segment(const char *start, const char *end, struct told *told) {
+  start = skip_blanks(start, end);
+  end = trim_blanks(start, end);
+  if (start < end && *start == '"')
+    return told->params_seen ? 0 : read_name(start, end, told);
+  const char *eq = memchr(start, '=', (size_t)(end - start));
+  if (!eq)
+    return 0; /* a bare flag, or nothing: of no use here */
+  return read_param(start, trim_blanks(start, eq), skip_blanks(eq + 1, end), end, told);
+}
+
+static int read_first_member(const char *value, struct told *told) {
+  if (!value)
+    return -1;
+  for (const char *p = value;; p++) {
+    const char *end = segment_end(p);
+    if (!end || read_segment(p, end, told) != 0)
+      return -1;
+    if (*end != ';')
+      break; /* ',' ends the first member, '\0' the field */
+    p = end;
+  }
+  return told->name[0] && told->found[0] && told->found[1] ? 0 : -1;
+}
+
+/* Beyond these a value is absurd, not a policy: no Hub window lasts longer than a
+ * day, and no quota counts a billion requests. */
+#define MAX_TOLD_SECONDS 86400L
+#define MAX_TOLD_COUNT 1000000000L
 
 int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
                               long *t) {
-  const char *p = value;
-  if (!value || next_quoted(&p, bucket, bucket_size) != 0)
+  struct told told = {.keys = {'r', 't'}};
+  if (read_first_member(value, &told) != 0)
     return -1;
-  return param(p, 'r', r) == 0 && param(p, 't', t) == 0 ? 0 : -1;
+  if (told.values[0] > MAX_TOLD_COUNT || told.values[1] > MAX_TOLD_SECONDS)
+    return -1;
+  snprintf(bucket, bucket_size, "%s", told.name);
+  *r = told.values[0];
+  *t = told.values[1];
+  return 0;
 }
 
 int hf_ratelimit_parse_policy(const char *value, char *bucket, size_t bucket_size, long *q,
                               long *w) {
-  /* "fixed window";"api";q=500;w=300: the bucket is the last name before q. */
-  const char *p = value;
-  const char *q_at = value ? strstr(value, "q=") : NULL;
-  int found = 0;
-  char name[BUCKET_NAME_SIZE];
-  while (q_at && next_quoted(&p, name, sizeof name) == 0 && p < q_at) {
-    snprintf(bucket, bucket_size, "%s", name);
-    found = 1;
-  }
-  if (!found)
+  /* "fixed window";"api";q=500;w=300: the bucket is the last name before q. A
+   * quota or a window of 0 would close the bucket for good: refused. */
+  struct told told = {.keys = {'q', 'w'}};
+  if (read_first_member(value, &told) != 0)
     return -1;
-  const char *params = q_at - 1 >= value ? q_at - 1 : q_at;
-  return param(params, 'q', q) == 0 && param(params, 'w', w) == 0 ? 0 : -1;
+  long quota = told.values[0], window = told.values[1];
+  if (quota < 1 || quota > MAX_TOLD_COUNT || window < 1 || window > MAX_TOLD_SECONDS)
+    return -1;
+  snprintf(bucket, bucket_size, "%s", told.name);
+  *q = quota;
+  *w = window;
+  return 0;
 }
 
 double hf_ratelimit_parse_retry_after(const char *value, double wall_now) {
@@ -290,11 +387,34 @@ double hf_ratelimit_parse_retry_after(const char *value, double wall_now) {
   return max2(0, (double)when - wall_now);
 }
 
-/* Updates a bucket from "r remaining, reset in t seconds", seen at now. Answers
- * arrive out of order over parallel connections, so within one window the
- * estimate only goes down; a later window replaces it. */
-static void apply_ratelimit(struct bucket *b, long r, long t, double now) {
-  double reset = now + (double)t;
+/* Keeps a line on a value the server should not have sent, for the log. */
+static void note_suspicious(hf_ratelimit *rl, const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  vsnprintf(rl->last_suspicious, sizeof rl->last_suspicious, format, args);
+  va_end(args);
+  /* Header text goes to a log line: no control bytes from a hostile server. */
+  for (char *c = rl->last_suspicious; *c; c++)
+    if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+      *c = '?';
+  rl->suspicious++;
+}
+
+/* A wait the server set, cut down to what the bucket's window allows. */
+static double bounded_wait(hf_ratelimit *rl, const struct bucket *b, const char *what,
+                           double seconds) {
+  double cap = b->window > 0 ? (double)b->window : UNKNOWN_WINDOW_WAIT_CAP;
+  if (seconds <= cap)
+    return seconds;
+  note_suspicious(rl, "%s of %.0f s in bucket \"%s\" cut to %.0f s", what, seconds, b->name, cap);
+  return cap;
+}
+
+/* Updates a bucket from "r remaining, reset in t seconds" (t already bounded),
+ * seen at now. Answers arrive out of order over parallel connections, so within
+ * one window the estimate only goes down; a later window replaces it. */
+static void apply_ratelimit(struct bucket *b, long r, double t, double now) {
+  double reset = now + t;
   double half = b->window > 0 ? (double)b->window / 2 : 0.5;
   /* Requests still in flight may not be counted in r yet: assume they are not. */
   long left = r > b->in_flight ? r - b->in_flight : 0;
@@ -322,13 +442,39 @@ static void apply_policy(hf_ratelimit *rl, const hf_headers *headers) {
   char name[BUCKET_NAME_SIZE];
   long q, w;
   const char *policy = hf_headers_get(headers, "RateLimit-Policy");
-  if (policy && hf_ratelimit_parse_policy(policy, name, sizeof name, &q, &w) == 0) {
-    struct bucket *b = find_bucket(rl, name, 1);
-    if (b) {
-      b->quota = q;
-      b->window = w;
-    }
+  if (!policy)
+    return;
+  if (hf_ratelimit_parse_policy(policy, name, sizeof name, &q, &w) != 0) {
+    note_suspicious(rl, "refused RateLimit-Policy: %.100s", policy);
+    return;
   }
+  struct bucket *b = find_bucket(rl, name, 1);
+  if (b) {
+    b->quota = q;
+    b->window = w;
+  }
+}
+
+/* A 429 holds the bucket: until the reset when the window is spent, else for
+ * Retry-After or a short pause. */
+static void hold_after_429(hf_ratelimit *rl, struct bucket *b, const hf_headers *headers,
+                           int window_spent, double reset_in, double now) {
+  b->throttled++;
+  double wall = (double)time(NULL);
+  double retry =
+      hf_ratelimit_parse_retry_after(headers ? hf_headers_get(headers, "Retry-After") : NULL, wall);
+  if (retry > 0)
+    retry = bounded_wait(rl, b, "Retry-After", retry);
+  double until = now + (retry >= 0 ? retry : 0);
+  if (window_spent) {
+    until = max2(until, now + reset_in);
+    b->remaining = 0;
+  } else if (retry < 0) {
+    /* No header, or r > 0: another quota refused this one request (hub-api.md
+     * section 8), so the window is not spent; a short pause, not its reset. */
+    until = now + UNKNOWN_429_PAUSE;
+  }
+  b->blocked_until = max2(b->blocked_until, until);
 }
 
 void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
@@ -344,6 +490,8 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
   long r = -1, t = -1;
   const char *header = headers ? hf_headers_get(headers, "RateLimit") : NULL;
   int has_header = header && hf_ratelimit_parse_header(header, name, sizeof name, &r, &t) == 0;
+  if (header && !has_header)
+    note_suspicious(rl, "refused RateLimit: %.100s", header); /* as if absent */
   struct bucket *b = has_header ? find_bucket(rl, name, 1) : booked;
   if (b && b != booked)
     b->answers++;
@@ -351,29 +499,26 @@ void hf_ratelimit_observe(hf_ratelimit *rl, const char *bucket, long status,
     give_back_slot(booked); /* the Hub counted it in the other bucket */
   if (headers)
     apply_policy(rl, headers);
+  /* After the policy: it tells the window that bounds the reset. */
+  double reset_in = b && has_header ? bounded_wait(rl, b, "RateLimit reset", (double)t) : 0;
   if (b && has_header)
-    apply_ratelimit(b, r, t, now);
+    apply_ratelimit(b, r, reset_in, now);
   /* With every request answered, the smallest r told is the Hub's own count: the
    * guesses made for requests in flight give way to it (they only ever erred low). */
   if (b && b == booked && b->in_flight == 0 && b->queued == 0 && b->least_r > b->remaining)
     b->remaining = b->least_r;
-  if (b && status == 429) {
-    b->throttled++;
-    double wall = (double)time(NULL);
-    double retry = hf_ratelimit_parse_retry_after(
-        headers ? hf_headers_get(headers, "Retry-After") : NULL, wall);
-    double until = now + (retry >= 0 ? retry : 0);
-    if (has_header && r == 0) {
-      until = max2(until, now + (double)t);
-      b->remaining = 0;
-    } else if (retry < 0) {
-      /* No header, or r > 0: another quota refused this one request (hub-api.md
-       * section 8), so the window is not spent; a short pause, not its reset. */
-      until = now + UNKNOWN_429_PAUSE;
-    }
-    b->blocked_until = max2(b->blocked_until, until);
-  }
+  if (b && status == 429)
+    hold_after_429(rl, b, headers, has_header && r == 0, reset_in, now);
   pthread_mutex_unlock(&rl->lock);
+}
+
+long hf_ratelimit_suspicious(hf_ratelimit *rl, char *last, size_t last_size) {
+  pthread_mutex_lock(&rl->lock);
+  long count = rl->suspicious;
+  if (last && last_size)
+    snprintf(last, last_size, "%s", rl->last_suspicious);
+  pthread_mutex_unlock(&rl->lock);
+  return count;
 }
 
 int hf_ratelimit_state(hf_ratelimit *rl, const char *bucket, double now, hf_bucket_state *s) {

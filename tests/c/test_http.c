@@ -1,6 +1,8 @@
 /* HTTP against a loopback server: sinks, methods, redirects with and without
- * Authorization, resumed downloads, timeouts, error codes, 429 headers. */
+ * Authorization, resumed downloads, timeouts, error codes, 429 headers; and against
+ * the hostile server: deadlines, and bodies without end. */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -374,6 +376,13 @@ static void test_resumed_download(void) {
   hf_http_response_free(&res);
 }
 
+/* "<url>: <why>", the form of every error message. */
+static void check_message(const hf_http_response *res, const char *url, const char *why) {
+  char want[600];
+  snprintf(want, sizeof want, "%s: %s", url, why);
+  CHECK_STR(res->error_message, want);
+}
+
 static void test_failures(void) {
   char url[256];
   hf_http_response res;
@@ -381,12 +390,14 @@ static void test_failures(void) {
   hf_http_request stall = {.url = url, .low_speed_timeout_s = 1};
   CHECK(hf_http_perform(client, &stall, &res) == -1);
   CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  check_message(&res, url, "slower than 1024 bytes/s for 1 s");
   hf_http_response_free(&res);
 
   snprintf(url, sizeof url, "%s/slowheaders?s=3", fx.a);
   hf_http_request slow = {.url = url, .total_timeout_ms = 500};
   CHECK(hf_http_perform(client, &slow, &res) == -1);
   CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  check_message(&res, url, "not done within the request's deadline of 0.5 s");
   hf_http_response_free(&res);
 
   hf_http_request refused = {.url = "http://127.0.0.1:1/"};
@@ -421,9 +432,185 @@ static void test_429_feeds_the_limiter(void) {
   hf_http_response_free(&res);
 }
 
+/* A server that takes the connection and never answers costs the time to first
+ * byte, not curl's minutes. (The upper bounds on times are loose: a loaded or
+ * sanitized build is slow; what they rule out is waiting for minutes.) */
+static void test_no_answer(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/silent?tag=first-byte", fx.hostile);
+  hf_http_request req = {.url = url, .first_byte_timeout_ms = 300};
+  hf_http_response res;
+  double start = hf_monotonic_seconds();
+  CHECK(hf_http_perform(client, &req, &res) == -1);
+  double took = hf_monotonic_seconds() - start;
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  check_message(&res, url, "no answer within 0.3 s");
+  CHECK(took >= 0.29 && took < 5);
+  hf_http_response_free(&res);
+}
+
+/* A body that drips is stopped at the end of the first window below the minimum rate. */
+static void test_drip_is_stopped(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/drip?n=100000&ms=20", fx.hostile);
+  hf_http_request drip = {.url = url, .low_speed_timeout_s = 1};
+  hf_http_response res;
+  double start = hf_monotonic_seconds();
+  CHECK(hf_http_perform(client, &drip, &res) == -1);
+  double took = hf_monotonic_seconds() - start;
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  check_message(&res, url, "slower than 1024 bytes/s for 1 s");
+  CHECK(took >= 0.99 && took < 5);
+  CHECK(res.bytes > 0 && res.bytes <= 60); /* one byte per 20 ms for a second */
+  hf_http_response_free(&res);
+}
+
+/* A slow body that keeps the minimum rate goes on past the window. */
+static void test_steady_rate_outlasts_a_window(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/drip?n=40&ms=30", fx.hostile);
+  hf_http_request steady = {.url = url, .low_speed_timeout_s = 1, .min_bytes_per_s = 10};
+  hf_http_response res;
+  double start = hf_monotonic_seconds();
+  CHECK(hf_http_perform(client, &steady, &res) == 0);
+  CHECK(res.status == 200 && res.body_len == 40);
+  CHECK(hf_monotonic_seconds() - start > 1.1); /* it did outlast a window */
+  hf_http_response_free(&res);
+}
+
+/* The whole request's deadline counts from its start: a server that drops the
+ * transfer every 100 ms wins no fresh time with each resume. */
+static void test_deadline_spans_resumes(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/drip?n=100000&ms=10&cut=10", fx.hostile);
+  hf_http_request req = {.url = url,
+                         .sink = HF_SINK_SHA256,
+                         .max_resumes = 1000,
+                         .min_bytes_per_s = 1,
+                         .total_timeout_ms = 500};
+  hf_http_response res;
+  double start = hf_monotonic_seconds();
+  CHECK(hf_http_perform(client, &req, &res) == -1);
+  double took = hf_monotonic_seconds() - start;
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  check_message(&res, url, "not done within the request's deadline of 0.5 s");
+  CHECK(res.resumes >= 2 && res.resumes <= 6);
+  CHECK(took >= 0.49 && took < 5);
+  CHECK(res.sha256[0] == '\0');
+  hf_http_response_free(&res);
+}
+
+/* The deadline scales with the size: a minute at least, or the time at 256 KiB/s. */
+static void test_total_budget(void) {
+  CHECK(hf_http_total_budget_ms(0, 0) == 60000);
+  CHECK(hf_http_total_budget_ms(0, 1024) == 60000);
+  CHECK(hf_http_total_budget_ms(0, (uint64_t)120 << 18) == 120000);
+  CHECK(hf_http_total_budget_ms(0, (uint64_t)1 << 40) == 4194304000LL);
+  CHECK(hf_http_total_budget_ms(500, (uint64_t)1 << 40) == 500);
+  CHECK(hf_http_total_budget_ms(0, UINT64_MAX) == 1000000000000000LL);
+}
+
+/* A 500 whose body never ends is read up to the cap, then the transfer stops; the
+ * answer is still the 500, whatever the sink. */
+static void test_endless_error_body(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/endless?code=500&chunked=1", fx.hostile);
+  hf_http_sink sinks[] = {HF_SINK_MEMORY, HF_SINK_SHA256, HF_SINK_DISCARD};
+  for (size_t i = 0; i < sizeof sinks / sizeof sinks[0]; i++) {
+    hf_http_request req = {.url = url, .sink = sinks[i], .max_resumes = 3};
+    hf_http_response res;
+    double start = hf_monotonic_seconds();
+    CHECK(hf_http_perform(client, &req, &res) == 0);
+    CHECK(hf_monotonic_seconds() - start < 1);
+    CHECK(res.status == 500 && res.error_code == NULL && res.resumes == 0);
+    CHECK(res.body_len == 65536 && res.bytes == 65536 && res.body[65535] == 'x');
+    CHECK(res.sha256[0] == '\0' && res.partial == NULL);
+    hf_http_response_free(&res);
+  }
+}
+
+/* A 302 announcing a 1 TB body: followed as any redirect, or reported with its
+ * Location and the first 64 KiB of its body. */
+static void test_endless_redirect_body(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/endless?code=302&location=/conn", fx.hostile);
+  hf_http_request follow = {.url = url, .follow_redirects = 1};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &follow, &res) == 0);
+  CHECK(res.status == 200 && res.redirects == 1);
+  CHECK_STR(res.body, "ok");
+  hf_http_response_free(&res);
+
+  hf_http_request stay = {.url = url};
+  CHECK(hf_http_perform(client, &stay, &res) == 0);
+  CHECK(res.status == 302 && res.redirects == 0 && res.body_len == 65536);
+  CHECK_STR(hf_headers_get(&res.headers, "Location"), "/conn");
+  hf_http_response_free(&res);
+}
+
+static long connection_of(const char *url) {
+  hf_http_request req = {.url = url, .first_byte_timeout_ms = 1000};
+  hf_http_response res;
+  long id = -1;
+  if (hf_http_perform(client, &req, &res) == 0 && hf_headers_get(&res.headers, "X-Connection"))
+    id = strtol(hf_headers_get(&res.headers, "X-Connection"), NULL, 10);
+  hf_http_response_free(&res);
+  return id;
+}
+
+/* A transfer stopped part-way leaves its connection closed: the next request on a
+ * reused one would read the rest of the endless body as its answer, or wait on
+ * the silent server. */
+static void test_stopped_connection_is_not_reused(void) {
+  char conn[256], endless[256], silent[256];
+  snprintf(conn, sizeof conn, "%s/conn", fx.hostile);
+  snprintf(endless, sizeof endless, "%s/endless?code=500", fx.hostile);
+  snprintf(silent, sizeof silent, "%s/silent?tag=reuse", fx.hostile);
+  long first = connection_of(conn);
+  CHECK(first > 0 && connection_of(conn) == first); /* kept alive when all went well */
+  long stopped = connection_of(endless);            /* stopped at the body cap */
+  CHECK(stopped > 0);
+  long next = connection_of(conn);
+  CHECK(next > 0 && next != stopped);
+  CHECK(connection_of(conn) == next);
+
+  /* The silent request goes on the kept connection, which the deadline then ends. */
+  hf_http_request wait = {.url = silent, .first_byte_timeout_ms = 100};
+  hf_http_response res;
+  CHECK(hf_http_perform(client, &wait, &res) == -1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_TIMEOUT);
+  hf_http_response_free(&res);
+  long after = connection_of(conn);
+  CHECK(after > next);
+}
+
+static void *interrupt_once_asked(void *prefix) {
+  if (fixture_wait_request(prefix, 5) == 0)
+    hf_interrupt_request();
+  return NULL;
+}
+
+/* Ctrl-C stops a request that waits for an answer, long before its deadlines. */
+static void test_interrupt_while_waiting(void) {
+  char url[256];
+  snprintf(url, sizeof url, "%s/silent?tag=interrupt", fx.hostile);
+  pthread_t thread;
+  pthread_create(&thread, NULL, interrupt_once_asked, "/silent?tag=interrupt");
+  hf_http_request req = {.url = url, .first_byte_timeout_ms = 5000};
+  hf_http_response res;
+  double start = hf_monotonic_seconds();
+  CHECK(hf_http_perform(client, &req, &res) == -1);
+  CHECK(hf_monotonic_seconds() - start < 1);
+  CHECK_STR(res.error_code, HF_HTTP_ERR_INTERRUPTED);
+  check_message(&res, url, "interrupted");
+  hf_http_response_free(&res);
+  pthread_join(thread, NULL);
+  hf_interrupt_clear();
+}
+
 int main(void) {
   hf_http_global_init();
-  if (fixture_start(&fx) != 0) {
+  if (fixture_start(&fx) != 0 || fixture_start_hostile(&fx) != 0) {
     fprintf(stderr, "cannot start the fixture server\n");
     return 1;
   }
@@ -439,6 +626,15 @@ int main(void) {
   test_resumed_download();
   test_failures();
   test_429_feeds_the_limiter();
+  test_no_answer();
+  test_drip_is_stopped();
+  test_steady_rate_outlasts_a_window();
+  test_deadline_spans_resumes();
+  test_total_budget();
+  test_endless_error_body();
+  test_endless_redirect_body();
+  test_stopped_connection_is_not_reused();
+  test_interrupt_while_waiting();
   hf_http_client_free(client);
   return check_report("test_http");
 }

@@ -59,6 +59,163 @@ static void test_parsers(void) {
   CHECK(hf_ratelimit_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770) == 7);
 }
 
+/* Only what lies outside quotes is syntax: a bucket may be named "q=5x". */
+static void test_parameters_count_only_outside_quotes(void) {
+  char bucket[32];
+  long a = 0, b = 0;
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"q=5x\";q=1000;w=300", bucket, sizeof bucket,
+                                  &a, &b) == 0);
+  CHECK_STR(bucket, "q=5x");
+  CHECK(a == 1000 && b == 300);
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"a;q=1;w=1,\";q=7;w=60", bucket, sizeof bucket,
+                                  &a, &b) == 0);
+  CHECK_STR(bucket, "a;q=1;w=1,");
+  CHECK(a == 7 && b == 60);
+  CHECK(hf_ratelimit_parse_header("\"r=1;t=2\";r=5;t=6", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK_STR(bucket, "r=1;t=2");
+  CHECK(a == 5 && b == 6);
+  /* An escaped quote stays inside the name. */
+  CHECK(hf_ratelimit_parse_header("\"a\\\";r=9\";r=1;t=2", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK_STR(bucket, "a\";r=9");
+  CHECK(a == 1 && b == 2);
+  /* Parameters only inside quotes, or a quote left open: nothing to read. */
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"q=5;w=300\"", bucket, sizeof bucket, &a,
+                                  &b) != 0);
+  CHECK(hf_ratelimit_parse_header("\"api;r=1;t=2", bucket, sizeof bucket, &a, &b) != 0);
+  /* Only the first member of a list: a second one does not complete it. */
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=5, \"other\";w=300", bucket,
+                                  sizeof bucket, &a, &b) != 0);
+}
+
+/* Values that would stall the scan or overflow are refused, as if the field were absent. */
+static void test_absurd_values_are_refused(void) {
+  char bucket[32];
+  long a = 0, b = 0;
+  const char *refused_headers[] = {
+      "\"api\";r=-1;t=10",
+      "\"api\";r=5;t=-10",
+      "\"api\";r=0;t=999999999",
+      "\"api\";r=0;t=86401",
+      "\"api\";r=0;t=9223372036854775807",  /* LONG_MAX: t + 1 would overflow */
+      "\"api\";r=0;t=99999999999999999999", /* beyond a long */
+      "\"api\";r=1000000001;t=10",
+      "\"api\";r=1.5;t=10",
+      "\"api\";r=;t=10",
+      "\"\";r=1;t=10",
+  };
+  for (size_t i = 0; i < sizeof refused_headers / sizeof *refused_headers; i++)
+    CHECK(hf_ratelimit_parse_header(refused_headers[i], bucket, sizeof bucket, &a, &b) != 0);
+  const char *refused_policies[] = {
+      "\"fixed window\";\"api\";q=0;w=300",
+      "\"fixed window\";\"api\";q=500;w=0",
+      "\"fixed window\";\"api\";q=-500;w=300",
+      "\"fixed window\";\"api\";q=500;w=-300",
+      "\"fixed window\";\"api\";q=500;w=86401",
+      "\"fixed window\";\"api\";q=500;w=9223372036854775807",
+  };
+  for (size_t i = 0; i < sizeof refused_policies / sizeof *refused_policies; i++)
+    CHECK(hf_ratelimit_parse_policy(refused_policies[i], bucket, sizeof bucket, &a, &b) != 0);
+  /* The edges themselves are still believed. */
+  CHECK(hf_ratelimit_parse_header("\"api\";r=0;t=86400", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK(a == 0 && b == 86400);
+  CHECK(hf_ratelimit_parse_header("\"api\";r=0;t=0", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK(a == 0 && b == 0);
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=1;w=86400", bucket, sizeof bucket, &a,
+                                  &b) == 0);
+  CHECK(a == 1 && b == 86400);
+}
+
+/* The Hub's own fields, in every layout seen, read as they always did. */
+static void test_valid_fields_parse_as_before(void) {
+  char bucket[32];
+  long a = 0, b = 0;
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\" ; \"resolvers\" ; q = 3000 ; w = 300", bucket,
+                                  sizeof bucket, &a, &b) == 0);
+  CHECK_STR(bucket, "resolvers");
+  CHECK(a == 3000 && b == 300);
+  CHECK(hf_ratelimit_parse_policy("\"fixed window\";\"api\";q=10000;w=300", bucket, sizeof bucket,
+                                  &a, &b) == 0);
+  CHECK(a == 10000 && b == 300);
+  CHECK(hf_ratelimit_parse_header("\"api\";r=985;t=9", bucket, sizeof bucket, &a, &b) == 0);
+  CHECK_STR(bucket, "api");
+  CHECK(a == 985 && b == 9);
+  /* Parameters we do not use are passed over; the first of a repeated one wins. */
+  CHECK(hf_ratelimit_parse_header("\"api\";pk=:abc=:;r=3;t=4;r=7", bucket, sizeof bucket, &a, &b) ==
+        0);
+  CHECK(a == 3 && b == 4);
+}
+
+/* A hostile or broken Hub can neither stall a bucket for good nor go unnoticed. */
+static void test_server_waits_are_bounded(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  const char *policy = "\"fixed window\";\"api\";q=500;w=300";
+  char latest[160];
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 0);
+  CHECK_STR(latest, "");
+
+  /* A reset far beyond the window: believed up to the window. */
+  R(rl, "api", 0);
+  answer(rl, "api", 429, "\"api\";r=0;t=3600", policy, NULL, 0);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0);
+  CHECK_NEAR(s.reset_in, 300, 1e-9);
+  CHECK_NEAR(s.blocked_for, 300, 1e-9);
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 1);
+  CHECK_STR(latest, "RateLimit reset of 3600 s in bucket \"api\" cut to 300 s");
+
+  /* Without a known window, up to 900 s; a Retry-After likewise. */
+  R(rl, "resolvers", 0);
+  answer(rl, "resolvers", 429, "\"resolvers\";r=0;t=7200", NULL, NULL, 0);
+  CHECK(hf_ratelimit_state(rl, "resolvers", 0, &s) == 0);
+  CHECK_NEAR(s.blocked_for, 900, 1e-9);
+  R(rl, "pages", 0);
+  answer(rl, "pages", 429, NULL, NULL, "100000", 0);
+  CHECK(hf_ratelimit_state(rl, "pages", 0, &s) == 0);
+  CHECK_NEAR(s.blocked_for, 900, 1e-9);
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 3);
+  CHECK_STR(latest, "Retry-After of 100000 s in bucket \"pages\" cut to 900 s");
+
+  /* An absurd reset is refused: the 429 is one of unknown cause, a short pause. */
+  R(rl, "other", 0);
+  answer(rl, "other", 429, "\"other\";r=0;t=999999999", NULL, NULL, 0);
+  CHECK(hf_ratelimit_state(rl, "other", 0, &s) == 0);
+  CHECK_NEAR(s.blocked_for, 1, 1e-9);
+  CHECK(s.reset_in == -1 && s.remaining == -1);
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 4);
+  CHECK_STR(latest, "refused RateLimit: \"other\";r=0;t=999999999");
+  hf_ratelimit_release(rl);
+}
+
+/* q=0 would leave every window spent from its start: the policy is ignored. */
+static void test_a_zero_quota_does_not_close_the_bucket(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  hf_ratelimit_set_spread_fraction(rl, 0);
+  R(rl, "api", 0);
+  answer(rl, "api", 200, "\"api\";r=1;t=10", "\"fixed window\";\"api\";q=0;w=10", NULL, 0);
+  hf_bucket_state s;
+  CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0);
+  CHECK(s.quota == -1 && s.window == -1);
+  CHECK_NEAR(R(rl, "api", 0), 0, 1e-9);
+  CHECK_NEAR(R(rl, "api", 0), 10, 1e-9); /* the told window is spent: its reset */
+  CHECK_NEAR(R(rl, "api", 11), 11, 1e-9);
+  CHECK_NEAR(R(rl, "api", 11), 11, 1e-9); /* and after it, no window to wait for */
+  char latest[160];
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 1);
+  CHECK_STR(latest, "refused RateLimit-Policy: \"fixed window\";\"api\";q=0;w=10");
+  hf_ratelimit_release(rl);
+}
+
+/* Control bytes in a refused field do not reach the log line. */
+static void test_suspicious_lines_are_printable(void) {
+  hf_ratelimit *rl = hf_ratelimit_new();
+  R(rl, "api", 0);
+  answer(rl, "api", 200, "\"api\"\x1b[2J;r=x", NULL, NULL, 0);
+  char latest[160];
+  CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 1);
+  CHECK_STR(latest, "refused RateLimit: \"api\"?[2J;r=x");
+  hf_ratelimit_release(rl);
+}
+
 /* The answer to a bucket's first request, without RateLimit headers. */
 static void first_answer(hf_ratelimit *rl, const char *bucket, double now) {
   R(rl, bucket, now);
@@ -304,6 +461,12 @@ int main(void) {
   test_first_request_probes_alone();
   test_a_spent_window_books_nothing_ahead();
   test_parsers();
+  test_parameters_count_only_outside_quotes();
+  test_absurd_values_are_refused();
+  test_valid_fields_parse_as_before();
+  test_server_waits_are_bounded();
+  test_a_zero_quota_does_not_close_the_bucket();
+  test_suspicious_lines_are_printable();
   test_spacing();
   test_exhausted_window_waits_for_reset();
   test_in_flight_requests_count_against_remaining();

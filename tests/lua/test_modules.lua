@@ -25,6 +25,28 @@ t.case("urls: paths, segments, queries and Link", function()
   t.eq(urls.link(link, "xet-auth"), "https://cas.example/x", "other rel")
   t.eq(urls.link(link, "prev"), nil, "absent rel")
   t.eq(urls.link(nil, "next"), nil, "no header")
+  t.eq(urls.link('<https://h/p>; rel="prev next"', "next"), "https://h/p", "one of several rels")
+  t.eq(urls.link('<https://h/a>; title="x", <https://h/b>; rel="next"', "next"), "https://h/b",
+    "a link without rel first")
+  -- A hostile header: the old pattern match took 70 s of CPU on 100 KB of "<";
+  -- the parse is linear now, so this is milliseconds (the bound is generous).
+  local started = os.clock()
+  t.eq(urls.link(("<"):rep(100000), "next"), nil, "only <")
+  t.eq(urls.link(("<"):rep(100000) .. ">", "next"), nil, "one > at the end")
+  t.eq(urls.link(('<a>; rel="'):rep(30000), "next"), nil, "unclosed rels")
+  t.eq(os.clock() - started < 5, true, "linear")
+end)
+
+t.case("urls: repo ids are checked against the Hub's character set", function()
+  for _, id in ipairs({ "gpt2", "org/name", "org/na.me-1_x", "A1/B_2" }) do
+    t.eq(urls.repo_id_problem(id), nil, id)
+  end
+  local bad = { "org/bad\r\nid", "a/b/c", "org/-x", "org/x.", "org/a--b", "org/a..b", "",
+    ("a"):rep(97), "org/x y", "org/", "/name", "org/na%2Fme" }
+  for _, id in ipairs(bad) do
+    t.eq(type(urls.repo_id_problem(id)), "string", ("%q"):format(id))
+  end
+  t.eq(urls.repo_id_problem("org/bad\r\nid"):find("\n", 1, true), nil, "the message is one line")
 end)
 
 t.case("hub: buckets, token only to the endpoint's origin", function()
@@ -88,10 +110,24 @@ t.case("hub: listing variants and waits the server asks for are bounded", functi
   t.eq(#hub.listing_variants("https://h/api/models?limit=100&expand=sha"), 2, "nothing lighter")
   local h = hub.new { endpoint = "https://huggingface.co", loop = {} }
   local function answer(status, headers) return { status = status, headers = headers, body = "" } end
+  local warnings = {}
+  h.on_warning = function(m) warnings[#warnings + 1] = m end
   t.eq(h:retry_delay(answer(503, { ["retry-after"] = "999999999" }), 1), hub.MAX_SERVER_WAIT, "capped")
-  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "-5" }), 1), 0, "never negative")
-  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=0;t=999999' }), 1), hub.MAX_SERVER_WAIT,
+  t.eq(#warnings, 1, "a suspicious wait is logged")
+  t.eq(warnings[1]:find("Retry-After: 999999999 cut to 900 s", 1, true) ~= nil, true, warnings[1])
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "1e309" }), 1), 1, "not a wait: backoff")
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "-5" }), 2), 2, "negative: backoff, not at once")
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "1.5" }), 1), 1, "fractional: backoff")
+  t.eq(#warnings, 1, "logged once")
+  t.eq(h:retry_delay(answer(503, { ["retry-after"] = "7" }), 1), 7, "seconds")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=0;t=3600' }), 1), hub.MAX_SERVER_WAIT,
     "a window's reset, capped")
+  t.eq(h:retry_delay(answer(429, { ratelimit = '"api";r=0;t=999999' }), 3), 4,
+    "an absurd reset is no reset: backoff")
+  t.eq(hub.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470), 10, "an HTTP-date")
+  t.eq(hub.parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 5), 0, "a date past: at once")
+  t.eq(hub.parse_retry_after("Wed, 21 Foo 2015 07:28:00 GMT", 0), nil, "not a date")
+  t.eq(hub.parse_retry_after("99999999999999999999", 0), math.huge, "too long: cut later")
 end)
 
 t.case("listing journal: a line torn by a kill is skipped, the next run's follow", function()

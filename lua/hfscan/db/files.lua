@@ -14,6 +14,7 @@
 local clock = require "hfscan.clock"
 local hf = require "hfscan"
 local json = require "hfscan.json"
+local logging = require "hfscan.log"
 
 local M = {}
 
@@ -133,14 +134,22 @@ function M.extra_columns_of(parameters)
   return list
 end
 
-local function select_columns(record, columns)
+local Db = {}
+Db.__index = Db
+
+-- A record's fields in the order of columns, as text, with every secret the db
+-- knows masked: a server may echo the token into a message.
+function Db:select_columns(record, columns)
   local out = {}
-  for i, c in ipairs(columns) do out[i] = record[c] == nil and "" or tostring(record[c]) end
+  for i, c in ipairs(columns) do
+    local v = record[c] == nil and "" or tostring(record[c])
+    out[i] = #self.secrets > 0 and logging.mask(v, self.secrets) or v
+  end
   return out
 end
 
-local Db = {}
-Db.__index = Db
+-- Masks these secrets (a list that may grow: the log's) in every field written.
+function Db:mask_with(secrets) self.secrets = secrets end
 
 local function write_header(writer, parameters, kind, columns)
   writer:comment("SCAN_PARAMETERS")
@@ -157,7 +166,7 @@ end
 -- values (see PARAMETER_KEYS); extra_columns: a policy's added columns. Returns
 -- a db, or nil and a message.
 function M.create(dir, ts, parameters, extra_columns)
-  local db = setmetatable({ paths = M.paths(dir, ts), writers = {},
+  local db = setmetatable({ paths = M.paths(dir, ts), writers = {}, secrets = {},
     extended = M.extended_columns(extra_columns) }, Db)
   for _, kind in ipairs(M.CSV_KINDS) do
     local w, err = hf.csv_writer(db.paths[kind], "create")
@@ -178,7 +187,7 @@ end
 
 -- Opens existing files for appending (a resumed scan).
 function M.open_append(paths, extra_columns)
-  local db = setmetatable({ paths = paths, writers = {},
+  local db = setmetatable({ paths = paths, writers = {}, secrets = {},
     extended = M.extended_columns(extra_columns) }, Db)
   for _, kind in ipairs(M.FILE_KINDS) do
     local w, err = hf.csv_writer(paths[kind], "append")
@@ -213,10 +222,10 @@ local function maybe_crash(point) M.maybe_crash(point, written) end
 -- repo as complete (unless finished is false: a restart then redoes it).
 function Db:write_repo(rows, errors, repo_id, commit, finished)
   local blocks = { errors = {}, basic = {}, extended = {} }
-  for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = select_columns(e, M.ERROR_COLUMNS) end
+  for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = self:select_columns(e, M.ERROR_COLUMNS) end
   for _, r in ipairs(rows) do
-    blocks.basic[#blocks.basic + 1] = select_columns(r, M.BASIC_COLUMNS)
-    blocks.extended[#blocks.extended + 1] = select_columns(r, self.extended)
+    blocks.basic[#blocks.basic + 1] = self:select_columns(r, M.BASIC_COLUMNS)
+    blocks.extended[#blocks.extended + 1] = self:select_columns(r, self.extended)
   end
   written = written + 1
   for _, kind in ipairs(M.CSV_KINDS) do

@@ -45,7 +45,7 @@ M.LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = t
 -- waits for the rate limit happen in the task, not on a worker), retries (how
 -- often a 5xx or a network failure is retried when the caller has no other
 -- endpoint to ask; default 5), max_wait (8 s), on_request(bucket, response|nil)
--- for accounting.
+-- for accounting, on_warning(message) for what the log should say once.
 function M.new(options)
   local endpoint = (options.endpoint or M.DEFAULT_ENDPOINT):gsub("/+$", "")
   return setmetatable({
@@ -57,6 +57,7 @@ function M.new(options)
     retries = options.retries or 5,
     max_wait = options.max_wait or 8,
     on_request = options.on_request,
+    on_warning = options.on_warning,
     limiter = options.limiter,
     timeout = options.timeout or 30,
     learnt_buckets = {},
@@ -152,19 +153,83 @@ local function failure(kind, message, partial, code)
 end
 M.failure = failure
 
--- No wait the server asks for is longer than this: the Hub's windows last 5 minutes.
-M.MAX_SERVER_WAIT = 300
+-- No wait the server asks for is longer than its bucket's window (the Hub's last
+-- 5 minutes), or than this when no window is known: a server that asks for more
+-- is broken or hostile, and the wait is cut (issue 14).
+M.MAX_SERVER_WAIT = 900
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Seconds since the epoch of a civil UTC date (days from civil, proleptic Gregorian).
+local function epoch_of(y, m, d, hh, mm, ss)
+  y = m <= 2 and y - 1 or y
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+-- Retry-After (RFC 9110): delta-seconds, or an HTTP-date ("Wed, 21 Oct 2015
+-- 07:28:00 GMT") taken against now (seconds since the epoch). Returns seconds
+-- (0 for a date past), or nil for anything else: negative, fractional, "1e309".
+function M.parse_retry_after(value, now)
+  if type(value) ~= "string" then return nil end
+  local digits = value:match("^%s*(%d+)%s*$")
+  if digits then return #digits > 12 and math.huge or tonumber(digits) end
+  local d, mon, y, hh, mm, ss = value:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
+  if not (d and MONTHS[mon]) then return nil end
+  local at = epoch_of(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  return math.max(0, at - (now or os.time()))
+end
+
+-- The longest wait the server may ask of a bucket: its window, once known.
+function Hub:wait_ceiling(bucket)
+  local state = self.limiter and bucket and self.limiter:state(bucket)
+  local window = state and state.window
+  if window and window > 0 and window < M.MAX_SERVER_WAIT then return window end
+  return M.MAX_SERVER_WAIT
+end
+
+-- Tells the caller, once per client, that the server sent a value no client
+-- should honour (message: what and how it was bounded; nil: ask the limiter,
+-- which bounds the RateLimit values itself).
+function Hub:note_suspicious(message)
+  if self.warned_suspicious then return end
+  if not message and self.limiter then
+    local count, latest = self.limiter:suspicious()
+    message = count > 0 and latest or nil
+  end
+  if not message then return end
+  self.warned_suspicious = true
+  if self.on_warning then
+    self.on_warning(("the Hub sent a suspicious value, which was bounded: %s (further ones are not logged)")
+      :format(message))
+  end
+end
 
 -- Seconds to wait before retrying a response (hub-api.md section 8, as HH does):
--- a 429 with r=0 waits for the window; else Retry-After; else exponential.
-function Hub:retry_delay(res, attempt)
-  local asked
+-- a 429 with r=0 waits for the window; else Retry-After; else exponential. A
+-- wait the server asks for is cut to the bucket's ceiling.
+function Hub:retry_delay(res, attempt, bucket)
+  local asked, what
   if res and res.status == 429 then
     local _, r, t = hf.parse_ratelimit(res.headers.ratelimit or "")
-    if r == 0 and t then asked = t + 1 end
+    if r == 0 and t then asked, what = t + 1, "RateLimit t=" .. t end
   end
-  asked = asked or (res and tonumber(res.headers["retry-after"] or ""))
-  if asked and asked == asked then return math.max(0, math.min(asked, M.MAX_SERVER_WAIT)) end
+  if not asked and res and res.headers["retry-after"] then
+    asked, what = M.parse_retry_after(res.headers["retry-after"]), "Retry-After: " .. res.headers["retry-after"]
+    if not asked then self:note_suspicious(what .. " is not a wait; backing off instead") end
+  end
+  if asked then
+    local ceiling = self:wait_ceiling(bucket)
+    if asked > ceiling then
+      self:note_suspicious(("%s cut to %d s"):format(what:sub(1, 80), ceiling))
+      asked = ceiling
+    end
+    return asked
+  end
   return math.min(2 ^ (attempt - 1), self.max_wait)
 end
 
@@ -239,6 +304,7 @@ function Hub:request_once(req)
     req.continue = nil
     local bucket = self:answered_bucket(req, res, own)
     if self.on_request then self.on_request(bucket, res) end
+    if res and self.limiter then self:note_suspicious() end
     if code == "interrupted" or hf.interrupted() then
       return nil, failure("interrupted", "interrupted")
     end
@@ -247,11 +313,11 @@ function Hub:request_once(req)
     if res and res.status == 429 then
       throttled = throttled + 1
       if throttled > self.retries or retries == 0 then return res end
-      self.loop:sleep(self:retry_delay(res, throttled))
+      self.loop:sleep(self:retry_delay(res, throttled, bucket))
     elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
       failures_left = failures_left - 1
       req.continue = partial
-      self.loop:sleep(self:retry_delay(res, self.retries - failures_left))
+      self.loop:sleep(self:retry_delay(res, self.retries - failures_left, bucket))
     elseif res then
       return res
     else
@@ -303,15 +369,29 @@ function Hub:request(req)
   return res, err
 end
 
--- GET a JSON document from the API. options: retries, repo (for accounting).
--- Returns the decoded value and the response.
+-- The largest JSON answer of each kind. Real ones are far smaller (a tree page
+-- of 1000 entries is about 300 KB, model info of a 5000-file repo about 1.5 MB);
+-- the caps bound what a broken server can make the scan hold: decoded, a JSON
+-- body takes several times its size.
+M.JSON_CAPS = { listing = 16 << 20, model_info = 8 << 20, tree = 8 << 20,
+  paths_info = 8 << 20, other = 8 << 20 }
+
+-- GET a JSON document from the API. options: retries, repo (for accounting),
+-- kind (a key of JSON_CAPS; default other). Returns the decoded value and the
+-- response.
 function Hub:get_json(url, options)
   options = options or {}
-  local res, err = self:request { url = url, max_body = 256 << 20, retries = options.retries,
+  local cap = M.JSON_CAPS[options.kind or "other"]
+  local res, err = self:request { url = url, max_body = cap, retries = options.retries,
     repo = options.repo, method = options.method, body = options.body, headers = options.headers }
+  if not res and err.kind == "too_large" then
+    -- An answer past its kind's cap is a broken one, not a fact about a file.
+    return nil, failure("bad_response", err.message, nil, "too_large")
+  end
   if not res then return nil, err end
   if res.status ~= 200 then return nil, self:classify(res) end
   local value, jerr = cjson.decode(res.body or "")
+  res.body = nil -- decoded: the text need not stay alive beside the tables
   if value == nil then
     return nil, failure("bad_response", url .. ": invalid JSON: " .. tostring(jerr))
   end
@@ -327,11 +407,36 @@ function Hub:get_json_array(url, options)
   return value, res
 end
 
+-- The most entries a tree may have: far above any real model repo, and a
+-- bound on the memory a server can make the list take.
+M.MAX_TREE_ENTRIES = 200000
+
+-- Tells, page by page, whether a page adds anything: key(item) names an item,
+-- and a page whose items are all known already (or that is empty while it
+-- names a next page) adds nothing. all = false keeps only the last page's keys
+-- (the listing, whose pages are many; a loop of one page is caught by its URL).
+local function novelty(key, all)
+  local known = {}
+  return function(items, has_next)
+    if #items == 0 then return not has_next end
+    local new = false
+    local page = all and known or {}
+    for _, item in ipairs(items) do
+      local k = type(item) == "table" and key(item) or nil
+      if k == nil or not known[k] then new = true end
+      if k ~= nil then page[k] = true end
+    end
+    known = page
+    return new
+  end
+end
+
 -- Follows a Link rel="next" chain from url. fetch(url) gives items, response
 -- or nil, error; take(items, next_url, url) returns false to stop. No page is
--- read twice, and no chain is longer than MAX_PAGES (what names it in the
--- message). Returns true, or nil and an error (err.url: the page that failed).
-local function follow_pages(url, what, fetch, take)
+-- read twice, a page that adds nothing (adds(items, has_next) false) ends the
+-- chain as a bad answer, and no chain is longer than MAX_PAGES (what names it in
+-- the message). Returns true, or nil and an error (err.url: the page that failed).
+local function follow_pages(url, what, fetch, take, adds)
   local seen = {}
   for _ = 1, M.MAX_PAGES do
     if seen[url] then
@@ -344,6 +449,9 @@ local function follow_pages(url, what, fetch, take)
       return nil, res
     end
     local next_url = urls.link(res.headers.link, "next")
+    if not adds(items, next_url ~= nil) then
+      return nil, failure("bad_response", ("%s: the page %s adds nothing to those before it"):format(what, url))
+    end
     if take(items, next_url, url) == false or not next_url then return true end
     url = next_url
   end
@@ -400,11 +508,14 @@ function Hub:listing_page(url, backoff)
   while true do
     local err
     for _, variant in ipairs(variants) do
-      local items, res = self:get_json_array(variant, { retries = 0, repo = "(listing)" })
+      local items, res = self:get_json_array(variant, { retries = 0, repo = "(listing)",
+        kind = "listing" })
       if items then return items, res end
       err = res
-      -- Only an overloaded answer says a lighter page may do better.
-      if err.kind ~= "server_error" and err.code ~= "timeout" then break end
+      -- Only an overloaded or an oversized answer says a lighter page may do better.
+      if err.kind ~= "server_error" and err.code ~= "timeout" and err.code ~= "too_large" then
+        break
+      end
     end
     if not M.LIST_TRANSIENT[err.kind] or not backoff or not backoff:wait() then return nil, err end
   end
@@ -419,7 +530,7 @@ function Hub:list_models(params, on_page, options)
   local url = options.start_url or (self:api_url("models") .. "?" .. urls.query(params))
   return follow_pages(url, "the listing", function(page_url)
     return self:listing_page(page_url, options.backoff)
-  end, on_page)
+  end, on_page, novelty(function(model) return model.id end, false))
 end
 
 -- ---- a repo's files --------------------------------------------------------
@@ -431,7 +542,7 @@ function Hub:model_info(repo_id, revision, options)
   local url = revision and self:api_url("models", repo_id, "revision", urls.segment(revision))
     or self:api_url("models", repo_id)
   if options.blobs then url = url .. "?blobs=true" end
-  return self:get_json(url, { retries = options.retries, repo = repo_id })
+  return self:get_json(url, { retries = options.retries, repo = repo_id, kind = "model_info" })
 end
 
 -- Every entry of a repo's tree at a revision, following pages to the end: the
@@ -440,12 +551,18 @@ function Hub:tree(repo_id, revision, options)
   options = options or {}
   local url = self:api_url("models", repo_id, "tree", urls.segment(revision))
     .. "?recursive=true&expand=false"
-  local entries = {}
-  local ok, err = follow_pages(url, "the tree of " .. repo_id, function(page_url)
-    return self:get_json_array(page_url, { retries = options.retries, repo = repo_id })
+  local entries, what = {}, "the tree of " .. repo_id
+  local too_many
+  local ok, err = follow_pages(url, what, function(page_url)
+    return self:get_json_array(page_url, { retries = options.retries, repo = repo_id, kind = "tree" })
   end, function(page)
+    if #entries + #page > M.MAX_TREE_ENTRIES then
+      too_many = failure("bad_response", ("%s has more than %d entries"):format(what, M.MAX_TREE_ENTRIES))
+      return false
+    end
     table.move(page, 1, #page, #entries + 1, entries)
-  end)
+  end, novelty(function(entry) return entry.path end, true))
+  if too_many then return nil, too_many end
   if not ok then return nil, err end
   return entries
 end
@@ -464,7 +581,7 @@ function Hub:paths_info(repo_id, revision, paths, options)
     parts[#parts + 1] = "expand=false"
     local page, err = self:get_json_array(url, { method = "POST", body = table.concat(parts, "&"),
       headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
-      retries = options.retries, repo = repo_id })
+      retries = options.retries, repo = repo_id, kind = "paths_info" })
     if not page then return nil, err end
     table.move(page, 1, #page, #entries + 1, entries)
   end
@@ -552,7 +669,8 @@ function Hub:download_from_cdn(resolve_url, location, options, repo_id)
   local partial
   for refresh = 0, M.CDN_REFRESHES do
     local res, err = self:request { url = location, sink = "sha256", max_body = options.max_bytes,
-      cross_host = true, git_blob_size = options.git_blob_size, git_blob = options.git_blob,
+      expected_size = options.expected_size, cross_host = true,
+      git_blob_size = options.git_blob_size, git_blob = options.git_blob,
       continue = partial, repo = repo_id, retries = options.retries }
     if not res or not CDN_REFUSED[res.status] or refresh == M.CDN_REFRESHES then return res, err end
     partial = res.partial
@@ -575,13 +693,15 @@ end
 -- fetched from the CDN without Authorization, unless options.claim_only.
 -- options: max_bytes (abort past it), git_blob_size (also compute the git blob
 -- SHA-1 of a body that size), git_blob (the same, with the size the answer
--- announces), claim_only, retries. Returns { sha256, bytes, git_sha1, claim } (no
+-- announces), expected_size (the listed size: the download's deadline scales
+-- with it), claim_only, retries. Returns { sha256, bytes, git_sha1, claim } (no
 -- sha256 for an LFS file with claim_only) or nil, error.
 function Hub:fetch_file(repo_id, revision, path, options)
   options = options or {}
   local url = self:file_url("resolve", repo_id, revision, path)
   local res, err = self:request { url = url, sink = "sha256", max_body = options.max_bytes,
-    git_blob_size = options.git_blob_size, git_blob = options.git_blob, repo = repo_id,
+    expected_size = options.expected_size, git_blob_size = options.git_blob_size,
+    git_blob = options.git_blob, repo = repo_id,
     headers = { ["Accept-Encoding"] = "identity" }, retries = options.retries }
   if not res then return nil, err end
   if res.status >= 400 then return nil, self:classify(res) end
@@ -597,7 +717,9 @@ function Hub:fetch_file(repo_id, revision, path, options)
     if refusal then
       return nil, failure("bad_response", ("%s: %s (to %s)"):format(url, refusal, claim.location))
     end
-    res, err = self:download_from_cdn(url, claim.location, options, repo_id)
+    local cdn_options = setmetatable({ expected_size = options.expected_size or claim.size },
+      { __index = options })
+    res, err = self:download_from_cdn(url, claim.location, cdn_options, repo_id)
     if not res then return nil, err end
   end
   if res.status ~= 200 and res.status ~= 206 then return nil, self:classify(res) end

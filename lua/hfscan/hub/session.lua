@@ -14,7 +14,7 @@ Session.__index = Session
 -- settings: endpoint, token, workers (4), rate_limit (seconds between one
 -- worker's requests, 0), spread_fraction (the limiter's; nil keeps its default),
 -- retries (the Hub client's default), on_request(bucket, response) for
--- accounting. Returns a session with limiter, pool, loop and hub.
+-- accounting, on_warning(message) for the log. Returns a session with limiter, pool, loop and hub.
 function M.open(settings)
   local limiter = hf.ratelimiter()
   if settings.spread_fraction then limiter:set_spread_fraction(settings.spread_fraction) end
@@ -22,7 +22,8 @@ function M.open(settings)
   pool:set_worker_spacing(settings.rate_limit or 0)
   local loop = async.new(pool)
   local hub = hub_client.new { endpoint = settings.endpoint, token = settings.token, loop = loop,
-    limiter = limiter, on_request = settings.on_request, retries = settings.retries }
+    limiter = limiter, on_request = settings.on_request, retries = settings.retries,
+    on_warning = settings.on_warning }
   return setmetatable({ limiter = limiter, pool = pool, loop = loop, hub = hub }, Session)
 end
 

@@ -43,10 +43,17 @@ function M.parse_pointer(text)
   return oid, size
 end
 
--- A SHA-256 as the Hub states it: 64 lowercase hex digits, else nil.
-function M.valid_sha256(value)
-  if type(value) == "string" and #value == 64 and value:match("^[0-9a-f]+$") then return value end
+local function hex_of_length(value, length)
+  if type(value) == "string" and #value == length and value:match("^%x+$") then
+    return value:lower()
+  end
   return nil
 end
+
+-- A SHA-256 as the Hub states it: 64 hex digits (either case), lower-cased; else nil.
+function M.valid_sha256(value) return hex_of_length(value, 64) end
+
+-- A git blob id: 40 hex digits (either case), lower-cased; else nil.
+function M.valid_git_oid(value) return hex_of_length(value, 40) end
 
 return M

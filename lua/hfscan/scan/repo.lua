@@ -24,6 +24,7 @@ local lfs = require "hfscan.scan.lfs"
 local policies = require "hfscan.scan.policy"
 local targets = require "hfscan.scan.targets"
 local tiers = require "hfscan.scan.tiers"
+local urls = require "hfscan.hub.urls"
 
 local M = {}
 
@@ -57,7 +58,7 @@ local TRANSIENT, LIST_TRANSIENT = hub_client.TRANSIENT, hub_client.LIST_TRANSIEN
 local TERMINAL = { repository_not_found = true, revision_not_found = true,
   repository_disabled = true }
 -- Failures of a file that are facts about it: a row says so.
-local FILE_FACTS = { hash_mismatch = true, gated_repository = true, repository_disabled = true,
+local FILE_FACTS = { hash_mismatch = true, unverifiable = true, gated_repository = true, repository_disabled = true,
   region_blocked = true, entry_not_found = true }
 -- Raised (and caught in run) when on_error says to skip the rest of the repo.
 local SKIP_REPO = {}
@@ -304,22 +305,39 @@ local function mismatch(message, ...)
   return nil, hub_client.failure("hash_mismatch", message:format(...))
 end
 
--- Checks a download against every claim the Hub made of the file.
+local function unverifiable(message, ...)
+  return nil, hub_client.failure("unverifiable", message:format(...))
+end
+
+-- Checks a download against the Hub's claims of the file, and fails closed: the
+-- bytes are a good hash only when a valid claim was there to compare them with
+-- (an LFS file: a SHA-256 from the metadata or X-Linked-Etag; a plain file: its
+-- git blob id and size). Substituted bytes of the right size never pass.
 function Scan:verify_download(file, got)
   local claim = got.claim
   local expected_size = file.size or (claim.kind == "lfs" and claim.size) or nil
   if expected_size and got.bytes ~= expected_size then
     return mismatch("downloaded %d bytes, the Hub lists %d", got.bytes, expected_size)
   end
-  if claim.kind == "lfs" and claim.sha256 and claim.sha256 ~= got.sha256 then
-    return mismatch("downloaded SHA-256 %s, the Hub claims %s", got.sha256, claim.sha256)
-  end
-  local blob_id = claim.kind == "plain" and not file.lfs and (file.blob_id or claim.git_oid)
-  if blob_id and got.git_sha1 and got.git_sha1 ~= blob_id then
-    return mismatch("git blob id %s, the Hub lists %s", got.git_sha1, blob_id)
-  end
   if claim.commit and claim.commit ~= self.model.sha then
     return mismatch("served from commit %s, pinned %s", claim.commit, self.model.sha)
+  end
+  if file.lfs or claim.kind == "lfs" then
+    local expected = lfs.valid_sha256(file.sha256) or lfs.valid_sha256(claim.sha256)
+    if not expected then
+      return unverifiable("an LFS file with no valid SHA-256 claim to check the download against")
+    end
+    if expected ~= got.sha256 then
+      return mismatch("downloaded SHA-256 %s, the Hub claims %s", got.sha256, expected)
+    end
+    return got.sha256
+  end
+  local blob_id = lfs.valid_git_oid(file.blob_id) or lfs.valid_git_oid(claim.git_oid)
+  if not (blob_id and expected_size and got.git_sha1) then
+    return unverifiable("a plain file with no git blob id and size to check the download against")
+  end
+  if got.git_sha1 ~= blob_id then
+    return mismatch("git blob id %s, the Hub lists %s", got.git_sha1, blob_id)
   end
   return got.sha256
 end
@@ -336,7 +354,7 @@ function Scan:download_hash(file)
   file.fetched = nil -- a second round downloads again
   if not got then
     got, err = self.hub:fetch_file(self.model.id, self.model.sha, file.path, {
-      max_bytes = limit, git_blob_size = (not file.lfs and file.size) or nil,
+      max_bytes = limit, expected_size = file.size, git_blob_size = (not file.lfs and file.size) or nil,
       git_blob = not file.lfs and not file.size, retries = 0 })
     self:check(err)
     if not got then return nil, err end
@@ -502,6 +520,8 @@ end
 -- Scans the repo. Returns rows, errors. Raises M.INTERRUPTED on a stop.
 function Scan:run()
   local m = self.model
+  local bad_id = urls.repo_id_problem(m.id)
+  if bad_id then return self:repo_failed(hub_client.failure("invalid_repo_id", bad_id)) end
   if not m.sha then
     local ok, err = self:pin_commit()
     if not ok then return self:repo_failed(err) end

@@ -70,13 +70,17 @@ Scanner.__index = Scanner
 function M.new_scanner(o, db, log, stats)
   local self = setmetatable({ o = o, db = db, log = log, stats = stats, seen = {}, fatal = nil,
     api_only_queued = 0, facts_by_repo = {} }, Scanner)
+  -- The secrets the log masks are masked in every field of the files too: a
+  -- server may echo the token into an error message.
+  db:mask_with(log.secrets)
   self.session = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
     rate_limit = o.rate_limit,
     -- Spend each window's quota at full speed and stop at r = 0 until the reset:
     -- spreading the tail would only slow the scan, whose work is known to exceed
     -- the quota (the resolvers route takes repos while the api window is spent).
     spread_fraction = 0,
-    on_request = function(bucket, res) self:count_request(bucket, res) end }
+    on_request = function(bucket, res) self:count_request(bucket, res) end,
+    on_warning = function(message) log:warn("%s", message) end }
   local loop = self.session.loop
   self.hub, self.loop, self.limiter = self.session.hub, loop, self.session.limiter
   self.policy = o.loaded_policy or policies.new()

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 
+#include "hfscan/atomic_file.h"
 #include "hfscan/interrupt.h"
 #include "lua_bindings.h"
 
@@ -327,6 +328,19 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
+/* write_file_atomically(path, text) -> true | nil, message, "io": path holds text
+ * whole, or is left as it was (hf_write_file_atomically). */
+static int l_write_file_atomically(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1);
+  const char *text = luaL_checklstring(L, 2, &len);
+  char err[512];
+  if (hf_write_file_atomically(path, text, len, err, sizeof err) != 0)
+    return hf_lua_fail(L, err, "io");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* mkdir_p(path) -> true | nil, message, "io": creates the folder and its parents. */
 static int l_mkdir_p(lua_State *L) {
   size_t len;
@@ -417,6 +431,7 @@ void hf_lua_register_util(lua_State *L) {
       {"file_type", l_file_type},
       {"realpath", l_realpath},
       {"mkdir_p", l_mkdir_p},
+      {"write_file_atomically", l_write_file_atomically},
       {"kill_self_for_tests", l_kill_self_for_tests},
       {"list_dir", l_list_dir},
       {NULL, NULL},

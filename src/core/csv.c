@@ -1,6 +1,8 @@
 /* RFC 4180 CSV writing and reading. */
 #include "hfscan/csv.h"
 
+#include "hfscan/atomic_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -150,19 +152,6 @@ int hf_csv_writer_row_raw(hf_csv_writer *w, const char *text, size_t len) {
   return hf_buf_append(&w->pending, text, len) == 0 ? 0 : ENOMEM;
 }
 
-static int write_all(int fd, const char *data, size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return errno;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 /* A block that fails half-way (ENOSPC, EFBIG) leaves a torn row, so the file is cut
  * back to where the block began and the block stays queued: a later flush writes it
  * whole, once. If the cut fails too, the file can no longer be trusted to end on a
@@ -175,7 +164,7 @@ int hf_csv_writer_flush(hf_csv_writer *w) {
   struct stat before;
   if (fstat(w->fd, &before) != 0)
     return errno;
-  int rc = write_all(w->fd, w->pending.data, w->pending.len);
+  int rc = hf_write_all(w->fd, w->pending.data, w->pending.len);
   if (rc != 0) {
     /* Without O_APPEND the offset must move back too, or the retry leaves a hole. */
     if (ftruncate(w->fd, before.st_size) != 0 || lseek(w->fd, before.st_size, SEEK_SET) < 0)
@@ -190,19 +179,6 @@ int hf_csv_writer_sync(hf_csv_writer *w) {
   int rc = hf_csv_writer_flush(w);
   if (rc == 0 && fsync(w->fd) != 0)
     rc = errno;
-  return rc;
-}
-
-static int sync_folder_of(const char *path) {
-  char *copy = strdup(path);
-  if (!copy)
-    return ENOMEM;
-  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  free(copy);
-  if (fd < 0)
-    return errno;
-  int rc = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
   return rc;
 }
 
@@ -221,7 +197,7 @@ int hf_csv_writer_commit(hf_csv_writer *w, char *err, size_t errlen) {
     if (rename(w->temp_path, w->path) != 0)
       rc = errno;
     else
-      rc = sync_folder_of(w->path);
+      rc = hf_sync_folder_of(w->path);
   }
   if (rc != 0) {
     set_error(rc, "cannot write", w->path, err, errlen);

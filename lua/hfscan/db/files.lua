@@ -165,24 +165,39 @@ end
 -- Creates the three CSVs with their header blocks. parameters: the header's
 -- values (see PARAMETER_KEYS); extra_columns: a policy's added columns. Returns
 -- a db, or nil and a message.
-function M.create(dir, ts, parameters, extra_columns)
-  local db = setmetatable({ paths = M.paths(dir, ts), writers = {}, secrets = {},
-    extended = M.extended_columns(extra_columns) }, Db)
+local function create_files(db, parameters)
   for _, kind in ipairs(M.CSV_KINDS) do
     local w, err = hf.csv_writer(db.paths[kind], "create")
     if not w then return nil, err end
+    db.writers[kind] = w
     local ok, werr = write_header(w, parameters, kind,
       kind == "extended" and db.extended or M.KINDS[kind].columns)
     if not ok then return nil, werr end
-    db.writers[kind] = w
   end
   local p, perr = hf.csv_writer(db.paths.progress, "create")
   if not p then return nil, perr end
-  p:row(M.PROGRESS_COLUMNS)
-  local ok, werr = p:flush()
-  if not ok then return nil, werr end
   db.writers.progress = p
-  return db
+  p:row(M.PROGRESS_COLUMNS)
+  -- Headers on disk before the first row: a restart reads them.
+  for _, kind in ipairs(M.FILE_KINDS) do
+    local ok, err = db.writers[kind]:sync()
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+function M.create(dir, ts, parameters, extra_columns)
+  local db = setmetatable({ paths = M.paths(dir, ts), writers = {}, secrets = {},
+    extended = M.extended_columns(extra_columns) }, Db)
+  local ok, err = create_files(db, parameters)
+  if ok then return db end
+  -- A disk that fills while the files are made leaves no half-made scan behind
+  -- for --restart to refuse: the scan simply has not begun.
+  for _, kind in ipairs(M.FILE_KINDS) do
+    if db.writers[kind] then db.writers[kind]:abort() end
+    os.remove(db.paths[kind])
+  end
+  return nil, err
 end
 
 -- Opens existing files for appending (a resumed scan).
@@ -218,6 +233,18 @@ function M.maybe_crash(point, count)
 end
 local function maybe_crash(point) M.maybe_crash(point, written) end
 
+-- A test hook: HFSCAN_TEST_IO_TRACE=<file> appends a line per sync and per
+-- progress append, so a test can check their order without strace.
+local trace_path = os.getenv("HFSCAN_TEST_IO_TRACE")
+local function trace(event)
+  if not trace_path then return end
+  local f = io.open(trace_path, "a")
+  if f then
+    f:write(event, "\n")
+    f:close()
+  end
+end
+
 -- Appends one repo's rows and errors, each file in one write, then records the
 -- repo as complete (unless finished is false: a restart then redoes it).
 function Db:write_repo(rows, errors, repo_id, commit, finished)
@@ -236,17 +263,33 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
     maybe_crash("after_" .. kind)
   end
   if finished == false then return true end
+  -- The repo's rows reach the disk before the line that calls it finished: a
+  -- power loss must not leave a finished repo without its rows.
+  for _, kind in ipairs(M.CSV_KINDS) do
+    if #blocks[kind] > 0 then
+      local ok, err = self.writers[kind]:sync()
+      if not ok then return nil, err end
+      trace("sync " .. kind)
+    end
+  end
+  trace("append progress")
   return self.writers.progress:write_block({ { repo_id, commit or "" } })
 end
 
+-- Commits every file. Returns true, or nil and the first error (a full disk,
+-- a failed sync): the scan must not say it completed then.
 function Db:close()
+  local ok, first_err = true, nil
   for _, kind in ipairs(M.FILE_KINDS) do
-    if self.writers[kind] then self.writers[kind]:close() end
+    if self.writers[kind] then
+      local cok, err = self.writers[kind]:close()
+      if not cok and ok then ok, first_err = nil, err end
+    end
   end
   self.writers = {}
+  return ok, first_err
 end
 
--- Writes the metadata JSON atomically (a temporary file renamed over it).
 -- A scan's metadata JSON as a table, or nil (none yet, or unreadable).
 function M.read_metadata(path)
   local f = io.open(path)
@@ -256,13 +299,11 @@ function M.read_metadata(path)
   return type(meta) == "table" and meta or nil
 end
 
+-- Writes the metadata JSON whole or not at all (a temporary file, synced and
+-- renamed over it): a full disk leaves the previous one, never an empty one.
+-- Returns true, or nil and a message.
 function M.write_metadata(path, metadata)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then return nil, err end
-  f:write(json.encode(metadata), "\n")
-  f:close()
-  return os.rename(tmp, path)
+  return hf.write_file_atomically(path, json.encode(metadata) .. "\n")
 end
 
 return M

@@ -67,9 +67,22 @@ end
 -- The repos recorded as finished, in order. Without a progress file (an older
 -- scan), every repo of the extended file but the last one, which may have been
 -- cut short.
+-- A progress file that a full disk or a kill left empty, or cut inside its
+-- header line, says nothing: it is rebuilt like a missing one (issue 14).
+local function progress_file_says_nothing(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local text = f:read(4096) or ""
+  f:close()
+  local header = table.concat(database.PROGRESS_COLUMNS, ",") .. "\r\n"
+  return #text < #header and header:sub(1, #text) == text
+end
+
 local function finished_repos(paths, docs, log)
   local finished, order = {}, {}
-  if hf.file_type(paths.progress) == "file" then
+  if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
+    log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
+  elseif hf.file_type(paths.progress) == "file" then
     local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
     if not doc then return nil, err end
     for _, row in ipairs(doc.rows) do
@@ -79,7 +92,8 @@ local function finished_repos(paths, docs, log)
     end
     return finished, order, true
   end
-  log:warn("%s is missing: taking the repos of the extended file as finished, except the last", paths.progress)
+  log:warn("%s is missing or empty: taking the repos of the extended file as finished, except the last",
+    paths.progress)
   for _, row in ipairs(docs.extended.rows) do
     local repo = row[EXT.repo_id]
     if not finished[repo] then

@@ -531,7 +531,11 @@ function M.execute(o, db, ts, log, stats, extra)
   local ok, err = pcall(scanner.run, scanner)
   local by_bucket, waited = scanner:bucket_stats()
   scanner:close()
-  db:close()
+  local closed, cerr = db:close()
+  if not closed then
+    scanner.fatal = scanner.fatal or ("cannot write the database: " .. tostring(cerr))
+    log:error("%s", scanner.fatal)
+  end
   local interrupted = hf.interrupted()
   local unfinished = stats.unfinished
   local status = (not ok or scanner.fatal) and "failed" or interrupted and "interrupted"
@@ -548,7 +552,12 @@ function M.execute(o, db, ts, log, stats, extra)
   if extra and extra.metadata then extra.metadata(metadata) end
   database.maybe_crash("before_metadata")
   local mok, merr = database.write_metadata(db.paths.metadata, metadata)
-  if not mok then log:error("cannot write %s: %s", db.paths.metadata, tostring(merr)) end
+  if not mok then
+    -- The rows are safe; without its metadata the scan must not say it completed.
+    log:error("%s", tostring(merr))
+    scanner.fatal = scanner.fatal or tostring(merr)
+    status = "failed"
+  end
   if not ok then
     log:error("%s", tostring(err))
     log:close()

@@ -259,6 +259,7 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
     if #blocks[kind] > 0 then
       local ok, err = self.writers[kind]:write_block(blocks[kind])
       if not ok then return nil, err end
+      trace("write " .. kind)
     end
     maybe_crash("after_" .. kind)
   end

@@ -403,11 +403,15 @@ function M.update_failed(o)
     if not wok then return fail(log, "cannot append to " .. paths.errors .. ": " .. tostring(werr2)) end
   end
   local dir = paths.dir
-  local store = require("hfscan.db.store").open(dir)
-  if not (store and store:import_scan(paths)) then
-    log:warn("cannot update the SQLite database; rebuild it with: hfscan db build --output-dir %s", dir)
+  local store_call = scanner.store_call
+  local store, serr = store_call(require("hfscan.db.store").open, dir)
+  local imported
+  if store then imported, serr = store_call(store.import_scan, store, paths) end
+  if not imported then
+    log:warn("cannot update the SQLite database (%s); rebuild it with: hfscan db build --output-dir %s",
+      tostring(serr), dir)
   end
-  if store then store:close() end
+  if store then store_call(store.close, store) end
   log:info("updated %s: %d of %d failed rows now have a hash, %d still fail", paths.extended,
     fixed, count, count - fixed)
   if not o.quiet then

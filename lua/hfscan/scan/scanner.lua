@@ -358,10 +358,11 @@ function Scanner:record(model, rows, errors, unfinished)
     return false
   end
   if self.store then
-    local sok, serr = self.store:add_rows(self.scan_id, rows)
+    local sok, serr = M.store_call(self.store.add_rows, self.store, self.scan_id, rows)
     if not sok then
       self.log:warn("the SQLite database is no longer kept current (%s); rebuild it with: hfscan db build --output-dir %s",
         tostring(serr), self.db.paths.dir)
+      M.store_call(self.store.close, self.store)
       self.store = nil
     end
   end
@@ -444,7 +445,16 @@ end
 
 function Scanner:close()
   self.session:close()
-  if self.store then self.store:close() end
+  if self.store then M.store_call(self.store.close, self.store) end
+end
+
+-- Calls a method of the SQLite store under pcall: SQLite trouble (a lock held
+-- too long, a full disk, a corrupt file) raises in the binding, and must cost
+-- only the database, never the scan. Returns what fn returns, or nil and the error.
+function M.store_call(fn, ...)
+  local results = table.pack(pcall(fn, ...))
+  if not results[1] then return nil, results[2] end
+  return table.unpack(results, 2, results.n)
 end
 
 -- Opens the folder's SQLite database and makes it match this scan's extended
@@ -452,12 +462,13 @@ end
 -- database, never the scan: it can be rebuilt from the CSVs.
 function M.attach_store(o, db, ts, log)
   local dir = db.paths.dir
-  local store, err = store_db.open(dir)
+  local store, err = M.store_call(store_db.open, dir)
   if store then
-    local n
-    n, err = store:import_scan(db.paths)
-    if n then return store, store:add_scan(ts, db.paths.extended) end
-    store:close()
+    local n, scan_id
+    n, err = M.store_call(store.import_scan, store, db.paths)
+    if n then scan_id, err = M.store_call(store.add_scan, store, ts, db.paths.extended) end
+    if scan_id then return store, scan_id end
+    M.store_call(store.close, store)
   end
   log:warn("cannot keep %s current (%s); rebuild it with: hfscan db build --output-dir %s",
     store_db.path(dir), tostring(err), dir)

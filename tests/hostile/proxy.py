@@ -84,26 +84,44 @@ class Scenario:
     # --- answers made without asking upstream: return True when handled ---
     def take_over(self, handler, side):
         path = handler.path
-        if self.name == "drip-body" and side == "api" and is_model_info(path):
+        if self.name == "drip-body" and side == "api" and is_tree(path):
             handler.send_response(200)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", "1000000")
             handler.end_headers()
-            for _ in range(600):   # about a minute at most, then the test has failed
-                handler.wfile.write(b" ")
-                handler.wfile.flush()
-                time.sleep(0.1)
+            try:
+                for _ in range(600):   # about a minute at most, then the test has failed
+                    handler.wfile.write(b" ")
+                    handler.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass   # the client gave up on the drip: what the test wants
             return True
         if self.name == "endless-500" and side == "api" and is_tree(path):
             handler.send_response(500)
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()
             chunk = b"x" * 65536
-            for _ in range(100000):
-                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            try:
+                for _ in range(100000):
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:
+                pass   # the client stopped reading: what the test wants
             return True
-        if self.name == "silent" and side == "api" and is_model_info(path):
-            time.sleep(120)
+        if self.name == "silent" and side == "api" and is_tree(path):
+            time.sleep(120)   # never answers, as far as the client can wait
+            return True
+        if self.name == "endless-302" and side == "api" and is_tree(path):
+            handler.send_response(302)
+            handler.send_header("Location", "/elsewhere")
+            handler.send_header("Content-Length", str(1 << 40))
+            handler.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(100000):
+                    handler.wfile.write(chunk)
+            except OSError:
+                pass
             return True
         if self.name == "huge-json" and side == "api" and (is_model_info(path) or is_tree(path)):
             handler.send_response(200)

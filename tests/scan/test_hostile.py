@@ -61,6 +61,7 @@ class HostileCase(ScanCase):
         argv = [HFSCAN, "--endpoint", proxy.endpoint, "--output-dir", out, "--rate-limit", "0",
                 "--quiet", "--download-threshold", "1", "--retry-budget", "2", "--yes"]
         argv += ["--token", token] if token else ["--no-token"]
+        before, before_here = set(os.listdir(self.dir)), set(os.listdir("."))
         started = time.monotonic()
         err_path = os.path.join(self.dir, "stderr-" + scenario)
         with open(err_path, "w") as err:
@@ -75,6 +76,10 @@ class HostileCase(ScanCase):
         seconds = time.monotonic() - started
         with open(err_path) as f:
             stderr = f.read()
+        # Whatever the server sent, nothing was written outside the output folder.
+        self.assertEqual(set(os.listdir(self.dir)) - before - {os.path.basename(out),
+                                                               os.path.basename(err_path)}, set())
+        self.assertEqual(set(os.listdir(".")) - before_here, set())
         self.assertLess(seconds, bound, "%s: the scan took %.0f s\n%s" % (scenario, seconds, stderr[-2000:]))
         if not SANITIZED:
             self.assertLess(usage.ru_maxrss * 1024, RSS_CAP, scenario)
@@ -153,6 +158,34 @@ class ScriptWaits(HostileCase):
         self.assertEqual(r.stdout.split(), ["server_error", "503"], r.stderr)
         # Five waits of at most the 2 s window (a 999999999 s one each, uncut).
         self.assertLess(seconds, 5 * 2 + 20)
+
+
+class Deadlines(HostileCase):
+    """A tree page that drips, never answers, or whose error or redirect body
+    never ends is given up within --stall-timeout (2 s here); the repo falls
+    back to model info and every hash is right."""
+
+    def check(self, scenario):
+        status, stderr, seconds, _, files = self.hostile_scan(scenario, "--stall-timeout", "2",
+                                                              bound=60)
+        truth = self.truth_hashes()
+        good = [r for r in self.rows(files) if not r["hash"].startswith("FAILED")]
+        self.assertTrue(good, stderr[-2000:])
+        for r in good:
+            self.assertEqual(r["hash"], truth[(r["repo_id"], r["filename"])])
+        self.assertEqual(status, 0, stderr[-2000:])
+
+    def test_a_dripping_body(self):
+        self.check("drip-body")
+
+    def test_a_server_that_never_answers(self):
+        self.check("silent")
+
+    def test_an_error_body_that_never_ends(self):
+        self.check("endless-500")
+
+    def test_a_redirect_body_of_a_terabyte(self):
+        self.check("endless-302")
 
 
 class Pagination(HostileCase):

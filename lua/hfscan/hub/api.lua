@@ -44,7 +44,8 @@ M.LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = t
 -- options: endpoint, token, loop (hfscan.async), limiter (the pool's, so that
 -- waits for the rate limit happen in the task, not on a worker), retries (how
 -- often a 5xx or a network failure is retried when the caller has no other
--- endpoint to ask; default 5), max_wait (8 s), on_request(bucket, response|nil)
+-- endpoint to ask; default 5), max_wait (8 s), timeout (seconds a transfer may
+-- go without an answer, or below 1 KiB/s, default 30), on_request(bucket, response|nil)
 -- for accounting, on_warning(message) for what the log should say once.
 function M.new(options)
   local endpoint = (options.endpoint or M.DEFAULT_ENDPOINT):gsub("/+$", "")
@@ -290,6 +291,7 @@ function Hub:request_once(req)
   req.bucket = req.bucket or self:bucket_of(req.url)
   req.headers = self:headers_for(req.url, req.headers)
   req.timeout = req.timeout or self.timeout
+  req.first_byte_timeout = req.first_byte_timeout or self.timeout
   local retries = req.retries or self.retries
   local failures_left, throttled = retries, 0
   local own = urls.origin(req.url) == self.origin

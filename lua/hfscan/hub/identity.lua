@@ -12,7 +12,8 @@ local M = {}
 -- message when the Hub refuses the token.
 function M.check(o, endpoint)
   if not o.token then return {} end
-  local s <close> = session.open { endpoint = endpoint, token = o.token, workers = 1, retries = 2 }
+  local s <close> = session.open { endpoint = endpoint, token = o.token, workers = 1, retries = 2,
+    stall_timeout = o.stall_timeout }
   local info, err
   s.loop:spawn(function() info, err = s.hub:whoami() end)
   local ok, lerr = pcall(s.loop.run, s.loop)

@@ -13,7 +13,8 @@ Session.__index = Session
 
 -- settings: endpoint, token, workers (4), rate_limit (seconds between one
 -- worker's requests, 0), spread_fraction (the limiter's; nil keeps its default),
--- retries (the Hub client's default), on_request(bucket, response) for
+-- retries (the Hub client's default), stall_timeout (seconds a transfer may stall:
+-- no answer, or under 1 KiB/s; 30), on_request(bucket, response) for
 -- accounting, on_warning(message) for the log. Returns a session with limiter, pool, loop and hub.
 function M.open(settings)
   local limiter = hf.ratelimiter()
@@ -23,6 +24,7 @@ function M.open(settings)
   local loop = async.new(pool)
   local hub = hub_client.new { endpoint = settings.endpoint, token = settings.token, loop = loop,
     limiter = limiter, on_request = settings.on_request, retries = settings.retries,
+    timeout = settings.stall_timeout,
     on_warning = settings.on_warning }
   return setmetatable({ limiter = limiter, pool = pool, loop = loop, hub = hub }, Session)
 end

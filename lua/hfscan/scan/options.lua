@@ -85,6 +85,11 @@ M.SETTINGS = {
       local n = number(v, 0)
       return n and n <= 86400 and n or nil, "a number of seconds from 0 to 86400"
     end },
+  { "--stall-timeout", "S", 30, "seconds a transfer may go without an answer, or below 1 KiB/s, before it is given up (and retried or left for --restart)",
+    check = function(v)
+      local n = number(v, 1)
+      return n and n <= 3600 and n or nil, "a number of seconds from 1 to 3600"
+    end },
   { "--no-resolvers-route", nil, nil, "never ask /resolve/ per file to save api requests (the Hub counts those as downloads for GGUF files and many libraries' weights)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },

@@ -267,7 +267,7 @@ end
 -- Retries the failed files of each repo. Returns { [repo] = { rows, errors } }.
 local function retry_failed(o, failed_by_repo, log)
   local s <close> = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
-    rate_limit = o.rate_limit }
+    rate_limit = o.rate_limit, stall_timeout = o.stall_timeout }
   local loop = s.loop
   local context = { hub = s.hub, max_file_size = math.huge, retry_budget = o.retry_budget, loop = loop }
   local results = {}

@@ -74,7 +74,7 @@ function M.new_scanner(o, db, log, stats)
   -- server may echo the token into an error message.
   db:mask_with(log.secrets)
   self.session = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
-    rate_limit = o.rate_limit,
+    rate_limit = o.rate_limit, stall_timeout = o.stall_timeout,
     -- Spend each window's quota at full speed and stop at r = 0 until the reset:
     -- spreading the tail would only slow the scan, whose work is known to exceed
     -- the quota (the resolvers route takes repos while the api window is spent).

@@ -44,7 +44,7 @@ class HostileCase(ScanCase):
 
     def setUp(self):
         super().setUp()
-        self.hub = self.start_hub("--models", self.MODELS, "--window", "2")
+        self.hub = self.start_hub("--models", self.MODELS, "--window", "1")
         self.proxies = []
 
     def tearDown(self):
@@ -140,7 +140,7 @@ class ServerDictatedWaits(HostileCase):
 
 class ScriptWaits(HostileCase):
     """The scripting client retries a 5xx (5 times): a Retry-After it cannot
-    honour is cut to the bucket's window (2 s here), so the call ends."""
+    honour is cut to the bucket's window (1 s here), so the call ends."""
 
     def test_a_scripts_retries_wait_at_most_the_window(self):
         proxy = HostileProxy(self.dir, self.hub, "retry-after-huge")
@@ -156,17 +156,17 @@ class ScriptWaits(HostileCase):
                            capture_output=True, text=True, timeout=120)
         seconds = time.monotonic() - started
         self.assertEqual(r.stdout.split(), ["server_error", "503"], r.stderr)
-        # Five waits of at most the 2 s window (a 999999999 s one each, uncut).
-        self.assertLess(seconds, 5 * 2 + 20)
+        # Five waits of at most the 1 s window (a 999999999 s one each, uncut).
+        self.assertLess(seconds, 5 * 1 + 20)
 
 
 class Deadlines(HostileCase):
     """A tree page that drips, never answers, or whose error or redirect body
-    never ends is given up within --stall-timeout (2 s here); the repo falls
+    never ends is given up within --stall-timeout (1 s here); the repo falls
     back to model info and every hash is right."""
 
     def check(self, scenario):
-        status, stderr, seconds, _, files = self.hostile_scan(scenario, "--stall-timeout", "2",
+        status, stderr, seconds, _, files = self.hostile_scan(scenario, "--stall-timeout", "1",
                                                               bound=60)
         truth = self.truth_hashes()
         good = [r for r in self.rows(files) if not r["hash"].startswith("FAILED")]

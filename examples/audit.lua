@@ -8,6 +8,7 @@
 --          [--report audit.csv] REPO...
 local client = require "hfscan.hub.client"
 local hf = require "hfscan"
+local names = require "hfscan.db.names"
 local targets = require "hfscan.scan.targets"
 
 local function parse(args)
@@ -32,9 +33,10 @@ local function audit_file(hub, repo, commit, sibling)
   local claimed = lfs and lfs.sha256 or ""
   local got, err = hub:download_sha256(repo, commit, sibling.rfilename,
     { git_blob_size = (not lfs) and sibling.size or nil })
-  local row = { repo, sibling.rfilename, commit, claimed, "", "", "" }
+  -- The name and the message in the text form the database files use (valid UTF-8).
+  local row = { repo, names.escape(sibling.rfilename), commit, claimed, "", "", "" }
   if not got then
-    row[6], row[7] = "error", err.message
+    row[6], row[7] = "error", names.escape(err.message)
     return row
   end
   row[5] = got.sha256

@@ -51,6 +51,9 @@ void hf_csv_writer_abort(hf_csv_writer *w);
 const char *hf_csv_writer_temp_path(const hf_csv_writer *w);
 /* The file the writer writes to (for REWRITE, the target the commit replaces). */
 const char *hf_csv_writer_path(const hf_csv_writer *w);
+/* Gives a CREATE or APPEND writer's file another name (rename(2)); the writer keeps
+ * writing to it, and its messages name it so. Returns 0 or an errno value. */
+int hf_csv_writer_rename(hf_csv_writer *w, const char *new_path, char *err, size_t errlen);
 
 /* Reading. */
 typedef struct hf_csv_record {

@@ -224,6 +224,20 @@ static int l_writer_flush(lua_State *L) {
   return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
 }
 
+/* writer:rename(path) -> true | nil, message: the file gets its final name; the
+ * writer goes on writing to it. */
+static int l_writer_rename(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  char err[512];
+  if (hf_csv_writer_rename(lw->w, luaL_checkstring(L, 2), err, sizeof err) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_writer_sync(lua_State *L) {
   lua_writer *lw = check_writer(L);
   return io_result(L, lw->w, hf_csv_writer_sync(lw->w), "cannot sync");
@@ -280,6 +294,7 @@ void hf_lua_register_csv(lua_State *L) {
       {"write_block", l_writer_write_block},
       {"flush", l_writer_flush},
       {"sync", l_writer_sync},
+      {"rename", l_writer_rename},
       {"commit", l_writer_commit},
       {"close", l_writer_commit},
       {"abort", l_writer_abort},

@@ -220,6 +220,22 @@ void hf_csv_writer_abort(hf_csv_writer *w) {
 const char *hf_csv_writer_temp_path(const hf_csv_writer *w) { return w->temp_path; }
 const char *hf_csv_writer_path(const hf_csv_writer *w) { return w->path; }
 
+int hf_csv_writer_rename(hf_csv_writer *w, const char *new_path, char *err, size_t errlen) {
+  if (w->mode == HF_CSV_REWRITE)
+    return set_error(EINVAL, "cannot rename a rewrite of", w->path, err, errlen);
+  char *copy = strdup(new_path);
+  if (!copy)
+    return set_error(ENOMEM, "cannot rename", w->path, err, errlen);
+  if (rename(w->path, new_path) != 0) {
+    int rc = errno;
+    free(copy);
+    return set_error(rc, "cannot rename", w->path, err, errlen);
+  }
+  free(w->path);
+  w->path = copy;
+  return 0;
+}
+
 /* ---- reading ---- */
 
 struct hf_csv_reader {

@@ -128,6 +128,30 @@ static void test_append_and_blocks(const char *dir) {
   CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
 }
 
+/* A writer renamed part-way goes on writing to the same file, under its new name,
+ * and names it so in its messages. */
+static void test_rename_keeps_writing(const char *dir) {
+  char path[256], final[256];
+  snprintf(path, sizeof path, "%s/made.csv.tmp", dir);
+  snprintf(final, sizeof final, "%s/made.csv", dir);
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_CREATE, NULL, 0);
+  const char *f[] = {"h"};
+  size_t l[] = {1};
+  hf_csv_writer_row(w, f, l, 1);
+  CHECK(hf_csv_writer_flush(w) == 0);
+  CHECK(hf_csv_writer_rename(w, final, NULL, 0) == 0);
+  CHECK(access(path, F_OK) != 0);
+  CHECK_STR(hf_csv_writer_path(w), final);
+  hf_csv_writer_row(w, f, l, 1);
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+  CHECK_STR(read_file(final), "h\r\nh\r\n");
+  char err[256];
+  w = hf_csv_writer_open(path, HF_CSV_CREATE, NULL, 0);
+  CHECK(hf_csv_writer_rename(w, "/nonexistent/dir/x.csv", err, sizeof err) != 0);
+  CHECK(strstr(err, "cannot rename") != NULL);
+  hf_csv_writer_abort(w);
+}
+
 /* A block that the file system refuses half-way (here RLIMIT_FSIZE: a partial
  * write, then EFBIG, as a full disk gives a partial write, then ENOSPC) must leave
  * no torn row, and the retry must write the block once. */
@@ -203,6 +227,7 @@ int main(void) {
   test_torn_rows(dir);
   test_append_and_blocks(dir);
   test_atomic_rewrite(dir);
+  test_rename_keeps_writing(dir);
   test_failed_block(dir);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -174,6 +174,14 @@ class Scenario:
             return Answer(404, [("X-Error-Code", "EntryNotFound"),
                                 ("X-Error-Message", "Entry not found for token %s" % token)],
                           ("no such file (you sent %s)" % token).encode())
+        if n == "big-tree" and side == "api" and is_tree(path) and answer.status == 200:
+            # Just under the tree's 8 MiB cap: real entries plus padding that is
+            # no target file, for every repo at once.
+            entries = json.loads(answer.body)
+            pad = {"type": "file", "oid": "0" * 40, "size": 1}
+            n_pad = (7 << 20) // 100
+            entries += [dict(pad, path="pad/%s/%07d.txt" % (self.count("big"), i)) for i in range(n_pad)]
+            answer.body = json.dumps(entries).encode()
         if n == "bad-repo-id" and side == "api" and is_listing(path) and answer.status == 200:
             models = json.loads(answer.body)
             if models:

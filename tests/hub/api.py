@@ -9,6 +9,7 @@ from urllib.parse import urlencode, parse_qsl
 
 import access
 import errors
+import names
 from response import json_response
 
 TREE_PAGE, TREE_PAGE_EXPANDED = 1000, 50
@@ -253,7 +254,7 @@ def _file_entry(repo, f, expand):
 
 
 def _dir_entry(repo, path, expand):
-    oid = hashlib.sha1(("tree\0%s\0%s\0%s" % (repo.id, repo.commit, path)).encode()).hexdigest()
+    oid = hashlib.sha1(names.to_bytes("tree\0%s\0%s\0%s" % (repo.id, repo.commit, path))).hexdigest()
     entry = {"type": "directory", "oid": oid, "size": 0, "path": path}
     if expand:
         _add_expanded(repo, entry, path)
@@ -356,7 +357,7 @@ def paths_info(hub, req, route):
 def _paths_info_body(req):
     """HH posts a form (paths=a&paths=b), JS posts JSON {"paths": [...]}."""
     kind = (req.headers.get("Content-Type") or "").lower()
-    text = req.body.decode("utf-8", "replace")
+    text = req.body.decode("utf-8", names.ERRORS)
     if "json" in kind or text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -366,7 +367,7 @@ def _paths_info_body(req):
         if isinstance(paths, str):
             paths = [paths]
         return [str(p) for p in paths], expand in (True, "true", "1")
-    pairs = parse_qsl(text, keep_blank_values=True)
+    pairs = parse_qsl(text, keep_blank_values=True, errors=names.ERRORS)
     paths = [v for k, v in pairs if k in ("paths", "paths[]")]
     expand = any(k == "expand" and v.lower() in ("1", "true") for k, v in pairs)
     return paths, expand

@@ -8,6 +8,8 @@ once, lazily, and cached, because a multi-GB file takes seconds to hash.
 import hashlib
 import threading
 
+import names
+
 BLOCK = 64 * 1024          # generation and streaming unit
 LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 
@@ -15,7 +17,7 @@ LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 def content_key(repo_id, path, version, salt=""):
     """The seed of a generated file; `salt` yields deliberately different bytes."""
     text = "hfscan-test-hub\0%s\0%s\0%s\0%s" % (repo_id, path, version, salt)
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    return hashlib.sha256(names.to_bytes(text)).digest()
 
 
 class Blob:

@@ -12,8 +12,14 @@ from urllib.parse import quote, urlencode
 import access
 import content
 import errors
+import names
 import signing
 from response import Response, text_response
+
+def _quote(path):
+    """A name percent-encoded as its bytes, also those that are not UTF-8 (names.py)."""
+    return quote(path, errors=names.ERRORS)
+
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # What S3 answers for a signed URL past its expiry (hub-api.md section 12).
@@ -47,7 +53,7 @@ def _redirect_to_hop(req, repo, commit, f):
     oid = f.git_oid()
     query = (req.query_string + "&" if req.query_string else "") + \
         urlencode({"etag": '"%s"' % oid})
-    location = "/api/resolve-cache/models/%s/%s/%s?%s" % (repo.id, commit, quote(f.path), query)
+    location = "/api/resolve-cache/models/%s/%s/%s?%s" % (repo.id, commit, _quote(f.path), query)
     return Response(307, [("location", location), ("x-repo-commit", commit),
                           ("x-linked-etag", '"%s"' % oid),
                           ("content-type", "text/plain; charset=utf-8")],
@@ -110,7 +116,8 @@ def _git_headers(f, commit, etag, content_type=None):
 def _disposition(path):
     name = path.rsplit("/", 1)[-1]
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_")
-    return "inline; filename*=UTF-8''%s; filename=\"%s\";" % (quote(name), ascii_name)
+    ascii_name = re.sub(r"[\x00-\x1f\x7f]", "_", ascii_name)   # a header has one line
+    return "inline; filename*=UTF-8''%s; filename=\"%s\";" % (_quote(name), ascii_name)
 
 
 def _redirect_to_cdn(hub, req, repo, commit, f):
@@ -141,8 +148,8 @@ def cdn_location(hub, repo, commit, f):
     else:
         prefix = "/repos/%s/%s/%s" % (sha[:2], sha[2:4], sha)
     pairs = [("response-content-disposition", "attachment; filename*=UTF-8''%s"
-              % quote(f.path.rsplit("/", 1)[-1]))] + hub.signer.mint(repo.id, f.path, commit)
-    return "%s%s?%s" % (hub.cdn_url, prefix, urlencode(pairs))
+              % _quote(f.path.rsplit("/", 1)[-1]))] + hub.signer.mint(repo.id, f.path, commit)
+    return "%s%s?%s" % (hub.cdn_url, prefix, urlencode(pairs, errors=names.ERRORS))
 
 
 def cdn(hub, req):

@@ -119,6 +119,27 @@ def _tricky(b, repo_id):
     b.standard_texts(repo_id, config=False)
 
 
+def _odd_names(b, repo_id):
+    """--odd-names: names no CSV can hold as they are. A byte that is not
+    UTF-8 is a lone surrogate here (names.py), as os.fsdecode makes it."""
+    b.weight("bad-\udcff-byte.bin", "lfs")
+    b.weight("latin1-caf\udce9.pt", "git")
+    b.weight("dir-\udcfe/inner.safetensors", "lfs")
+    b.weight("nul\x00byte.safetensors", "lfs")
+    b.weight("line\nbreak.pth", "git")
+    b.weight("carriage\rreturn.onnx", "lfs")
+    b.weight("tab\tand-del\x7f.h5", "git")
+    b.weight("c1-\u0085next.ptl", "xet")
+    b.weight("literal\\x41.pkl", "git")
+    b.weight("back\\slash.bin", "lfs")
+    b.weight("+plus.gguf", "xet")
+    b.weight("-minus.bin", "lfs")
+    b.weight("@at.pt", "git")
+    b.weight("'=quoted.pth", "lfs")
+    b.weight("emoji-\U0001f917.safetensors", "lfs")
+    b.standard_texts(repo_id, config=False)
+
+
 def _no_targets(b, repo_id):
     b.standard_texts(repo_id, tokenizer=True)
     b.text("vocab.txt", "[PAD]\n[UNK]\nhello\nworld\n")
@@ -189,7 +210,8 @@ ARCHETYPES = (
 )
 RENAMES = {"legacy-model": "hfscan-test/renamed-model"}
 LARGE_REPO, BIG_REPO = "hfscan-test/large-file", "hfscan-test/big-repo"
-FIXED_IDS = frozenset(spec[0] for spec in ARCHETYPES) | {LARGE_REPO, BIG_REPO}
+ODD_REPO = "hfscan-test/odd-names"
+FIXED_IDS = frozenset(spec[0] for spec in ARCHETYPES) | {LARGE_REPO, BIG_REPO, ODD_REPO}
 
 
 def is_filler(repo_id):
@@ -272,7 +294,7 @@ def _repo(seed, repo_id, downloads, rng, build, extra, file_size):
 
 
 def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_files=0,
-             many_files_rate=0.0):
+             many_files_rate=0.0, odd_names=False):
     rng = random.Random(seed)
     downloads = _download_counts(models, rng)
     repos = []
@@ -290,6 +312,8 @@ def generate(seed=1, models=40, file_size=1024, large_file_size=0, big_repo_file
     if big_repo_files:
         repos.append(_repo(seed, BIG_REPO, top + 1, rng,
                            lambda b, rid: _big(b, rid, big_repo_files), {}, file_size))
+    if odd_names:  # after every other draw of the shared rng: the rest stays the same
+        repos.append(_repo(seed, ODD_REPO, top + 3, rng, _odd_names, {}, file_size))
     # Last, so that the shared rng has already drawn everything else.
     _add_many_files(seed, repos[len(ARCHETYPES):models], many_files_rate, file_size)
     renames = {old: new for old, new in RENAMES.items() if any(r["id"] == new for r in repos)}

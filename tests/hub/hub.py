@@ -13,6 +13,7 @@ import threading
 import faults
 import generate
 import instrument
+import names
 import ratelimit
 import server
 import world
@@ -55,6 +56,8 @@ def parse_args(argv):
                    help="add repo hfscan-test/large-file with two files of this size")
     w.add_argument("--big-repo-files", type=int, default=0,
                    help="add repo hfscan-test/big-repo with this many files")
+    w.add_argument("--odd-names", action="store_true",
+                   help="add hfscan-test/odd-names: names that are not UTF-8, control characters")
     w.add_argument("--many-files-rate", type=float, metavar="F",
                    help="this fraction of the random repos get 40-60 more files")
     r = p.add_argument_group("rate limits")
@@ -153,7 +156,7 @@ def build_world(args):
         return world.World.load(args.world)
     return world.World(generate.generate(args.seed, args.models, args.file_size,
                                          args.large_file_size, args.big_repo_files,
-                                         args.many_files_rate))
+                                         args.many_files_rate, args.odd_names))
 
 
 def write_truth(the_world, stream, args):
@@ -176,7 +179,7 @@ def warm_large_files(the_world, threshold=8 << 20):
 
 def write_atomically(path, text):
     tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with open(tmp, "w", encoding="utf-8", errors=names.ERRORS) as handle:
         handle.write(text)
     os.replace(tmp, path)
 
@@ -217,13 +220,14 @@ def main(argv=None):
         return 0
     if args.print_truth:
         try:
+            sys.stdout.reconfigure(errors=names.ERRORS)
             write_truth(the_world, sys.stdout, args)
             sys.stdout.flush()
         except BrokenPipeError:         # e.g. piped into head
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.truth_file:
-        with open(args.truth_file, "w", encoding="utf-8") as handle:
+        with open(args.truth_file, "w", encoding="utf-8", errors=names.ERRORS) as handle:
             write_truth(the_world, handle, args)
     warm_large_files(the_world)
     hub, servers = start(args, the_world)

@@ -3,6 +3,7 @@ either bytes or a byte range of a Blob (streamed, never built in memory)."""
 import json
 
 import content
+import names
 
 
 class Response:
@@ -32,14 +33,14 @@ class Response:
 
 
 def json_response(status, payload, headers=()):
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = names.to_bytes(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
     return Response(status, [("content-type", "application/json; charset=utf-8")] + list(headers),
                     body)
 
 
 def text_response(status, text, headers=()):
     return Response(status, [("content-type", "text/plain; charset=utf-8")] + list(headers),
-                    text.encode("utf-8"))
+                    names.to_bytes(text))
 
 
 def html_response(status, html, headers=()):

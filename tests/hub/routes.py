@@ -5,8 +5,15 @@ segment after the id (tree, resolve, ...) tells where the id ends.
 """
 from urllib.parse import quote, unquote, parse_qsl
 
+import names
+
 API_WORDS = ("revision", "tree", "paths-info", "auth-check", "xet-read-token")
 FILE_WORDS = ("resolve", "raw")
+
+
+def _unquote(segment):
+    """A path segment's bytes, also those that are not UTF-8 (names.py)."""
+    return unquote(segment, errors=names.ERRORS)
 
 
 class Request:
@@ -14,7 +21,7 @@ class Request:
         self.method = method
         self.raw_path = raw_path
         self.path, _, self.query_string = raw_path.partition("?")
-        self.query = parse_qsl(self.query_string, keep_blank_values=True)
+        self.query = parse_qsl(self.query_string, keep_blank_values=True, errors=names.ERRORS)
         self.headers = headers
         self.body = body
         self.auth = auth
@@ -42,8 +49,8 @@ class Route:
         self._id_length = id_length
         if id_index is not None:
             raw_id = segments[id_index:id_index + id_length]
-            self.repo_id = "/".join(unquote(s) for s in raw_id)
-            self.rest = [unquote(s) for s in segments[id_index + id_length:]]
+            self.repo_id = "/".join(_unquote(s) for s in raw_id)
+            self.rest = [_unquote(s) for s in segments[id_index + id_length:]]
 
     def location(self, canonical_id, query_string):
         """The same URL with the canonical id: the target of a relative 307."""
@@ -74,9 +81,9 @@ def bucket_of(path, hop_bucket="api"):
 
 def _id_length(world, segs, words):
     """How many segments the repo id spans: 2 normally, 1 for legacy ids."""
-    if len(segs) >= 2 and world.find(unquote(segs[0]) + "/" + unquote(segs[1]))[0] is not None:
+    if len(segs) >= 2 and world.find(_unquote(segs[0]) + "/" + _unquote(segs[1]))[0] is not None:
         return 2
-    if world.find(unquote(segs[0]))[0] is not None:
+    if world.find(_unquote(segs[0]))[0] is not None:
         return 1
     return 2 if len(segs) >= 2 and segs[1] not in words else 1
 

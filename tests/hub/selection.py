@@ -8,6 +8,8 @@ lowest.  Each flag has its own salt, so the sets are independent.
 import hashlib
 import math
 
+import names
+
 # float products such as 0.1 * 30 come out a hair above the integer
 EPSILON = 1e-9
 
@@ -20,7 +22,7 @@ def count(fraction, total):
 
 
 def rank(salt, seed, key):
-    return hashlib.sha256(("%s:%s:%s" % (salt, seed, key)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(names.to_bytes("%s:%s:%s" % (salt, seed, key))).hexdigest()
 
 
 def pick(salt, seed, keys, fraction):

@@ -12,6 +12,8 @@ import itertools
 import threading
 import time
 
+import names
+
 VALID, INVALID, EXPIRED = "valid", "invalid", "expired"
 SIGNED = ("x-hub-repo", "x-hub-path", "x-hub-commit", "x-hub-nonce", "Expires")
 
@@ -41,7 +43,7 @@ class Signer:
         return "%.3f" % (time.time() + self.ttl)
 
     def _sign(self, params):
-        message = "\0".join(params.get(name, "") for name in SIGNED).encode("utf-8")
+        message = names.to_bytes("\0".join(params.get(name, "") for name in SIGNED))
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:32]
 
     def check(self, params, method):

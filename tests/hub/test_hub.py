@@ -1170,6 +1170,44 @@ class TestManyFiles(unittest.TestCase):
         self.assertEqual(flagged(tuned, "tree_broken"), flagged(real, "tree_broken"))
 
 
+class TestOddNames(HubCase):
+    """--odd-names: names that are not UTF-8 go out as their bytes everywhere."""
+    ARGS = ["--models", "4", "--odd-names"]
+    REPO = "hfscan-test/odd-names"
+    LOADS_TRUTH = False     # the truth holds raw bytes: read below as the README says
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        text = cls.get("/_hub/truth").body.decode("utf-8", "surrogateescape")
+        cls.truth = [json.loads(line) for line in text.split("\n") if line]
+
+    def test_the_flag_only_adds_the_repo(self):
+        def truth(*args):
+            out = subprocess.run([sys.executable, "-B", HUB, "--print-truth", "--models", "14"]
+                                 + list(args), check=True, capture_output=True).stdout
+            return out.split(b"\n")
+        plain, odd = truth(), truth("--odd-names")
+        self.assertEqual([line for line in odd if self.REPO.encode() not in line], plain)
+
+    def test_tree_json_and_downloads_carry_the_raw_bytes(self):
+        body = self.get("/api/models/%s/tree/main?recursive=true" % self.REPO).body
+        self.assertIn(b'"bad-\xff-byte.bin"', body)
+        self.assertIn(b'"nul\\u0000byte.safetensors"', body)
+        with self.assertRaises(UnicodeDecodeError):
+            body.decode("utf-8")
+        for path in ("latin1-caf\udce9.pt", "dir-\udcfe/inner.safetensors", "line\nbreak.pth",
+                     "c1-\u0085next.ptl"):
+            reply = self.download_bytes_of(path)
+            self.assertEqual(reply.status, 200, path)
+            self.assertEqual(hashlib.sha256(reply.body).hexdigest(), self.one(self.REPO, path)["sha256"])
+
+    def download_bytes_of(self, path):
+        """download(), with the path percent-encoded as its bytes."""
+        reply = self.get("/%s/resolve/main/%s" % (self.REPO, quote(path, errors="surrogateescape")))
+        return fetch("GET", reply.headers["location"]) if reply.status == 302 else reply
+
+
 class TestRepoFaultRates(HubCase):
     """The rate flags pick fillers by stable hash; named repos are added to the picks."""
     ARGS = ["--models", "16", "--broken-tree-rate", "0.5", "--broken-tree", "hfscan-test/xet-gguf",

@@ -10,6 +10,7 @@ import json
 import threading
 
 import content
+import names
 
 FORMAT = "hfscan-test-hub-world/1"
 STORAGES = ("lfs", "xet", "git")
@@ -165,7 +166,7 @@ class World:
 
     @classmethod
     def load(cls, path):
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", errors=names.ERRORS) as handle:
             return cls(json.load(handle))
 
     def to_fixture(self):

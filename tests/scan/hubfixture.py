@@ -72,9 +72,12 @@ class Hub:
                 self.proc.wait()
 
     def truth(self):
+        """Records with paths as str, bytes that are not UTF-8 as lone surrogates
+        (the stand-in's names.py); split on "\n" only, as a name may hold U+0085."""
         import urllib.request
         with urllib.request.urlopen(self.endpoint + "/_hub/truth") as r:
-            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+            text = r.read().decode("utf-8", "surrogateescape")
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
 
     def stats(self):
         import urllib.request
@@ -137,7 +140,45 @@ def scan_files(output_dir):
 
 
 def download_url(endpoint, repo, commit, path):
-    return f"{endpoint}/{repo}/resolve/{commit}/{quote(path)}"
+    return f"{endpoint}/{repo}/resolve/{commit}/{quote(path, errors='surrogateescape')}"
+
+
+def file_key(record):
+    """A truth record's (repo, file name) as the CSVs write them."""
+    return record["repo_id"], name_text(record["path"])
+
+
+def raw_name(path):
+    """A truth path's bytes (undecodable ones are lone surrogates in the truth)."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+def name_text(path):
+    """The text form the README documents for a file name, written here again
+    from the README (not from hfscan's code) to check hfscan against it."""
+    raw, pieces, at = raw_name(path), [], 0
+    while at < len(raw):
+        char = next((raw[at:at + n] for n in (1, 2, 3, 4) if _is_character(raw[at:at + n])), None)
+        if char is None:
+            pieces.append("\\x%02X" % raw[at])
+            at += 1
+        else:
+            pieces.append(char.decode())
+            at += len(char)
+    for i, piece in enumerate(pieces[:-1]):
+        if piece == "\\" and pieces[i + 1][0] in "\\x":
+            pieces[i] = "\\\\"
+    text = "".join(pieces)
+    return "'" + text if text.lstrip("'")[:1] in ("=", "+", "-", "@") else text
+
+
+def _is_character(data):
+    """One valid UTF-8 character that is not a control character."""
+    try:
+        char = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(char) == 1 and not (ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F)
 
 
 class ScanCase(unittest.TestCase):

@@ -8,8 +8,8 @@ import os
 import subprocess
 from urllib.parse import parse_qs, urlsplit
 
-from hubfixture import (GRANTED, NOT_GRANTED, is_target, read_csv, run_hfscan, scan_files,
-                        start_hfscan)
+from hubfixture import (GRANTED, NOT_GRANTED, file_key, is_target, read_csv, run_hfscan,
+                        scan_files, start_hfscan)
 from test_scan import ScanTestBase, expected_rows
 
 RESOLVERS_ROUTE = {"HFSCAN_TEST_ROUTE": "resolvers"}
@@ -203,7 +203,7 @@ class DownloadTest(ScanTestBase):
         truth = hub.truth()
         r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy)
         _, _, rows = read_csv(files["extended"])
-        by_key = {(f["repo_id"], f["path"]): f for f in truth}
+        by_key = {file_key(f): f for f in truth}
         lfs = [r for r in rows if by_key[(r["repo_id"], r["filename"])]["storage"] != "git"
                and not by_key[(r["repo_id"], r["filename"])]["gated"]]
         self.assertGreater(len(lfs), 5)
@@ -215,8 +215,9 @@ class DownloadTest(ScanTestBase):
         # One file's CDN requests: cut, resume refused, resumed on a fresh URL from
         # the same byte (the hash goes on; nothing is asked twice).
         row = lfs[0]
+        path = by_key[(row["repo_id"], row["filename"])]["path"]  # the name, not its text form
         cdn = [q for q in hub.requests() if q["host"] == "cdn"
-               and query_of(q).get("x-hub-path") == [row["filename"]]
+               and query_of(q).get("x-hub-path") == [path]
                and query_of(q).get("x-hub-repo") == [row["repo_id"]]]
         self.assertEqual([(q["status"], q["range"] is not None) for q in cdn],
                          [(200, False), (403, True), (206, True)])

@@ -5,8 +5,8 @@ import io
 import os
 import subprocess
 
-from hubfixture import (GRANTED, HFSCAN, SOURCE_DIR, ScanCase, is_target, read_csv, run_hfscan,
-                        scan_files)
+from hubfixture import (GRANTED, HFSCAN, SOURCE_DIR, ScanCase, file_key, is_target, read_csv,
+                        run_hfscan, scan_files)
 
 EXAMPLES = os.path.join(SOURCE_DIR, "examples")
 
@@ -22,7 +22,7 @@ class PolicyTest(ScanCase):
                              os.path.join(EXAMPLES, "gguf_by_author.lua"),
                              env={"GGUF_AUTHORS": "hfscan-test, gated-org"})
         _, _, rows = read_csv(files["extended"])
-        want = {(f["repo_id"], f["path"]): f["sha256"] for f in hub.truth()
+        want = {file_key(f): f["sha256"] for f in hub.truth()
                 if f["repo_id"].split("/")[0] in ("hfscan-test", "gated-org")
                 and f["path"].lower().endswith(".gguf") and not f["private"]}
         self.assertTrue(want)
@@ -53,7 +53,7 @@ class PolicyTest(ScanCase):
                                    'return { tiers = function(file, model) return {"downloaded"} end }')
         r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy)
         _, _, rows = read_csv(files["extended"])
-        truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+        truth = {file_key(f): f for f in hub.truth()}
         self.assertGreater(len(rows), 20)
         for row in rows:
             t = truth[(row["repo_id"], row["filename"])]
@@ -74,7 +74,7 @@ return {
             r, files = self.scan(hub, "--download-threshold", "1", "--policy", policy,
                                  output="out" + method)
             _, _, rows = read_csv(files["extended"])
-            truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+            truth = {file_key(f): f for f in hub.truth()}
             mine = [row for row in rows if row["repo_id"] == repo]
             self.assertEqual(len(mine), 5, "the .gguf, .GGUF, .ggml, .ggmf and .ggjt files")
             for row in mine:
@@ -136,7 +136,7 @@ class BrokenPolicyTest(ScanCase):
         self.assertIn(f"{path}:3: boom", r.stderr)  # where it raised
         # What was written before the stop is valid and complete per repo.
         _, _, rows = read_csv(files["extended"])
-        truth = {(f["repo_id"], f["path"]): f["sha256"] for f in self.hubs[0].truth()}
+        truth = {file_key(f): f["sha256"] for f in self.hubs[0].truth()}
         for row in rows:
             self.assertEqual(row["hash"], truth[(row["repo_id"], row["filename"])])
         with open(files["metadata"]) as f:
@@ -166,7 +166,7 @@ class ScriptsAndExamplesTest(ScanCase):
                         "--endpoint", hub.endpoint, "--output-dir", out])
         self.assertEqual(r.returncode, 0, r.stderr)
         _, _, rows = read_csv(scan_files(out)["extended"])
-        want = {(f["repo_id"], f["path"]): f["sha256"] for f in truth
+        want = {file_key(f): f["sha256"] for f in truth
                 if f["repo_id"] in chosen and is_target(f["path"])}
         self.assertEqual({(x["repo_id"], x["filename"]): x["hash"] for x in rows}, want)
 
@@ -180,7 +180,7 @@ class ScriptsAndExamplesTest(ScanCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         with open(report, newline="") as f:
             rows = list(csv.DictReader(f))
-        truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+        truth = {file_key(f): f for f in hub.truth()}
         statuses = {(x["repo_id"], x["filename"]): x["status"] for x in rows}
         want = {k: ("mismatch" if k[0] == bad else "match") for k, f in truth.items()
                 if k[0] in (bad, good) and is_target(k[1])}

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from hubfixture import (GRANTED, NOT_GRANTED, ScanCase, read_csv, run_hfscan, scan_files,
+from hubfixture import (GRANTED, NOT_GRANTED, ScanCase, file_key, read_csv, run_hfscan, scan_files,
                         start_hfscan)
 
 
@@ -299,7 +299,7 @@ class UpdateFailedTest(ScanCase):
 
     def test_granted_token_fixes_gated_and_too_large_rows_in_place(self):
         hub = self.start_hub("--models", "12")
-        truth = {(f["repo_id"], f["path"]): f for f in hub.truth()}
+        truth = {file_key(f): f for f in hub.truth()}
         r, files = self.scan(hub, "--download-threshold", "1", "--max-file-size", str(1500 / 1024 ** 3))
         _, _, before = read_csv(files["extended"])
         failed = [(b["repo_id"], b["filename"]) for b in before if b["hash"].startswith("FAILED")]

@@ -1,12 +1,14 @@
 -- `hfscan verify PATH...`: hashes local files (folders recursively, in parallel
 -- on the native pool) and says for each whether it is a published file and
 -- where. With --repo ID, checks a folder against that repo's files at its
--- latest scanned commit: missing, extra and changed files.
+-- latest scanned commit: missing, extra and changed files. Paths are compared
+-- as bytes and shown in their text form (hfscan.db.names), as the files hold them.
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local json = require "hfscan.json"
+local names = require "hfscan.db.names"
 local store = require "hfscan.db.store"
 local targets = require "hfscan.scan.targets"
 
@@ -59,9 +61,9 @@ end
 local function verify_known(db, files, o)
   local unknown, report = 0, {}
   for _, f in ipairs(files) do
-    local entry = { path = f.path, sha256 = f.sha256 }
+    local entry = { path = names.escape(f.path), sha256 = f.sha256 }
     if not f.sha256 then
-      entry.status, entry.error = "unreadable", f.error
+      entry.status, entry.error = "unreadable", names.escape(f.error) -- it names the path
       unknown = unknown + 1
     else
       local found = db:published(f.sha256)
@@ -100,8 +102,8 @@ local function verify_repo(db, files, o)
     missing = {}, extra = {}, unverifiable = {} }
   local published = {}
   for _, row in ipairs(expected) do
-    published[row.filename] = true
-    local f = local_by_path[row.filename]
+    published[row.raw_filename] = true
+    local f = local_by_path[row.raw_filename]
     if not f then
       table.insert(report.missing, row.filename)
     elseif database.is_failed(row.hash) then
@@ -114,7 +116,7 @@ local function verify_repo(db, files, o)
   end
   for _, f in ipairs(files) do
     if not published[f.relative] and targets.is_target(f.relative) then
-      table.insert(report.extra, f.relative)
+      table.insert(report.extra, names.escape(f.relative))
     end
   end
   for _, k in ipairs({ "matching", "changed", "missing", "extra", "unverifiable" }) do

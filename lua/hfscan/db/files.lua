@@ -165,22 +165,34 @@ end
 -- Creates the three CSVs with their header blocks. parameters: the header's
 -- values (see PARAMETER_KEYS); extra_columns: a policy's added columns. Returns
 -- a db, or nil and a message.
+-- The order in which a new scan's files appear under their names: the extended
+-- file, by which a scan is found, last, so that once it is there all are.
+local CREATION_ORDER = { "errors", "basic", "progress", "extended" }
+
+local function temporary(path) return path .. ".tmp" end
+
+-- Writes the four files' headers under temporary names, syncs them, and gives
+-- them their names: a kill or a full disk at any point leaves either a whole
+-- new scan or none (a restart removes the temporaries).
 local function create_files(db, parameters)
   for _, kind in ipairs(M.CSV_KINDS) do
-    local w, err = hf.csv_writer(db.paths[kind], "create")
+    local w, err = hf.csv_writer(temporary(db.paths[kind]), "create")
     if not w then return nil, err end
     db.writers[kind] = w
     local ok, werr = write_header(w, parameters, kind,
       kind == "extended" and db.extended or M.KINDS[kind].columns)
     if not ok then return nil, werr end
   end
-  local p, perr = hf.csv_writer(db.paths.progress, "create")
+  local p, perr = hf.csv_writer(temporary(db.paths.progress), "create")
   if not p then return nil, perr end
   db.writers.progress = p
   p:row(M.PROGRESS_COLUMNS)
-  -- Headers on disk before the first row: a restart reads them.
   for _, kind in ipairs(M.FILE_KINDS) do
     local ok, err = db.writers[kind]:sync()
+    if not ok then return nil, err end
+  end
+  for _, kind in ipairs(CREATION_ORDER) do
+    local ok, err = db.writers[kind]:rename(db.paths[kind])
     if not ok then return nil, err end
   end
   return true
@@ -195,6 +207,7 @@ function M.create(dir, ts, parameters, extra_columns)
   -- for --restart to refuse: the scan simply has not begun.
   for _, kind in ipairs(M.FILE_KINDS) do
     if db.writers[kind] then db.writers[kind]:abort() end
+    os.remove(temporary(db.paths[kind]))
     os.remove(db.paths[kind])
   end
   return nil, err

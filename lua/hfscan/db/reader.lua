@@ -1,12 +1,22 @@
 -- Reading a whole finished scan back: its extended rows (as records), errors,
--- and the commit of every finished repo. Used by diff and merge.
+-- and the commit of every finished repo. Used by diff, merge and --since.
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
+local names = require "hfscan.db.names"
 
 local M = {}
 
 local PROGRESS = database.index(database.PROGRESS_COLUMNS)
+
+-- A row or error of a file as a record, its name in the text form whoever
+-- wrote it (an older hfscan wrote names raw): what is read back compares
+-- equal to what a scan writes now, and is text when it is written again.
+local function record(columns, row)
+  local rec = csvfile.record(columns, row)
+  rec.filename = names.canonical(rec.filename)
+  return rec
+end
 
 -- A folder (its latest scan) or an extended CSV. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
@@ -32,11 +42,11 @@ function M.read(path)
   local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, rows = {},
     errors = {}, commits = {} }
   for i, row in ipairs(ext.rows) do
-    local rec = csvfile.record(ext.header, row)
+    local rec = record(ext.header, row)
     scan.rows[i] = rec
     scan.commits[rec.repo_id] = rec.commit_hash
   end
-  for i, row in ipairs(errs.rows) do scan.errors[i] = csvfile.record(database.ERROR_COLUMNS, row) end
+  for i, row in ipairs(errs.rows) do scan.errors[i] = record(database.ERROR_COLUMNS, row) end
   local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
   scan.finished = progress and {} or nil
   for _, row in ipairs(progress and progress.rows or {}) do

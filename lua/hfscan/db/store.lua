@@ -5,6 +5,7 @@
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
+local names = require "hfscan.db.names"
 
 local M = {}
 
@@ -23,7 +24,7 @@ CREATE TABLE IF NOT EXISTS scans (
 CREATE TABLE IF NOT EXISTS files (
   scan_id           INTEGER NOT NULL REFERENCES scans(scan_id),
   repo_id           TEXT NOT NULL,
-  filename          TEXT NOT NULL,
+  filename          TEXT NOT NULL,          -- the name's text form, as in the CSVs (hfscan.db.names)
   hash              TEXT NOT NULL,          -- lowercase hex, or FAILED_NO_HASH / FAILED_TOO_LARGE
   file_size         INTEGER,
   file_type         TEXT,
@@ -31,16 +32,57 @@ CREATE TABLE IF NOT EXISTS files (
   download_url      TEXT,
   hash_method       TEXT,
   commit_hash       TEXT,
-  carried_over_from TEXT                    -- the earlier scan's <ts> when --since carried it over
+  carried_over_from TEXT,                   -- the earlier scan's <ts> when --since carried it over
+  raw_filename      BLOB                    -- the name's bytes, as the Hub has them
 );
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
 CREATE INDEX IF NOT EXISTS files_by_repo_path ON files(repo_id, filename);
 ]]
 
+-- PRAGMA user_version of the schema above. An older hfscan left it 0, for
+-- version 1: no raw_filename, and filename held the raw name.
+M.SCHEMA_VERSION = 2
+
 local Store = {}
 Store.__index = Store
 
 function M.path(dir) return dir .. "/" .. M.FILE end
+
+-- A row's filename as the store keeps it: its text form and its bytes (bound
+-- as a BLOB by CAST(? AS BLOB)).
+local function name_columns(filename)
+  return names.canonical(filename), names.unescape(filename)
+end
+
+local function has_column(db, table_name, column)
+  for _, c in ipairs(db:query(("PRAGMA table_info(%s)"):format(table_name))) do
+    if c.name == column then return true end
+  end
+  return false
+end
+
+-- Brings a database made by an older hfscan up to SCHEMA_VERSION in place (a
+-- folder's CSVs may be gone, so it is not rebuilt from them). Raises on failure.
+local function migrate(db)
+  if db:query("PRAGMA user_version")[1].user_version >= M.SCHEMA_VERSION then return end
+  db:exec("BEGIN IMMEDIATE") -- a second process migrating at once waits, then finds it done
+  local ok, err = pcall(function()
+    if not has_column(db, "files", "raw_filename") then
+      db:exec("ALTER TABLE files ADD COLUMN raw_filename BLOB")
+    end
+    for _, r in ipairs(db:query("SELECT rowid, filename FROM files WHERE raw_filename IS NULL")) do
+      local text, raw = name_columns(r.filename)
+      db:run("UPDATE files SET filename = ?, raw_filename = CAST(? AS BLOB) WHERE rowid = ?", text,
+        raw, r.rowid)
+    end
+    db:exec(("PRAGMA user_version = %d"):format(M.SCHEMA_VERSION))
+    db:exec("COMMIT")
+  end)
+  if not ok then
+    pcall(db.exec, db, "ROLLBACK")
+    error(err, 0)
+  end
+end
 
 -- Opens (creating if needed) the database of a folder.
 function M.open(dir, path)
@@ -49,6 +91,7 @@ function M.open(dir, path)
   local ok, serr = pcall(function()
     db:exec("PRAGMA journal_mode=WAL;")
     db:exec(M.SCHEMA)
+    migrate(db)
   end)
   if not ok then
     db:close()
@@ -77,11 +120,12 @@ function Store:add_rows(scan_id, rows)
   local ok, err = pcall(function()
     self.db:exec("BEGIN")
     for _, r in ipairs(rows) do
+      local filename, raw_filename = name_columns(r.filename)
       self.db:run([[INSERT INTO files (scan_id, repo_id, filename, hash, file_size, file_type,
-        last_modified, download_url, hash_method, commit_hash, carried_over_from)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], scan_id, r.repo_id, r.filename, r.hash,
-        tonumber(r.file_size), r.file_type, r.last_modified, r.download_url, r.hash_method,
-        r.commit_hash, r.carried_over_from ~= "" and r.carried_over_from or nil)
+        last_modified, download_url, hash_method, commit_hash, carried_over_from, raw_filename)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BLOB))]], scan_id, r.repo_id, filename,
+        r.hash, tonumber(r.file_size), r.file_type, r.last_modified, r.download_url, r.hash_method,
+        r.commit_hash, r.carried_over_from ~= "" and r.carried_over_from or nil, raw_filename)
     end
     self.db:exec("COMMIT")
   end)
@@ -127,15 +171,15 @@ function Store:published(sha256)
     WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]], sha256)
 end
 
--- A repo's rows (filename, hash) at its latest scanned commit, that commit and
--- the scan's timestamp; nil when no scan has the repo.
+-- A repo's rows (filename, raw_filename, hash) at its latest scanned commit,
+-- that commit and the scan's timestamp; nil when no scan has the repo.
 function Store:latest_repo_files(repo)
   local latest = self.db:query([[
     SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
     WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
   if not latest then return nil end
   local rows = self.db:query([[
-    SELECT f.filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    SELECT f.filename, f.raw_filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
     WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]], repo, latest.timestamp,
     latest.commit_hash)
   return rows, latest.commit_hash, latest.timestamp

@@ -548,7 +548,9 @@ function Hub:model_info(repo_id, revision, options)
 end
 
 -- Every entry of a repo's tree at a revision, following pages to the end: the
--- one complete file list (hub-api.md section 12). options: retries.
+-- one complete file list (hub-api.md section 12). options: retries, keep(entry)
+-- (only the entries it returns true for are kept, page by page: a huge tree of
+-- files nobody wants costs no memory).
 function Hub:tree(repo_id, revision, options)
   options = options or {}
   local url = self:api_url("models", repo_id, "tree", urls.segment(revision))
@@ -558,6 +560,13 @@ function Hub:tree(repo_id, revision, options)
   local ok, err = follow_pages(url, what, function(page_url)
     return self:get_json_array(page_url, { retries = options.retries, repo = repo_id, kind = "tree" })
   end, function(page)
+    if options.keep then
+      local kept = {}
+      for _, entry in ipairs(page) do
+        if options.keep(entry) then kept[#kept + 1] = entry end
+      end
+      page = kept
+    end
     if #entries + #page > M.MAX_TREE_ENTRIES then
       too_many = failure("bad_response", ("%s has more than %d entries"):format(what, M.MAX_TREE_ENTRIES))
       return false

@@ -5,7 +5,8 @@
 --   select_model(model)      -> boolean   scan this listed model?
 --   select_file(file, model) -> boolean   is this file a target?
 --   tiers(file, model)       -> {names}   hash tiers to try, in order
---   on_row(row, model)       -> row | false   finished row: change, add columns, or drop
+--   on_row(row, model)       -> row | false   finished row (names in their text form,
+--                                              hfscan.db.names): change, add columns, or drop
 --   on_error(err, model)     -> "continue" | "skip_repo" | "stop"
 --   extra_columns = {names}  columns added to the extended CSV (values set by on_row)
 --   listing_expand = {names} more listing fields for select_model (e.g. "tags")

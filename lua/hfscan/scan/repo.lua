@@ -21,6 +21,7 @@ local database = require "hfscan.db.files"
 local hf = require "hfscan"
 local hub_client = require "hfscan.hub.api"
 local lfs = require "hfscan.scan.lfs"
+local names = require "hfscan.db.names"
 local policies = require "hfscan.scan.policy"
 local targets = require "hfscan.scan.targets"
 local tiers = require "hfscan.scan.tiers"
@@ -119,8 +120,9 @@ Scan.__index = Scan
 -- context: { hub, max_file_size (bytes), policy (hfscan.scan.policy, optional),
 -- route (model -> "api" | "resolvers", optional), retry_budget (seconds of
 -- back-off per repo) }; model: { id, sha, lastModified, siblings, ... } (without
--- sha, the repo is pinned to its current commit first); only: a set of paths to
--- hash instead of the policy's targets.
+-- sha, the repo is pinned to its current commit first); only: the set of files
+-- to hash instead of the policy's targets, named as the database files name
+-- them (the text form of hfscan.db.names): a retry takes them from its CSV.
 function M.new(context, model, only)
   return setmetatable({ ctx = context, hub = context.hub, model = model, rows = {}, errors = {},
     only = only, policy = context.policy or policies.new(),
@@ -136,22 +138,26 @@ function Scan:check(err)
   if (err and err.kind == "unreachable") or self.hub.unreachable then error(M.HUB_UNREACHABLE, 0) end
 end
 
--- Records an error, after asking the policy what to do about it.
-function Scan:error(filename, error_type, reason)
-  local err = { repo_id = self.model.id, filename = filename or "", error_type = error_type,
-    reason = reason or "", timestamp = database.utc_now() }
+-- Records an error about a file (its path) or the repo (no path), after asking
+-- the policy what to do about it. The reason may quote a path or a server's
+-- words, so it gets the text form of a name too: the errors file stays text.
+function Scan:error(path, error_type, reason)
+  local err = { repo_id = self.model.id, filename = names.escape(path or ""),
+    error_type = error_type, reason = names.escape(reason or ""), timestamp = database.utc_now() }
   self.errors[#self.errors + 1] = err
   local decision = self.policy:call("on_error", err, self.model)
   if decision == "stop" then error(M.STOPPED, 0) end
   if decision == "skip_repo" then error(SKIP_REPO, 0) end
 end
 
+-- A file's row, as the CSVs hold it: names in their text form (hfscan.db.names);
+-- the download URL is percent-encoded already.
 function Scan:row(file, hash, method)
   local m = self.model
   local row = {
-    hash = hash, filename = file.path, repo_id = m.id,
+    hash = hash, filename = names.escape(file.path), repo_id = m.id,
     file_size = file.size and tostring(math.tointeger(file.size) or file.size) or "",
-    file_type = targets.file_type(file.path), last_modified = m.lastModified or "",
+    file_type = names.escape(targets.file_type(file.path)), last_modified = m.lastModified or "",
     download_url = self.hub:file_url("resolve", m.id, m.sha, file.path),
     hash_method = method, commit_hash = m.sha, index = file.index,
   }
@@ -230,9 +236,23 @@ end
 -- DONE_ELSEWHERE), or nil and the errors of the sources that failed.
 function Scan:list_round()
   local m, hub = self.model, self.hub
-  local entries, err = hub:tree(m.id, m.sha, { retries = 0 })
+  -- Only the wanted files of the tree are kept (a huge tree of others costs no
+  -- memory), but every name the listing gave that the tree has is noted, so
+  -- that add_listing_names looks up only what the tree really lacks.
+  local listed, in_tree = {}, {}
+  for _, name in ipairs(listing_names(m)) do listed[name] = true end
+  local entries, err = hub:tree(m.id, m.sha, { retries = 0, keep = function(entry)
+    local file = file_from_entry(entry)
+    if not file then return false end
+    if listed[file.path] then in_tree[file.path] = true end
+    return self:wanted(file)
+  end })
   self:check(err)
-  if entries then return self:add_listing_names(files_of(entries, file_from_entry)) end
+  if entries then
+    local files, have = files_of(entries, file_from_entry)
+    for name in pairs(in_tree) do have[name] = true end
+    return self:add_listing_names(files, have)
+  end
   if TERMINAL[err.kind] then return nil, { err } end
   if LIST_TRANSIENT[err.kind] and self:resolvers_instead() then return DONE_ELSEWHERE end
   local failures = { err }
@@ -475,7 +495,7 @@ function Scan:hash_file(file)
 end
 
 function Scan:wanted(file)
-  if self.only then return self.only[file.path] or false end
+  if self.only then return self.only[names.escape(file.path)] or false end
   return self.policy:call("select_file", file, self.model)
 end
 
@@ -534,7 +554,8 @@ function Scan:run()
   if not files then return self:repo_failed(err) end
   if files == DONE_ELSEWHERE then return self.rows, self.errors end
   local seen = self:hash_files(files)
-  for path in pairs(self.only or {}) do
+  for name in pairs(self.only or {}) do
+    local path = names.unescape(name)
     if not seen[path] then
       self:fail({ path = path }, hub_client.failure("entry_not_found",
         ("%s is not in %s at commit %s"):format(path, m.id, m.sha)))

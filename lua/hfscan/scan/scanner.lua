@@ -543,7 +543,7 @@ function M.execute(o, db, ts, log, stats, extra)
   local by_bucket, waited = scanner:bucket_stats()
   scanner:close()
   local closed, cerr = db:close()
-  if not closed then
+  if not closed and not scanner.fatal then -- a write that failed before is said once
     scanner.fatal = scanner.fatal or ("cannot write the database: " .. tostring(cerr))
     log:error("%s", scanner.fatal)
   end

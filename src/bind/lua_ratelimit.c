@@ -1,4 +1,6 @@
 /* Lua binding of the rate limiter: hf.ratelimiter() -> limiter. */
+#include <time.h>
+
 #include "hfscan/interrupt.h"
 #include "hfscan/ratelimit.h"
 #include "lua_bindings.h"
@@ -165,6 +167,20 @@ static int l_parse_header(lua_State *L) { return push_parsed(L, hf_ratelimit_par
  * out of range) */
 static int l_parse_policy(lua_State *L) { return push_parsed(L, hf_ratelimit_parse_policy); }
 
+/* parse_retry_after(value [, now]) -> seconds, or nil: delta-seconds or an
+ * HTTP-date against now (seconds since the epoch; default the clock), as the
+ * limiter reads it (hf_ratelimit_parse_retry_after). */
+static int l_parse_retry_after(lua_State *L) {
+  const char *value = luaL_optstring(L, 1, NULL);
+  double now = luaL_opt(L, luaL_checknumber, 2, (lua_Number)time(NULL));
+  double seconds = hf_ratelimit_parse_retry_after(value, now);
+  if (seconds < 0)
+    luaL_pushfail(L);
+  else
+    lua_pushnumber(L, seconds);
+  return 1;
+}
+
 void hf_lua_register_ratelimit(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"set_spacing", l_set_spacing},
@@ -184,6 +200,7 @@ void hf_lua_register_ratelimit(lua_State *L) {
       {"ratelimiter", l_new},
       {"parse_ratelimit", l_parse_header},
       {"parse_ratelimit_policy", l_parse_policy},
+      {"parse_retry_after", l_parse_retry_after},
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

@@ -159,30 +159,13 @@ M.failure = failure
 -- is broken or hostile, and the wait is cut (issue 14).
 M.MAX_SERVER_WAIT = 900
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
-  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
--- Seconds since the epoch of a civil UTC date (days from civil, proleptic Gregorian).
-local function epoch_of(y, m, d, hh, mm, ss)
-  y = m <= 2 and y - 1 or y
-  local era = y // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return (era * 146097 + doe - 719468) * 86400 + hh * 3600 + mm * 60 + ss
-end
-
--- Retry-After (RFC 9110): delta-seconds, or an HTTP-date ("Wed, 21 Oct 2015
--- 07:28:00 GMT") taken against now (seconds since the epoch). Returns seconds
--- (0 for a date past), or nil for anything else: negative, fractional, "1e309".
+-- Retry-After (RFC 9110): delta-seconds, or an HTTP-date taken against now
+-- (seconds since the epoch; default the clock), read as the limiter reads it.
+-- Returns seconds (0 for a date past), or nil for anything else: negative,
+-- fractional, "1e309".
 function M.parse_retry_after(value, now)
   if type(value) ~= "string" then return nil end
-  local digits = value:match("^%s*(%d+)%s*$")
-  if digits then return #digits > 12 and math.huge or tonumber(digits) end
-  local d, mon, y, hh, mm, ss = value:match("^%s*%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT%s*$")
-  if not (d and MONTHS[mon]) then return nil end
-  local at = epoch_of(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
-  return math.max(0, at - (now or os.time()))
+  return hf.parse_retry_after(value, now)
 end
 
 -- The longest wait the server may ask of a bucket: its window, once known.

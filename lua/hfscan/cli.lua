@@ -59,6 +59,12 @@ function M.walk(args, takes, on_option, on_positional)
       if value == nil then
         i = i + 1
         value = args[i]
+        -- "--output-dir --quiet" forgot the folder: it must not make one named
+        -- "--quiet", nor "--token --quiet" send that as the token.
+        if value and value:sub(1, 1) == "-" and takes(value:match("^(%-%-?[%w-]+)") or value) then
+          return nil, ("%s needs %s, not the option '%s' (write %s=VALUE for a value that starts with -)")
+            :format(name, kind, value, name)
+        end
       end
       if value == nil or value == "" then return nil, ("%s needs %s"):format(name, kind) end
       ok, err = on_option(name, value)

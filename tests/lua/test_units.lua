@@ -91,6 +91,8 @@ t.case("cli: walking arguments against declared flags", function()
   t.eq(o.j, 4, "an attached short value, converted by its check")
   t.eq(table.concat(pos, " "), "a --b", "positionals, after -- too")
   t.eq(given.out and given.json and given.j and not given.help, true, "what was given")
+  o = cli.parse_flags({ "--out", "-x", "--out=--json" }, flags, keep)
+  t.eq(o.out, "--json", "a value that starts with - is taken inline")
   o = cli.parse_flags({ "--jobs", "2" }, flags, keep)
   t.eq(o.j, 2, "an alias fills the same key")
   t.eq(o.out, "./o", "a default fills what was not given")
@@ -101,6 +103,8 @@ t.case("cli: walking arguments against declared flags", function()
     { { "-j0" }, "-j: '0' is not a whole number from 1 to 256" },
     { { "--what" }, "unknown option '--what'" },
     { { "-jx" }, "-j: 'x' is not a whole number from 1 to 256" },
+    { { "--out", "--json" }, "--out needs DIR, not the option '--json' (write --out=VALUE for a value that starts with -)" },
+    { { "--out", "--json=1" }, "--out needs DIR, not the option '--json=1' (write --out=VALUE for a value that starts with -)" },
   }
   for _, c in ipairs(cases) do
     local _, err = cli.parse_flags(c[1], flags, keep)

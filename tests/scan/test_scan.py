@@ -420,8 +420,10 @@ class CommandLineTest(ScanCase):
             (["--restart", "--restart-from", "x.csv"],
              "--restart and --restart-from cannot be used together"),
             (["--endpoint", "ftp://x"], "--endpoint: 'ftp://x' is not an http:// or https:// URL"),
-            (["--max-workers"],
-             "--max-workers: '--output-dir' is not a whole number from 1 to 256"),
+            (["--max-workers"], "--max-workers needs N, not the option '--output-dir' "
+             "(write --max-workers=VALUE for a value that starts with -)"),
+            (["--token", "--quiet"], "--token needs TOKEN, not the option '--quiet' "
+             "(write --token=VALUE for a value that starts with -)"),
             (["--bogus"], "unknown option '--bogus'"),
             (["--quiet=yes"], "--quiet takes no value"),
             (["stray"], "unexpected argument 'stray'"),
@@ -438,6 +440,10 @@ class CommandLineTest(ScanCase):
         r = run_hfscan(["--output-dir", afile, "--endpoint", "http://127.0.0.1:1"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("--output-dir", r.stderr)
+        # A forgotten value is not the next flag: no folder named "--quiet".
+        r = run_hfscan(["--output-dir", "--quiet"], cwd=self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "--quiet")))
 
     def test_help_shows_the_flag_table(self):
         r = run_hfscan(["--help"])

@@ -2,6 +2,9 @@
 local M = {}
 
 M.EXIT_USAGE = 2
+-- A command that could not give its answer (no such folder or file, no scan, an
+-- unreadable database): not "unknown" (1), which is an answer.
+M.EXIT_TROUBLE = 2
 
 -- Prints "hfscan: <message>" and a hint, and returns the usage exit status.
 function M.usage_error(message, help_command)

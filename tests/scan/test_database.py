@@ -347,6 +347,29 @@ class ShardTest(ScanCase):
             self.assertIn("--shard", r.stderr)
 
 
+class NothingToAskTest(ScanCase):
+    """No such folder, a folder without a scan, a missing file: trouble (exit 2),
+    not the answer "unknown" (exit 1); and no empty database is left behind."""
+
+    def test_missing_folder_or_scan_or_file_exits_2(self):
+        h = "ab" * 32
+        empty = os.path.join(self.dir, "empty")
+        os.makedirs(empty)
+        missing = os.path.join(self.dir, "missing")
+        cases = [
+            (["lookup", "--output-dir", missing, h], "hfscan lookup: %s: no such folder\n" % missing),
+            (["lookup", "--output-dir", empty, h],
+             "hfscan lookup: no scan in %s (no hf_model_hashes_extended_*.csv)\n" % empty),
+            (["verify", "--output-dir", empty, os.path.join(self.dir, "nofile")],
+             "hfscan verify: %s: No such file or directory\n" % os.path.join(self.dir, "nofile")),
+        ]
+        for args, message in cases:
+            r = run_hfscan(args)
+            self.assertEqual((r.returncode, r.stderr), (2, message), args)
+        self.assertEqual(os.listdir(empty), [])
+        self.assertFalse(os.path.exists(missing))
+
+
 class SubcommandUsageTest(ScanCase):
     def test_subcommand_usage_errors_name_the_argument(self):
         cases = [

@@ -115,11 +115,11 @@ function M.run(args)
   if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
   local old, err = scan_reader.read(paths[1])
   if not old then
-    return cli.fail("diff", err, 2)
+    return cli.fail("diff", err, cli.EXIT_TROUBLE)
   end
   local new, nerr = scan_reader.read(paths[2])
   if not new then
-    return cli.fail("diff", nerr, 2)
+    return cli.fail("diff", nerr, cli.EXIT_TROUBLE)
   end
   local changes = M.compare(old, new)
   if o.json then

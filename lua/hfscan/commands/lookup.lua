@@ -12,7 +12,7 @@ M.COMMAND = {
   about = [[
   Prints every repo, path, commit and scan where each SHA-256 occurs (case does
   not matter). A hash that occurs nowhere is reported as unknown; the exit status
-  is then 1.]],
+  is then 1; no such folder, or one without a scan, exits 2.]],
   flags = { flags.output_dir, flags.json },
 }
 
@@ -27,7 +27,7 @@ function M.run(args)
   end
   local db, err = store.open_for_queries(o.output_dir)
   if not db then
-    return cli.fail("lookup", err)
+    return cli.fail("lookup", err, cli.EXIT_TROUBLE)
   end
   local results, unknown = {}, 0
   for _, h in ipairs(hashes) do

@@ -20,7 +20,8 @@ M.COMMAND = {
     "[--output-dir DIR] [--json] --repo ID FOLDER" },
   about = [[
   Without --repo: each file is "known" (with every repo, path and commit where
-  its hash was published) or "unknown"; exit 0 when all are known, else 1.
+  its hash was published) or "unknown"; exit 0 when all are known, else 1
+  (2: a path, the folder or its scans are missing).
   With --repo: FOLDER is compared with the repo's target files at its latest
   scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]],
   flags = { flags.output_dir, flags.json, flags.workers,
@@ -151,7 +152,7 @@ function M.run(args)
   local files = collect(paths)
   for _, f in ipairs(files) do
     if f.missing then
-      return cli.fail("verify", f.path .. ": No such file or directory")
+      return cli.fail("verify", f.path .. ": No such file or directory", cli.EXIT_TROUBLE)
     end
   end
   local hashed, err = hash_all(files, workers)
@@ -160,7 +161,7 @@ function M.run(args)
   end
   local db, derr = store.open_for_queries(o.output_dir)
   if not db then
-    return cli.fail("verify", derr)
+    return cli.fail("verify", derr, cli.EXIT_TROUBLE)
   end
   local status = o.repo and verify_repo(db, hashed, o) or verify_known(db, hashed, o)
   db:close()

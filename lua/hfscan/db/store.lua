@@ -227,8 +227,16 @@ function M.build(dir)
 end
 
 -- Opens a folder's database for reading, building it first if it is missing.
+-- Nothing to ask (no such folder, or a folder with no scan and no database:
+-- an empty database would call every hash unknown) returns nil, the message
+-- and "nothing": the commands' trouble, not an answer.
 function M.open_for_queries(dir)
+  if hf.file_type(dir) ~= "directory" then
+    return nil, ("%s: no such folder"):format(dir), "nothing"
+  end
   if hf.file_type(M.path(dir)) ~= "file" then
+    local found, lerr = database.locate(dir)
+    if not found then return nil, lerr, "nothing" end
     local n, err = M.build(dir)
     if not n then return nil, err end
   end

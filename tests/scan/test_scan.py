@@ -440,6 +440,11 @@ class CommandLineTest(ScanCase):
         r = run_hfscan(["--output-dir", afile, "--endpoint", "http://127.0.0.1:1"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("--output-dir", r.stderr)
+        # A path that names nothing: one message shape, one status, for each flag.
+        for flag in ("--since", "--restart-from"):
+            r = run_hfscan([flag, "/missing.csv", "--output-dir", out, "--no-token"])
+            self.assertEqual((r.returncode, r.stderr),
+                             (2, f"hfscan: {flag}: /missing.csv: No such file or directory\n"))
         # A forgotten value is not the next flag: no folder named "--quiet".
         r = run_hfscan(["--output-dir", "--quiet"], cwd=self.dir)
         self.assertEqual(r.returncode, 2)

@@ -32,6 +32,11 @@ function M.run(args)
   local ok, derr = M.prepare_output_dir(o.output_dir)
   if not ok then return cli.usage_error(derr, "hfscan --help") end
   local resuming = o.restart or o.restart_from or o.update_failed_hashes
+  -- A path that names nothing is the same mistake for every flag (--since says so too).
+  if o.restart_from and hf.file_type(o.restart_from) ~= "file" then
+    return cli.fail(nil, ("--restart-from: %s: No such file or directory"):format(o.restart_from),
+      cli.EXIT_USAGE)
+  end
   -- The token is checked before anything is written: a refused one is a usage
   -- error. A resumed scan checks it at its own endpoint, which its files name.
   if not resuming then

@@ -1,5 +1,6 @@
 """Resuming after kill -9 at every point, --update-failed-hashes, and damaged files."""
 import collections
+import glob
 import os
 import resource
 import shutil
@@ -81,6 +82,18 @@ class ResumeTest(ScanCase):
         self.assertEqual(meta["resumed"], 1)
         _, _, rows = read_csv(scan_files(out)["extended"])
         self.assertEqual(meta["total_files_processed"], len(rows), "totals cover the whole scan")
+
+    def test_restart_of_a_completed_scan_does_nothing(self):
+        hub = self.start_hub("--models", "6")
+        r, files = self.scan(hub, "--download-threshold", "1", "--no-token")
+        before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(self.dir, "out", "*"))}
+        hub.clear_log()
+        r = run_hfscan(["--restart", "--output-dir", os.path.join(self.dir, "out"), "--no-token"])
+        self.assertEqual((r.returncode, r.stderr),
+                         (0, f"hfscan: {files['extended']} is already completed; nothing to do\n"))
+        self.assertEqual(hub.requests(), [], "the Hub is not listed again")
+        after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(self.dir, "out", "*"))}
+        self.assertEqual(after, before, "nothing written")
 
     def test_sigkill_from_outside_mid_download(self):
         hub = self.start_hub("--models", "4", "--large-file-size", "300000000")
@@ -224,10 +237,10 @@ class DamagedFilesTest(ScanCase):
         r, files = self.scan(hub, "--download-threshold", "1")
         return hub, files
 
-    def assert_refused(self, args, message, files):
+    def assert_refused(self, args, message, files, status=1):
         before = {p: file_bytes(p) for p in files.values()}
         r = run_hfscan(args)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, status, r.stderr)
         self.assertIn(message, r.stderr)
         for p, data in before.items():
             self.assertEqual(file_bytes(p), data, f"{p} was modified")
@@ -235,10 +248,14 @@ class DamagedFilesTest(ScanCase):
     def test_missing_unreadable_or_foreign_files(self):
         hub, files = self.make_scan()
         out = os.path.dirname(files["extended"])
+        # A file that is not there is a usage error, as for --since (issue 15).
         self.assert_refused(["--restart-from", os.path.join(out, "nope.csv")],
-                            "is not an hfscan extended CSV", files)
+                            "nope.csv: No such file or directory", files, status=2)
         missing = files["extended"].replace("20", "19", 1)
-        self.assert_refused(["--restart-from", missing], "the scan's extended file is missing", files)
+        self.assert_refused(["--restart-from", missing], "No such file or directory", files, status=2)
+        foreign = os.path.join(out, "foreign.csv")
+        open(foreign, "w").close()
+        self.assert_refused(["--restart-from", foreign], "is not an hfscan extended CSV", files)
         empty = os.path.join(self.dir, "empty")
         os.makedirs(empty)
         r = run_hfscan(["--restart", "--output-dir", empty])

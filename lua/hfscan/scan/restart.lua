@@ -171,6 +171,24 @@ local function fail(log, message)
   return 1
 end
 
+-- Whether the metadata says completed and the files still hold all of it: no
+-- torn line, and a progress line for every repo the metadata counts.
+local function completed_and_whole(paths, docs)
+  local recorded = database.read_metadata(paths.metadata)
+  if not (recorded and recorded.status == "completed") then return false end
+  for _, kind in ipairs(database.CSV_KINDS) do
+    if docs[kind].torn_line then return false end
+  end
+  local progress = hf.file_type(paths.progress) == "file"
+    and csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+  if not progress then return false end
+  local repos = {}
+  for _, row in ipairs(progress.rows) do repos[row[PROGRESS.repo_id]] = true end
+  local count = 0
+  for _ in pairs(repos) do count = count + 1 end
+  return count == recorded.total_models_scanned
+end
+
 function M.restart(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
@@ -178,6 +196,13 @@ function M.restart(o)
   if not paths then return fail(log, "cannot resume: " .. err) end
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot resume: " .. rerr) end
+  -- A finished scan is a fact: a restart neither lists the Hub again nor adds
+  -- the repos that appeared since (a new scan, or --since, does that). Files
+  -- damaged since are repaired as for any restart.
+  if completed_and_whole(paths, docs) then
+    cli.warn(nil, ("%s is already completed; nothing to do"):format(paths.extended))
+    return 0
+  end
   local refused = M.check_token(o, docs.extended.parameters)
   if refused then return refused end
   log:open_file(paths.log)

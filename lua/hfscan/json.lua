@@ -17,6 +17,15 @@ local function encode_string(s)
   end) .. '"'
 end
 
+-- The shortest decimal that reads back as the same float: 0.074, not the
+-- 0.073999999999999996 that %.17g gives.
+local function shortest(v)
+  for digits = 15, 17 do
+    local text = ("%." .. digits .. "g"):format(v)
+    if tonumber(text) == v then return text end
+  end
+end
+
 local function is_array(t)
   if getmetatable(t) == ARRAY then return true end
   local n = #t
@@ -66,7 +75,7 @@ encode = function(v, out)
     elseif math.type(v) == "integer" then
       out[#out + 1] = tostring(v)
     else
-      out[#out + 1] = ("%.17g"):format(v)
+      out[#out + 1] = shortest(v)
     end
   elseif kind == "boolean" then
     out[#out + 1] = tostring(v)

@@ -73,6 +73,8 @@ t.case("json: arrays, empty ones, sorted keys, escapes and numbers", function()
   t.eq(json.encode({ b = 1, a = { 1, 2 }, c = json.array() }), '{"a":[1,2],"b":1,"c":[]}', "object")
   t.eq(json.encode("q\"\\\n\1"), '"q\\"\\\\\\n\\u0001"', "escapes")
   t.eq(json.encode({ 1.5, 0 / 0, math.huge, true }), "[1.5,null,null,true]", "numbers")
+  t.eq(json.encode({ 0.074, 1 / 3, 0.1 + 0.2 }), "[0.074,0.3333333333333333,0.30000000000000004]",
+    "the shortest decimal that reads back the same")
   t.eq(json.encode({}), "{}", "an unmarked empty table is an object")
 end)
 

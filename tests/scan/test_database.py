@@ -118,6 +118,33 @@ class LookupVerifyTest(WorldCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("'not-a-hash' is not a SHA-256", r.stderr)
 
+    def test_verify_of_a_model_folder_judges_its_weight_files(self):
+        hub = self.start_hub("--models", "12")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        weight = next(f for f in hub.truth() if is_target(f["path"]) and f["sha256"])
+        folder = os.path.join(self.dir, "model")
+        os.makedirs(folder)
+        name = weight["path"].rsplit("/", 1)[-1]
+        with open(os.path.join(folder, name), "wb") as fh:
+            fh.write(fetch(hub.endpoint, weight["repo_id"], weight["commit"], weight["path"]))
+        for text in ("README.md", "config.json"):
+            with open(os.path.join(folder, text), "w") as fh:
+                fh.write("{}\n")
+        os.symlink(os.path.join(self.dir, "gone.bin"), os.path.join(folder, "dangling.bin"))
+        os.mkfifo(os.path.join(folder, "pipe.bin"))
+        r = run_hfscan(["verify", "--output-dir", out, "--json", folder])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        status = {os.path.basename(f["path"]): f["status"] for f in json.loads(r.stdout)["files"]}
+        self.assertEqual(status, {name: "known", "README.md": "not covered",
+                                  "config.json": "not covered", "dangling.bin": "skipped",
+                                  "pipe.bin": "skipped"})
+        # --all judges every file: the README is then unknown.
+        r = run_hfscan(["verify", "--output-dir", out, "--all", folder])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"unknown  .*README\.md")
+        self.assertRegex(r.stdout, r"skipped  .*pipe\.bin  \(not a regular file\)")
+
     def test_verify_files_and_a_repo_folder(self):
         hub = self.start_hub("--models", "12")
         r, files = self.scan(hub, "--download-threshold", "1")

@@ -16,20 +16,25 @@ local M = {}
 
 M.COMMAND = {
   name = "verify",
-  usage = { "[--output-dir DIR] [--json] [-j N] PATH...",
+  usage = { "[--output-dir DIR] [--json] [-j N] [--all] PATH...",
     "[--output-dir DIR] [--json] --repo ID FOLDER" },
   about = [[
-  Without --repo: each file is "known" (with every repo, path and commit where
-  its hash was published) or "unknown"; exit 0 when all are known, else 1
-  (2: a path, the folder or its scans are missing).
+  Without --repo: each weight file (a target extension of the scan; every file
+  with --all) is "known" (with every repo, path and commit where its hash was
+  published) or "unknown"; other files are "not covered", and dangling links,
+  FIFOs and sockets "skipped", neither changing the exit status: 0 when all
+  judged files are known, else 1 (2: a path, the folder or its scans are missing).
   With --repo: FOLDER is compared with the repo's target files at its latest
   scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]],
   flags = { flags.output_dir, flags.json, flags.workers,
-    { "--repo", "ID", nil, "compare FOLDER with this repo's files" } },
+    { "--repo", "ID", nil, "compare FOLDER with this repo's files" },
+    { "--all", nil, nil, "judge every file, not only weight files (the scan's target extensions)" } },
 }
 
--- Every regular file under the given paths, with its path relative to the
--- folder it was found in.
+-- Every file under the given paths, with its path relative to the folder it
+-- was found in. A path given that is not there is missing (the caller's
+-- mistake); inside a folder, a dangling link, a FIFO or a socket is skipped
+-- (reported, and the run goes on).
 local function collect(paths)
   local files = {}
   local function walk(path, relative)
@@ -40,21 +45,29 @@ local function collect(paths)
       end
     elseif kind == "file" then
       files[#files + 1] = { path = path, relative = relative or path:match("[^/]*$") }
+    elseif kind == nil and relative == nil then
+      files[#files + 1] = { path = path, relative = path, missing = true }
     else
-      files[#files + 1] = { path = path, relative = relative or path, missing = true }
+      files[#files + 1] = { path = path, relative = relative or path, skipped =
+        kind == nil and "a link to nothing" or "not a regular file" }
     end
   end
   for _, p in ipairs(paths) do walk((p:gsub("/+$", "")), nil) end
   return files
 end
 
+-- Hashes the files that are to be judged (not skipped, not left uncovered).
 local function hash_all(files, workers)
-  local list = {}
-  for i, f in ipairs(files) do list[i] = f.path end
+  local list, which = {}, {}
+  for _, f in ipairs(files) do
+    if not f.skipped and not f.not_covered then
+      list[#list + 1], which[#which + 1] = f.path, f
+    end
+  end
   local results, err = hf.sha256_files(list, workers)
   if not results then return nil, err end
   for i, r in ipairs(results) do
-    files[i].sha256, files[i].error = r.sha256, r.error
+    which[i].sha256, which[i].error = r.sha256, r.error
   end
   return files
 end
@@ -63,7 +76,11 @@ local function verify_known(db, files, o)
   local unknown, report = 0, {}
   for _, f in ipairs(files) do
     local entry = { path = names.escape(f.path), sha256 = f.sha256 }
-    if not f.sha256 then
+    if f.skipped then
+      entry.status, entry.error = "skipped", f.skipped
+    elseif f.not_covered then
+      entry.status = "not covered"
+    elseif not f.sha256 then
       entry.status, entry.error = "unreadable", names.escape(f.error) -- it names the path
       unknown = unknown + 1
     else
@@ -84,6 +101,11 @@ local function verify_known(db, files, o)
         end
       elseif e.status == "unknown" then
         print(("unknown  %s  %s"):format(e.path, e.sha256))
+      elseif e.status == "not covered" then
+        print(("not covered  %s  (not a weight file: the database holds weight files; --all judges it)")
+          :format(e.path))
+      elseif e.status == "skipped" then
+        print(("skipped  %s  (%s)"):format(e.path, e.error))
       else
         print(("error    %s  %s"):format(e.path, e.error))
       end
@@ -98,7 +120,9 @@ local function verify_repo(db, files, o)
     return cli.fail("verify", o.repo .. " is in no scan of this folder")
   end
   local local_by_path = {}
-  for _, f in ipairs(files) do local_by_path[f.relative] = f end
+  for _, f in ipairs(files) do
+    if not f.skipped then local_by_path[f.relative] = f end
+  end
   local report = { repo = o.repo, commit = commit, scan = scan, matching = {}, changed = {},
     missing = {}, extra = {}, unverifiable = {} }
   local published = {}
@@ -116,7 +140,7 @@ local function verify_repo(db, files, o)
     end
   end
   for _, f in ipairs(files) do
-    if not published[f.relative] and targets.is_target(f.relative) then
+    if not f.skipped and not published[f.relative] and targets.is_target(f.relative) then
       table.insert(report.extra, names.escape(f.relative))
     end
   end
@@ -153,6 +177,13 @@ function M.run(args)
   for _, f in ipairs(files) do
     if f.missing then
       return cli.fail("verify", f.path .. ": No such file or directory", cli.EXIT_TROUBLE)
+    end
+  end
+  -- Without --all only weight files are judged: a model folder's README and
+  -- config are not in the database, and saying "unknown" of them means nothing.
+  if not o.all and not o.repo then
+    for _, f in ipairs(files) do
+      if not f.skipped and not targets.is_target(f.relative) then f.not_covered = true end
     end
   end
   local hashed, err = hash_all(files, workers)

@@ -22,6 +22,9 @@ local function usage()
   lines[#lines + 1] = "       hfscan --script FILE [ARGS...] | hfscan repl"
   lines[#lines + 1] = "Each subcommand takes --help. Builds a database of the SHA-256 hashes of model"
   lines[#lines + 1] = "files on the Hugging Face Hub."
+  lines[#lines + 1] = "Exit status of a scan: 0 completed; 1 incomplete or failed (--restart goes on);"
+  lines[#lines + 1] = "2 usage error, nothing written; 3 completed, with downloads that differ from the"
+  lines[#lines + 1] = "Hub's claims (hash_mismatch); 130 interrupted."
   return table.concat(lines, "\n")
 end
 

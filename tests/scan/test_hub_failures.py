@@ -422,13 +422,24 @@ class TokenTest(ScanTestBase):
         hub = self.start_hub("--models", "10")
         r, files = self.scan(hub, "--download-threshold", "1", "--token", GRANTED)
         out = os.path.dirname(files["extended"])
+
+        def as_interrupted():
+            # A completed scan's restart has nothing to do and asks nothing (issue 15).
+            with open(files["metadata"]) as f:
+                meta = json.load(f)
+            meta["status"] = "interrupted"
+            with open(files["metadata"], "w") as f:
+                json.dump(meta, f)
+
         for command in (["--restart"], ["--update-failed-hashes", "--yes"]):
+            as_interrupted()
             hub.clear_log()
             r = run_hfscan(command + ["--output-dir", out, "--quiet", "--token", GRANTED])
             self.assertEqual(r.returncode, 0, r.stderr[-2000:])
             whoami = [q for q in hub.requests() if path_of(q) == "/api/whoami-v2"]
             self.assertEqual(len(whoami), 1, command)
             self.assertTrue(whoami[0]["auth"])
+        as_interrupted()
         r = run_hfscan(["--restart", "--output-dir", out, "--quiet", "--token", "hf_wrong_token"])
         self.assertEqual(r.returncode, 2, r.stderr[-2000:])
         self.assertIn("the Hub refuses the token from --token", r.stderr)

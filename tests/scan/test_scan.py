@@ -273,13 +273,19 @@ class FaultsTest(ScanTestBase):
 
     def test_git_content_mismatch_is_an_error_never_a_hash(self):
         hub = self.start_hub("--models", "8", "--git-mismatch", "hfscan-test/plain-git-weights")
-        r, files = self.scan(hub, "--download-threshold", "1")
+        # Mismatches are news: a scan that found them exits 3, not 0.
+        r, files = self.scan(hub, "--download-threshold", "1", expect=3)
         _, errors = self.assert_rows(files, hub.truth(), hub.endpoint,
                                      git_mismatch={"hfscan-test/plain-git-weights"})
         mismatches = [e for e in errors if e["error_type"] == "hash_mismatch"]
         # The empty file is the same whatever is flipped; every other one differs.
         self.assertGreater(len(mismatches), 2)
         self.assertTrue(all("git blob id" in e["reason"] for e in mismatches))
+        with open(files["metadata"]) as f:
+            meta = json.load(f)
+        self.assertEqual((meta["status"], meta["hash_mismatches"]), ("completed", len(mismatches)))
+        self.assertEqual(meta["errors_by_type"]["hash_mismatch"], len(mismatches))
+        self.assertIn("%d downloads differ from what the Hub claims" % len(mismatches), r.stderr)
 
     def test_repo_that_cannot_be_listed_is_left_for_the_restart(self):
         """A repo whose tree and model info answer 500, and whose file names no

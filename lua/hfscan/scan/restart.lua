@@ -154,7 +154,8 @@ local function stats_from(docs, finished_count)
   for _, row in ipairs(docs.extended.rows) do
     scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method])
   end
-  stats.errors = #docs.errors.rows
+  local error_type = database.index(database.ERROR_COLUMNS).error_type
+  for _, row in ipairs(docs.errors.rows) do scanner.count_error(stats, row[error_type]) end
   return stats
 end
 

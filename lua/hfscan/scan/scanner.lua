@@ -21,6 +21,10 @@ local urls = require "hfscan.hub.urls"
 local M = {}
 
 M.EXIT_INTERRUPTED = 130
+-- A scan that finished but found downloads that differ from what the Hub claims
+-- of them: news a nightly job must not read as success (exit 0) nor as an
+-- unfinished scan (exit 1).
+M.EXIT_MISMATCHES = 3
 -- siblings: the file names, so a repo can also be hashed through the larger
 -- resolvers bucket (a request per file) when the api bucket is the bottleneck;
 -- library_name: whether those requests would count as downloads.
@@ -31,6 +35,12 @@ M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 local GB = 1024 * 1024 * 1024
 
 -- Counts one row of the database in the scan's totals.
+-- Counts one error row by its type (hash_mismatch apart from the rest).
+function M.count_error(stats, error_type)
+  stats.errors = stats.errors + 1
+  stats.errors_by_type[error_type] = (stats.errors_by_type[error_type] or 0) + 1
+end
+
 function M.count_row(stats, hash, method)
   stats.files = stats.files + 1
   stats.methods[method] = (stats.methods[method] or 0) + 1
@@ -39,7 +49,7 @@ end
 
 local function new_stats()
   return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
-    errors = 0, methods = {}, requests = {}, throttled = 0, listing_done = false,
+    errors = 0, errors_by_type = {}, methods = {}, requests = {}, throttled = 0, listing_done = false,
     listed_without_tree = 0 }
 end
 
@@ -372,7 +382,7 @@ function Scanner:record(model, rows, errors, unfinished)
   else
     s.models_done = s.models_done + 1
   end
-  s.errors = s.errors + #errors
+  for _, e in ipairs(errors) do M.count_error(s, e.error_type) end
   for _, r in ipairs(rows) do M.count_row(s, r.hash, r.hash_method) end
   for _, e in ipairs(errors) do
     self.log:warn("%s %s: %s: %s", model.id, e.filename ~= "" and e.filename or "(repo)",
@@ -483,6 +493,8 @@ function M.metadata(o, ts, stats, extra)
     total_models_scanned = stats.models_done,
     total_files_processed = stats.files,
     total_errors = stats.errors,
+    errors_by_type = stats.errors_by_type,
+    hash_mismatches = stats.errors_by_type.hash_mismatch or 0,
     target_extensions = targets.EXTENSIONS,
     authenticated = o.token ~= nil,
     files_by_method = stats.methods,
@@ -508,6 +520,11 @@ function M.print_summary(stats, duration, paths, status)
     lines[#lines + 1] = ("    %-18s %d"):format(method, stats.methods[method] or 0)
   end
   lines[#lines + 1] = ("  errors             %d"):format(stats.errors)
+  local mismatches = stats.errors_by_type.hash_mismatch or 0
+  if mismatches > 0 then
+    lines[#lines + 1] = ("  hash mismatches    %d (downloads that differ from the Hub's own claims: see the errors file)")
+      :format(mismatches)
+  end
   if stats.unfinished > 0 then
     lines[#lines + 1] = ("  unfinished repos   %d (temporary failures; --restart redoes them)")
       :format(stats.unfinished)
@@ -591,6 +608,13 @@ function M.execute(o, db, ts, log, stats, extra)
   if status == "incomplete" and scanner.listing_stopped then
     log:warn("the repos listed so far are done; list the rest (from the page that failed) with: %s",
       restart_command(o))
+  end
+  local mismatches = stats.errors_by_type.hash_mismatch or 0
+  if status == "completed" and mismatches > 0 then
+    log:warn("%d downloads differ from what the Hub claims of them (hash_mismatch in %s); exit %d",
+      mismatches, db.paths.errors, M.EXIT_MISMATCHES)
+    log:close()
+    return M.EXIT_MISMATCHES
   end
   log:close()
   return status == "completed" and 0 or 1

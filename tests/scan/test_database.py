@@ -374,6 +374,32 @@ class ShardTest(ScanCase):
             self.assertIn("--shard", r.stderr)
 
 
+class TamperedRowsTest(ScanCase):
+    """Every row read back is checked: a hash that is neither 64 lowercase hex
+    nor FAILED_*, or a malformed commit, is refused by diff, db build and
+    --since, naming the file and the row (issue 15)."""
+
+    def test_a_tampered_csv_is_refused_by_every_reader(self):
+        hub = self.start_hub("--models", "6")
+        r, files = self.scan(hub, "--download-threshold", "1")
+        out = os.path.dirname(files["extended"])
+        with open(files["extended"], newline="") as f:
+            text = f.read()
+        first = next(row["hash"] for row in read_csv(files["extended"])[2]
+                     if not row["hash"].startswith("FAILED"))
+        with open(files["extended"], "w", newline="") as f:
+            f.write(text.replace(first, "NOTAHASH", 1))
+        os.remove(os.path.join(out, "hfscan.sqlite"))
+        message = "row %d: hash 'NOTAHASH' is neither 64 lowercase hex digits nor a FAILED_* marker"
+        row = next(i for i, r in enumerate(read_csv(files["extended"])[2], 1) if r["hash"] == "NOTAHASH")
+        for args in (["diff", out, out], ["db", "build", "--output-dir", out],
+                     ["--since", out, "--output-dir", os.path.join(self.dir, "next"),
+                      "--endpoint", hub.endpoint, "--no-token", "--download-threshold", "1"]):
+            r = run_hfscan(args)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn(files["extended"] + ": " + message % row, r.stderr, args)
+
+
 class NothingToAskTest(ScanCase):
     """No such folder, a folder without a scan, a missing file: trouble (exit 2),
     not the answer "unknown" (exit 1); and no empty database is left behind."""

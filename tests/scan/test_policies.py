@@ -147,6 +147,14 @@ class BrokenPolicyTest(ScanCase):
         self.assertIn("policy hook 'select_model' (defined at", r.stderr)
         self.assertIn("returned a string; it must return a boolean", r.stderr)
 
+    def test_on_row_cannot_write_a_malformed_hash(self):
+        path, r, files = self.run_policy(
+            'return { on_row = function(row) row.hash = "NOTAHASH"; return row end }\n')
+        self.assertIn("policy hook 'on_row' (defined at", r.stderr)
+        self.assertIn("a row table with a valid hash", r.stderr)
+        _, _, rows = read_csv(files["extended"])
+        self.assertEqual([r for r in rows if r["hash"] == "NOTAHASH"], [])
+
     def test_unknown_hook(self):
         path, r, files = self.run_policy('return { select_modle = function() return true end }\n')
         self.assertIn("unknown hook 'select_modle'", r.stderr)

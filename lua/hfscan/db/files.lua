@@ -28,6 +28,36 @@ M.FAILURES = { M.FAILED_NO_HASH, M.FAILED_TOO_LARGE }
 
 function M.is_failed(hash) return hash == M.FAILED_NO_HASH or hash == M.FAILED_TOO_LARGE end
 
+-- What a hash column may hold: 64 lowercase hex digits, or a failure marker.
+function M.valid_hash(hash)
+  return M.is_failed(hash) or (type(hash) == "string" and #hash == 64 and hash:match("^[0-9a-f]+$") ~= nil)
+end
+
+-- Why an extended row (a record) is not one hfscan writes, or nil: every row
+-- read back is checked, so a damaged or tampered file is refused, not diffed,
+-- imported or carried forward.
+function M.row_problem(record)
+  if not M.valid_hash(record.hash) then
+    return ("hash '%s' is neither 64 lowercase hex digits nor a FAILED_* marker"):format(
+      tostring(record.hash):sub(1, 80))
+  end
+  local commit = record.commit_hash
+  if commit ~= nil and commit ~= "" and not (#commit == 40 and commit:match("^[0-9a-f]+$")) then
+    return ("commit_hash '%s' is not 40 lowercase hex digits"):format(commit:sub(1, 80))
+  end
+  return nil
+end
+
+-- The first bad row of a read extended CSV (rows as records), as "path: row N:
+-- problem", or nil.
+function M.first_bad_row(path, records)
+  for i, rec in ipairs(records) do
+    local problem = M.row_problem(rec)
+    if problem then return ("%s: row %d: %s"):format(path, i, problem) end
+  end
+  return nil
+end
+
 M.utc_now = clock.utc_now
 
 M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }

@@ -46,6 +46,8 @@ function M.read(path)
     scan.rows[i] = rec
     scan.commits[rec.repo_id] = rec.commit_hash
   end
+  local bad = database.first_bad_row(paths.extended, scan.rows)
+  if bad then return nil, bad end
   for i, row in ipairs(errs.rows) do scan.errors[i] = record(database.ERROR_COLUMNS, row) end
   local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
   scan.finished = progress and {} or nil

@@ -139,11 +139,13 @@ function Store:import_scan(paths)
     return database.extended_columns(database.extra_columns_of(parameters))
   end)
   if not doc then return nil, err end
+  local rows = {}
+  for i, row in ipairs(doc.rows) do rows[i] = csvfile.record(doc.header, row) end
+  local bad = database.first_bad_row(paths.extended, rows)
+  if bad then return nil, bad end
   local ts = paths.extended:match("(%d+_%d+)%.csv$")
   local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
   self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id)
-  local rows = {}
-  for i, row in ipairs(doc.rows) do rows[i] = csvfile.record(doc.header, row) end
   local ok, ierr = self:add_rows(scan_id, rows)
   if not ok then return nil, tostring(ierr) end
   return #rows

@@ -14,6 +14,7 @@
 -- Hooks get plain tables (see docs/lua-api.md). A hook that raises, or returns
 -- the wrong type, stops the scan with the policy file, line and hook named;
 -- the database written so far stays valid.
+local database = require "hfscan.db.files"
 local targets = require "hfscan.scan.targets"
 local tiers = require "hfscan.scan.tiers"
 
@@ -42,7 +43,11 @@ local RESULT_CHECKS = {
     end
     return true
   end,
-  on_row = function(v) return v == false or v == nil or type(v) == "table", "a row table, or false to drop it" end,
+  -- A policy may add columns and change names, never write a hash hfscan would not.
+  on_row = function(v)
+    return v == false or v == nil or (type(v) == "table" and database.row_problem(v) == nil),
+      "a row table with a valid hash (64 lowercase hex or FAILED_*) and commit, or false to drop it"
+  end,
   on_error = function(v)
     return v == "continue" or v == "skip_repo" or v == "stop", '"continue", "skip_repo" or "stop"'
   end,

@@ -222,6 +222,31 @@ class DiffIncrementalTest(WorldCase):
         self.assertEqual(r.returncode, 0)
         self.assertEqual(json.loads(r.stdout)["added"], [])
 
+    def test_diff_of_a_partial_scan_compares_only_what_both_finished(self):
+        hub = self.start_hub("--models", "12")
+        r, full = self.scan(hub, "--download-threshold", "1", output="full")
+        out = os.path.join(self.dir, "cut")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:4"})
+        self.assertEqual(r.returncode, -9, r.stderr[-2000:])
+        # Interrupted after 3 finished repos (the 4th wrote rows, not its progress line).
+        r = run_hfscan(["diff", "--json", full["extended"], out])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        report = json.loads(r.stdout)
+        self.assertEqual(report["removed"], [], "an unfinished scan removed nothing")
+        with open(full["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")) as f:
+            finished_in_full = len(f.read().splitlines()) - 1
+        self.assertEqual(len(report["not_compared"]), finished_in_full - 3, report["not_compared"])
+        self.assertIn("%d repos are not compared" % (finished_in_full - 3), r.stderr)
+        # Scans of different selections are refused unless --force.
+        r, other = self.scan(hub, "--download-threshold", "1", "--limit", "5", output="limited")
+        r = run_hfscan(["diff", full["extended"], other["extended"]])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("the two scans select different repos (model_limit: '' vs '5')", r.stderr)
+        r = run_hfscan(["diff", "--force", full["extended"], other["extended"]])
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+
     def test_diff_shows_failures_that_became_hashes_and_back(self):
         hub = self.start_hub("--models", "20")
         r, anonymous = self.scan(hub, "--download-threshold", "1", output="anonymous")

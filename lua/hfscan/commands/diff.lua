@@ -20,9 +20,13 @@ M.COMMAND = {
   OLD and NEW: extended CSVs, or output folders (their latest scans).
   CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
   change is added, removed, changed (another hash), hashed (FAILED_* before, a hash
-  now), failed (a hash before, FAILED_* now), commit_changed or moved. Exit 0 when the two
-  scans hold the same files, 1 when they differ, 2 on trouble.]],
-  flags = { flags.json },
+  now), failed (a hash before, FAILED_* now), commit_changed or moved. Only repos both
+  scans can speak of are compared (finished in it, or the scan completed); the others are
+  counted on stderr as not compared (not_compared in --json). Scans that select different
+  repos (endpoint, threshold, limit, shard, policy) are refused unless --force. Exit 0
+  when the two scans hold the same files, 1 when they differ, 2 on trouble.]],
+  flags = { flags.json,
+    { "--force", nil, nil, "compare scans whose endpoint, threshold, limit, shard or policy differ" } },
 }
 
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
@@ -55,8 +59,63 @@ local function sorted_keys(set)
   return keys
 end
 
--- Returns the changes as a list of records with M.COLUMNS.
+-- What decides which repos and files a scan holds: two scans that differ in one
+-- of these do not select the same repos, and their difference is no change.
+M.SELECTION_KEYS = { "endpoint", "download_threshold", "model_limit", "shard", "policy" }
+
+-- The first selection setting two scans differ in, as "key: old vs new", or nil.
+function M.selection_difference(old, new)
+  for _, key in ipairs(M.SELECTION_KEYS) do
+    local a, b = old.parameters[key] or "", new.parameters[key] or ""
+    if a ~= b then
+      return ("%s: '%s' vs '%s'"):format(key, a, b)
+    end
+  end
+  return nil
+end
+
+-- Whether a scan can speak of a repo: it finished it, or the scan completed
+-- (then a repo it lacks is not in its selection). An interrupted or unfinished
+-- scan says nothing of the repos it did not finish.
+local function knows(scan, repo)
+  if scan.status == "completed" then return true end
+  if not scan.finished then return scan.commits[repo] ~= nil end -- an old scan without progress
+  return scan.finished[repo] ~= nil
+end
+
+-- The repos of either scan that the other cannot speak of, sorted.
+function M.not_compared(old, new)
+  local repos = {}
+  for _, scan in ipairs({ old, new }) do
+    for repo in pairs(scan.commits) do
+      if not (knows(old, repo) and knows(new, repo)) then repos[repo] = true end
+    end
+    for repo in pairs(scan.finished or {}) do
+      if not (knows(old, repo) and knows(new, repo)) then repos[repo] = true end
+    end
+  end
+  return sorted_keys(repos)
+end
+
+-- Only rows of repos both scans can speak of.
+local function comparable(scan, skip)
+  local rows, commits = {}, {}
+  for _, r in ipairs(scan.rows) do
+    if not skip[r.repo_id] then rows[#rows + 1] = r end
+  end
+  for repo, commit in pairs(scan.commits) do
+    if not skip[repo] then commits[repo] = commit end
+  end
+  return { rows = rows, commits = commits }
+end
+
+-- Returns the changes as a list of records with M.COLUMNS, and the repos not
+-- compared (finished in only one of the scans).
 function M.compare(old, new)
+  local skipped = M.not_compared(old, new)
+  local skip = {}
+  for _, repo in ipairs(skipped) do skip[repo] = true end
+  old, new = comparable(old, skip), comparable(new, skip)
   local changes = {}
   local function add(change, r, fields)
     local c = { change = change, repo_id = r.repo_id, filename = r.filename or "" }
@@ -106,7 +165,7 @@ function M.compare(old, new)
       end
     end
   end
-  return changes
+  return changes, skipped
 end
 
 function M.run(args)
@@ -121,7 +180,16 @@ function M.run(args)
   if not new then
     return cli.fail("diff", nerr, cli.EXIT_TROUBLE)
   end
-  local changes = M.compare(old, new)
+  local difference = M.selection_difference(old, new)
+  if difference and not o.force then
+    return cli.fail("diff", ("the two scans select different repos (%s): their difference is "
+      .. "not a change; --force compares them anyway"):format(difference), cli.EXIT_TROUBLE)
+  end
+  local changes, not_compared = M.compare(old, new)
+  if #not_compared > 0 then
+    cli.warn("diff", ("%d repos are not compared: finished in only one of the scans "
+      .. "(an interrupted, unfinished or limited scan says nothing of the others)"):format(#not_compared))
+  end
   if o.json then
     local grouped = {}
     for _, kind in ipairs({ "added", "removed", "changed", "hashed", "failed", "commit_changed",
@@ -131,6 +199,7 @@ function M.run(args)
     for _, c in ipairs(changes) do table.insert(grouped[c.change], c) end
     grouped.old = old.paths.extended
     grouped.new = new.paths.extended
+    grouped.not_compared = json.array(not_compared)
     cli.print_json(grouped)
   else
     io.stdout:write(hf.csv_format_row(M.COLUMNS))

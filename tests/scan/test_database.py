@@ -376,6 +376,20 @@ class ShardTest(ScanCase):
         r = run_hfscan(["merge", "--output-dir", again, merged])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(row_set(scan_files(again)), row_set(whole))
+        # Some shards, a shard twice, a shard beside a whole scan, another
+        # threshold: none is one scan, and nothing is written.
+        r, other = self.scan(hub, "--download-threshold", "2", "--shard", "1/3", output="other")
+        for parts, message in (
+                ([outs[0], outs[2]], "shards missing: 1/3 (a merge of some shards is not the whole scan)"),
+                ([outs[0], outs[1], outs[1], outs[2]], "shard 1/3 is given twice"),
+                ([outs[0], os.path.dirname(whole["extended"])], "is not a shard, but the others are"),
+                ([outs[0], os.path.dirname(other["extended"]), outs[2]],
+                 "(download_threshold: '1' vs '2')")):
+            refused = os.path.join(self.dir, "refused")
+            r = run_hfscan(["merge", "--output-dir", refused] + parts)
+            self.assertEqual(r.returncode, 2, parts)
+            self.assertIn(message, r.stderr)
+            self.assertFalse(os.path.exists(refused))
 
     def test_merge_refuses_a_shard_that_is_not_finished(self):
         hub = self.start_hub("--models", "12")

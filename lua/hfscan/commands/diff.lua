@@ -59,21 +59,6 @@ local function sorted_keys(set)
   return keys
 end
 
--- What decides which repos and files a scan holds: two scans that differ in one
--- of these do not select the same repos, and their difference is no change.
-M.SELECTION_KEYS = { "endpoint", "download_threshold", "model_limit", "shard", "policy" }
-
--- The first selection setting two scans differ in, as "key: old vs new", or nil.
-function M.selection_difference(old, new)
-  for _, key in ipairs(M.SELECTION_KEYS) do
-    local a, b = old.parameters[key] or "", new.parameters[key] or ""
-    if a ~= b then
-      return ("%s: '%s' vs '%s'"):format(key, a, b)
-    end
-  end
-  return nil
-end
-
 -- Whether a scan can speak of a repo: it finished it, or the scan completed
 -- (then a repo it lacks is not in its selection). An interrupted or unfinished
 -- scan says nothing of the repos it did not finish.
@@ -180,7 +165,7 @@ function M.run(args)
   if not new then
     return cli.fail("diff", nerr, cli.EXIT_TROUBLE)
   end
-  local difference = M.selection_difference(old, new)
+  local difference = database.selection_difference(old.parameters, new.parameters)
   if difference and not o.force then
     return cli.fail("diff", ("the two scans select different repos (%s): their difference is "
       .. "not a change; --force compares them anyway"):format(difference), cli.EXIT_TROUBLE)

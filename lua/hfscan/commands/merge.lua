@@ -42,6 +42,51 @@ local function group_by_repo(scan)
   return repos, order
 end
 
+-- What every part of one scan shares: the selection (its shard aside), and the
+-- extra columns, which the merged file has once for all.
+local SHARED_KEYS = { "extra_columns" }
+for _, key in ipairs(database.SELECTION_KEYS) do
+  if key ~= "shard" then SHARED_KEYS[#SHARED_KEYS + 1] = key end
+end
+
+-- Why these scans are not the parts of one scan, or nil: they must share every
+-- selection setting and, when sharded, be shards 0 to N-1 of one N, each once.
+function M.parts_problem(scans)
+  for i = 2, #scans do
+    local difference = database.selection_difference(scans[1].parameters, scans[i].parameters,
+      SHARED_KEYS)
+    if difference then
+      return ("%s and %s are not parts of one scan (%s)"):format(scans[1].paths.dir,
+        scans[i].paths.dir, difference)
+    end
+  end
+  local seen, n, whole = {}, nil, nil
+  for _, scan in ipairs(scans) do
+    local k, count = (scan.parameters.shard or ""):match("^(%d+)/(%d+)$")
+    if k then
+      if n and n ~= count then
+        return ("shards of different counts: %s/%s and %s"):format(k, count, n)
+      end
+      n = count
+      if seen[k] then return ("shard %s/%s is given twice (%s and %s)"):format(k, n, seen[k], scan.paths.dir) end
+      seen[k] = scan.paths.dir
+    else
+      whole = scan.paths.dir
+    end
+  end
+  if n and whole then return whole .. " is not a shard, but the others are" end
+  if not n then return nil end
+  local missing = {}
+  for k = 0, tonumber(n) - 1 do
+    if not seen[tostring(k)] then missing[#missing + 1] = ("%d/%s"):format(k, n) end
+  end
+  if #missing > 0 then
+    return ("shards missing: %s (a merge of some shards is not the whole scan)"):format(
+      table.concat(missing, ", "))
+  end
+  return nil
+end
+
 function M.run(args)
   local o, dirs = cli.parse_command(M.COMMAND, args)
   if not o then return dirs end
@@ -60,6 +105,8 @@ function M.run(args)
     end
     scans[i] = scan
   end
+  local problem = M.parts_problem(scans)
+  if problem then return cli.fail("merge", problem, cli.EXIT_TROUBLE) end
   -- Oldest first, so that a later scan's copy of a repo wins.
   table.sort(scans, function(a, b) return a.paths.ts < b.paths.ts end)
   local out = o.output_dir

@@ -89,6 +89,19 @@ M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
   "endpoint", "model_limit", "policy", "extra_columns", "shard", "since", "merged_from" }
 
+-- The header values that decide which repos and files a scan holds: scans that
+-- differ in one of them are not comparable (diff) nor parts of one scan (merge).
+M.SELECTION_KEYS = { "endpoint", "download_threshold", "model_limit", "shard", "policy" }
+
+-- The first of keys two header blocks differ in, as "key: 'a' vs 'b'", or nil.
+function M.selection_difference(a, b, keys)
+  for _, key in ipairs(keys or M.SELECTION_KEYS) do
+    local x, y = a[key] or "", b[key] or ""
+    if x ~= y then return ("%s: '%s' vs '%s'"):format(key, x, y) end
+  end
+  return nil
+end
+
 -- The extended file's columns: the standard ones, then a policy's own.
 function M.extended_columns(extra)
   local columns = { table.unpack(M.EXTENDED_COLUMNS) }

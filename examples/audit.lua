@@ -2,7 +2,8 @@
 -- while streaming, never stored) and compares the computed SHA-256 with what
 -- the Hub claims: lfs.sha256 from the metadata and X-Linked-Etag for LFS files,
 -- the git blob id for plain git files, and the size. Writes a CSV report and
--- exits 1 if any file does not match.
+-- exits 1 if any file does not match, 2 if nothing differs but a repo or a file
+-- could not be read (it was not audited).
 --
 --   hfscan --script examples/audit.lua [--endpoint URL] [--token T]
 --          [--report audit.csv] REPO...
@@ -62,14 +63,16 @@ end
 local hub = client.connect { endpoint = o.endpoint, token = o.token }
 local report = { { "repo_id", "filename", "commit_hash", "claimed_sha256", "computed_sha256",
   "status", "detail" } }
-local mismatches = 0
+local mismatches, unreadable = 0, 0
 
 hub.run(function(c)
   for _, repo in ipairs(repos) do
     c.spawn(function()
       local info, err = c.hub:model_info(repo, "main", { blobs = true })
       if not info then
-        report[#report + 1] = { repo, "", "", "", "", "error", err.message }
+        -- A repo that could not be read was not audited: that is not "all matching".
+        unreadable = unreadable + 1
+        report[#report + 1] = { repo, "", "", "", "", "error", names.escape(err.message) }
         return
       end
       for _, sibling in ipairs(info.siblings) do
@@ -77,7 +80,8 @@ hub.run(function(c)
           -- Each file in its own task: downloads overlap on the pool.
           c.spawn(function()
             local row = audit_file(c.hub, repo, info.sha, sibling)
-            if row[6] ~= "match" then mismatches = mismatches + 1 end
+            if row[6] == "mismatch" then mismatches = mismatches + 1 end
+            if row[6] == "error" then unreadable = unreadable + 1 end
             report[#report + 1] = row
           end)
         end
@@ -94,5 +98,7 @@ table.sort(report, function(a, b)
 end)
 assert(writer:write_block(report))
 writer:close()
-print(("%d files audited, %d not matching; report: %s"):format(#report - 1, mismatches, o.report))
-os.exit(mismatches == 0 and 0 or 1)
+print(("%d files audited, %d not matching, %d repos or files could not be read; report: %s")
+  :format(#report - 1 - unreadable, mismatches, unreadable, o.report))
+-- 1: something differs; 2: something could not be audited (and nothing differs).
+os.exit(mismatches > 0 and 1 or unreadable > 0 and 2 or 0)

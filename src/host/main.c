@@ -191,7 +191,8 @@ static void open_libraries(lua_State *L, const char *scripts_dir) {
 static int prepare_repl(lua_State *L) {
   static const char setup[] = "hf = require 'hfscan'\n"
                               "hub = setmetatable({}, { __index = function(t, k)\n"
-                              "  local client = require('hfscan.hub.client').connect()\n"
+                              "  local client = require('hfscan.hub.client').connect {\n"
+                              "    raise_errors = true }\n"
                               "  setmetatable(t, { __index = client })\n"
                               "  return client[k]\n"
                               "end })\n";

@@ -199,6 +199,11 @@ class ScriptsAndExamplesTest(ScanCase):
         r = run_hfscan(["--script", os.path.join(EXAMPLES, "audit.lua"), "--endpoint", hub.endpoint,
                         "--report", report, good])
         self.assertEqual(r.returncode, 0, r.stderr)
+        # A repo that cannot be read was not audited: exit 2, counted apart.
+        r = run_hfscan(["--script", os.path.join(EXAMPLES, "audit.lua"), "--endpoint", hub.endpoint,
+                        "--report", report, good, "nobody/no-such-repo"])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("0 not matching, 1 repos or files could not be read", r.stdout)
 
     def test_hash_local_files_in_host_and_stock_lua(self):
         names = []
@@ -226,6 +231,12 @@ class ScriptsAndExamplesTest(ScanCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         commit = next(f["commit"] for f in hub.truth() if f["repo_id"] == "hfscan-test/xet-gguf")
         self.assertEqual(r.stdout.splitlines(), [f"hfscan-test/xet-gguf\t{commit}", "1"])
+        # A failed call raises a readable error at the prompt, not table: 0x...
+        r = run_hfscan(["repl"], env={"HF_ENDPOINT": hub.endpoint},
+                       input='print(hub.model_info("nobody/no-such-repo").sha)\nprint("after")\n')
+        self.assertIn("repository_not_found: HTTP 401", r.stderr)
+        self.assertNotIn("table: 0x", r.stdout + r.stderr)
+        self.assertIn("after", r.stdout, "the prompt goes on")
 
     def test_client_calls_inside_tasks_wait_in_the_task(self):
         hub = self.start_hub("--models", "6")

@@ -18,7 +18,8 @@ local M = {}
 M.CALLS = { "model_info", "tree", "raw", "file_metadata", "download_sha256", "whoami",
   "get_json", "request" }
 
--- options: endpoint, token, workers (4), rate_limit (seconds per worker, 0).
+-- options: endpoint, token, workers (4), rate_limit (seconds per worker, 0),
+-- raise_errors (calls raise "kind: message" on failure; the REPL's).
 -- Raises for an HF_ENDPOINT that is not an http(s) URL.
 function M.connect(options)
   options = options or {}
@@ -42,10 +43,19 @@ function M.connect(options)
 
   function client.spawn(fn, ...) return loop:spawn(fn, ...) end
 
+  -- raise_errors (the REPL's): a failed call raises "kind: message" instead of
+  -- returning nil and an error table, which a prompt would print as table: 0x...
+  local function answer(value, err, ...)
+    if value == nil and options.raise_errors and type(err) == "table" then
+      error(("%s: %s"):format(err.kind or "error", err.message or ""), 3)
+    end
+    return value, err, ...
+  end
+
   for _, name in ipairs(M.CALLS) do
     client[name] = function(...)
       local args = table.pack(...)
-      return client.run(function() return hub[name](hub, table.unpack(args, 1, args.n)) end)
+      return answer(client.run(function() return hub[name](hub, table.unpack(args, 1, args.n)) end))
     end
   end
 
@@ -69,7 +79,7 @@ function M.connect(options)
         end
       end)
     end)
-    if not ok then return nil, err end
+    if not ok then return answer(nil, err) end
     return models
   end
 

@@ -95,6 +95,29 @@ class ResumeTest(ScanCase):
         after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(self.dir, "out", "*"))}
         self.assertEqual(after, before, "nothing written")
 
+    def test_a_resumed_scans_metadata_covers_every_run(self):
+        hub = self.start_hub("--models", "6")
+        r, files = self.scan(hub, "--download-threshold", "1", "--no-token")
+        with open(files["metadata"]) as f:
+            meta = __import__("json").load(f)
+        # As if the first run had been interrupted after these costs.
+        meta.update(status="interrupted", duration_seconds=100.25, rate_limit_wait_seconds=7.5,
+                    rate_limited_responses=3, requests_by_bucket={"api": 1000, "pages": 2})
+        with open(files["metadata"], "w") as f:
+            __import__("json").dump(meta, f)
+        r = run_hfscan(["--restart", "--output-dir", os.path.dirname(files["extended"]),
+                        "--no-token", "--quiet"])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        with open(files["metadata"]) as f:
+            after = __import__("json").load(f)
+        self.assertEqual(after["status"], "completed")
+        self.assertGreaterEqual(after["duration_seconds"], 100.25)
+        self.assertGreaterEqual(after["rate_limit_wait_seconds"], 7.5)
+        self.assertGreaterEqual(after["rate_limited_responses"], 3)
+        self.assertGreaterEqual(after["requests_by_bucket"]["api"], 1000)
+        self.assertGreaterEqual(after["requests_by_bucket"]["pages"], 2)
+        self.assertEqual(after["resumed"], 1)
+
     def test_sigkill_from_outside_mid_download(self):
         hub = self.start_hub("--models", "4", "--large-file-size", "300000000")
         want = self.baseline(hub)

@@ -190,6 +190,23 @@ local function completed_and_whole(paths, docs)
   return count == recorded.total_models_scanned
 end
 
+local function milliseconds(x) return math.floor(x * 1000 + 0.5) / 1000 end
+
+-- Makes a resumed scan's metadata cover the whole scan, not only this run: the
+-- runs before it are added to its duration, requests, 429s and waits.
+local function add_earlier_runs(m, previous)
+  m.resumed = (tonumber(previous.resumed) or 0) + 1
+  m.duration_seconds = milliseconds(m.duration_seconds + (tonumber(previous.duration_seconds) or 0))
+  m.rate_limit_wait_seconds = milliseconds(m.rate_limit_wait_seconds
+    + (tonumber(previous.rate_limit_wait_seconds) or 0))
+  m.rate_limited_responses = m.rate_limited_responses + (tonumber(previous.rate_limited_responses) or 0)
+  if type(previous.requests_by_bucket) == "table" then
+    for bucket, n in pairs(previous.requests_by_bucket) do
+      if tonumber(n) then m.requests_by_bucket[bucket] = (m.requests_by_bucket[bucket] or 0) + n end
+    end
+  end
+end
+
 function M.restart(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
@@ -260,7 +277,7 @@ function M.restart(o)
     skip = finished,
     listing = listing,
     scan_start = docs.extended.parameters.scan_start,
-    metadata = function(m) m.resumed = (tonumber(previous.resumed) or 0) + 1 end,
+    metadata = function(m) add_earlier_runs(m, previous) end,
   })
 end
 

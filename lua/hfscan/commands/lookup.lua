@@ -2,6 +2,7 @@
 -- output folder: every repo, path, commit and scan. Exit 1 if any is unknown.
 local cli = require "hfscan.cli"
 local flags = require "hfscan.commands.flags"
+local hex = require "hfscan.hex"
 local store = require "hfscan.db.store"
 
 local M = {}
@@ -21,7 +22,7 @@ function M.run(args)
   if not o then return hashes end
   if #hashes == 0 then return cli.command_usage_error("lookup", "give at least one SHA-256") end
   for _, h in ipairs(hashes) do
-    if not (#h == 64 and h:match("^%x+$")) then
+    if not hex.sha256(h) then
       return cli.command_usage_error("lookup", ("'%s' is not a SHA-256 (64 hex digits)"):format(h))
     end
   end

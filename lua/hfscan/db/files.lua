@@ -12,6 +12,7 @@
 -- when it is in the progress file; rows of any other repo are the remains of an
 -- interrupted write, which a resumed scan removes before redoing that repo.
 local clock = require "hfscan.clock"
+local hex = require "hfscan.hex"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local logging = require "hfscan.log"
@@ -30,7 +31,7 @@ function M.is_failed(hash) return hash == M.FAILED_NO_HASH or hash == M.FAILED_T
 
 -- What a hash column may hold: 64 lowercase hex digits, or a failure marker.
 function M.valid_hash(hash)
-  return M.is_failed(hash) or (type(hash) == "string" and #hash == 64 and hash:match("^[0-9a-f]+$") ~= nil)
+  return M.is_failed(hash) or hex.is_stored_sha256(hash)
 end
 
 -- Why an extended row (a record) is not one hfscan writes, or nil: every row
@@ -42,7 +43,7 @@ function M.row_problem(record)
       tostring(record.hash):sub(1, 80))
   end
   local commit = record.commit_hash
-  if commit ~= nil and commit ~= "" and not (#commit == 40 and commit:match("^[0-9a-f]+$")) then
+  if commit ~= nil and commit ~= "" and not hex.is_stored_git_oid(commit) then
     return ("commit_hash '%s' is not 40 lowercase hex digits"):format(commit:sub(1, 80))
   end
   return nil

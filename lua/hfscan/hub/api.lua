@@ -10,6 +10,7 @@
 --     status = <HTTP status or nil>, code = <X-Error-Code or nil>, message = "...",
 --     partial = <a download hashed part-way, for hf.http's continue, or nil> }
 local cjson = require "cjson.safe"
+local hex = require "hfscan.hex"
 local hf = require "hfscan"
 local urls = require "hfscan.hub.urls"
 
@@ -602,10 +603,6 @@ local function unquote_etag(etag)
   return (etag:gsub("^W/", ""):gsub('^"(.*)"$', "%1"))
 end
 
--- A git blob id (40 hex digits), lower case, or nil.
-local function git_oid(value)
-  return value and #value == 40 and value:match("^%x+$") and value:lower() or nil
-end
 
 local function is_resolve_cache(url) return path_class(path_of(url)) == "resolve-cache" end
 
@@ -619,13 +616,13 @@ function Hub:claim_of(res)
   if target and urls.origin(target) ~= self.origin then
     claim.kind, claim.location = "lfs", target
     local linked = unquote_etag(h["x-linked-etag"])
-    claim.sha256 = linked and #linked == 64 and linked:match("^%x+$") and linked:lower() or nil
+    claim.sha256 = hex.sha256(linked)
     claim.size = tonumber(h["x-linked-size"] or "")
   else
     claim.kind = "plain"
     -- The resolve-cache 307's X-Linked-Etag is the git blob id (40 hex), never a
     -- SHA-256; so is a plain answer's ETag when it has that shape.
-    claim.git_oid = git_oid(unquote_etag(first["x-linked-etag"])) or git_oid(unquote_etag(h.etag))
+    claim.git_oid = hex.git_oid(unquote_etag(first["x-linked-etag"])) or hex.git_oid(unquote_etag(h.etag))
     claim.size = tonumber(h["x-linked-size"] or "") or (res.status < 300 and tonumber(h["content-length"] or "")) or nil
   end
   return claim

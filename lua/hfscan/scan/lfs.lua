@@ -4,6 +4,8 @@
 --   version https://git-lfs.github.com/spec/v1
 --   oid sha256:<64 lowercase hex>
 --   size <decimal bytes>
+local hex = require "hfscan.hex"
+
 local M = {}
 
 M.VERSION_LINE = "version https://git-lfs.github.com/spec/v1"
@@ -27,8 +29,8 @@ function M.parse_pointer(text)
     end
     previous = key
     if key == "oid" then
-      oid = value:match("^sha256:(%x+)$")
-      if not oid or #oid ~= 64 or oid:find("[A-F]") then
+      oid = value:match("^sha256:(.*)$")
+      if not hex.is_stored_sha256(oid) then
         return nil, "oid is not sha256 with 64 lowercase hex digits"
       end
     elseif key == "size" then
@@ -42,18 +44,5 @@ function M.parse_pointer(text)
   if not size then return nil, "no size line" end
   return oid, size
 end
-
-local function hex_of_length(value, length)
-  if type(value) == "string" and #value == length and value:match("^%x+$") then
-    return value:lower()
-  end
-  return nil
-end
-
--- A SHA-256 as the Hub states it: 64 hex digits (either case), lower-cased; else nil.
-function M.valid_sha256(value) return hex_of_length(value, 64) end
-
--- A git blob id: 40 hex digits (either case), lower-cased; else nil.
-function M.valid_git_oid(value) return hex_of_length(value, 40) end
 
 return M

@@ -18,6 +18,7 @@
 -- async task. Returns rows, errors, unfinished (see hfscan.db.files).
 local backoff = require "hfscan.hub.backoff"
 local database = require "hfscan.db.files"
+local hex = require "hfscan.hex"
 local hf = require "hfscan"
 local hub_client = require "hfscan.hub.api"
 local lfs = require "hfscan.scan.lfs"
@@ -72,7 +73,7 @@ local function file_from_entry(e)
   if type(e) ~= "table" or e.type ~= "file" or type(e.path) ~= "string" then return nil end
   local l = type(e.lfs) == "table" and e.lfs or nil
   return { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
-    sha256 = l and lfs.valid_sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
+    sha256 = l and hex.sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
 end
 
 -- A file from a model info sibling (blobs=true): the hash is "sha256" there.
@@ -80,7 +81,7 @@ local function file_from_sibling(s)
   if type(s) ~= "table" or type(s.rfilename) ~= "string" then return nil end
   local l = type(s.lfs) == "table" and s.lfs or nil
   return { path = s.rfilename, size = tonumber(s.size) or (l and tonumber(l.size)),
-    sha256 = l and lfs.valid_sha256(l.sha256), lfs = l ~= nil,
+    sha256 = l and hex.sha256(l.sha256), lfs = l ~= nil,
     blob_id = type(s.blobId) == "string" and s.blobId or nil }
 end
 
@@ -343,7 +344,7 @@ function Scan:verify_download(file, got)
     return mismatch("served from commit %s, pinned %s", claim.commit, self.model.sha)
   end
   if file.lfs or claim.kind == "lfs" then
-    local expected = lfs.valid_sha256(file.sha256) or lfs.valid_sha256(claim.sha256)
+    local expected = hex.sha256(file.sha256) or hex.sha256(claim.sha256)
     if not expected then
       return unverifiable("an LFS file with no valid SHA-256 claim to check the download against")
     end
@@ -352,7 +353,7 @@ function Scan:verify_download(file, got)
     end
     return got.sha256
   end
-  local blob_id = lfs.valid_git_oid(file.blob_id) or lfs.valid_git_oid(claim.git_oid)
+  local blob_id = hex.git_oid(file.blob_id) or hex.git_oid(claim.git_oid)
   if not (blob_id and expected_size and got.git_sha1) then
     return unverifiable("a plain file with no git blob id and size to check the download against")
   end

@@ -187,7 +187,7 @@ function Db:select_columns(record, columns)
   local out = {}
   for i, c in ipairs(columns) do
     local v = record[c] == nil and "" or tostring(record[c])
-    out[i] = #self.secrets > 0 and logging.mask(v, self.secrets) or v
+    out[i] = logging.mask(v, self.secrets)
   end
   return out
 end

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-/* Replaces path with data, all or nothing: written to path.tmp, synced, closed,
+/* Replaces path with data, all or nothing: written to a unique path.tmpXXXXXX, synced, closed,
  * renamed over path, and the folder synced. On any error (a full disk, a failed
  * close) path is left as it was, the temporary is removed, and err holds
  * "cannot write <path>: <reason>". Returns 0 or the errno. */

@@ -3,6 +3,8 @@
  * unreadable (issue 14). */
 #include "hfscan/atomic_file.h"
 
+#include "hfscan/csv.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -37,34 +39,18 @@ int hf_sync_folder_of(const char *path) {
   return rc;
 }
 
-static int write_temporary(const char *tmp, const char *data, size_t len) {
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return errno;
-  int rc = hf_write_all(fd, data, len);
-  if (rc == 0 && fsync(fd) != 0)
-    rc = errno;
-  if (close(fd) != 0 && rc == 0)
-    rc = errno;
-  return rc;
-}
-
 int hf_write_file_atomically(const char *path, const char *data, size_t len, char *err,
                              size_t errlen) {
-  size_t tmp_len = strlen(path) + 5;
-  char *tmp = malloc(tmp_len);
-  if (!tmp)
+  /* A rewrite writer already does it all: a unique temporary, synced, renamed,
+   * the folder synced, the temporary removed on any failure. */
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_REWRITE, err, errlen);
+  if (!w)
+    return errno ? errno : EIO;
+  if (hf_csv_writer_row_raw(w, data, len) != 0) {
+    hf_csv_writer_abort(w);
+    if (err && errlen)
+      snprintf(err, errlen, "cannot write %s: %s", path, strerror(ENOMEM));
     return ENOMEM;
-  snprintf(tmp, tmp_len, "%s.tmp", path);
-  int rc = write_temporary(tmp, data, len);
-  if (rc == 0 && rename(tmp, path) != 0)
-    rc = errno;
-  if (rc == 0)
-    rc = hf_sync_folder_of(path);
-  else
-    unlink(tmp);
-  if (rc != 0 && err)
-    snprintf(err, errlen, "cannot write %s: %s", path, strerror(rc));
-  free(tmp);
-  return rc;
+  }
+  return hf_csv_writer_commit(w, err, errlen);
 }

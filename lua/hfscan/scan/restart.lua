@@ -47,11 +47,14 @@ function M.read_scan(paths)
   return docs
 end
 
+-- The files replaced through a temporary (a rewrite, the metadata).
+local REWRITTEN = { "metadata", table.unpack(database.CSV_KINDS) }
+
 -- Removes temporaries left by a rewrite that was killed before its rename.
 local function remove_stale_temporaries(paths, log)
   local dir = paths.dir
   local names = hf.list_dir(dir) or {}
-  for _, kind in ipairs(database.CSV_KINDS) do
+  for _, kind in ipairs(REWRITTEN) do
     local base = paths[kind]:match("[^/]*$")
     for _, name in ipairs(names) do
       if name:sub(1, #base + 4) == base .. ".tmp" then

@@ -268,11 +268,8 @@ static int l_writer_scope_close(lua_State *L) {
   lua_writer *lw = luaL_checkudata(L, 1, WRITER_MT);
   if (!lw->w)
     return 0;
-  if (!lua_isnoneornil(L, 2)) {
-    hf_csv_writer_abort(lw->w);
-    lw->w = NULL;
-    return 0;
-  }
+  if (!lua_isnoneornil(L, 2))
+    return l_writer_abort(L);
   char err[512];
   int rc = hf_csv_writer_commit(lw->w, err, sizeof err);
   lw->w = NULL;

@@ -63,6 +63,8 @@ static int under_folder(const char *path) {
 }
 
 static int fd_under_folder(int fd) {
+  if (folder_len == 0)
+    return 0; /* no folder to watch: no readlink per write */
   char link[64], target[PATH_MAX];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(link, target, sizeof target - 1);

@@ -345,33 +345,32 @@ static int read_first_member(const char *value, struct told *told) {
 #define MAX_TOLD_SECONDS 86400L
 #define MAX_TOLD_COUNT 1000000000L
 
-int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
-                              long *t) {
-  struct told told = {.keys = {'r', 't'}};
+/* Reads a header's bucket and its two numbers, a count (keys[0]) and seconds
+ * (keys[1]), each refused below least or beyond the bounds above. */
+static int parse_count_and_seconds(const char *value, const char keys[2], long least, char *bucket,
+                                   size_t bucket_size, long *count, long *seconds) {
+  struct told told = {.keys = {keys[0], keys[1]}};
   if (read_first_member(value, &told) != 0)
     return -1;
-  if (told.values[0] > MAX_TOLD_COUNT || told.values[1] > MAX_TOLD_SECONDS)
+  long n = told.values[0], s = told.values[1];
+  if (n < least || n > MAX_TOLD_COUNT || s < least || s > MAX_TOLD_SECONDS)
     return -1;
   snprintf(bucket, bucket_size, "%s", told.name);
-  *r = told.values[0];
-  *t = told.values[1];
+  *count = n;
+  *seconds = s;
   return 0;
+}
+
+int hf_ratelimit_parse_header(const char *value, char *bucket, size_t bucket_size, long *r,
+                              long *t) {
+  return parse_count_and_seconds(value, "rt", 0, bucket, bucket_size, r, t);
 }
 
 int hf_ratelimit_parse_policy(const char *value, char *bucket, size_t bucket_size, long *q,
                               long *w) {
   /* "fixed window";"api";q=500;w=300: the bucket is the last name before q. A
    * quota or a window of 0 would close the bucket for good: refused. */
-  struct told told = {.keys = {'q', 'w'}};
-  if (read_first_member(value, &told) != 0)
-    return -1;
-  long quota = told.values[0], window = told.values[1];
-  if (quota < 1 || quota > MAX_TOLD_COUNT || window < 1 || window > MAX_TOLD_SECONDS)
-    return -1;
-  snprintf(bucket, bucket_size, "%s", told.name);
-  *q = quota;
-  *w = window;
-  return 0;
+  return parse_count_and_seconds(value, "qw", 1, bucket, bucket_size, q, w);
 }
 
 double hf_ratelimit_parse_retry_after(const char *value, double wall_now) {

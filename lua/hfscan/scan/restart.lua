@@ -67,9 +67,6 @@ end
 
 -- ---- restart --------------------------------------------------------------
 
--- The repos recorded as finished, in order. Without a progress file (an older
--- scan), every repo of the extended file but the last one, which may have been
--- cut short.
 -- A progress file that a full disk or a kill left empty, or cut inside its
 -- header line, says nothing: it is rebuilt like a missing one (issue 14).
 local function progress_file_says_nothing(path)
@@ -81,20 +78,32 @@ local function progress_file_says_nothing(path)
   return #text < #header and header:sub(1, #text) == text
 end
 
-local function finished_repos(paths, docs, log)
+-- The repos a progress file names, { [repo] = commit } and in order; or nil
+-- and a message.
+local function recorded_progress(path)
+  local doc, err = csvfile.read_plain(path, database.PROGRESS_COLUMNS)
+  if not doc then return nil, err end
   local finished, order = {}, {}
+  for _, row in ipairs(doc.rows) do
+    local repo = row[PROGRESS.repo_id]
+    if not finished[repo] then order[#order + 1] = repo end
+    finished[repo] = row[PROGRESS.commit_hash]
+  end
+  return finished, order
+end
+
+-- The repos recorded as finished, in order. Without a progress file (an older
+-- scan), every repo of the extended file but the last one, which may have been
+-- cut short.
+local function finished_repos(paths, docs, log)
   if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
     log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
   elseif hf.file_type(paths.progress) == "file" then
-    local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-    if not doc then return nil, err end
-    for _, row in ipairs(doc.rows) do
-      local repo = row[PROGRESS.repo_id]
-      if not finished[repo] then order[#order + 1] = repo end
-      finished[repo] = row[PROGRESS.commit_hash]
-    end
+    local finished, order = recorded_progress(paths.progress)
+    if not finished then return nil, order end
     return finished, order, true
   end
+  local finished, order = {}, {}
   log:warn("%s is missing or empty: taking the repos of the extended file as finished, except the last",
     paths.progress)
   for _, row in ipairs(docs.extended.rows) do
@@ -183,14 +192,9 @@ local function completed_and_whole(paths, docs)
   for _, kind in ipairs(database.CSV_KINDS) do
     if docs[kind].torn_line then return false end
   end
-  local progress = hf.file_type(paths.progress) == "file"
-    and csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-  if not progress then return false end
-  local repos = {}
-  for _, row in ipairs(progress.rows) do repos[row[PROGRESS.repo_id]] = true end
-  local count = 0
-  for _ in pairs(repos) do count = count + 1 end
-  return count == recorded.total_models_scanned
+  local finished, order = nil, nil
+  if hf.file_type(paths.progress) == "file" then finished, order = recorded_progress(paths.progress) end
+  return finished ~= nil and #order == recorded.total_models_scanned
 end
 
 local function milliseconds(x) return math.floor(x * 1000 + 0.5) / 1000 end

@@ -38,6 +38,17 @@ static void answer(hf_ratelimit *rl, const char *bucket, long status, const char
   hf_headers_clear(&h);
 }
 
+/* One request of a bucket answered 429 with these headers, at time 0: the
+ * bucket's state after it. */
+static hf_bucket_state throttled(hf_ratelimit *rl, const char *bucket, const char *ratelimit,
+                                 const char *policy, const char *retry) {
+  hf_bucket_state s;
+  R(rl, bucket, 0);
+  answer(rl, bucket, 429, ratelimit, policy, retry, 0);
+  CHECK(hf_ratelimit_state(rl, bucket, 0, &s) == 0);
+  return s;
+}
+
 static void test_parsers(void) {
   char bucket[32];
   long a = 0, b = 0;
@@ -154,31 +165,22 @@ static void test_server_waits_are_bounded(void) {
   CHECK_STR(latest, "");
 
   /* A reset far beyond the window: believed up to the window. */
-  R(rl, "api", 0);
-  answer(rl, "api", 429, "\"api\";r=0;t=3600", policy, NULL, 0);
-  hf_bucket_state s;
-  CHECK(hf_ratelimit_state(rl, "api", 0, &s) == 0);
+  hf_bucket_state s = throttled(rl, "api", "\"api\";r=0;t=3600", policy, NULL);
   CHECK_NEAR(s.reset_in, 300, 1e-9);
   CHECK_NEAR(s.blocked_for, 300, 1e-9);
   CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 1);
   CHECK_STR(latest, "RateLimit reset of 3600 s in bucket \"api\" cut to 300 s");
 
   /* Without a known window, up to 900 s; a Retry-After likewise. */
-  R(rl, "resolvers", 0);
-  answer(rl, "resolvers", 429, "\"resolvers\";r=0;t=7200", NULL, NULL, 0);
-  CHECK(hf_ratelimit_state(rl, "resolvers", 0, &s) == 0);
+  s = throttled(rl, "resolvers", "\"resolvers\";r=0;t=7200", NULL, NULL);
   CHECK_NEAR(s.blocked_for, 900, 1e-9);
-  R(rl, "pages", 0);
-  answer(rl, "pages", 429, NULL, NULL, "100000", 0);
-  CHECK(hf_ratelimit_state(rl, "pages", 0, &s) == 0);
+  s = throttled(rl, "pages", NULL, NULL, "100000");
   CHECK_NEAR(s.blocked_for, 900, 1e-9);
   CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 3);
   CHECK_STR(latest, "Retry-After of 100000 s in bucket \"pages\" cut to 900 s");
 
   /* An absurd reset is refused: the 429 is one of unknown cause, a short pause. */
-  R(rl, "other", 0);
-  answer(rl, "other", 429, "\"other\";r=0;t=999999999", NULL, NULL, 0);
-  CHECK(hf_ratelimit_state(rl, "other", 0, &s) == 0);
+  s = throttled(rl, "other", "\"other\";r=0;t=999999999", NULL, NULL);
   CHECK_NEAR(s.blocked_for, 1, 1e-9);
   CHECK(s.reset_in == -1 && s.remaining == -1);
   CHECK(hf_ratelimit_suspicious(rl, latest, sizeof latest) == 4);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hfscan/interrupt.h"
 #include "hfscan/module.h"
@@ -97,6 +98,13 @@ static int parse_host_options(int argc, char **argv, struct host_options *o) {
   }
   if (o->scripts_dir && !*o->scripts_dir)
     o->scripts_dir = NULL;
+  /* A folder that is not there would silently run the bundled scripts instead. */
+  struct stat st;
+  if (o->scripts_dir && (stat(o->scripts_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    fprintf(stderr, "hfscan: --scripts-dir: '%s' is not a directory%s\n", o->scripts_dir,
+            getenv("HFSCAN_SCRIPTS_DIR") == o->scripts_dir ? " (from HFSCAN_SCRIPTS_DIR)" : "");
+    return EXIT_USAGE;
+  }
   o->first_arg = i;
   if (o->repl && i < argc)
     return repl_arguments(argv[i]);
@@ -182,6 +190,11 @@ static int run_entry(lua_State *L, const struct host_options *o, int argc, char 
 static void open_libraries(lua_State *L, const char *scripts_dir) {
   luaL_openlibs(L);
   luaL_requiref(L, "hfscan", luaopen_hfscan, 0);
+  /* Scans record which scripts ran (hfscan.scan.fingerprint). */
+  if (scripts_dir) {
+    lua_pushstring(L, scripts_dir);
+    lua_setfield(L, -2, "scripts_dir");
+  }
   lua_pop(L, 1);
   hf_host_install_loader(L, scripts_dir);
 }

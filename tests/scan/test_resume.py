@@ -23,6 +23,11 @@ def rows_of(files):
             collections.Counter((e["repo_id"], e["filename"], e["error_type"]) for e in errors))
 
 
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return __import__("hashlib").sha256(f.read()).hexdigest()
+
+
 def file_bytes(path):
     with open(path, "rb") as f:
         return f.read()
@@ -194,7 +199,7 @@ class ResumeTest(ScanCase):
         out = self.crashed_scan(hub, "after_extended:2", "c", "--token", GRANTED)
         before = {k: file_bytes(p) for k, p in scan_files(out).items() if p and os.path.exists(p)}
         r = run_hfscan(["--restart", "--output-dir", out])
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 2)
         self.assertIn("this scan was made with a token: give it again (--token, HF_TOKEN or the "
                       "token file) to resume it", r.stderr)
         after = {k: file_bytes(p) for k, p in scan_files(out).items() if p and os.path.exists(p)}
@@ -208,12 +213,66 @@ class ResumeTest(ScanCase):
         want = self.baseline(hub)
         out = self.crashed_scan(hub, "after_extended:2", "anon")
         r = run_hfscan(["--restart", "--output-dir", out, "--token", GRANTED])
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 2)
         self.assertIn("this scan was made without a token: resume it without --token", r.stderr)
         r = run_hfscan(["--restart", "--output-dir", out, "--quiet"], env={"HF_TOKEN": GRANTED})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("the one from HF_TOKEN or the token file is not used", r.stderr)
         self.assertEqual(rows_of(scan_files(out)), want)
+
+    def test_restart_refuses_a_command_line_that_changes_the_selection(self):
+        hub = self.start_hub("--models", "10")
+        policy = os.path.join(self.dir, "policy.lua")
+        with open(policy, "w") as f:
+            f.write("return { select_model = function(m) return true end }\n")
+        other_policy = os.path.join(self.dir, "other.lua")
+        shutil.copy(policy, other_policy)
+        scripts = os.path.join(self.dir, "scripts")
+        os.makedirs(os.path.join(scripts, "hfscan"))
+        out = self.crashed_scan(hub, "after_extended:2", "sel", "--token", GRANTED,
+                                "--policy", policy)
+        with open(scan_files(out)["extended"]) as f:
+            header = f.read().split("END_PARAMETERS")[0]
+        self.assertIn("# token_user: testuser\n", header)
+        self.assertIn("# scripts: bundled\n", header)
+        self.assertIn("# policy_sha256: " + sha256_of(policy) + "\n", header)
+        self.assertNotIn(GRANTED, header)
+        before = {k: file_bytes(p) for k, p in scan_files(out).items() if p and k != "log"}
+        other_hub = self.start_hub("--models", "10")
+        changes = [
+            (["--endpoint", other_hub.endpoint], "the endpoint: the scan has '" + hub.endpoint),
+            (["--download-threshold", "2"], "--download-threshold: the scan has '1', this command line '2'"),
+            (["--limit", "5"], "--limit: the scan has 'none', this command line '5'"),
+            (["--shard", "1/2"], "--shard: the scan has 'none', this command line '1/2'"),
+            (["--policy", other_policy], "--policy: the scan has '" + os.path.realpath(policy)),
+            (["--token", NOT_GRANTED], "the token's user: the scan has 'testuser', this command line '"),
+        ]
+        for extra, message in changes:
+            args = ["--restart", "--output-dir", out, "--quiet"] + extra
+            if "--token" not in extra:
+                args += ["--token", GRANTED]
+            r = run_hfscan(args)
+            self.assertEqual(r.returncode, 2, f"{extra}: {r.stderr}")
+            self.assertIn(message, r.stderr, extra)
+        r = run_hfscan(["--scripts-dir", scripts, "--restart", "--output-dir", out, "--quiet",
+                        "--token", GRANTED])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"--scripts-dir: the scan has 'bundled', this command line '{os.path.realpath(scripts)}'",
+                      r.stderr)
+        r = run_hfscan(["--scripts-dir", os.path.join(self.dir, "missing"), "--restart",
+                        "--output-dir", out])
+        self.assertEqual((r.returncode, r.stderr), (2, "hfscan: --scripts-dir: '%s' is not a directory\n"
+                                                    % os.path.join(self.dir, "missing")))
+        with open(policy, "a") as f:
+            f.write("-- edited\n")
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet", "--token", GRANTED])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("the policy file's SHA-256 (the file was edited)", r.stderr)
+        after = {k: file_bytes(p) for k, p in scan_files(out).items() if p and k != "log"}
+        self.assertEqual(after, before, "a refused restart writes nothing")
+        with open(policy, "w") as f:
+            f.write("return { select_model = function(m) return true end }\n")
+        self.resume(out, "--token", GRANTED)
 
     def test_parameters_come_from_the_files_unless_given(self):
         hub = self.start_hub(*self.WORLD)

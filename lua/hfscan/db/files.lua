@@ -88,7 +88,8 @@ M.KINDS = {
 -- The order of the header block's keys (the seed's, then ours).
 M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
-  "endpoint", "model_limit", "policy", "extra_columns", "shard", "since", "merged_from" }
+  "endpoint", "model_limit", "policy", "policy_sha256", "scripts", "scripts_digest", "token_user",
+  "extra_columns", "shard", "since", "merged_from" }
 
 -- The header values that decide which repos and files a scan holds: scans that
 -- differ in one of them are not comparable (diff) nor parts of one scan (merge).

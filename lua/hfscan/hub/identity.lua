@@ -30,6 +30,7 @@ end
 function M.check_or_refuse(o, endpoint)
   local who, err = M.check(o, endpoint)
   if not who then return cli.usage_error(err, "hfscan --help") end
+  o.token_user = who.user -- recorded in the scan's header: never the token
   M.say_who(o, who)
   return nil
 end

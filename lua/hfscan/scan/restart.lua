@@ -4,6 +4,7 @@
 local cli = require "hfscan.cli"
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
+local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
 local identity = require "hfscan.hub.identity"
 local listing_journal = require "hfscan.scan.listing"
@@ -178,11 +179,14 @@ function M.check_token(o, parameters)
   return identity.check_or_refuse(o, endpoint)
 end
 
-local function fail(log, message)
+local function fail(log, message, status)
   log:error("%s", message)
   log:close()
-  return 1
+  return status or 1
 end
+
+-- A command line that would change what the scan's rows answer: exit 2.
+local function refuse(log, message) return fail(log, message, cli.EXIT_USAGE) end
 
 -- Whether the metadata says completed and the files still hold all of it: no
 -- torn line, and a progress line for every repo the metadata counts.
@@ -235,12 +239,12 @@ function M.restart(o)
   -- Everything that can refuse the restart comes before the files are repaired.
   local parameters = docs.extended.parameters
   if parameters.authenticated == "true" and not o.token then
-    return fail(log, "this scan was made with a token: give it again (--token, HF_TOKEN or the "
+    return refuse(log, "this scan was made with a token: give it again (--token, HF_TOKEN or the "
       .. "token file) to resume it, or its gated and private repos would come out differently")
   end
   if parameters.authenticated == "false" and o.token then
     if o.given.token then
-      return fail(log, "this scan was made without a token: resume it without --token, or its "
+      return refuse(log, "this scan was made without a token: resume it without --token, or its "
         .. "gated and private repos would come out differently")
     end
     log:warn("this scan was made without a token: the one from HF_TOKEN or the token file is not used")
@@ -255,10 +259,15 @@ function M.restart(o)
   if o.since then log:info("since = %s", o.since) end
   if o.policy then log:info("policy = %s", o.policy) end
   if table.concat(expected, ",") ~= table.concat(extras, ",") then
-    return fail(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
+    return refuse(log, ("the scan's files have the extra columns '%s', but this command line gives '%s'")
       :format(table.concat(extras, ","), table.concat(expected, ",")))
   end
   if parameters.shard and not o.shard then o.shard = scan_options.shard(parameters.shard) end
+  local changed = fingerprint.difference(parameters, scanner.parameters(o, parameters.scan_start))
+  if changed then
+    return refuse(log, ("cannot resume %s with this command line, which changes what its rows answer: %s; "
+      .. "resume it as it was made, or start a new scan"):format(paths.extended, changed))
+  end
   remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
   if not finished then return fail(log, "cannot resume: " .. tostring(order)) end

@@ -6,6 +6,7 @@ local backoff = require "hfscan.hub.backoff"
 local config = require "hfscan.config"
 local database = require "hfscan.db.files"
 local download_counts = require "hfscan.hub.download_counts"
+local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
 local listing_journal = require "hfscan.scan.listing"
 local policies = require "hfscan.scan.policy"
@@ -53,6 +54,13 @@ local function new_stats()
     listed_without_tree = 0 }
 end
 
+-- What decides the rows besides the settings, taken once per run: the header
+-- and the metadata must name the same policy file contents.
+function M.fingerprint(o)
+  o.fingerprint = o.fingerprint or fingerprint.of(o)
+  return o.fingerprint
+end
+
 -- The header block's values for a scan: the recorded settings, then what
 -- describes the scan itself.
 function M.parameters(o, scan_start)
@@ -65,6 +73,7 @@ function M.parameters(o, scan_start)
   p.extra_columns = o.extra_columns and #o.extra_columns > 0 and table.concat(o.extra_columns, ",") or nil
   p.shard = o.shard and o.shard.text
   p.since = o.since
+  for k, v in pairs(M.fingerprint(o)) do p[k] = v end
   return p
 end
 
@@ -502,7 +511,10 @@ function M.metadata(o, ts, stats, extra)
     unfinished_repos = stats.unfinished,
     repos_listed_without_tree = stats.listed_without_tree,
     rate_limited_responses = stats.throttled,
+    policy = o.policy,
+    shard = o.shard and o.shard.text,
   }) do m[k] = v end
+  for k, v in pairs(M.fingerprint(o)) do m[k] = v end
   for k, v in pairs(extra or {}) do m[k] = v end
   -- An empty count is still an object: {} (cjson would guess the same).
   return m

@@ -1,5 +1,7 @@
 """Resuming after kill -9 at every point, --update-failed-hashes, and damaged files."""
 import collections
+import copy
+import json
 import glob
 import os
 import resource
@@ -8,8 +10,9 @@ import signal
 import subprocess
 import time
 
-from hubfixture import (GRANTED, NOT_GRANTED, ScanCase, file_key, read_csv, run_hfscan, scan_files,
-                        start_hfscan)
+from hubfixture import (GRANTED, NOT_GRANTED, ScanCase, file_key, is_target, read_csv, run_hfscan,
+                        scan_files, start_hfscan)
+from test_database import WorldCase
 
 
 def rows_of(files):
@@ -389,12 +392,79 @@ class DamagedFilesTest(ScanCase):
 
 
 class UpdateFailedTest(ScanCase):
-    def test_needs_a_token(self):
-        hub = self.start_hub("--models", "8")
-        r, files = self.scan(hub, "--download-threshold", "1")
-        r = run_hfscan(["--update-failed-hashes", "--output-dir", os.path.dirname(files["extended"])])
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("--update-failed-hashes needs a token", r.stderr)
+    def anonymous_scan_with_failures(self):
+        """An anonymous scan whose rows fail for want of a token (gated repos)
+        and for none (files over --max-file-size)."""
+        hub = self.start_hub("--models", "12")
+        truth = {file_key(f): f for f in hub.truth()}
+        r, files = self.scan(hub, "--download-threshold", "1", "--no-token",
+                             "--max-file-size", str(1500 / 1024 ** 3))
+        return hub, truth, files
+
+    def test_without_a_token_only_the_gated_rows_wait(self):
+        hub, truth, files = self.anonymous_scan_with_failures()
+        _, _, before = read_csv(files["extended"])
+        too_large = [(b["repo_id"], b["filename"]) for b in before if b["hash"] == "FAILED_TOO_LARGE"]
+        gated = [(b["repo_id"], b["filename"]) for b in before if b["hash"] == "FAILED_NO_HASH"
+                 and truth[(b["repo_id"], b["filename"])]["gated"]]
+        self.assertTrue(too_large and gated)
+        hub.clear_log()
+        r = run_hfscan(["--update-failed-hashes", "--no-token", "--yes", "--output-dir",
+                        os.path.dirname(files["extended"])])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"; {len(gated)} need a token (not retried)", r.stdout)
+        self.assertFalse(any(q["auth"] for q in hub.requests()), "no token was sent")
+        by_key = {(a["repo_id"], a["filename"]): a for a in read_csv(files["extended"])[2]}
+        for k in too_large:
+            self.assertEqual(by_key[k]["hash"], truth[k]["sha256"], k)
+        for k in gated:
+            self.assertEqual(by_key[k]["hash"], "FAILED_NO_HASH", k)
+        # Only gated rows left: without a token there is nothing to do.
+        r = run_hfscan(["--update-failed-hashes", "--no-token", "--output-dir",
+                        os.path.dirname(files["extended"])])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"the {len(gated)} failed rows of {files['extended']} are of gated repos and "
+                      "need a token", r.stderr)
+
+    def test_the_update_rewrites_what_describes_the_rows(self):
+        hub, truth, files = self.anonymous_scan_with_failures()
+        _, _, errors_before = read_csv(files["errors"])
+        gated_repos = {f["repo_id"] for f in truth.values() if f["gated"]}
+        hub.clear_log()
+        r = run_hfscan(["--update-failed-hashes", "--yes", "--token", GRANTED, "--output-dir",
+                        os.path.dirname(files["extended"])])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The token went only to the gated repos; the rest was asked without one.
+        for q in hub.requests():
+            if q["host"] == "api" and q["auth"] and "whoami" not in q["path"]:
+                self.assertTrue(any(repo in q["path"] for repo in gated_repos), q["path"])
+        comments, _, rows = read_csv(files["extended"])
+        self.assertIn("# authenticated: true", comments)
+        self.assertIn("# failed_hashes_token_user: testuser", comments)
+        self.assertFalse(any(GRANTED in c for c in comments))
+        failed = [x for x in rows if x["hash"].startswith("FAILED")]
+        with open(files["metadata"]) as f:
+            meta = __import__("json").load(f)
+        self.assertEqual(meta["failed_files"], len(failed))
+        self.assertEqual(meta["total_files_processed"], len(rows))
+        self.assertEqual(meta["files_by_method"],
+                         dict(collections.Counter(x["hash_method"] for x in rows)))
+        self.assertEqual((meta["authenticated"], meta["failed_hashes_token_user"]), (True, "testuser"))
+        _, _, errors = read_csv(files["errors"])
+        current = [e for e in errors if e["error_type"] != "superseded"]
+        self.assertEqual(meta["total_errors"], len(current))
+        self.assertEqual(meta["errors_by_type"], dict(collections.Counter(e["error_type"] for e in current)))
+        # Every failure of this world is lifted: each old error is superseded, none is new.
+        self.assertEqual(len(errors), len(errors_before))
+        self.assertEqual((failed, current), ([], []))
+        hashed = {(x["repo_id"], x["filename"]) for x in rows if not x["hash"].startswith("FAILED")}
+        for old, new in zip(errors_before, errors):
+            self.assertEqual((old["repo_id"], old["filename"], old["timestamp"]),
+                             (new["repo_id"], new["filename"], new["timestamp"]))
+            if (old["repo_id"], old["filename"]) in hashed:
+                self.assertEqual(new["error_type"], "superseded")
+                self.assertRegex(new["reason"], "^" + old["error_type"] + ": .*\\(superseded at "
+                                 "\\d{4}-\\d\\d-\\d\\dT[0-9:]+Z by --update-failed-hashes\\)$")
 
     def test_granted_token_fixes_gated_and_too_large_rows_in_place(self):
         hub = self.start_hub("--models", "12")
@@ -518,10 +588,54 @@ class ConfirmationTest(ScanCase):
         before = file_bytes(files["extended"])
         code, stdout, stderr = self.run_on_terminal(out, b"n\n")
         self.assertEqual(code, 1)
-        self.assertIn("with your token? [y/N]", stderr)
+        self.assertIn(f"Retry 2 failed rows of {files['extended']} (those of gated repos with "
+                      "your token)? [y/N]", stderr)
         self.assertIn("cancelled; nothing was changed", stderr)
         self.assertEqual(file_bytes(files["extended"]), before)
         code, stdout, stderr = self.run_on_terminal(out, None, "--yes")
         self.assertEqual(code, 0, stderr)
         self.assertNotIn("[y/N]", stderr)
         self.assertNotEqual(file_bytes(files["extended"]), before)
+
+
+class UpdateAtTheRowsCommitTest(WorldCase):
+    def test_a_repo_whose_commit_moved_is_scanned_again_whole(self):
+        world = self.world("12")
+        old_hub = self.hub_for(world, "old")
+        r, files = self.scan(old_hub, "--download-threshold", "1", "--no-token",
+                             "--max-file-size", str(1500 / 1024 ** 3))
+        moved, still = "hfscan-test/plain-git-weights", "hfscan-test/tricky-names"
+        w = copy.deepcopy(world)
+        repo = next(x for x in w["repos"] if x["id"] == moved)
+        repo["commit"] = "4" * 40
+        changed = next(f for f in repo["files"] if is_target(f["path"]))
+        changed["version"] = changed.get("version", 0) + 1
+        hub = self.hub_for(w, "new", replacing=old_hub)
+        truth = {file_key(f): f for f in hub.truth()}
+        _, _, before = read_csv(files["extended"])
+        out = os.path.dirname(files["extended"])
+        r = run_hfscan(["--update-failed-hashes", "--no-token", "--yes", "--output-dir", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 repos scanned again at their new commit", r.stdout)
+        _, _, after = read_csv(files["extended"])
+        mine = [a for a in after if a["repo_id"] == moved]
+        want = sorted((f["path"], f["sha256"]) for f in truth.values()
+                      if f["repo_id"] == moved and is_target(f["path"]))
+        self.assertEqual(sorted((a["filename"], a["hash"]) for a in mine), want)
+        self.assertEqual({a["commit_hash"] for a in mine}, {"4" * 40}, "one repo, one commit")
+        positions = [i for i, a in enumerate(after) if a["repo_id"] == moved]
+        self.assertEqual(positions, list(range(positions[0], positions[0] + len(positions))),
+                         "the repo stays one block")
+        progress = files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
+        _, _, done = read_csv(progress)
+        self.assertIn({"repo_id": moved, "commit_hash": "4" * 40}, done)
+        # The repo whose commit stayed was fetched at that commit, in place.
+        for b, a in zip([b for b in before if b["repo_id"] == still],
+                        [a for a in after if a["repo_id"] == still]):
+            self.assertEqual((a["filename"], a["commit_hash"]), (b["filename"], b["commit_hash"]))
+            self.assertEqual(a["hash"], truth[(still, a["filename"])]["sha256"])
+        others = lambda rows: [x for x in rows if x["repo_id"] not in (moved, still)]
+        self.assertEqual(others(after), others(before), "the other repos are untouched")
+        with open(files["metadata"]) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["total_files_processed"], len(after))

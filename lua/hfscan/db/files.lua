@@ -27,6 +27,10 @@ M.FAILED_NO_HASH = "FAILED_NO_HASH"
 M.FAILED_TOO_LARGE = "FAILED_TOO_LARGE"
 M.FAILURES = { M.FAILED_NO_HASH, M.FAILED_TOO_LARGE }
 
+-- The error type of an error that a later --update-failed-hashes replaced: kept
+-- as history (its old type in the reason), counted apart from current errors.
+M.SUPERSEDED = "superseded"
+
 function M.is_failed(hash) return hash == M.FAILED_NO_HASH or hash == M.FAILED_TOO_LARGE end
 
 -- What a hash column may hold: 64 lowercase hex digits, or a failure marker.

@@ -69,7 +69,7 @@ M.SETTINGS = {
   { "--token", "TOKEN", nil, "Hugging Face token (else HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token)",
     check = function(v) return text(v), "a token" end },
   { "--no-token", nil, nil, "scan anonymously: no token from the environment or the token file" },
-  { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (needs a token)" },
+  { "--update-failed-hashes", nil, nil, "retry the failed rows of the most recent scan (those of gated repos with a token)" },
   { "--yes", nil, nil, "do not ask for confirmation" },
   { "--endpoint", "URL", hub.DEFAULT_ENDPOINT, "Hub endpoint (else HF_ENDPOINT)",
     check = function(v) return config.valid_endpoint(v), config.ENDPOINT_EXPECTED end,

@@ -1,6 +1,6 @@
--- Resuming an interrupted scan (--restart, --restart-from) and retrying the
--- failed rows of a finished one (--update-failed-hashes). Both are safe against
--- kill -9 at any instant: appends are whole blocks, rewrites are atomic renames.
+-- Resuming an interrupted scan (--restart, --restart-from), safe against kill -9
+-- at any instant: appends are whole blocks, rewrites are atomic renames. The
+-- update of a finished scan's failed rows is hfscan.scan.update.
 local cli = require "hfscan.cli"
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
@@ -9,10 +9,8 @@ local hf = require "hfscan"
 local identity = require "hfscan.hub.identity"
 local listing_journal = require "hfscan.scan.listing"
 local logging = require "hfscan.log"
-local repo_scan = require "hfscan.scan.repo"
 local scan_options = require "hfscan.scan.options"
 local scanner = require "hfscan.scan.scanner"
-local session = require "hfscan.hub.session"
 local since = require "hfscan.scan.since"
 
 local M = {}
@@ -52,7 +50,7 @@ end
 local REWRITTEN = { "metadata", table.unpack(database.CSV_KINDS) }
 
 -- Removes temporaries left by a rewrite that was killed before its rename.
-local function remove_stale_temporaries(paths, log)
+function M.remove_stale_temporaries(paths, log)
   local dir = paths.dir
   local names = hf.list_dir(dir) or {}
   for _, kind in ipairs(REWRITTEN) do
@@ -144,13 +142,6 @@ local function purge_unfinished(docs, finished, log)
     end
   end
   return true
-end
-
-local function index_of(list, value)
-  for i, v in ipairs(list) do
-    if v == value then return i end
-  end
-  return nil
 end
 
 -- The scan's recorded settings: the files', unless given on this command line.
@@ -268,7 +259,7 @@ function M.restart(o)
     return refuse(log, ("cannot resume %s with this command line, which changes what its rows answer: %s; "
       .. "resume it as it was made, or start a new scan"):format(paths.extended, changed))
   end
-  remove_stale_temporaries(paths, log)
+  M.remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
   if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
   local ok, perr = purge_unfinished(docs, finished, log)
@@ -297,192 +288,8 @@ function M.restart(o)
   })
 end
 
--- ---- update failed hashes -------------------------------------------------
-
--- The header comments with the record of this update.
-local function updated_comments(comments, when)
-  local out, count = {}, 0
-  for _, c in ipairs(comments) do
-    local n = c:match("^failed_hashes_updates: (%d+)$")
-    if n then count = tonumber(n)
-    elseif not c:match("^failed_hashes_updated: ") then
-      if c == "END_PARAMETERS" then
-        out[#out + 1] = "failed_hashes_updated: " .. when
-        out[#out + 1] = "failed_hashes_updates: " .. (count + 1)
-      end
-      out[#out + 1] = c
-    end
-  end
-  return out
-end
-
-local function confirm(question)
-  io.stderr:write(question, " [y/N] ")
-  io.stderr:flush()
-  local answer = io.stdin:read("l") or ""
-  return answer:lower():match("^y") ~= nil
-end
-
--- Retries the failed files of each repo. Returns { [repo] = { rows, errors } }.
-local function retry_failed(o, failed_by_repo, log)
-  local s <close> = session.open { endpoint = o.endpoint, token = o.token, workers = o.max_workers,
-    rate_limit = o.rate_limit, stall_timeout = o.stall_timeout }
-  local loop = s.loop
-  local context = { hub = s.hub, max_file_size = math.huge, retry_budget = o.retry_budget, loop = loop }
-  local results = {}
-  local repos = {}
-  for repo in pairs(failed_by_repo) do repos[#repos + 1] = repo end
-  table.sort(repos)
-  local next_index = 0
-  local function worker()
-    while not hf.interrupted() do
-      next_index = next_index + 1
-      local repo = repos[next_index]
-      if not repo then return end
-      local ok, rows, errors = pcall(repo_scan.scan, context, { id = repo }, failed_by_repo[repo])
-      if not ok then
-        if rows == repo_scan.INTERRUPTED then return end
-        error(rows, 0)
-      end
-      results[repo] = { rows = rows, errors = errors }
-      log:info("%s: retried %d files", repo, #rows)
-    end
-  end
-  for _ = 1, math.min(#repos, o.max_workers * 2) do loop:spawn(worker) end
-  loop:run()
-  return results
-end
-
-function M.update_failed(o)
-  if not o.token then
-    return cli.usage_error("--update-failed-hashes needs a token: --token, HF_TOKEN or the token file ($HF_TOKEN_PATH or $HF_HOME/token)",
-      "hfscan --help")
-  end
-  local log = logging.new { quiet = o.quiet }
-  log:add_secret(o.token)
-  local paths, err = M.locate(o.output_dir, o.restart_from)
-  if not paths then return fail(log, err) end
-  remove_stale_temporaries(paths, log)
-  local docs, rerr = M.read_scan(paths)
-  if not docs then return fail(log, "cannot update: " .. rerr) end
-  local refused = M.check_token(o, docs.extended.parameters)
-  if refused then return refused end
-  for _, kind in ipairs(READ_ORDER) do
-    if docs[kind].torn_line then
-      return fail(log, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
-        :format(paths[kind], paths.extended))
-    end
-  end
-  log:open_file(paths.log)
-  scan_options.take_recorded(o, docs.extended.parameters, nil, true)
-  local failed_by_repo, count, repos = {}, 0, 0
-  for _, row in ipairs(docs.extended.rows) do
-    local repo = row[EXT.repo_id]
-    if database.is_failed(row[EXT.hash]) then
-      if not failed_by_repo[repo] then
-        failed_by_repo[repo] = {}
-        repos = repos + 1
-      end
-      failed_by_repo[repo][row[EXT.filename]] = true
-      count = count + 1
-    end
-  end
-  log:info("%s: %d failed rows in %d repos", paths.extended, count, repos)
-  if count > 0 and hf.isatty(0) and not o.yes then
-    if not confirm(("Retry %d failed rows of %d repos in %s with your token?"):format(count, repos,
-      paths.extended)) then
-      return fail(log, "cancelled; nothing was changed")
-    end
-  end
-  local results = retry_failed(o, failed_by_repo, log)
-  if hf.interrupted() then
-    log:warn("interrupted before any file was changed; run the update again")
-    log:close()
-    return scanner.EXIT_INTERRUPTED
-  end
-  -- New rows replace the failed ones in place; the rest stay as they were.
-  local replacement, new_errors, fixed = {}, {}, 0
-  for repo, result in pairs(results) do
-    for _, r in ipairs(result.rows) do
-      replacement[repo .. "\0" .. r.filename] = r
-      if not database.is_failed(r.hash) then fixed = fixed + 1 end
-    end
-    for _, e in ipairs(result.errors) do new_errors[#new_errors + 1] = e end
-    -- A repo that could not be read at all: each of its files still fails.
-    if #result.rows == 0 and #result.errors > 0 then
-      for path in pairs(failed_by_repo[repo]) do
-        local e = result.errors[1]
-        new_errors[#new_errors + 1] = { repo_id = repo, filename = path, error_type = e.error_type,
-          reason = e.reason, timestamp = e.timestamp }
-      end
-    end
-  end
-  local when = database.utc_now()
-  local extended_rows, carried_column = {}, nil
-  for i, row in ipairs(docs.extended.rows) do
-    local r = replacement[row[EXT.repo_id] .. "\0" .. row[EXT.filename]]
-    if r and database.is_failed(row[EXT.hash]) then
-      local new = {}
-      for k, c in ipairs(docs.extended.header) do new[k] = tostring(r[c] or row[k]) end
-      if database.is_failed(r.hash) then
-        -- keep the failure as it was
-        new[EXT.hash], new[EXT.hash_method] = row[EXT.hash], row[EXT.hash_method]
-      else
-        carried_column = carried_column or index_of(docs.extended.header, "carried_over_from")
-        if carried_column then new[carried_column] = "" end -- hashed now, not carried
-      end
-      extended_rows[i] = new
-    else
-      extended_rows[i] = row
-    end
-  end
-  local ok, werr = csvfile.rewrite(paths.extended, updated_comments(docs.extended.comments, when),
-    docs.extended.header, extended_rows)
-  if not ok then return fail(log, "cannot rewrite " .. paths.extended .. ": " .. tostring(werr)) end
-  database.maybe_crash("update_after_extended")
-  -- The basic file is the extended file's first three columns, row for row.
-  local basic_rows = {}
-  for i, row in ipairs(extended_rows) do
-    local basic = {}
-    for k, name in ipairs(database.BASIC_COLUMNS) do basic[k] = row[EXT[name]] end
-    basic_rows[i] = basic
-  end
-  ok, werr = csvfile.rewrite(paths.basic, updated_comments(docs.basic.comments, when),
-    database.BASIC_COLUMNS, basic_rows)
-  if not ok then return fail(log, "cannot rewrite " .. paths.basic .. ": " .. tostring(werr)) end
-  if #new_errors > 0 then
-    local block = {}
-    for i, e in ipairs(new_errors) do
-      block[i] = { e.repo_id, e.filename, e.error_type, e.reason, e.timestamp }
-    end
-    local w, oerr = hf.csv_writer(paths.errors, "append")
-    local wok, werr2 = w, oerr
-    if w then wok, werr2 = w:write_block(block) end
-    if w then w:close() end
-    if not wok then return fail(log, "cannot append to " .. paths.errors .. ": " .. tostring(werr2)) end
-  end
-  local dir = paths.dir
-  local store_call = scanner.store_call
-  local store, serr = store_call(require("hfscan.db.store").open, dir)
-  local imported
-  if store then imported, serr = store_call(store.import_scan, store, paths) end
-  if not imported then
-    log:warn("cannot update the SQLite database (%s); rebuild it with: hfscan db build --output-dir %s",
-      tostring(serr), dir)
-  end
-  if store then store_call(store.close, store) end
-  log:info("updated %s: %d of %d failed rows now have a hash, %d still fail", paths.extended,
-    fixed, count, count - fixed)
-  if not o.quiet then
-    print(("%d of %d failed rows now have a hash; %d still fail (%s)"):format(fixed, count,
-      count - fixed, paths.extended))
-  end
-  log:close()
-  return 0
-end
-
 function M.run(o)
-  if o.update_failed_hashes then return M.update_failed(o) end
+  if o.update_failed_hashes then return require("hfscan.scan.update").run(o) end
   return M.restart(o)
 end
 

@@ -35,13 +35,15 @@ M.PAGE_SIZE = 1000 -- the Hub's largest listing page
 
 local GB = 1024 * 1024 * 1024
 
--- Counts one row of the database in the scan's totals.
--- Counts one error row by its type (hash_mismatch apart from the rest).
+-- Counts one error row by its type (hash_mismatch apart from the rest); an
+-- error superseded by an update is history, not a current failure.
 function M.count_error(stats, error_type)
+  if error_type == database.SUPERSEDED then return end
   stats.errors = stats.errors + 1
   stats.errors_by_type[error_type] = (stats.errors_by_type[error_type] or 0) + 1
 end
 
+-- Counts one row of the database in the scan's totals.
 function M.count_row(stats, hash, method)
   stats.files = stats.files + 1
   stats.methods[method] = (stats.methods[method] or 0) + 1

@@ -1,0 +1,425 @@
+-- Retrying the failed rows of a finished scan (--update-failed-hashes) so that
+-- the scan stays one consistent answer: each file is fetched at its row's own
+-- commit; a repo whose commit is gone is scanned again whole at the new one (a
+-- repo never spans two commits); the header, the progress file, the errors
+-- file (each replaced error marked superseded) and the metadata are rewritten
+-- with the rows. Every file is replaced by an atomic rename, and a run killed
+-- between two of them is healed by running the update again: what the files
+-- say is recomputed from the rows, not carried from the run that died.
+local cli = require "hfscan.cli"
+local database = require "hfscan.db.files"
+local fingerprint = require "hfscan.scan.fingerprint"
+local hf = require "hfscan"
+local csvfile = require "hfscan.db.csv"
+local logging = require "hfscan.log"
+local policies = require "hfscan.scan.policy"
+local repo_scan = require "hfscan.scan.repo"
+local restart = require "hfscan.scan.restart"
+local scan_options = require "hfscan.scan.options"
+local scanner = require "hfscan.scan.scanner"
+local session = require "hfscan.hub.session"
+
+local M = {}
+
+local EXT = database.index(database.EXTENDED_COLUMNS)
+local ERR = database.index(database.ERROR_COLUMNS)
+local PROGRESS = database.index(database.PROGRESS_COLUMNS)
+
+-- Failures a token can lift. The others (network, server, too large, a
+-- mismatch) need none, and are retried without one: their rows must answer
+-- what the rest of the scan answers, whoever runs the update.
+local ACCESS_FAILURES = { gated_repository = true, repository_not_found = true }
+
+-- What the update must find as the scan was made: the rows of another policy or
+-- other scripts would not belong to it. (Another token user is the point of an
+-- update; the selection settings do not matter to rows already chosen.)
+local UNCHANGEABLE = { endpoint = true, policy = true, policy_sha256 = true, scripts = true,
+  scripts_digest = true, target_extensions = true }
+
+local function key(repo, filename) return repo .. "\0" .. filename end
+
+local function fail(log, message, status)
+  log:error("%s", message)
+  log:close()
+  return status or 1
+end
+
+-- The latest error type of each file (and of each repo, filename ""), from the
+-- errors file.
+local function error_types(errors_doc)
+  local types = {}
+  for _, e in ipairs(errors_doc.rows) do
+    if e[ERR.error_type] ~= database.SUPERSEDED then
+      types[key(e[ERR.repo_id], e[ERR.filename])] = e[ERR.error_type]
+    end
+  end
+  return types
+end
+
+-- The failed rows to retry, as jobs { repo, commit, last_modified, only, token }
+-- (one per repo and per kind of failure), and the count of those left for want
+-- of a token.
+local function plan_retries(docs, has_token)
+  local types = error_types(docs.errors)
+  local jobs, by_group, count, need_token = {}, {}, 0, 0
+  for _, row in ipairs(docs.extended.rows) do
+    if database.is_failed(row[EXT.hash]) then
+      local repo, filename = row[EXT.repo_id], row[EXT.filename]
+      local kind = types[key(repo, filename)] or types[key(repo, "")]
+      local with_token = ACCESS_FAILURES[kind] == true
+      if with_token and not has_token then
+        need_token = need_token + 1
+      else
+        local group = key(repo, with_token and "token" or "anonymous")
+        local job = by_group[group]
+        if not job then
+          job = { repo = repo, commit = row[EXT.commit_hash], last_modified = row[EXT.last_modified],
+            only = {}, token = with_token }
+          by_group[group] = job
+          jobs[#jobs + 1] = job
+        end
+        job.only[filename] = true
+        count = count + 1
+      end
+    end
+  end
+  table.sort(jobs, function(a, b) return key(a.repo, tostring(a.token)) < key(b.repo, tostring(b.token)) end)
+  return jobs, count, need_token
+end
+
+-- Runs each job's repo scan on one session (with the token or without).
+-- Fills job.rows, job.errors, job.unfinished.
+local function run_jobs(o, jobs, token, log)
+  if #jobs == 0 then return end
+  local s <close> = session.open { endpoint = o.endpoint, token = token, workers = o.max_workers,
+    rate_limit = o.rate_limit, stall_timeout = o.stall_timeout }
+  local context = { hub = s.hub, max_file_size = math.huge, retry_budget = o.retry_budget,
+    loop = s.loop, policy = o.loaded_policy }
+  local next_index = 0
+  local function worker()
+    while not hf.interrupted() do
+      next_index = next_index + 1
+      local job = jobs[next_index]
+      if not job then return end
+      local model = { id = job.repo, sha = job.commit, lastModified = job.last_modified }
+      local ok, rows, errors, unfinished = pcall(repo_scan.scan, context, model, job.only)
+      if not ok then
+        if rows == repo_scan.INTERRUPTED then return end
+        error(rows, 0)
+      end
+      job.rows, job.errors, job.unfinished, job.commit_now = rows, errors, unfinished, model.sha
+      log:info("%s: retried %d files at %s", job.repo, #rows, job.commit or model.sha)
+    end
+  end
+  for _ = 1, math.min(#jobs, o.max_workers * 2) do s.loop:spawn(worker) end
+  s.loop:run()
+end
+
+-- A job whose commit the Hub no longer serves.
+local function commit_gone(job)
+  if not job.errors then return false end
+  for _, e in ipairs(job.errors) do
+    if e.error_type == "revision_not_found" and e.filename == "" then return true end
+  end
+  return false
+end
+
+-- Runs the jobs, then scans again whole (at the current commit, every target
+-- file) each repo whose commit is gone. Returns the rescans, { [repo] = job }.
+local function retry(o, jobs, log)
+  local with, without = {}, {}
+  for _, job in ipairs(jobs) do table.insert(job.token and with or without, job) end
+  run_jobs(o, with, o.token, log)
+  run_jobs(o, without, nil, log)
+  local again_with, again_without, rescans = {}, {}, {}
+  for _, job in ipairs(jobs) do
+    if commit_gone(job) and not rescans[job.repo] then
+      local whole = { repo = job.repo, token = job.token, rescan = true }
+      rescans[job.repo] = whole
+      table.insert(job.token and again_with or again_without, whole)
+      log:info("%s: commit %s is gone; the repo is scanned again at its current commit", job.repo,
+        job.commit)
+    end
+  end
+  run_jobs(o, again_with, o.token, log)
+  run_jobs(o, again_without, nil, log)
+  return rescans
+end
+
+-- A new row in the extended file's columns, from a repo scan's record; old
+-- fills the columns the record lacks (a retried row keeps its own).
+local function as_row(header, record, old, secrets)
+  local row = {}
+  for k, c in ipairs(header) do
+    local v = record[c]
+    if v == nil then v = old and old[k] or "" end
+    row[k] = logging.mask(tostring(v), secrets)
+  end
+  return row
+end
+
+-- The extended rows after the update: failed rows replaced in place by their
+-- retry, and each rescanned repo's block replaced by its new rows.
+local function updated_rows(docs, jobs, rescans, secrets)
+  local header = docs.extended.header
+  local carried = nil
+  for k, c in ipairs(header) do if c == "carried_over_from" then carried = k end end
+  local replacement = {}
+  for _, job in ipairs(jobs) do
+    for _, r in ipairs(job.rows or {}) do replacement[key(job.repo, r.filename)] = r end
+  end
+  local rows, emitted = {}, {}
+  for _, row in ipairs(docs.extended.rows) do
+    local repo = row[EXT.repo_id]
+    local whole = rescans[repo]
+    if whole and whole.rows and not whole.unfinished then
+      if not emitted[repo] then
+        emitted[repo] = true
+        for _, r in ipairs(whole.rows) do rows[#rows + 1] = as_row(header, r, nil, secrets) end
+      end
+    else
+      local r = database.is_failed(row[EXT.hash]) and replacement[key(repo, row[EXT.filename])]
+      if r and not database.is_failed(r.hash) then
+        local new = as_row(header, r, row, secrets)
+        if carried then new[carried] = "" end -- hashed now, not carried over
+        rows[#rows + 1] = new
+      else
+        rows[#rows + 1] = row -- a failure stays as it was made
+      end
+    end
+  end
+  return rows
+end
+
+-- The errors file after the update: an error is superseded once its file was
+-- tried again (or its row holds a hash: a run killed before this rewrite), or
+-- its repo scanned again whole; the new errors follow.
+local function updated_errors(docs, jobs, rescans, rows, when, secrets)
+  local retried, repo_retried, hashed = {}, {}, {}
+  for _, job in ipairs(jobs) do
+    if job.rows and not job.unfinished then
+      repo_retried[job.repo] = true
+      for filename in pairs(job.only) do retried[key(job.repo, filename)] = true end
+    end
+  end
+  for _, row in ipairs(rows) do
+    if not database.is_failed(row[EXT.hash]) then hashed[key(row[EXT.repo_id], row[EXT.filename])] = true end
+  end
+  local out = {}
+  for _, e in ipairs(docs.errors.rows) do
+    local repo, filename, kind = e[ERR.repo_id], e[ERR.filename], e[ERR.error_type]
+    local whole = rescans[repo]
+    local replaced = (whole and whole.rows and not whole.unfinished)
+      or (filename == "" and repo_retried[repo])
+      or (filename ~= "" and (retried[key(repo, filename)] or hashed[key(repo, filename)]))
+    if kind ~= database.SUPERSEDED and replaced then
+      e = { repo, filename, database.SUPERSEDED,
+        ("%s: %s (superseded at %s by --update-failed-hashes)"):format(kind, e[ERR.reason], when),
+        e[ERR.timestamp] }
+    end
+    out[#out + 1] = e
+  end
+  local function add(errors)
+    for _, x in ipairs(errors or {}) do
+      out[#out + 1] = { x.repo_id, x.filename, x.error_type, logging.mask(x.reason, secrets), x.timestamp }
+    end
+  end
+  for _, job in ipairs(jobs) do
+    if not (rescans[job.repo] and commit_gone(job)) then add(job.errors) end
+  end
+  for _, whole in pairs(rescans) do add(whole.errors) end
+  return out
+end
+
+-- The progress file with each rescanned repo's new commit.
+local function updated_progress(paths, rescans)
+  local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
+  if not doc then return nil, err end
+  for _, row in ipairs(doc.rows) do
+    local whole = rescans[row[PROGRESS.repo_id]]
+    if whole and whole.commit_now and whole.rows and not whole.unfinished then
+      row[PROGRESS.commit_hash] = whole.commit_now
+    end
+  end
+  return doc.rows
+end
+
+-- The header comments with the record of this update; a token used makes the
+-- scan authenticated, and says whose it was (never the token).
+local function updated_comments(comments, when, token_user)
+  local out, count = {}, 0
+  for _, c in ipairs(comments) do
+    local n = c:match("^failed_hashes_updates: (%d+)$")
+    if n then count = tonumber(n)
+    elseif not c:match("^failed_hashes_updated: ") and not c:match("^failed_hashes_token_user: ") then
+      if c == "END_PARAMETERS" then
+        out[#out + 1] = "failed_hashes_updated: " .. when
+        out[#out + 1] = "failed_hashes_updates: " .. (count + 1)
+        if token_user then out[#out + 1] = "failed_hashes_token_user: " .. token_user end
+      end
+      out[#out + 1] = (token_user and c == "authenticated: false") and "authenticated: true" or c
+    end
+  end
+  return out
+end
+
+-- The metadata with its counts recomputed from the files as they are now.
+local function updated_metadata(paths, rows, errors, when, used_token, token_user)
+  local m = database.read_metadata(paths.metadata) or {}
+  local stats = scanner.new_stats()
+  for _, row in ipairs(rows) do scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method]) end
+  for _, e in ipairs(errors) do scanner.count_error(stats, e[ERR.error_type]) end
+  m.total_files_processed, m.failed_files, m.files_by_method = stats.files, stats.failed_files, stats.methods
+  m.total_errors, m.errors_by_type = stats.errors, stats.errors_by_type
+  m.hash_mismatches = stats.errors_by_type.hash_mismatch or 0
+  m.failed_hashes_updated = when
+  m.failed_hashes_updates = (tonumber(m.failed_hashes_updates) or 0) + 1
+  if used_token then
+    m.authenticated = true
+    m.failed_hashes_token_user = token_user
+  end
+  return m
+end
+
+local function confirm(question)
+  io.stderr:write(question, " [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l") or ""
+  return answer:lower():match("^y") ~= nil
+end
+
+-- Reads the scan and checks that it can be updated. Returns paths, docs, or
+-- nil, message, status.
+local function open_scan(o, log)
+  local paths, err = restart.locate(o.output_dir, o.restart_from)
+  if not paths then return nil, err end
+  restart.remove_stale_temporaries(paths, log)
+  local docs, rerr = restart.read_scan(paths)
+  if not docs then return nil, "cannot update: " .. rerr end
+  for _, kind in ipairs(database.CSV_KINDS) do
+    if docs[kind].torn_line then
+      return nil, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
+        :format(paths[kind], paths.extended)
+    end
+  end
+  return paths, docs
+end
+
+-- Loads the scan's own policy, and refuses a policy or scripts changed since.
+local function check_unchanged(o, parameters)
+  o.policy = parameters.policy
+  if o.policy then
+    local ok, loaded = pcall(policies.load, o.policy)
+    if not ok then return ("cannot update: the scan's policy does not load: %s"):format(tostring(loaded)) end
+    o.loaded_policy = loaded
+  end
+  local all_now = scanner.parameters(o, parameters.scan_start)
+  local recorded, now = {}, {}
+  for k in pairs(UNCHANGEABLE) do recorded[k], now[k] = parameters[k], all_now[k] end
+  local changed = fingerprint.difference(recorded, now)
+  return changed and ("cannot update the scan: %s; the update must run what made the scan"):format(changed)
+end
+
+-- Rewrites the scan's files in dependency order: the rows first (the basic
+-- file is the extended file's first columns), what describes them after.
+local function rewrite_files(paths, docs, rows, errors, progress, metadata, comments_of)
+  local basic = {}
+  for i, row in ipairs(rows) do
+    local b = {}
+    for k, name in ipairs(database.BASIC_COLUMNS) do b[k] = row[EXT[name]] end
+    basic[i] = b
+  end
+  local steps = {
+    { paths.extended, comments_of(docs.extended.comments), docs.extended.header, rows },
+    { paths.basic, comments_of(docs.basic.comments), database.BASIC_COLUMNS, basic },
+    { paths.progress, {}, database.PROGRESS_COLUMNS, progress },
+    { paths.errors, comments_of(docs.errors.comments), database.ERROR_COLUMNS, errors },
+  }
+  for i, step in ipairs(steps) do
+    local ok, err = csvfile.rewrite(table.unpack(step))
+    if not ok then return nil, ("cannot rewrite %s: %s"):format(step[1], tostring(err)) end
+    if i == 1 then database.maybe_crash("update_after_extended") end
+  end
+  return database.write_metadata(paths.metadata, metadata)
+end
+
+local function update_database(paths, log)
+  local store_call = scanner.store_call
+  local store, err = store_call(require("hfscan.db.store").open, paths.dir)
+  local imported
+  if store then imported, err = store_call(store.import_scan, store, paths) end
+  if not imported then
+    log:warn("cannot update the SQLite database (%s); rebuild it with: hfscan db build --output-dir %s",
+      tostring(err), paths.dir)
+  end
+  if store then store_call(store.close, store) end
+end
+
+local function failed_count(rows)
+  local n = 0
+  for _, row in ipairs(rows) do
+    if database.is_failed(row[EXT.hash]) then n = n + 1 end
+  end
+  return n
+end
+
+function M.run(o)
+  local log = logging.new { quiet = o.quiet }
+  log:add_secret(o.token)
+  local paths, docs = open_scan(o, log)
+  if not paths then return fail(log, docs) end
+  local parameters = docs.extended.parameters
+  if o.token then
+    local refused = restart.check_token(o, parameters)
+    if refused then return refused end
+  end
+  log:open_file(paths.log)
+  scan_options.take_recorded(o, parameters, nil, true)
+  local err = check_unchanged(o, parameters)
+  if err then return fail(log, err, cli.EXIT_USAGE) end
+  local jobs, count, need_token = plan_retries(docs, o.token ~= nil)
+  if count == 0 and need_token > 0 then
+    return fail(log, ("--update-failed-hashes: the %d failed rows of %s are of gated repos and need a "
+      .. "token: --token, HF_TOKEN or the token file ($HF_TOKEN_PATH or $HF_HOME/token)")
+      :format(need_token, paths.extended), cli.EXIT_USAGE)
+  end
+  log:info("%s: %d failed rows to retry in %d repos%s", paths.extended, count, #jobs,
+    need_token > 0 and (", %d more need a token"):format(need_token) or "")
+  if count > 0 and hf.isatty(0) and not o.yes then
+    if not confirm(("Retry %d failed rows of %s%s?"):format(count, paths.extended,
+      o.token and " (those of gated repos with your token)" or "")) then
+      return fail(log, "cancelled; nothing was changed")
+    end
+  end
+  local rescans = retry(o, jobs, log)
+  if hf.interrupted() then
+    log:warn("interrupted before any file was changed; run the update again")
+    log:close()
+    return scanner.EXIT_INTERRUPTED
+  end
+  local when = database.utc_now()
+  local used_token = false
+  for _, job in ipairs(jobs) do used_token = used_token or (job.token and job.rows ~= nil) end
+  local token_user = used_token and (o.token_user or "unknown user") or nil
+  local rows = updated_rows(docs, jobs, rescans, log.secrets)
+  local errors = updated_errors(docs, jobs, rescans, rows, when, log.secrets)
+  local progress, perr = updated_progress(paths, rescans)
+  if not progress then return fail(log, "cannot update: " .. tostring(perr)) end
+  local metadata = updated_metadata(paths, rows, errors, when, used_token, token_user)
+  local ok, werr = rewrite_files(paths, docs, rows, errors, progress, metadata,
+    function(comments) return updated_comments(comments, when, token_user) end)
+  if not ok then return fail(log, tostring(werr)) end
+  update_database(paths, log)
+  local before, after, rescanned = count + need_token, failed_count(rows), 0
+  for _ in pairs(rescans) do rescanned = rescanned + 1 end
+  local summary = ("%d of %d failed rows now have a hash; %d still fail"):format(
+    math.max(before - after, 0), before, after)
+  if rescanned > 0 then summary = summary .. ("; %d repos scanned again at their new commit"):format(rescanned) end
+  if need_token > 0 then summary = summary .. ("; %d need a token (not retried)"):format(need_token) end
+  log:info("updated %s: %s", paths.extended, summary)
+  if not o.quiet then print(("%s (%s)"):format(summary, paths.extended)) end
+  log:close()
+  return 0
+end
+
+return M

@@ -24,7 +24,9 @@ local function usage()
   lines[#lines + 1] = "files on the Hugging Face Hub."
   lines[#lines + 1] = "Exit status of a scan: 0 completed; 1 incomplete or failed (--restart goes on);"
   lines[#lines + 1] = "2 usage error, nothing written; 3 completed, with downloads that differ from the"
-  lines[#lines + 1] = "Hub's claims (hash_mismatch); 130 interrupted."
+  lines[#lines + 1] = "Hub's claims (hash_mismatch); 4 completed, with what --fail-on failed or errors"
+  lines[#lines + 1] = "names; 130 interrupted. Database commands: 0 all found or matching; 1 some"
+  lines[#lines + 1] = "unknown or different; 2 trouble (no scan there, unreadable file, bad argument)."
   return table.concat(lines, "\n")
 end
 

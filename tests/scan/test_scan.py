@@ -287,6 +287,27 @@ class FaultsTest(ScanTestBase):
         self.assertEqual(meta["errors_by_type"]["hash_mismatch"], len(mismatches))
         self.assertIn("%d downloads differ from what the Hub claims" % len(mismatches), r.stderr)
 
+    def test_fail_on_chooses_which_results_fail_a_completed_scan(self):
+        hub = self.start_hub("--models", "8", "--git-mismatch", "hfscan-test/plain-git-weights")
+        def scan(fail_on, expect, output):
+            r, files = self.scan(hub, "--download-threshold", "1", "--no-token", "--fail-on", fail_on,
+                                 output=output, expect=expect)
+            return r
+        scan("none", 0, "none")
+        r = scan("failed,mismatch", 3, "both")  # mismatches first: they are the news
+        self.assertRegex(r.stderr, r"\d+ downloads differ from what the Hub claims of them "
+                         r"\(hash_mismatch\), and --fail-on names mismatch")
+        r = scan("failed", 4, "failed")
+        self.assertRegex(r.stderr, r"\d+ rows have no hash \(FAILED_\*\), and --fail-on names failed \(see .*\); exit 4")
+        scan("errors", 4, "errors")
+        clean = self.start_hub("--models", "8")
+        r, files = self.scan(clean, "--download-threshold", "1", "--no-token", "--fail-on", "mismatch",
+                             output="clean", expect=0)
+        r = run_hfscan(["--fail-on", "mismatch,bogus", "--endpoint", hub.endpoint])
+        self.assertEqual((r.returncode, r.stderr.splitlines()[0]),
+                         (2, "hfscan: --fail-on: 'mismatch,bogus' is not mismatch, failed, errors "
+                          "(comma-separated) or none"))
+
     def test_repo_that_cannot_be_listed_is_left_for_the_restart(self):
         """A repo whose tree and model info answer 500, and whose file names no
         listing gives (so paths-info has nothing to look up), cannot be listed:

@@ -22,6 +22,23 @@ end
 
 local function text(v) return v ~= "" and v or nil end
 
+-- The kinds of result --fail-on can name, and the exit status each one gives
+-- a scan that otherwise completed (the first found in this order wins).
+M.FAIL_ON = { { "mismatch", 3 }, { "failed", 4 }, { "errors", 4 } }
+
+-- "mismatch,failed" -> { mismatch = true, failed = true }; "none" -> {}; nil
+-- for an unknown kind.
+function M.fail_on(v)
+  local known, set = {}, {}
+  for _, kind in ipairs(M.FAIL_ON) do known[kind[1]] = true end
+  if v == "none" then return set end
+  for word in (v .. ","):gmatch("([^,]*),") do
+    if not known[word] then return nil end
+    set[word] = true
+  end
+  return set
+end
+
 -- "K/N" -> { k, n, text }, or nil unless 0 <= K < N.
 function M.shard(v)
   local k, n = v:match("^(%d+)/(%d+)$")
@@ -90,6 +107,8 @@ M.SETTINGS = {
       local n = number(v, 1)
       return n and n <= 3600 and n or nil, "a number of seconds from 1 to 3600"
     end },
+  { "--fail-on", "KINDS", "mismatch", "which results of a completed scan fail it: mismatch (hash_mismatch rows: exit 3), failed (FAILED_* rows: exit 4), errors (any error row: exit 4), comma-separated, or none",
+    check = function(v) return M.fail_on(v), "mismatch, failed, errors (comma-separated) or none" end },
   { "--no-resolvers-route", nil, nil, "never ask /resolve/ per file to save api requests (the Hub counts those as downloads for GGUF files and many libraries' weights)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },
@@ -176,6 +195,7 @@ function M.parse(args, env)
   end
   if o.token and o.no_token then return nil, "--token and --no-token cannot be used together" end
   o.token, o.token_source, o.token_file = config.find_token(o, env)
+  if type(o.fail_on) == "string" then o.fail_on = M.fail_on(o.fail_on) end -- the default
   o.given = given
   o.command_line = masked_command_line(args)
   return o

@@ -22,10 +22,6 @@ local urls = require "hfscan.hub.urls"
 local M = {}
 
 M.EXIT_INTERRUPTED = 130
--- A scan that finished but found downloads that differ from what the Hub claims
--- of them: news a nightly job must not read as success (exit 0) nor as an
--- unfinished scan (exit 1).
-M.EXIT_MISMATCHES = 3
 -- siblings: the file names, so a repo can also be hashed through the larger
 -- resolvers bucket (a request per file) when the api bucket is the bottleneck;
 -- library_name: whether those requests would count as downloads.
@@ -552,6 +548,29 @@ function M.print_summary(stats, duration, paths, status)
   io.stdout:write(table.concat(lines, "\n"), "\n")
 end
 
+-- What --fail-on can find in a completed scan's totals.
+function M.result_counts(stats)
+  return { mismatch = stats.errors_by_type.hash_mismatch or 0, failed = stats.failed_files,
+    errors = stats.errors }
+end
+
+local RESULT_WORDS = {
+  mismatch = "%d downloads differ from what the Hub claims of them (hash_mismatch)",
+  failed = "%d rows have no hash (FAILED_*)",
+  errors = "%d error rows",
+}
+
+-- The exit status of a completed scan (or update) under --fail-on, and why.
+function M.result_status(fail_on, counts)
+  for _, kind in ipairs(scan_options.FAIL_ON) do
+    local name, code = kind[1], kind[2]
+    if fail_on[name] and counts[name] > 0 then
+      return code, RESULT_WORDS[name]:format(counts[name]) .. ", and --fail-on names " .. name
+    end
+  end
+  return 0
+end
+
 -- The command that resumes this scan, for the messages of a scan that stops.
 local function restart_command(o)
   return ("hfscan --restart --output-dir %s%s"):format(o.output_dir,
@@ -623,12 +642,13 @@ function M.execute(o, db, ts, log, stats, extra)
     log:warn("the repos listed so far are done; list the rest (from the page that failed) with: %s",
       restart_command(o))
   end
-  local mismatches = stats.errors_by_type.hash_mismatch or 0
-  if status == "completed" and mismatches > 0 then
-    log:warn("%d downloads differ from what the Hub claims of them (hash_mismatch in %s); exit %d",
-      mismatches, db.paths.errors, M.EXIT_MISMATCHES)
-    log:close()
-    return M.EXIT_MISMATCHES
+  if status == "completed" then
+    local code, why = M.result_status(o.fail_on, M.result_counts(stats))
+    if code ~= 0 then
+      log:warn("%s (see %s); exit %d", why, db.paths.errors, code)
+      log:close()
+      return code
+    end
   end
   log:close()
   return status == "completed" and 0 or 1

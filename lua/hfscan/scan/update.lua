@@ -278,7 +278,7 @@ local function updated_metadata(paths, rows, errors, when, used_token, token_use
     m.authenticated = true
     m.failed_hashes_token_user = token_user
   end
-  return m
+  return m, stats
 end
 
 local function confirm(question)
@@ -405,7 +405,7 @@ function M.run(o)
   local errors = updated_errors(docs, jobs, rescans, rows, when, log.secrets)
   local progress, perr = updated_progress(paths, rescans)
   if not progress then return fail(log, "cannot update: " .. tostring(perr)) end
-  local metadata = updated_metadata(paths, rows, errors, when, used_token, token_user)
+  local metadata, stats = updated_metadata(paths, rows, errors, when, used_token, token_user)
   local ok, werr = rewrite_files(paths, docs, rows, errors, progress, metadata,
     function(comments) return updated_comments(comments, when, token_user) end)
   if not ok then return fail(log, tostring(werr)) end
@@ -418,8 +418,10 @@ function M.run(o)
   if need_token > 0 then summary = summary .. ("; %d need a token (not retried)"):format(need_token) end
   log:info("updated %s: %s", paths.extended, summary)
   if not o.quiet then print(("%s (%s)"):format(summary, paths.extended)) end
+  local code, why = scanner.result_status(o.fail_on, scanner.result_counts(stats))
+  if code ~= 0 then log:warn("%s (see %s); exit %d", why, paths.errors, code) end
   log:close()
-  return 0
+  return code
 end
 
 return M

@@ -7,6 +7,7 @@ local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
+local manifest = require "hfscan.db.manifest"
 local scan_reader = require "hfscan.db.reader"
 local store = require "hfscan.db.store"
 
@@ -162,6 +163,8 @@ function M.run(args)
   if not mok then
     return cli.fail("merge", ("cannot write %s: %s"):format(db.paths.metadata, tostring(merr)))
   end
+  local wrote, werr = manifest.write(db.paths)
+  if not wrote then return cli.fail("merge", werr) end
   local built, berr = store.build(out)
   if not built then cli.warn("merge", berr) end
   print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))

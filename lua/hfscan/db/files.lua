@@ -6,6 +6,7 @@
 --   scan_metadata_<ts>.json
 --   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
 --   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.scan.listing)
+--   hf_scan_manifest_<ts>.json         size and SHA-256 of the others (hfscan.db.manifest)
 -- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
 -- appended as one block per file, each with a single write(2): errors, basic,
 -- extended, and last its line in the progress file. A repo is complete exactly
@@ -16,6 +17,7 @@ local hex = require "hfscan.hex"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local logging = require "hfscan.log"
+local manifest = require "hfscan.db.manifest"
 
 local M = {}
 
@@ -120,6 +122,7 @@ function M.paths(dir, ts)
     metadata = ("%s/scan_metadata_%s.json"):format(dir, ts),
     progress = ("%s/hf_scan_progress_%s.csv"):format(dir, ts),
     listing = ("%s/hf_scan_listing_%s.jsonl"):format(dir, ts),
+    manifest = ("%s/hf_scan_manifest_%s.json"):format(dir, ts),
     log = ("%s/hfscan_%s.log"):format(dir, ts),
   }
 end
@@ -239,7 +242,9 @@ local function create_files(db, parameters)
     local ok, err = db.writers[kind]:rename(db.paths[kind])
     if not ok then return nil, err end
   end
-  return true
+  -- From its first instant a scan has a manifest: a first run killed shows as
+  -- files that grew, not as a scan made before manifests.
+  return manifest.write(db.paths)
 end
 
 function M.create(dir, ts, parameters, extra_columns)

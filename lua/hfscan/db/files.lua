@@ -51,14 +51,40 @@ function M.row_problem(record)
   return nil
 end
 
--- The first bad row of a read extended CSV (rows as records), as "path: row N:
--- problem", or nil.
-function M.first_bad_row(path, records)
+-- The bad rows of a CSV read by hfscan.db.csv (its rows as records, lines the
+-- file line of each), as { { index = i, text = "path:line: problem" } }.
+function M.bad_rows(path, records, lines)
+  local bad = {}
   for i, rec in ipairs(records) do
     local problem = M.row_problem(rec)
-    if problem then return ("%s: row %d: %s"):format(path, i, problem) end
+    if problem then
+      bad[#bad + 1] = { index = i, text = ("%s:%d: %s"):format(path, lines[i] or i, problem) }
+    end
   end
-  return nil
+  return bad
+end
+
+-- The records a reader may use. A bad row refuses the file (nil, a message
+-- naming the first), unless repair (a function) is given: then each bad row is
+-- dropped and repair(text) told of it. Returns the kept records and the
+-- dropped ones.
+function M.screen_rows(path, records, lines, repair)
+  local bad = M.bad_rows(path, records, lines)
+  if #bad == 0 then return records, {} end
+  if not repair then
+    return nil, ("%s (--repair drops such rows, each reported)"):format(bad[1].text)
+  end
+  local kept, dropped, at = {}, {}, 1
+  for i, rec in ipairs(records) do
+    if bad[at] and bad[at].index == i then
+      repair(bad[at].text)
+      dropped[#dropped + 1] = rec
+      at = at + 1
+    else
+      kept[#kept + 1] = rec
+    end
+  end
+  return kept, dropped
 end
 
 M.utc_now = clock.utc_now
@@ -179,6 +205,15 @@ function M.extra_columns_of(parameters)
   local list = {}
   for name in (parameters.extra_columns or ""):gmatch("[^,]+") do list[#list + 1] = name end
   return list
+end
+
+-- The columns a CSV of a kind has, as hfscan.db.csv.read takes them: a list, or
+-- for the extended file a function of its header block (a policy's own columns).
+function M.columns_of(kind)
+  if kind == "extended" then
+    return function(parameters) return M.extended_columns(M.extra_columns_of(parameters)) end
+  end
+  return M.KINDS[kind].columns
 end
 
 local Db = {}

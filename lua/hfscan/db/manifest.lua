@@ -116,8 +116,9 @@ local function read(paths)
   end
   for i, entry in ipairs(manifest.files) do
     local path = type(entry) == "table" and paths[entry.kind]
-    if not (path and entry.name == name_of(path) and math.type(entry.size) == "integer"
-        and type(entry.sha256) == "string") then
+    -- cjson reads every number as a float.
+    if path then entry.size = math.tointeger(entry.size) end
+    if not (path and entry.name == name_of(path) and entry.size and type(entry.sha256) == "string") then
       return nil, ("%s: entry %d is not one of the scan's files with its size and SHA-256")
         :format(paths.manifest, i)
     end

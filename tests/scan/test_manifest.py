@@ -198,7 +198,7 @@ class ManifestTest(ScanCase):
         r = check(os.path.dirname(older["extended"]), "--all")
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stdout.splitlines(), [
-            f"{older['errors']}: grew by 1 bytes after its first {len(file_bytes(older['errors'])) - 1} "
+            f"{older['errors']}: grew by 1 byte after its first {len(file_bytes(older['errors'])) - 1} "
             "bytes, which are unchanged: a run in progress or killed after the manifest was written "
             "(hfscan --restart finishes it)",
             f"{older['extended']}: 1 of 5 files differ from the manifest; 0 bad rows",

@@ -18,6 +18,8 @@ M.KINDS = { "errors", "basic", "extended", "progress", "metadata" }
 
 local function name_of(path) return path:match("[^/]*$") end
 
+local function bytes(n) return ("%d byte%s"):format(n, n == 1 and "" or "s") end
+
 -- Records the scan's files (those that exist: a scan killed before its first
 -- metadata has none) in paths.manifest. Returns true, or nil and a message.
 function M.write(paths)
@@ -26,9 +28,9 @@ function M.write(paths)
     if hf.file_type(paths[kind]) == "file" then
       -- One file at a time, on this thread: a pool stops at Ctrl-C, and the
       -- manifest of an interrupted scan must still be written.
-      local sha256, bytes, code = hf.sha256_file(paths[kind])
-      if not sha256 then return nil, ("%s: %s"):format(paths.manifest, bytes), code end
-      files[#files + 1] = { kind = kind, name = name_of(paths[kind]), size = bytes, sha256 = sha256 }
+      local sha256, size, code = hf.sha256_file(paths[kind])
+      if not sha256 then return nil, ("%s: %s"):format(paths.manifest, size), code end
+      files[#files + 1] = { kind = kind, name = name_of(paths[kind]), size = size, sha256 = sha256 }
     end
   end
   local manifest = { manifest_version = M.VERSION, scan_timestamp = paths.ts,
@@ -79,25 +81,25 @@ end
 
 -- How a file differs from its entry, or nil when it matches.
 local function difference(path, entry)
-  local sha256, bytes = hf.sha256_file(path)
+  local sha256, size = hf.sha256_file(path)
   if not sha256 then
-    return ("unreadable (%s); the manifest records %d bytes"):format(tostring(bytes), entry.size)
+    return ("unreadable (%s); the manifest records %s"):format(tostring(size), bytes(entry.size))
   end
-  if bytes == entry.size then
+  if size == entry.size then
     if sha256 == entry.sha256 then return nil end
-    return ("changed: %d bytes as recorded, but another SHA-256 (%s, recorded %s)"):format(bytes,
+    return ("changed: %s as recorded, but another SHA-256 (%s, recorded %s)"):format(bytes(size),
       sha256, entry.sha256)
   end
-  if bytes < entry.size then
-    return ("truncated to %d of %d bytes"):format(bytes, entry.size)
+  if size < entry.size then
+    return ("truncated to %d of %s"):format(size, bytes(entry.size))
   end
   if sha256_of_prefix(path, entry.size) == entry.sha256 then
-    return ("grew by %d bytes after its first %d bytes, which are unchanged: a run in progress "
-      .. "or killed after the manifest was written (hfscan --restart finishes it)")
-      :format(bytes - entry.size, entry.size)
+    return ("grew by %s after its first %s, which are unchanged: a run in progress or killed "
+      .. "after the manifest was written (hfscan --restart finishes it)")
+      :format(bytes(size - entry.size), bytes(entry.size))
   end
-  return ("changed: its first %d bytes differ from the manifest's, and it grew by %d bytes")
-    :format(entry.size, bytes - entry.size)
+  return ("changed: its first %s differ from the manifest's, and it grew by %s")
+    :format(bytes(entry.size), bytes(size - entry.size))
 end
 
 -- The manifest of a scan, checked for shape; or nil and a message.
@@ -138,7 +140,7 @@ function M.check(paths)
     local path = paths[entry.kind]
     recorded[entry.kind] = true
     if hf.file_type(path) ~= "file" then
-      differs(path, ("missing; the manifest records %d bytes"):format(entry.size))
+      differs(path, ("missing; the manifest records %s"):format(bytes(entry.size)))
     else
       local how = difference(path, entry)
       if how then differs(path, how) end

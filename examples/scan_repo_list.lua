@@ -48,4 +48,6 @@ hub.run(function(c)
   end
 end)
 db:close()
+-- The files as written, for hfscan db check.
+assert(require("hfscan.db.manifest").write(db.paths))
 print(("%d repos, %d files, %d errors: %s"):format(#repos, files, failures, db.paths.extended))

@@ -181,6 +181,24 @@ function M.parse_command(command, args)
   return options, positionals
 end
 
+-- What the readers get for --repair (see hfscan.db.files.screen_rows), or nil
+-- without it: a function that reports each row dropped on stderr, and a second
+-- that reports their count, once the command has read everything.
+function M.repairer(command, given)
+  if not given then return nil, function() end end
+  local dropped = 0
+  local function drop(text)
+    dropped = dropped + 1
+    M.warn(command, "--repair: dropped " .. text)
+  end
+  local function summary()
+    if dropped > 0 then
+      M.warn(command, ("--repair: dropped %d malformed row%s"):format(dropped, dropped == 1 and "" or "s"))
+    end
+  end
+  return drop, summary
+end
+
 -- Writes a value as JSON on stdout.
 function M.print_json(value)
   io.stdout:write(require("hfscan.json").encode(value), "\n")

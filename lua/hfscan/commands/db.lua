@@ -1,39 +1,124 @@
--- `hfscan db build [--output-dir DIR]`: (re)builds DIR/hfscan.sqlite from every
--- scan's extended CSV in the folder.
+-- `hfscan db build [--output-dir DIR] [--repair]`: (re)builds DIR/hfscan.sqlite
+-- from every scan's extended CSV in the folder.
+-- `hfscan db check [--output-dir DIR] [--all]`: checks the latest scan (every
+-- scan) against its manifest, and every row.
 local cli = require "hfscan.cli"
+local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
+local manifest = require "hfscan.db.manifest"
 local store = require "hfscan.db.store"
 
 local M = {}
 
+local ALL = { "--all", nil, nil, "check: every scan in DIR, not only the latest" }
+
 M.COMMAND = {
   name = "db",
-  usage = { "build [--output-dir DIR]" },
+  usage = { "build [--output-dir DIR] [--repair]", "check [--output-dir DIR] [--all]" },
   about = [[
-  (Re)builds DIR/hfscan.sqlite from the extended CSVs of every scan in DIR.
-  The CSVs are the source of truth; the database can always be rebuilt.]],
-  flags = { flags.output_dir },
+  build: (re)builds DIR/hfscan.sqlite from the extended CSVs of every scan in DIR.
+  The CSVs are the source of truth; the database can always be rebuilt. A row whose
+  hash or commit is malformed refuses its file, unless --repair drops such rows.
+  check: compares the latest scan's files (every scan's with --all) with its
+  manifest (size and SHA-256 of each, as hfscan last wrote them) and checks every
+  row. Exit 0 when all match, 1 when a file was changed, truncated or grew, or holds
+  a bad row (each named), 2 on trouble (no scan, no manifest).]],
+  flags = { flags.output_dir, flags.repair, ALL },
 }
 
-function M.run(args)
-  local o, rest = cli.parse_command(M.COMMAND, args)
-  if not o then return rest end
-  if rest[1] ~= "build" or #rest > 1 then
-    return cli.command_usage_error("db", "expected 'hfscan db build'")
-  end
+-- The flags that belong to one subcommand only.
+local ONLY = { repair = "build", all = "check" }
+
+local function build(o)
   local dir = o.output_dir
   local lock, lerr = database.lock(dir)
   if not lock then
     return cli.fail("db", lerr)
   end
-  local rows, scans = store.build(dir)
+  local repair, summary = cli.repairer("db", o.repair)
+  local rows, scans = store.build(dir, repair)
   lock:close()
+  summary()
   if not rows then
     return cli.fail("db", scans)
   end
   print(("%s: %d rows from %d scans"):format(store.path(dir), rows, scans))
   return 0
+end
+
+-- The bad rows of a scan's basic and extended files ("path:line: problem"),
+-- and those of the two that cannot be read as an hfscan CSV at all.
+local function bad_rows(paths)
+  local found, unreadable = {}, {}
+  for _, kind in ipairs({ "basic", "extended" }) do
+    local doc, err = csvfile.read(paths[kind], database.columns_of(kind))
+    if not doc then
+      unreadable[#unreadable + 1] = err
+    else
+      local records = {}
+      for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
+      for _, bad in ipairs(database.bad_rows(paths[kind], records, doc.lines)) do
+        found[#found + 1] = bad.text
+      end
+    end
+  end
+  return found, unreadable
+end
+
+local function count(n, what) return ("%d %s%s"):format(n, what, n == 1 and "" or "s") end
+
+-- Checks one scan, printing what differs. Returns the exit status.
+local function check_scan(paths)
+  local report, err = manifest.check(paths)
+  if not report then return cli.fail("db", err, cli.EXIT_TROUBLE) end
+  local bad, unreadable = bad_rows(paths)
+  for _, list in ipairs({ report.differences, unreadable, bad }) do
+    for _, line in ipairs(list) do print(line) end
+  end
+  if #report.differences + #unreadable + #bad == 0 then
+    print(("%s: all %d files match the manifest; every row is well-formed"):format(paths.extended,
+      report.files))
+    return 0
+  end
+  print(("%s: %d of %s differ from the manifest; %s%s"):format(paths.extended,
+    #report.differences, count(report.files, "file"), count(#bad, "bad row"),
+    #unreadable > 0 and ("; " .. count(#unreadable, "CSV") .. " not readable") or ""))
+  return 1
+end
+
+local function check(o)
+  local scans
+  if o.all then
+    local err
+    scans, err = store.scans_in(o.output_dir)
+    if not scans then return cli.fail("db", err, cli.EXIT_TROUBLE) end
+  end
+  if not scans or #scans == 0 then
+    local latest, err = database.locate(o.output_dir)
+    if not latest then return cli.fail("db", err, cli.EXIT_TROUBLE) end
+    scans = { latest }
+  end
+  local status = 0
+  for _, paths in ipairs(scans) do status = math.max(status, check_scan(paths)) end
+  return status
+end
+
+local SUBCOMMANDS = { build = build, check = check }
+
+function M.run(args)
+  local o, rest = cli.parse_command(M.COMMAND, args)
+  if not o then return rest end
+  local run = SUBCOMMANDS[rest[1]]
+  if not run or #rest > 1 then
+    return cli.command_usage_error("db", "expected 'hfscan db build' or 'hfscan db check'")
+  end
+  for key, only in pairs(ONLY) do
+    if o[key] and rest[1] ~= only then
+      return cli.command_usage_error("db", ("--%s is for 'hfscan db %s'"):format(key, only))
+    end
+  end
+  return run(o)
 end
 
 return M

@@ -15,7 +15,7 @@ local M = {}
 
 M.COMMAND = {
   name = "diff",
-  usage = { "[--json] OLD NEW" },
+  usage = { "[--json] [--force] [--repair] OLD NEW" },
   about = [[
   OLD and NEW: extended CSVs, or output folders (their latest scans).
   CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
@@ -23,10 +23,13 @@ M.COMMAND = {
   now), failed (a hash before, FAILED_* now), commit_changed or moved. Only repos both
   scans can speak of are compared (finished in it, or the scan completed); the others are
   counted on stderr as not compared (not_compared in --json). Scans that select different
-  repos (endpoint, threshold, limit, shard, policy) are refused unless --force. Exit 0
+  repos (endpoint, threshold, limit, shard, policy) are refused unless --force. A repo
+  with a row whose hash or commit is malformed refuses the scan; --repair drops such
+  rows (each reported) and leaves that repo not compared. Exit 0
   when the two scans hold the same files, 1 when they differ, 2 on trouble.]],
   flags = { flags.json,
-    { "--force", nil, nil, "compare scans whose endpoint, threshold, limit, shard or policy differ" } },
+    { "--force", nil, nil, "compare scans whose endpoint, threshold, limit, shard or policy differ" },
+    flags.repair },
 }
 
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
@@ -63,6 +66,8 @@ end
 -- (then a repo it lacks is not in its selection). An interrupted or unfinished
 -- scan says nothing of the repos it did not finish.
 local function knows(scan, repo)
+  -- Without the rows --repair dropped, its files would look removed or added.
+  if scan.dropped[repo] then return false end
   if scan.status == "completed" then return true end
   if not scan.finished then return scan.commits[repo] ~= nil end -- an old scan without progress
   return scan.finished[repo] ~= nil
@@ -157,11 +162,13 @@ function M.run(args)
   local o, paths = cli.parse_command(M.COMMAND, args)
   if not o then return paths end
   if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
-  local old, err = scan_reader.read(paths[1])
+  local repair, summary = cli.repairer("diff", o.repair)
+  local old, err = scan_reader.read(paths[1], repair)
   if not old then
     return cli.fail("diff", err, cli.EXIT_TROUBLE)
   end
-  local new, nerr = scan_reader.read(paths[2])
+  local new, nerr = scan_reader.read(paths[2], repair)
+  summary()
   if not new then
     return cli.fail("diff", nerr, cli.EXIT_TROUBLE)
   end
@@ -172,8 +179,9 @@ function M.run(args)
   end
   local changes, not_compared = M.compare(old, new)
   if #not_compared > 0 then
-    cli.warn("diff", ("%d repos are not compared: finished in only one of the scans "
-      .. "(an interrupted, unfinished or limited scan says nothing of the others)"):format(#not_compared))
+    cli.warn("diff", ("%d repos are not compared: finished in only one of the scans%s "
+      .. "(an interrupted, unfinished or limited scan says nothing of the others)"):format(#not_compared,
+      o.repair and ", or with rows --repair dropped" or ""))
   end
   if o.json then
     local grouped = {}

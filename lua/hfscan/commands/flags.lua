@@ -13,4 +13,7 @@ M.workers = { "-j", "N", nil, "hash N files at once (default: the number of CPUs
   alias = "--jobs",
   check = function(v) return cli.parse_workers(v), "a whole number from 1 to 256" end }
 
+M.repair = { "--repair", nil, nil,
+  "drop rows with a malformed hash or commit (each reported on stderr) instead of refusing their file" }
+
 return M

@@ -7,6 +7,7 @@ local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
+local manifest = require "hfscan.db.manifest"
 local scan_reader = require "hfscan.db.reader"
 local store = require "hfscan.db.store"
 
@@ -14,11 +15,12 @@ local M = {}
 
 M.COMMAND = {
   name = "merge",
-  usage = { "[--output-dir DIR] FOLDER..." },
+  usage = { "[--output-dir DIR] [--repair] FOLDER..." },
   about = [[
   Writes one scan into DIR holding the rows of the latest scan of every FOLDER,
-  and builds DIR/hfscan.sqlite.]],
-  flags = { flags.output_dir },
+  and builds DIR/hfscan.sqlite. A row whose hash or commit is malformed refuses
+  its scan; --repair drops such rows (each reported) and merges the rest.]],
+  flags = { flags.output_dir, flags.repair },
 }
 
 local function group_by_repo(scan)
@@ -92,8 +94,9 @@ function M.run(args)
   if not o then return dirs end
   if #dirs == 0 then return cli.command_usage_error("merge", "give the folders to merge") end
   local scans = {}
+  local repair, summary = cli.repairer("merge", o.repair)
   for i, dir in ipairs(dirs) do
-    local scan, err = scan_reader.read(dir)
+    local scan, err = scan_reader.read(dir, repair)
     if not scan then
       return cli.fail("merge", err)
     end
@@ -105,6 +108,7 @@ function M.run(args)
     end
     scans[i] = scan
   end
+  summary()
   local problem = M.parts_problem(scans)
   if problem then return cli.fail("merge", problem, cli.EXIT_TROUBLE) end
   -- Oldest first, so that a later scan's copy of a repo wins.
@@ -162,6 +166,8 @@ function M.run(args)
   if not mok then
     return cli.fail("merge", ("cannot write %s: %s"):format(db.paths.metadata, tostring(merr)))
   end
+  local wrote, werr = manifest.write(db.paths)
+  if not wrote then return cli.fail("merge", werr) end
   local built, berr = store.build(out)
   if not built then cli.warn("merge", berr) end
   print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))

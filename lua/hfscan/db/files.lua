@@ -6,6 +6,7 @@
 --   scan_metadata_<ts>.json
 --   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
 --   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.scan.listing)
+--   hf_scan_manifest_<ts>.json         size and SHA-256 of the others (hfscan.db.manifest)
 -- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
 -- appended as one block per file, each with a single write(2): errors, basic,
 -- extended, and last its line in the progress file. A repo is complete exactly
@@ -16,6 +17,7 @@ local hex = require "hfscan.hex"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local logging = require "hfscan.log"
+local manifest = require "hfscan.db.manifest"
 
 local M = {}
 
@@ -53,14 +55,40 @@ function M.row_problem(record)
   return nil
 end
 
--- The first bad row of a read extended CSV (rows as records), as "path: row N:
--- problem", or nil.
-function M.first_bad_row(path, records)
+-- The bad rows of a CSV read by hfscan.db.csv (its rows as records, lines the
+-- file line of each), as { { index = i, text = "path:line: problem" } }.
+function M.bad_rows(path, records, lines)
+  local bad = {}
   for i, rec in ipairs(records) do
     local problem = M.row_problem(rec)
-    if problem then return ("%s: row %d: %s"):format(path, i, problem) end
+    if problem then
+      bad[#bad + 1] = { index = i, text = ("%s:%d: %s"):format(path, lines[i] or i, problem) }
+    end
   end
-  return nil
+  return bad
+end
+
+-- The records a reader may use. A bad row refuses the file (nil, a message
+-- naming the first), unless repair (a function) is given: then each bad row is
+-- dropped and repair(text) told of it. Returns the kept records and the
+-- dropped ones.
+function M.screen_rows(path, records, lines, repair)
+  local bad = M.bad_rows(path, records, lines)
+  if #bad == 0 then return records, {} end
+  if not repair then
+    return nil, ("%s (--repair drops such rows, each reported)"):format(bad[1].text)
+  end
+  local kept, dropped, at = {}, {}, 1
+  for i, rec in ipairs(records) do
+    if bad[at] and bad[at].index == i then
+      repair(bad[at].text)
+      dropped[#dropped + 1] = rec
+      at = at + 1
+    else
+      kept[#kept + 1] = rec
+    end
+  end
+  return kept, dropped
 end
 
 M.utc_now = clock.utc_now
@@ -125,6 +153,7 @@ function M.paths(dir, ts)
     metadata = ("%s/scan_metadata_%s.json"):format(dir, ts),
     progress = ("%s/hf_scan_progress_%s.csv"):format(dir, ts),
     listing = ("%s/hf_scan_listing_%s.jsonl"):format(dir, ts),
+    manifest = ("%s/hf_scan_manifest_%s.json"):format(dir, ts),
     log = ("%s/hfscan_%s.log"):format(dir, ts),
   }
 end
@@ -181,6 +210,15 @@ function M.extra_columns_of(parameters)
   local list = {}
   for name in (parameters.extra_columns or ""):gmatch("[^,]+") do list[#list + 1] = name end
   return list
+end
+
+-- The columns a CSV of a kind has, as hfscan.db.csv.read takes them: a list, or
+-- for the extended file a function of its header block (a policy's own columns).
+function M.columns_of(kind)
+  if kind == "extended" then
+    return function(parameters) return M.extended_columns(M.extra_columns_of(parameters)) end
+  end
+  return M.KINDS[kind].columns
 end
 
 local Db = {}
@@ -244,7 +282,9 @@ local function create_files(db, parameters)
     local ok, err = db.writers[kind]:rename(db.paths[kind])
     if not ok then return nil, err end
   end
-  return true
+  -- From its first instant a scan has a manifest: a first run killed shows as
+  -- files that grew, not as a scan made before manifests.
+  return manifest.write(db.paths)
 end
 
 function M.create(dir, ts, parameters, extra_columns)

@@ -18,12 +18,15 @@ local function record(columns, row)
   return rec
 end
 
--- A folder (its latest scan) or an extended CSV. Returns
+-- A folder (its latest scan) or an extended CSV; repair: see
+-- hfscan.db.files.screen_rows. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
 --   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
 --   the scan has no progress file, status = the metadata's status ("completed",
---   "incomplete", "interrupted", "failed") or nil while it has none } or nil, message.
-function M.read(path)
+--   "incomplete", "interrupted", "failed") or nil while it has none,
+--   dropped = { [repo] = true } for the repos whose bad rows repair dropped }
+-- or nil, message.
+function M.read(path, repair)
   local paths, err
   if hf.file_type(path) == "directory" then
     paths, err = database.locate(path)
@@ -33,21 +36,18 @@ function M.read(path)
     return nil, path .. ": No such file or directory"
   end
   if not paths then return nil, err end
-  local ext, eerr = csvfile.read(paths.extended, function(p)
-    return database.extended_columns(database.extra_columns_of(p))
-  end)
+  local ext, eerr = csvfile.read(paths.extended, database.columns_of("extended"))
   if not ext then return nil, eerr end
   local errs, rerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
   if not errs then return nil, rerr end
-  local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, rows = {},
-    errors = {}, commits = {} }
-  for i, row in ipairs(ext.rows) do
-    local rec = record(ext.header, row)
-    scan.rows[i] = rec
-    scan.commits[rec.repo_id] = rec.commit_hash
-  end
-  local bad = database.first_bad_row(paths.extended, scan.rows)
-  if bad then return nil, bad end
+  local records = {}
+  for i, row in ipairs(ext.rows) do records[i] = record(ext.header, row) end
+  local rows, dropped = database.screen_rows(paths.extended, records, ext.lines, repair)
+  if not rows then return nil, dropped end
+  local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, rows = rows,
+    errors = {}, commits = {}, dropped = {} }
+  for _, rec in ipairs(rows) do scan.commits[rec.repo_id] = rec.commit_hash end
+  for _, rec in ipairs(dropped) do scan.dropped[rec.repo_id] = true end
   for i, row in ipairs(errs.rows) do scan.errors[i] = record(database.ERROR_COLUMNS, row) end
   local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
   scan.finished = progress and {} or nil

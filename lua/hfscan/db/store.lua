@@ -133,16 +133,15 @@ function Store:add_rows(scan_id, rows)
   return ok, err
 end
 
--- Replaces a scan's rows with what its extended CSV holds now.
-function Store:import_scan(paths)
-  local doc, err = csvfile.read(paths.extended, function(parameters)
-    return database.extended_columns(database.extra_columns_of(parameters))
-  end)
+-- Replaces a scan's rows with what its extended CSV holds now; repair: see
+-- hfscan.db.files.screen_rows.
+function Store:import_scan(paths, repair)
+  local doc, err = csvfile.read(paths.extended, database.columns_of("extended"))
   if not doc then return nil, err end
-  local rows = {}
-  for i, row in ipairs(doc.rows) do rows[i] = csvfile.record(doc.header, row) end
-  local bad = database.first_bad_row(paths.extended, rows)
-  if bad then return nil, bad end
+  local records = {}
+  for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
+  local rows, bad = database.screen_rows(paths.extended, records, doc.lines, repair)
+  if not rows then return nil, bad end
   local ts = paths.extended:match("(%d+_%d+)%.csv$")
   local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
   self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id)
@@ -200,8 +199,9 @@ function M.scans_in(dir)
 end
 
 -- Builds the folder's database from its CSVs, into a temporary file renamed
--- over the old one. Returns the number of rows, or nil and a message.
-function M.build(dir)
+-- over the old one; repair: see hfscan.db.files.screen_rows. Returns the number
+-- of rows, or nil and a message.
+function M.build(dir, repair)
   local scans, err = M.scans_in(dir)
   if not scans then return nil, err end
   local final = M.path(dir)
@@ -211,7 +211,7 @@ function M.build(dir)
   if not store then return nil, oerr end
   local total = 0
   for _, paths in ipairs(scans) do
-    local n, ierr = store:import_scan(paths)
+    local n, ierr = store:import_scan(paths, repair)
     if not n then
       store:close()
       os.remove(temp)

@@ -95,6 +95,7 @@ M.SETTINGS = {
     check = function(v) return text(v), "a Lua file" end },
   { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)",
     check = function(v) return text(v), "a scan's extended CSV or output folder" end },
+  { "--repair", nil, nil, "with --since: drop that scan's rows with a malformed hash or commit (each reported) and rescan their repos, instead of refusing it" },
   { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)",
     check = function(v) return M.shard(v), "K/N with 0 <= K < N (e.g. 0/4)" end },
   { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart",
@@ -194,6 +195,10 @@ function M.parse(args, env)
     o.endpoint = endpoint
   end
   if o.token and o.no_token then return nil, "--token and --no-token cannot be used together" end
+  -- A restart reads the --since of the scan's files.
+  if o.repair and not (o.since or o.restart or o.restart_from) then
+    return nil, "--repair is for the scan --since reads (or, from the command line, for db build, diff and merge)"
+  end
   o.token, o.token_source, o.token_file = config.find_token(o, env)
   if type(o.fail_on) == "string" then o.fail_on = M.fail_on(o.fail_on) end -- the default
   o.given = given

@@ -9,6 +9,7 @@ local hf = require "hfscan"
 local identity = require "hfscan.hub.identity"
 local listing_journal = require "hfscan.scan.listing"
 local logging = require "hfscan.log"
+local manifest = require "hfscan.db.manifest"
 local scan_options = require "hfscan.scan.options"
 local scanner = require "hfscan.scan.scanner"
 local since = require "hfscan.scan.since"
@@ -47,7 +48,7 @@ function M.read_scan(paths)
 end
 
 -- The files replaced through a temporary (a rewrite, the metadata).
-local REWRITTEN = { "metadata", table.unpack(database.CSV_KINDS) }
+local REWRITTEN = { "metadata", "manifest", table.unpack(database.CSV_KINDS) }
 
 -- Removes temporaries left by a rewrite that was killed before its rename.
 function M.remove_stale_temporaries(paths, log)
@@ -221,7 +222,7 @@ function M.restart(o)
   -- damaged since are repaired as for any restart.
   if completed_and_whole(paths, docs) then
     cli.warn(nil, ("%s is already completed; nothing to do"):format(paths.extended))
-    return 0
+    return manifest.write_if_missing(paths)
   end
   local refused = M.check_token(o, docs.extended.parameters)
   if refused then return refused end
@@ -270,6 +271,7 @@ function M.restart(o)
     local wok, werr = csvfile.rewrite_plain(paths.progress, database.PROGRESS_COLUMNS, rows)
     if not wok then return fail(log, werr) end
   end
+  manifest.write_or_warn(paths, log)
   log:info("%d repos already finished are skipped", #order)
   local db, derr = database.open_append(paths, extras)
   if not db then return fail(log, derr) end

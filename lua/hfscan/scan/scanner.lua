@@ -9,6 +9,7 @@ local download_counts = require "hfscan.hub.download_counts"
 local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
 local listing_journal = require "hfscan.scan.listing"
+local manifest = require "hfscan.db.manifest"
 local policies = require "hfscan.scan.policy"
 local progress_line = require "hfscan.scan.progress"
 local repo_scan = require "hfscan.scan.repo"
@@ -619,6 +620,7 @@ function M.execute(o, db, ts, log, stats, extra)
     scanner.fatal = scanner.fatal or tostring(merr)
     status = "failed"
   end
+  manifest.write_or_warn(db.paths, log)
   if not ok then
     log:error("%s", tostring(err))
     log:close()

@@ -11,8 +11,10 @@ local M = {}
 -- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
 -- Only repos recorded as finished, without a repo-level error or a failed file,
 -- can be carried: a failure may have been the Hub's day or a missing token.
-function M.load_previous(path)
-  local scan, err = require("hfscan.db.reader").read(path)
+-- repair: see hfscan.db.files.screen_rows; a repo whose rows it dropped is
+-- scanned again.
+function M.load_previous(path, repair)
+  local scan, err = require("hfscan.db.reader").read(path, repair)
   if not scan then return nil, err end
   local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
     policy = scan.parameters.policy }
@@ -35,7 +37,7 @@ function M.load_previous(path)
     end
   end
   for id, r in pairs(previous.repos) do
-    if r.failed then previous.repos[id] = nil end
+    if r.failed or scan.dropped[id] then previous.repos[id] = nil end
   end
   return previous
 end
@@ -49,7 +51,9 @@ end
 function M.load_since_and_policy(o)
   local extra = {}
   if o.since then
-    local previous, err = M.load_previous(o.since)
+    local repair, summary = cli.repairer(nil, o.repair)
+    local previous, err = M.load_previous(o.since, repair)
+    summary()
     if not previous then return nil, "--since: " .. tostring(err), cli.EXIT_USAGE end
     o.previous = previous
     o.since = hf.realpath(previous.path) or previous.path

@@ -12,6 +12,7 @@ local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
 local csvfile = require "hfscan.db.csv"
 local logging = require "hfscan.log"
+local manifest = require "hfscan.db.manifest"
 local policies = require "hfscan.scan.policy"
 local repo_scan = require "hfscan.scan.repo"
 local restart = require "hfscan.scan.restart"
@@ -409,6 +410,7 @@ function M.run(o)
   local ok, werr = rewrite_files(paths, docs, rows, errors, progress, metadata,
     function(comments) return updated_comments(comments, when, token_user) end)
   if not ok then return fail(log, tostring(werr)) end
+  manifest.write_or_warn(paths, log) -- last: it records the files as rewritten
   update_database(paths, log)
   local before, after, rescanned = count + need_token, failed_count(rows), 0
   for _ in pairs(rescans) do rescanned = rescanned + 1 end

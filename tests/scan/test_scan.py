@@ -521,9 +521,11 @@ class TerminalTest(ScanCase):
         os.close(master)
         self.assertEqual(proc.returncode, 0)
         text = seen.decode("utf-8", "replace")
-        self.assertRegex(text, r"\r\x1b\[Kmodels \d+/\d+\+?  files \d+ \(meta \d+, ptr \d+, dl \d+\)")
+        self.assertRegex(text, r"\r\x1b\[Kmodels \d+/\d+\+?  \d+\.\d/s  ETA [\d:?]+  "
+                               r"files \d+ \(meta \d+, ptr \d+, dl \d+\)")
         self.assertIn("Scan completed", text)
         # The first line says as whom the scan runs.
-        self.assertTrue(text.startswith("hfscan: scanning anonymously (no token found)"), text[:200])
+        self.assertTrue(text.startswith(f"hfscan: scanning {hub.endpoint} anonymously (no token found)"),
+                        text[:200])
         # Per-repo log lines go to the log file only, not over the live line.
         self.assertNotIn("INFO  hfscan-test/", text)

@@ -1,7 +1,7 @@
 -- Who the scan runs as: one whoami-v2 call to the endpoint the scan talks to
 -- (the token never goes to another host), before anything is written.
 local cli = require "hfscan.cli"
-local hf = require "hfscan"
+local logging = require "hfscan.log"
 local session = require "hfscan.hub.session"
 
 local M = {}
@@ -30,23 +30,31 @@ end
 function M.check_or_refuse(o, endpoint)
   local who, err = M.check(o, endpoint)
   if not who then return cli.usage_error(err, "hfscan --help") end
-  M.say_who(o, who)
+  M.say_who(o, who, endpoint)
   return nil
 end
 
--- On a terminal, the first line says as whom the scan runs (never the token).
-function M.say_who(o, who)
+-- Where the token came from, as the first line says it.
+local function source_of(o)
+  if not o.token then return o.no_token and "no token: --no-token" or "no token found" end
+  return "token from " .. o.token_source
+end
+
+-- The first line a scan prints (unless --quiet): the endpoint, as whom the scan
+-- runs and where the token came from; never the token.
+function M.say_who(o, who, endpoint)
   if o.quiet then return end
   local line
   if not o.token then
-    line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")
+    line = ("hfscan: scanning %s anonymously (%s)"):format(endpoint, source_of(o))
   elseif who.user then
-    line = ("hfscan: scanning as %s (token from %s)"):format(who.user, o.token_source)
+    line = ("hfscan: scanning %s as %s (%s)"):format(endpoint, who.user, source_of(o))
   else
-    line = ("hfscan: cannot check the token from %s (%s); going on with it"):format(o.token_source, who.unchecked)
+    line = ("hfscan: scanning %s; cannot check the %s (%s); going on with it"):format(endpoint,
+      source_of(o), who.unchecked)
   end
-  -- A token that could not be checked is said anywhere: the scan may be refused later.
-  if who.unchecked or hf.isatty(2) then io.stderr:write(line, "\n") end
+  -- The Hub's message may echo what it was sent.
+  io.stderr:write(logging.mask(line, { o.token }), "\n")
 end
 
 return M

@@ -25,12 +25,14 @@ function M.check(o, endpoint)
   return { unchecked = err.message }
 end
 
--- Checks the token at endpoint and says as whom the scan runs. Returns nil, or
--- the exit status of a usage error when the Hub refuses the token.
+-- Checks the token at endpoint, and keeps as whom the scan runs in o.identity
+-- for say_who. Returns nil, or the exit status of a usage error when the Hub
+-- refuses the token.
 function M.check_or_refuse(o, endpoint)
   local who, err = M.check(o, endpoint)
   if not who then return cli.usage_error(err, "hfscan --help") end
-  M.say_who(o, who, endpoint)
+  who.endpoint = endpoint
+  o.identity = who
   return nil
 end
 
@@ -40,17 +42,20 @@ local function source_of(o)
   return "token from " .. o.token_source
 end
 
--- The first line a scan prints (unless --quiet): the endpoint, as whom the scan
--- runs and where the token came from; never the token.
-function M.say_who(o, who, endpoint)
-  if o.quiet then return end
+-- The first line a scan prints (unless --quiet), once every check has passed:
+-- the endpoint, as whom the scan runs and where the token came from; never the
+-- token. Said once, after check_or_refuse.
+function M.say_who(o)
+  local who = o.identity
+  if o.quiet or not who or who.said then return end
+  who.said = true
   local line
   if not o.token then
-    line = ("hfscan: scanning %s anonymously (%s)"):format(endpoint, source_of(o))
+    line = ("hfscan: scanning %s anonymously (%s)"):format(who.endpoint, source_of(o))
   elseif who.user then
-    line = ("hfscan: scanning %s as %s (%s)"):format(endpoint, who.user, source_of(o))
+    line = ("hfscan: scanning %s as %s (%s)"):format(who.endpoint, who.user, source_of(o))
   else
-    line = ("hfscan: scanning %s; cannot check the %s (%s); going on with it"):format(endpoint,
+    line = ("hfscan: scanning %s; cannot check the %s (%s); going on with it"):format(who.endpoint,
       source_of(o), who.unchecked)
   end
   -- The Hub's message may echo what it was sent.

@@ -364,6 +364,7 @@ function M.update_failed(o)
         :format(paths[kind], paths.extended))
     end
   end
+  identity.say_who(o)
   log:open_file(paths.log)
   scan_options.take_recorded(o, docs.extended.parameters, nil, true)
   local failed_by_repo, count, repos = {}, 0, 0

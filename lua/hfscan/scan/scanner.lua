@@ -7,6 +7,7 @@ local config = require "hfscan.config"
 local database = require "hfscan.db.files"
 local download_counts = require "hfscan.hub.download_counts"
 local hf = require "hfscan"
+local identity = require "hfscan.hub.identity"
 local listing_journal = require "hfscan.scan.listing"
 local policies = require "hfscan.scan.policy"
 local progress_line = require "hfscan.scan.progress"
@@ -558,6 +559,7 @@ end
 -- Returns the exit status.
 function M.execute(o, db, ts, log, stats, extra)
   local started, scan_start = hf.now(), database.utc_now()
+  identity.say_who(o)
   local scanner = M.new_scanner(o, db, log, stats)
   scanner.skip = extra and extra.skip
   scanner.saved_listing = extra and extra.listing

@@ -9,10 +9,10 @@
 --            | "too_large",
 --     status = <HTTP status or nil>, code = <X-Error-Code or nil>, message = "...",
 --     partial = <a download hashed part-way, for hf.http's continue, or nil> }
-local retry_reason = require("hfscan.hub.backoff").retry_reason
 local cjson = require "cjson.safe"
 local hex = require "hfscan.hex"
 local hf = require "hfscan"
+local retry_reason = require("hfscan.hub.backoff").retry_reason
 local urls = require "hfscan.hub.urls"
 
 local M = {}
@@ -329,7 +329,8 @@ function Hub:request_once(req)
     if res and res.status == 429 then
       throttled = throttled + 1
       if throttled > self.retries or retries == 0 then return res end
-      self:retry_sleep(self:retry_delay(res, throttled, bucket), self:what_failed(res, req.url), throttled)
+      self:retry_sleep(self:retry_delay(res, throttled, bucket), self:what_failed(res, req.url),
+        throttled)
     elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
       failures_left = failures_left - 1
       req.continue = partial

@@ -197,7 +197,9 @@ function Scan:pin_commit()
       self:take_metadata(info)
       return true
     end
-    if not TRANSIENT[err.kind] or not self.backoff:wait(self.hub:what_failed(err)) then return nil, err end
+    if not TRANSIENT[err.kind] or not self.backoff:wait(self.hub:what_failed(err)) then
+      return nil, err
+    end
   end
 end
 

@@ -51,9 +51,9 @@ end
 local function new_stats()
   -- models_queued: the repos this run works on (listed, and neither finished by
   -- an earlier run nor declined by the policy), for the progress line's rate and ETA.
-  return { models_listed = 0, models_queued = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
-    errors = 0, errors_by_type = {}, methods = {}, requests = {}, throttled = 0, listing_done = false,
-    listed_without_tree = 0 }
+  return { models_listed = 0, models_queued = 0, models_done = 0, unfinished = 0, files = 0,
+    failed_files = 0, errors = 0, errors_by_type = {}, methods = {}, requests = {}, throttled = 0,
+    listing_done = false, listed_without_tree = 0 }
 end
 
 -- The header block's values for a scan: the recorded settings, then what

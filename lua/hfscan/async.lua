@@ -19,6 +19,8 @@ function M.new(pool)
     ready = {},     -- { co, args... } to resume next
     waiting = {},   -- job id -> coroutine
     timers = {},    -- { at = time, co = coroutine }
+    waits = {},     -- coroutine -> why it sleeps (see sleep), while it does
+    ticks = {},     -- { at = time, every = seconds, fn = function } (see every)
     tasks = 0,      -- live coroutines
     failure = nil,  -- the first error raised by a task, with its traceback
   }, Loop)
@@ -45,12 +47,39 @@ function Loop:submit(job)
   return coroutine.yield()
 end
 
--- Inside a task: waits seconds without blocking other tasks.
-function Loop:sleep(seconds)
-  local timers = self.timers
-  timers[#timers + 1] = { at = hf.now() + seconds, co = coroutine.running() }
+-- Inside a task: waits seconds without blocking other tasks. why, if given,
+-- says what for while it lasts, as the progress line shows it: { text = "api
+-- window spent, resets in", ends = time (hf.now) when the awaited thing happens,
+-- which may be past this sleep's end: a task that rechecks sleeps in steps }.
+function Loop:sleep(seconds, why)
+  local timers, co = self.timers, coroutine.running()
+  timers[#timers + 1] = { at = hf.now() + seconds, co = co }
   table.sort(timers, function(a, b) return a.at < b.at end)
+  self.waits[co] = why
   coroutine.yield()
+  self.waits[co] = nil
+end
+
+-- What the sleeping tasks wait for: the why (see sleep) that ends last, or nil.
+function Loop:waiting_for()
+  local last
+  for _, why in pairs(self.waits) do
+    if not last or why.ends > last.ends then last = why end
+  end
+  return last
+end
+
+-- Calls fn() every `seconds` while run() runs, between tasks; fn must not yield.
+-- A tick keeps no task alive: run() ends with the last task, and the tick with
+-- it. Returns a function that removes the tick.
+function Loop:every(seconds, fn)
+  local tick = { at = hf.now() + seconds, every = seconds, fn = fn }
+  self.ticks[#self.ticks + 1] = tick
+  return function()
+    for i, t in ipairs(self.ticks) do
+      if t == tick then table.remove(self.ticks, i) return end
+    end
+  end
 end
 
 -- Inside a task: runs each function as a task of its own and waits for all of
@@ -114,10 +143,24 @@ local function due_timers(self)
   end
 end
 
--- Resumes ready tasks and waits for pool jobs and timers, until no task is left.
+-- Calls the ticks that are due; returns the seconds until the next one (or nil).
+local function due_ticks(self)
+  local now, next_in = hf.now(), nil
+  for _, t in ipairs(self.ticks) do
+    if t.at <= now then
+      t.fn()
+      t.at = now + t.every
+    end
+    next_in = math.min(next_in or math.huge, t.at - now)
+  end
+  return next_in
+end
+
+-- Resumes ready tasks and waits for pool jobs, timers and ticks, until no task is left.
 local function run_tasks(self)
   while self.tasks > 0 and not self.failure do
     due_timers(self)
+    local tick_in = due_ticks(self)
     local batch = self.ready
     self.ready = {}
     for _, entry in ipairs(batch) do
@@ -126,6 +169,7 @@ local function run_tasks(self)
     end
     if #self.ready == 0 and self.tasks > 0 and not self.failure then
       local timeout = self.timers[1] and math.max(0, self.timers[1].at - hf.now()) or 0.25
+      if tick_in then timeout = math.min(timeout, math.max(0, tick_in)) end
       local id, res, msg, code, partial
       if self.pool:pending() > 0 then
         id, res, msg, code, partial = self.pool:wait(math.min(timeout, 0.25))

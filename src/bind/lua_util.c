@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -419,6 +420,19 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* hf.terminal_width(fd) -> columns of the terminal on fd, or nil when fd is no
+ * terminal or the terminal does not say (a pty whose size was never set says 0).
+ * Asked on each redraw: one ioctl, so a resized window is seen at once. */
+static int l_terminal_width(lua_State *L) {
+  struct winsize ws;
+  if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, ws.ws_col);
+  return 1;
+}
+
 void hf_lua_register_util(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"now", l_now},
@@ -427,6 +441,7 @@ void hf_lua_register_util(lua_State *L) {
       {"request_interrupt", l_request_interrupt},
       {"clear_interrupt", l_clear_interrupt},
       {"isatty", l_isatty},
+      {"terminal_width", l_terminal_width},
       {"cpu_count", l_cpu_count},
       {"file_type", l_file_type},
       {"realpath", l_realpath},

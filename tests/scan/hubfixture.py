@@ -114,6 +114,32 @@ def start_hfscan(args, env=None, **kwargs):
     return subprocess.Popen([HFSCAN] + list(args), env=hfscan_env(env), **kwargs)
 
 
+def run_in_terminal(args, env=None, columns=None, timeout=120):
+    """hfscan with stdin, stdout and stderr on a pseudo-terminal (of `columns`
+    columns when given, set with TIOCSWINSZ); returns (exit status, what it wrote)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    if columns:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = start_hfscan(args, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer of the terminal closed it
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout)
+    os.close(master)
+    return proc.returncode, seen.decode("utf-8", "replace")
+
+
 def read_csv(path):
     """(comment lines, header, rows as dicts) of a database CSV."""
     with open(path, newline="", encoding="utf-8") as f:

@@ -8,7 +8,8 @@ import subprocess
 import time
 
 from hubfixture import (EXTENDED, GRANTED, NOT_GRANTED, ScanCase, download_url, file_key,
-                        is_target, read_csv, run_hfscan, scan_files, start_hfscan)
+                        is_target, read_csv, run_hfscan, run_in_terminal, scan_files,
+                        start_hfscan)
 
 MODELS = "16"
 
@@ -521,30 +522,16 @@ class TerminalTest(ScanCase):
     """What a person at a terminal sees: the live progress line."""
 
     def test_progress_line_on_a_terminal(self):
-        import pty
         hub = self.start_hub("--models", "10", "--latency-ms", "20")
         out = os.path.join(self.dir, "tty")
-        master, slave = pty.openpty()
-        proc = start_hfscan(["--endpoint", hub.endpoint, "--output-dir", out,
-                             "--rate-limit", "0", "--download-threshold", "1"],
-                            stdin=slave, stdout=slave, stderr=slave)
-        os.close(slave)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        proc.wait(60)
-        os.close(master)
-        self.assertEqual(proc.returncode, 0)
-        text = seen.decode("utf-8", "replace")
-        self.assertRegex(text, r"\r\x1b\[Kmodels \d+/\d+\+?  files \d+ \(meta \d+, ptr \d+, dl \d+\)")
+        status, text = run_in_terminal(["--endpoint", hub.endpoint, "--output-dir", out,
+                                        "--rate-limit", "0", "--download-threshold", "1"])
+        self.assertEqual(status, 0)
+        self.assertRegex(text, r"\r\x1b\[Kmodels \d+/\d+\+?  \d+\.\d/s  ETA [\d:?]+  "
+                               r"files \d+ \(meta \d+, ptr \d+, dl \d+\)")
         self.assertIn("Scan completed", text)
         # The first line says as whom the scan runs.
-        self.assertTrue(text.startswith("hfscan: scanning anonymously (no token found)"), text[:200])
+        self.assertTrue(text.startswith(f"hfscan: scanning {hub.endpoint} anonymously (no token found)"),
+                        text[:200])
         # Per-repo log lines go to the log file only, not over the live line.
         self.assertNotIn("INFO  hfscan-test/", text)

@@ -12,6 +12,7 @@
 local cjson = require "cjson.safe"
 local hex = require "hfscan.hex"
 local hf = require "hfscan"
+local retry_reason = require("hfscan.hub.backoff").retry_reason
 local urls = require "hfscan.hub.urls"
 
 local M = {}
@@ -42,6 +43,11 @@ M.TRANSIENT = { server_error = true, network_error = true, rate_limited = true }
 M.LIST_TRANSIENT = { server_error = true, network_error = true, rate_limited = true,
   bad_response = true }
 
+-- The host[:port] of an absolute URL, or nil.
+function M.host_of(url)
+  return url:match("^%a[%w+.-]*://([^/?#]+)")
+end
+
 -- options: endpoint, token, loop (hfscan.async), limiter (the pool's, so that
 -- waits for the rate limit happen in the task, not on a worker), retries (how
 -- often a 5xx or a network failure is retried when the caller has no other
@@ -53,7 +59,7 @@ function M.new(options)
   return setmetatable({
     endpoint = endpoint,
     origin = urls.origin(endpoint),
-    host = endpoint:match("^%a[%w+.-]*://([^/?#]+)") or endpoint,
+    host = M.host_of(endpoint) or endpoint,
     token = options.token,
     loop = assert(options.loop, "hub.new needs an async loop"),
     retries = options.retries or 5,
@@ -222,16 +228,21 @@ end
 -- limiter again: answers still coming in may show room after all.
 M.SLOT_RECHECK = 0.5
 
+-- A booked slot this far off is worth naming on the progress line; a nearer one
+-- is the limiter's pacing, which would only flicker there.
+M.NAMED_PACING = 1
+
 -- Waits in this task (never on a worker) until the bucket has a slot, and books
 -- it. Returns false if a stop was requested meanwhile.
 function Hub:wait_for_slot(bucket)
   while true do
     local wait, booked = self.limiter:reserve(bucket)
     if wait > 0 and booked then
-      self.loop:sleep(wait)
+      self.loop:sleep(wait, wait >= M.NAMED_PACING
+        and { text = bucket .. " window paced, next request in", ends = hf.now() + wait } or nil)
     elseif wait > 0 then
       local slept = math.min(wait, M.SLOT_RECHECK)
-      self.loop:sleep(slept)
+      self.loop:sleep(slept, { text = bucket .. " window spent, resets in", ends = hf.now() + wait })
       self.limiter:note_wait(bucket, slept)
     end
     if hf.interrupted() then
@@ -257,6 +268,25 @@ function Hub:note_silence(req, res, code, message)
     self.unreachable = ("cannot reach %s: %d requests in a row got no answer (%s)")
       :format(self.host, s.count, message or code)
   end
+end
+
+-- What failed, in a few words for the progress line while it is waited out:
+-- err is an error table (or an answer: its status), url the request's (nil:
+-- err.url, else the endpoint's).
+function Hub:what_failed(err, url)
+  url = url or err.url
+  local host = url and M.host_of(url) or self.host
+  if err.status == 429 then return host .. " answered 429" end
+  if err.status then return ("%s answered HTTP %d"):format(host, err.status) end
+  if err.kind == "bad_response" then return "bad answer from " .. host end
+  if err.code == "timeout" then return host .. " does not answer in time" end
+  if err.code == "reset" then return "connection to " .. host .. " reset" end
+  return "cannot reach " .. host
+end
+
+-- A task's sleep before its attempt-th retry of a request, named for the progress line.
+function Hub:retry_sleep(seconds, what, attempt)
+  self.loop:sleep(seconds, retry_reason(what, attempt, seconds))
 end
 
 local function retryable(res, code)
@@ -299,11 +329,14 @@ function Hub:request_once(req)
     if res and res.status == 429 then
       throttled = throttled + 1
       if throttled > self.retries or retries == 0 then return res end
-      self.loop:sleep(self:retry_delay(res, throttled, bucket))
+      self:retry_sleep(self:retry_delay(res, throttled, bucket), self:what_failed(res, req.url),
+        throttled)
     elseif retryable(res, code) and failures_left > 0 and not self.unreachable then
       failures_left = failures_left - 1
       req.continue = partial
-      self.loop:sleep(self:retry_delay(res, self.retries - failures_left, bucket))
+      local attempt = retries - failures_left
+      self:retry_sleep(self:retry_delay(res, self.retries - failures_left, bucket),
+        self:what_failed(res or { code = code }, req.url), attempt)
     elseif res then
       return res
     else
@@ -503,7 +536,9 @@ function Hub:listing_page(url, backoff)
         break
       end
     end
-    if not M.LIST_TRANSIENT[err.kind] or not backoff or not backoff:wait() then return nil, err end
+    if not M.LIST_TRANSIENT[err.kind] or not backoff or not backoff:wait(self:what_failed(err)) then
+      return nil, err
+    end
   end
 end
 

@@ -1,7 +1,7 @@
 -- Who the scan runs as: one whoami-v2 call to the endpoint the scan talks to
 -- (the token never goes to another host), before anything is written.
 local cli = require "hfscan.cli"
-local hf = require "hfscan"
+local logging = require "hfscan.log"
 local session = require "hfscan.hub.session"
 
 local M = {}
@@ -25,29 +25,42 @@ function M.check(o, endpoint)
   return { unchecked = err.message }
 end
 
--- Checks the token at endpoint and says as whom the scan runs. Returns nil, or
--- the exit status of a usage error when the Hub refuses the token.
+-- Checks the token at endpoint, and keeps as whom the scan runs in o.identity
+-- for say_who. Returns nil, or the exit status of a usage error when the Hub
+-- refuses the token.
 function M.check_or_refuse(o, endpoint)
   local who, err = M.check(o, endpoint)
   if not who then return cli.usage_error(err, "hfscan --help") end
   o.token_user = who.user -- recorded in the scan's header: never the token
-  M.say_who(o, who)
+  who.endpoint = endpoint
+  o.identity = who
   return nil
 end
 
--- On a terminal, the first line says as whom the scan runs (never the token).
-function M.say_who(o, who)
-  if o.quiet then return end
+-- Where the token came from, as the first line says it.
+local function source_of(o)
+  if not o.token then return o.no_token and "no token: --no-token" or "no token found" end
+  return "token from " .. o.token_source
+end
+
+-- The first line a scan prints (unless --quiet), once every check has passed:
+-- the endpoint, as whom the scan runs and where the token came from; never the
+-- token. Said once, after check_or_refuse.
+function M.say_who(o)
+  local who = o.identity
+  if o.quiet or not who or who.said then return end
+  who.said = true
   local line
   if not o.token then
-    line = "hfscan: scanning anonymously (no token" .. (o.no_token and ": --no-token)" or " found)")
+    line = ("hfscan: scanning %s anonymously (%s)"):format(who.endpoint, source_of(o))
   elseif who.user then
-    line = ("hfscan: scanning as %s (token from %s)"):format(who.user, o.token_source)
+    line = ("hfscan: scanning %s as %s (%s)"):format(who.endpoint, who.user, source_of(o))
   else
-    line = ("hfscan: cannot check the token from %s (%s); going on with it"):format(o.token_source, who.unchecked)
+    line = ("hfscan: scanning %s; cannot check the %s (%s); going on with it"):format(who.endpoint,
+      source_of(o), who.unchecked)
   end
-  -- A token that could not be checked is said anywhere: the scan may be refused later.
-  if who.unchecked or hf.isatty(2) then io.stderr:write(line, "\n") end
+  -- The Hub's message may echo what it was sent.
+  io.stderr:write(logging.mask(line, { o.token }), "\n")
 end
 
 return M

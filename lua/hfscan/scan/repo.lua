@@ -197,7 +197,9 @@ function Scan:pin_commit()
       self:take_metadata(info)
       return true
     end
-    if not TRANSIENT[err.kind] or not self.backoff:wait() then return nil, err end
+    if not TRANSIENT[err.kind] or not self.backoff:wait(self.hub:what_failed(err)) then
+      return nil, err
+    end
   end
 end
 
@@ -303,7 +305,7 @@ function Scan:list_files()
     end
     -- Every source refused the repo (disabled, gated, gone): that is the answer.
     if not transient then return nil, failures[#failures] end
-    if not self.backoff:wait() then return nil, transient end
+    if not self.backoff:wait(self.hub:what_failed(transient)) then return nil, transient end
   end
 end
 
@@ -487,7 +489,7 @@ function Scan:hash_file(file)
   while true do
     local done, err = self:try_tiers(file)
     if done then return end
-    if not self.backoff:wait() then
+    if not self.backoff:wait(self.hub:what_failed(err)) then
       self.unfinished = true
       self:error(file.path, error_type(err.kind), err.message)
       return

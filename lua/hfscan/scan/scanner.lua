@@ -8,6 +8,7 @@ local database = require "hfscan.db.files"
 local download_counts = require "hfscan.hub.download_counts"
 local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
+local identity = require "hfscan.hub.identity"
 local listing_journal = require "hfscan.scan.listing"
 local manifest = require "hfscan.db.manifest"
 local policies = require "hfscan.scan.policy"
@@ -48,9 +49,11 @@ function M.count_row(stats, hash, method)
 end
 
 local function new_stats()
-  return { models_listed = 0, models_done = 0, unfinished = 0, files = 0, failed_files = 0,
-    errors = 0, errors_by_type = {}, methods = {}, requests = {}, throttled = 0, listing_done = false,
-    listed_without_tree = 0 }
+  -- models_queued: the repos this run works on (listed, and neither finished by
+  -- an earlier run nor declined by the policy), for the progress line's rate and ETA.
+  return { models_listed = 0, models_queued = 0, models_done = 0, unfinished = 0, files = 0,
+    failed_files = 0, errors = 0, errors_by_type = {}, methods = {}, requests = {}, throttled = 0,
+    listing_done = false, listed_without_tree = 0 }
 end
 
 -- What decides the rows besides the settings, taken once per run: the header
@@ -105,7 +108,8 @@ function M.new_scanner(o, db, log, stats)
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
     policy = self.policy, loop = loop, retry_budget = o.retry_budget,
     route = function(model) return self:choose_route(model) end }
-  self.progress = progress_line.new(stats, not o.quiet and hf.isatty(2))
+  self.progress = progress_line.new(stats, { enabled = not o.quiet and hf.isatty(2),
+    waiting_for = function() return loop:waiting_for() end })
   log.before_stderr = function() self.progress:clear() end
   -- On a terminal the live line shows progress: per-repo lines go to the log file only.
   if self.progress.enabled then log.quiet = true end
@@ -253,6 +257,7 @@ end
 function Scanner:consider(model, queue)
   if self.skip and self.skip[model.id] then return end
   if not self.policy:call("select_model", model) then return end
+  self.stats.models_queued = self.stats.models_queued + 1
   local before = self.previous and self.previous.repos[model.id]
   if before and model.sha and before.commit == model.sha then
     queue:push({ carry = before, model = model })
@@ -446,7 +451,13 @@ function Scanner:run()
   self.loop:spawn(self.list_models, self, queue)
   -- Enough repos in flight to keep every worker busy while some wait on others.
   for _ = 1, self.o.max_workers * 4 do self.loop:spawn(self.repo_worker, self, queue) end
-  self.loop:run()
+  -- While nothing completes (a spent window, an outage) the line still moves;
+  -- off a terminal there is no line, and no tick to wake the loop for it.
+  local stop_tick = self.progress.enabled
+    and self.loop:every(progress_line.TICK, function() self.progress:update() end)
+  local ok, err = pcall(self.loop.run, self.loop)
+  if stop_tick then stop_tick() end
+  if not ok then error(err, 0) end
   self.progress:update(true)
   self.progress:clear()
 end
@@ -582,6 +593,7 @@ end
 -- Returns the exit status.
 function M.execute(o, db, ts, log, stats, extra)
   local started, scan_start = hf.now(), database.utc_now()
+  identity.say_who(o)
   local scanner = M.new_scanner(o, db, log, stats)
   scanner.skip = extra and extra.skip
   scanner.saved_listing = extra and extra.listing

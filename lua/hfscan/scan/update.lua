@@ -10,6 +10,7 @@ local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
+local identity = require "hfscan.hub.identity"
 local csvfile = require "hfscan.db.csv"
 local logging = require "hfscan.log"
 local manifest = require "hfscan.db.manifest"
@@ -370,10 +371,9 @@ function M.run(o)
   local paths, docs = open_scan(o, log)
   if not paths then return fail(log, docs) end
   local parameters = docs.extended.parameters
-  if o.token then
-    local refused = restart.check_token(o, parameters)
-    if refused then return refused end
-  end
+  local refused = restart.check_token(o, parameters) -- no request without a token
+  if refused then return refused end
+  identity.say_who(o)
   log:open_file(paths.log)
   scan_options.take_recorded(o, parameters, nil, true)
   local err = check_unchanged(o, parameters)

@@ -301,6 +301,10 @@ static int l_clear_interrupt(lua_State *L) {
   return 0;
 }
 
+static const char *kind_of(mode_t mode) {
+  return S_ISDIR(mode) ? "directory" : S_ISREG(mode) ? "file" : "other";
+}
+
 /* file_type(path) -> "directory" | "file" | "other" | nil */
 static int l_file_type(lua_State *L) {
   struct stat st;
@@ -308,7 +312,26 @@ static int l_file_type(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  lua_pushstring(L, S_ISDIR(st.st_mode) ? "directory" : S_ISREG(st.st_mode) ? "file" : "other");
+  lua_pushstring(L, kind_of(st.st_mode));
+  return 1;
+}
+
+/* file_stat(path) -> { type = as file_type, size = bytes, mtime_ns = nanoseconds
+ * since the epoch } | nil: whether a database is older than the files it was
+ * built from needs the modification times at full precision. */
+static int l_file_stat(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, kind_of(st.st_mode));
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+  lua_setfield(L, -2, "mtime_ns");
   return 1;
 }
 
@@ -429,6 +452,7 @@ void hf_lua_register_util(lua_State *L) {
       {"isatty", l_isatty},
       {"cpu_count", l_cpu_count},
       {"file_type", l_file_type},
+      {"file_stat", l_file_stat},
       {"realpath", l_realpath},
       {"mkdir_p", l_mkdir_p},
       {"write_file_atomically", l_write_file_atomically},

@@ -437,6 +437,13 @@ static int l_cpu_count(lua_State *L) {
   return 1;
 }
 
+/* pid() -> this process's id: a temporary file named with it is no other
+ * process's. */
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -451,6 +458,7 @@ void hf_lua_register_util(lua_State *L) {
       {"clear_interrupt", l_clear_interrupt},
       {"isatty", l_isatty},
       {"cpu_count", l_cpu_count},
+      {"pid", l_pid},
       {"file_type", l_file_type},
       {"file_stat", l_file_stat},
       {"realpath", l_realpath},

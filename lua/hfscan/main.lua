@@ -19,12 +19,15 @@ local function usage()
       lines[#lines + 1] = "       hfscan " .. name .. " " .. u
     end
   end
-  lines[#lines + 1] = "       hfscan --script FILE [ARGS...] | hfscan repl"
+  lines[#lines + 1] = "       hfscan --script FILE [ARGS...]"
+  lines[#lines + 1] = "       hfscan repl [--endpoint URL] [--token TOKEN | --no-token]"
   lines[#lines + 1] = "Each subcommand takes --help. Builds a database of the SHA-256 hashes of model"
   lines[#lines + 1] = "files on the Hugging Face Hub."
   lines[#lines + 1] = "Exit status of a scan: 0 completed; 1 incomplete or failed (--restart goes on);"
   lines[#lines + 1] = "2 usage error, nothing written; 3 completed, with downloads that differ from the"
-  lines[#lines + 1] = "Hub's claims (hash_mismatch); 130 interrupted."
+  lines[#lines + 1] = "Hub's claims (hash_mismatch); 130 interrupted. Of lookup, verify, diff and db: 0 all"
+  lines[#lines + 1] = "found or matching; 1 some unknown or different; 2 trouble (no such folder or scan,"
+  lines[#lines + 1] = "an unreadable file, a bad argument)."
   return table.concat(lines, "\n")
 end
 

@@ -223,6 +223,14 @@ class ExitStatusTest(ReaderCase):
             f.write(b"weights")
         os.chmod(secret, 0o600)
         r = run_as_nobody(["verify", "--output-dir", out, secret])
-        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertIn(f"error    {secret}  ", r.stdout)
-        self.assertIn("Permission denied", r.stdout)
+        self.assertEqual((r.returncode, r.stderr), (2, ""))
+        self.assertEqual(r.stdout, f"error    {secret}  {secret}: Permission denied\n")
+        # A repo's file that cannot be read: neither "changed" nor a match.
+        folder = os.path.join(base, "repo")
+        os.makedirs(folder)
+        shutil.copy(secret, os.path.join(folder, "tiny.pkl"))
+        r = run_as_nobody(["verify", "--output-dir", out, "--repo",
+                           "hfscan-test/plain-git-weights", folder])
+        self.assertEqual((r.returncode, r.stderr), (2, ""))
+        self.assertIn(f"error    tiny.pkl  {folder}/tiny.pkl: Permission denied\n", r.stdout)
+        self.assertNotIn("changed", r.stdout)

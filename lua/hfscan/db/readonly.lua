@@ -96,7 +96,8 @@ local function rebuild(dir, scans)
   if not s then
     local built
     built, err = store.build(dir, scans)
-    if built then s, err = open_current(dir, scans) end
+    -- Just built from these CSVs: current, whatever their clocks say.
+    if built then s, err = store.open_readonly(dir, store.path(dir), "ro") end
   end
   lock:close()
   return s, err

@@ -19,14 +19,16 @@ local function usage()
       lines[#lines + 1] = "       hfscan " .. name .. " " .. u
     end
   end
-  lines[#lines + 1] = "       hfscan --script FILE [ARGS...] | hfscan repl"
+  lines[#lines + 1] = "       hfscan --script FILE [ARGS...]"
+  lines[#lines + 1] = "       hfscan repl [--endpoint URL] [--token TOKEN | --no-token]"
   lines[#lines + 1] = "Each subcommand takes --help. Builds a database of the SHA-256 hashes of model"
   lines[#lines + 1] = "files on the Hugging Face Hub."
   lines[#lines + 1] = "Exit status of a scan: 0 completed; 1 incomplete or failed (--restart goes on);"
   lines[#lines + 1] = "2 usage error, nothing written; 3 completed, with downloads that differ from the"
   lines[#lines + 1] = "Hub's claims (hash_mismatch); 4 completed, with what --fail-on failed or errors"
-  lines[#lines + 1] = "names; 130 interrupted. Database commands: 0 all found or matching; 1 some"
-  lines[#lines + 1] = "unknown or different; 2 trouble (no scan there, unreadable file, bad argument)."
+  lines[#lines + 1] = "names; 130 interrupted. Of lookup, verify, diff and db: 0 all found or matching;"
+  lines[#lines + 1] = "1 some unknown or different; 2 trouble (no such folder or scan, an unreadable"
+  lines[#lines + 1] = "file, a bad argument)."
   return table.concat(lines, "\n")
 end
 

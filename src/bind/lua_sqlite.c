@@ -1,11 +1,16 @@
 /* Lua binding of SQLite, just what the database commands need:
- *   hf.sqlite_open(path) -> db | nil, message, "io"
+ *   hf.sqlite_open(path [, mode]) -> db | nil, message, "io"
+ *     mode "rw" (the default) opens read-write and creates the file; "ro" opens
+ *     read-only and never creates; "immutable" is "ro" that also trusts nothing
+ *     changes the file (URI immutable=1: no locks, no -shm), which is what
+ *     reading a WAL-mode database in a folder this user cannot write needs.
  *   db:exec(sql)                         run statements without results
  *   db:query(sql, ...)  -> { {col = value, ...}, ... }   with ? parameters
  *   db:run(sql, ...)    -> changes                       one statement with ? parameters
  *   db:close()
  * Misuse and SQL errors raise, with SQLite's message. */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -23,13 +28,42 @@ static lua_sqlite *check_db(lua_State *L) {
   return s;
 }
 
+/* A URI naming path: '%', '?' and '#' would end or escape its path part. */
+static void push_file_uri(lua_State *L, const char *path, const char *query) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "file:");
+  for (const char *p = path; *p; p++) {
+    if (*p == '%' || *p == '?' || *p == '#') {
+      char escaped[4];
+      snprintf(escaped, sizeof escaped, "%%%02X", (unsigned)(unsigned char)*p);
+      luaL_addstring(&b, escaped);
+    } else {
+      luaL_addchar(&b, *p);
+    }
+  }
+  luaL_addstring(&b, query);
+  luaL_pushresult(&b);
+}
+
+enum open_mode { OPEN_READ_WRITE, OPEN_READ_ONLY, OPEN_IMMUTABLE };
+
 static int l_open(lua_State *L) {
+  static const char *const modes[] = {"rw", "ro", "immutable", NULL}; /* as enum open_mode */
   const char *path = luaL_checkstring(L, 1);
+  enum open_mode mode = (enum open_mode)luaL_checkoption(L, 2, "rw", modes);
+  int flags =
+      mode == OPEN_READ_WRITE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+  const char *name = path;
+  if (mode == OPEN_IMMUTABLE) {
+    push_file_uri(L, path, "?immutable=1");
+    name = lua_tostring(L, -1);
+    flags |= SQLITE_OPEN_URI;
+  }
   lua_sqlite *s = lua_newuserdatauv(L, sizeof *s, 0);
   s->db = NULL;
   luaL_setmetatable(L, SQLITE_MT);
-  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-      SQLITE_OK) {
+  if (sqlite3_open_v2(name, &s->db, flags, NULL) != SQLITE_OK) {
     lua_pushfstring(L, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_close(s->db);
     s->db = NULL;

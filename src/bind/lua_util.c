@@ -302,6 +302,10 @@ static int l_clear_interrupt(lua_State *L) {
   return 0;
 }
 
+static const char *kind_of(mode_t mode) {
+  return S_ISDIR(mode) ? "directory" : S_ISREG(mode) ? "file" : "other";
+}
+
 /* file_type(path) -> "directory" | "file" | "other" | nil */
 static int l_file_type(lua_State *L) {
   struct stat st;
@@ -309,7 +313,26 @@ static int l_file_type(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  lua_pushstring(L, S_ISDIR(st.st_mode) ? "directory" : S_ISREG(st.st_mode) ? "file" : "other");
+  lua_pushstring(L, kind_of(st.st_mode));
+  return 1;
+}
+
+/* file_stat(path) -> { type = as file_type, size = bytes, mtime_ns = nanoseconds
+ * since the epoch } | nil: whether a database is older than the files it was
+ * built from needs the modification times at full precision. */
+static int l_file_stat(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, kind_of(st.st_mode));
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+  lua_setfield(L, -2, "mtime_ns");
   return 1;
 }
 
@@ -415,6 +438,13 @@ static int l_cpu_count(lua_State *L) {
   return 1;
 }
 
+/* pid() -> this process's id: a temporary file named with it is no other
+ * process's. */
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -443,7 +473,9 @@ void hf_lua_register_util(lua_State *L) {
       {"isatty", l_isatty},
       {"terminal_width", l_terminal_width},
       {"cpu_count", l_cpu_count},
+      {"pid", l_pid},
       {"file_type", l_file_type},
+      {"file_stat", l_file_stat},
       {"realpath", l_realpath},
       {"mkdir_p", l_mkdir_p},
       {"write_file_atomically", l_write_file_atomically},

@@ -16,7 +16,8 @@ void hf_host_make_interruptible(lua_State *L);
 void hf_host_reset_interrupt(void);
 
 /* Runs an interactive prompt on stdin (line editing when stdin is a terminal and
- * readline is available). Returns the exit status. */
-int hf_repl(lua_State *L);
+ * readline is available), printing banner first at a terminal. Returns the exit
+ * status. */
+int hf_repl(lua_State *L, const char *banner);
 
 #endif

@@ -2,7 +2,7 @@
  *
  *   hfscan [--scripts-dir DIR] [ARGS...]          runs the bundled entry (hfscan.main)
  *   hfscan [--scripts-dir DIR] --script FILE ARGS  runs a user's Lua file
- *   hfscan [--scripts-dir DIR] repl | -i           interactive prompt
+ *   hfscan [--scripts-dir DIR] repl | -i [ARGS...] interactive prompt (hfscan.commands.repl)
  *
  * Everything runs under lua_pcall with a traceback handler, as in lua.c. */
 #include <lauxlib.h>
@@ -54,18 +54,6 @@ int hf_host_call(lua_State *L, int nargs, int nresults) {
   return status;
 }
 
-/* The prompt takes no arguments but --help. Returns the exit status to end with. */
-static int repl_arguments(const char *arg) {
-  if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-    printf("usage: hfscan [--scripts-dir DIR] repl\n"
-           "  A Lua prompt with `hf` (the native module) and `hub` (a client of the Hub at\n"
-           "  HF_ENDPOINT). Reads statements from stdin when it is not a terminal.\n");
-    return EXIT_HELP_SHOWN;
-  }
-  fprintf(stderr, "hfscan: repl: unexpected argument '%s'\n", arg);
-  return EXIT_USAGE;
-}
-
 /* Host options come first; the rest belongs to the script or the entry. Returns
  * 0, EXIT_USAGE after printing a message, or EXIT_HELP_SHOWN. */
 static int parse_host_options(int argc, char **argv, struct host_options *o) {
@@ -106,8 +94,6 @@ static int parse_host_options(int argc, char **argv, struct host_options *o) {
     return EXIT_USAGE;
   }
   o->first_arg = i;
-  if (o->repl && i < argc)
-    return repl_arguments(argv[i]);
   return 0;
 }
 
@@ -199,21 +185,30 @@ static void open_libraries(lua_State *L, const char *scripts_dir) {
   hf_host_install_loader(L, scripts_dir);
 }
 
-/* The REPL's globals: `hf` (the native module) and `hub` (a client of the Hub at
- * HF_ENDPOINT, created on first use so that starting the prompt costs nothing). */
-static int prepare_repl(lua_State *L) {
-  static const char setup[] = "hf = require 'hfscan'\n"
-                              "hub = setmetatable({}, { __index = function(t, k)\n"
-                              "  local client = require('hfscan.hub.client').connect {\n"
-                              "    raise_errors = true }\n"
-                              "  setmetatable(t, { __index = client })\n"
-                              "  return client[k]\n"
-                              "end })\n";
-  if (luaL_loadbuffer(L, setup, sizeof setup - 1, "=repl setup") != LUA_OK) {
-    fprintf(stderr, "hfscan: %s\n", lua_tostring(L, -1));
-    return LUA_ERRSYNTAX;
+/* The REPL's arguments and globals (`hf`, `hub`) are hfscan.commands.repl's.
+ * Returns 0 with the banner on the stack, or the exit status to end with at once
+ * (its help was printed: 0; a usage error: 2). */
+static int prepare_repl(lua_State *L, int argc, char **argv, int first) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "hfscan.commands.repl");
+  if (hf_host_call(L, 1, 1) != LUA_OK)
+    return 1;
+  lua_getfield(L, -1, "setup");
+  lua_remove(L, -2);
+  lua_createtable(L, argc - first, 0);
+  for (int i = first; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - first + 1);
   }
-  return hf_host_call(L, 0, 0);
+  if (hf_host_call(L, 1, 2) != LUA_OK)
+    return 1;
+  if (lua_isstring(L, -2)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  int status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return status == 0 ? EXIT_HELP_SHOWN : status;
 }
 
 /* What main hands to the protected start-up. */
@@ -232,9 +227,15 @@ static int protected_main(lua_State *L) {
   open_libraries(L, options->scripts_dir);
   if (options->repl || options->script)
     hf_host_make_interruptible(L);
-  if (options->repl)
-    s->status = prepare_repl(L) == LUA_OK ? hf_repl(L) : 1;
-  else if (options->script)
+  if (options->repl) {
+    int status = prepare_repl(L, s->argc, s->argv, options->first_arg);
+    if (status == 0) {
+      s->status = hf_repl(L, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    } else {
+      s->status = status == EXIT_HELP_SHOWN ? 0 : status;
+    }
+  } else if (options->script)
     s->status = run_user_script(L, options, s->argc, s->argv);
   else
     s->status = run_entry(L, options, s->argc, s->argv);

@@ -105,10 +105,10 @@ static void print_results(lua_State *L, int base) {
   hf_host_call(L, n, 0);
 }
 
-int hf_repl(lua_State *L) {
+int hf_repl(lua_State *L, const char *banner) {
   int interactive = isatty(STDIN_FILENO);
   if (interactive)
-    printf("hfscan REPL (%s). The native module is `hf`; Ctrl-D to leave.\n", LUA_RELEASE);
+    printf("%s\n", banner);
   int failures = 0;
   char *line;
   while ((line = read_line(interactive, PROMPT)) != NULL) {

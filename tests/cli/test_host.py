@@ -84,13 +84,15 @@ class HostTest(TempDirCase):
         self.assertIn("oops", r.stderr)
         self.assertIn("still here", r.stdout)
 
-    def test_repl_takes_only_help(self):
-        r = run(["repl", "--bogus"], stdin="print(1)\n")
+    def test_repl_help_and_usage(self):
+        r = run(["repl", "extra"], stdin="print(1)\n")
         self.assertEqual((r.returncode, r.stdout, r.stderr),
-                         (2, "", "hfscan: repl: unexpected argument '--bogus'\n"))
+                         (2, "", "hfscan: repl: unexpected argument 'extra'\n"
+                                 "Try 'hfscan repl --help' for more information.\n"))
         r = run(["repl", "--help"])
         self.assertEqual(r.returncode, 0)
-        self.assertTrue(r.stdout.startswith("usage: hfscan [--scripts-dir DIR] repl\n"))
+        self.assertTrue(r.stdout.startswith(
+            "usage: hfscan repl [--endpoint URL] [--token TOKEN | --no-token]\n"), r.stdout)
 
     def test_ctrl_c_at_a_piped_prompt_asks_again(self):
         proc = subprocess.Popen([HFSCAN, "repl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -217,7 +217,7 @@ class RepairTest(ScanCase):
         line = line_of(paths["extended"], "NOTAHASH,")
         where = f"{paths['extended']}:{line}: {BAD_HASH}"
         r = run_hfscan(["db", "build", "--output-dir", out])
-        self.assertEqual((r.returncode, r.stderr), (1, f"hfscan db: {where} (--repair drops such rows, "
+        self.assertEqual((r.returncode, r.stderr), (2, f"hfscan db: {where} (--repair drops such rows, "
                                                        "each reported)\n"))
         r = run_hfscan(["db", "build", "--output-dir", out, "--repair"])
         self.assertEqual((r.returncode, r.stderr), (0, f"hfscan db: --repair: dropped {where}\n"

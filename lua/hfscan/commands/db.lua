@@ -1,11 +1,14 @@
 -- `hfscan db build [--output-dir DIR] [--repair]`: (re)builds DIR/hfscan.sqlite
--- from every scan's extended CSV in the folder.
+-- from every scan's extended CSV in the folder. Exit 0 when built, 2 when it
+-- could not be (no such folder, no scan there, a bad row, another hfscan
+-- writing the folder).
 -- `hfscan db check [--output-dir DIR] [--all]`: checks the latest scan (every
 -- scan) against its manifest, and every row.
 local cli = require "hfscan.cli"
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
+local hf = require "hfscan"
 local manifest = require "hfscan.db.manifest"
 local store = require "hfscan.db.store"
 
@@ -20,6 +23,8 @@ M.COMMAND = {
   build: (re)builds DIR/hfscan.sqlite from the extended CSVs of every scan in DIR.
   The CSVs are the source of truth; the database can always be rebuilt. A row whose
   hash or commit is malformed refuses its file, unless --repair drops such rows.
+  Exit 2, nothing written, for no such folder, a folder without a scan, a CSV
+  with a bad row, or another hfscan writing the folder.
   check: compares the latest scan's files (every scan's with --all) with its
   manifest (size and SHA-256 of each, as hfscan last wrote them) and checks every
   row. Exit 0 when all match, 1 when a file was changed, truncated or grew, or holds
@@ -32,16 +37,23 @@ local ONLY = { repair = "build", all = "check" }
 
 local function build(o)
   local dir = o.output_dir
+  if hf.file_type(dir) ~= "directory" then
+    return cli.fail("db", dir .. ": no such folder", cli.EXIT_TROUBLE)
+  end
+  -- Without a scan there is nothing to build: an empty database would call
+  -- every hash unknown.
+  local found, ferr = database.locate(dir)
+  if not found then return cli.fail("db", ferr, cli.EXIT_TROUBLE) end
   local lock, lerr = database.lock(dir)
   if not lock then
-    return cli.fail("db", lerr)
+    return cli.fail("db", lerr, cli.EXIT_TROUBLE)
   end
   local repair, summary = cli.repairer("db", o.repair)
-  local rows, scans = store.build(dir, repair)
+  local rows, scans = store.build(dir, nil, repair)
   lock:close()
   summary()
   if not rows then
-    return cli.fail("db", scans)
+    return cli.fail("db", scans, cli.EXIT_TROUBLE)
   end
   print(("%s: %d rows from %d scans"):format(store.path(dir), rows, scans))
   return 0

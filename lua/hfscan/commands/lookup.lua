@@ -3,7 +3,7 @@
 local cli = require "hfscan.cli"
 local flags = require "hfscan.commands.flags"
 local hex = require "hfscan.hex"
-local store = require "hfscan.db.store"
+local readonly = require "hfscan.db.readonly"
 
 local M = {}
 
@@ -26,10 +26,11 @@ function M.run(args)
       return cli.command_usage_error("lookup", ("'%s' is not a SHA-256 (64 hex digits)"):format(h))
     end
   end
-  local db, err = store.open_for_queries(o.output_dir)
+  local db, note = readonly.open(o.output_dir)
   if not db then
-    return cli.fail("lookup", err, cli.EXIT_TROUBLE)
+    return cli.fail("lookup", note, cli.EXIT_TROUBLE)
   end
+  if note then cli.warn("lookup", note) end
   local results, unknown = {}, 0
   for _, h in ipairs(hashes) do
     local found = db:occurrences(h:lower())

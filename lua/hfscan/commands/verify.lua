@@ -9,7 +9,7 @@ local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local json = require "hfscan.json"
 local names = require "hfscan.db.names"
-local store = require "hfscan.db.store"
+local readonly = require "hfscan.db.readonly"
 local targets = require "hfscan.scan.targets"
 
 local M = {}
@@ -23,9 +23,11 @@ M.COMMAND = {
   with --all) is "known" (with every repo, path and commit where its hash was
   published) or "unknown"; other files are "not covered", and dangling links,
   FIFOs and sockets "skipped", neither changing the exit status: 0 when all
-  judged files are known, else 1 (2: a path, the folder or its scans are missing).
+  judged files are known, else 1 (2: a path, the folder or its scans are
+  missing, or a file could not be read).
   With --repo: FOLDER is compared with the repo's target files at its latest
-  scanned commit; exit 0 when nothing is missing, extra or changed, else 1.]],
+  scanned commit; exit 0 when nothing is missing, extra or changed, else 1 (2:
+  a file could not be read).]],
   flags = { flags.output_dir, flags.json, flags.workers,
     { "--repo", "ID", nil, "compare FOLDER with this repo's files" },
     { "--all", nil, nil, "judge every file, not only weight files (the scan's target extensions)" } },
@@ -72,8 +74,10 @@ local function hash_all(files, workers)
   return files
 end
 
+-- Exit 0 when every judged file is known, 1 when some is unknown, 2 when some
+-- could not be read: the answer is then incomplete, whatever the rest says.
 local function verify_known(db, files, o)
-  local unknown, report = 0, {}
+  local unknown, unreadable, report = 0, 0, {}
   for _, f in ipairs(files) do
     local entry = { path = names.escape(f.path), sha256 = f.sha256 }
     if f.skipped then
@@ -82,7 +86,7 @@ local function verify_known(db, files, o)
       entry.status = "not covered"
     elseif not f.sha256 then
       entry.status, entry.error = "unreadable", names.escape(f.error) -- it names the path
-      unknown = unknown + 1
+      unreadable = unreadable + 1
     else
       local found = db:published(f.sha256)
       entry.status = #found > 0 and "known" or "unknown"
@@ -92,7 +96,7 @@ local function verify_known(db, files, o)
     report[#report + 1] = entry
   end
   if o.json then
-    cli.print_json({ files = report, all_known = unknown == 0 })
+    cli.print_json({ files = report, all_known = unknown == 0 and unreadable == 0 })
   else
     for _, e in ipairs(report) do
       if e.status == "known" then
@@ -111,6 +115,7 @@ local function verify_known(db, files, o)
       end
     end
   end
+  if unreadable > 0 then return cli.EXIT_TROUBLE end
   return unknown == 0 and 0 or 1
 end
 
@@ -124,7 +129,7 @@ local function verify_repo(db, files, o)
     if not f.skipped then local_by_path[f.relative] = f end
   end
   local report = { repo = o.repo, commit = commit, scan = scan, matching = {}, changed = {},
-    missing = {}, extra = {}, unverifiable = {} }
+    missing = {}, extra = {}, unverifiable = {}, unreadable = {} }
   local published = {}
   for _, row in ipairs(expected) do
     published[row.raw_filename] = true
@@ -133,6 +138,8 @@ local function verify_repo(db, files, o)
       table.insert(report.missing, row.filename)
     elseif database.is_failed(row.hash) then
       table.insert(report.unverifiable, row.filename)
+    elseif not f.sha256 then
+      table.insert(report.unreadable, { path = row.filename, error = names.escape(f.error) })
     elseif f.sha256 == row.hash then
       table.insert(report.matching, row.filename)
     else
@@ -144,7 +151,7 @@ local function verify_repo(db, files, o)
       table.insert(report.extra, names.escape(f.relative))
     end
   end
-  for _, k in ipairs({ "matching", "changed", "missing", "extra", "unverifiable" }) do
+  for _, k in ipairs({ "matching", "changed", "missing", "extra", "unverifiable", "unreadable" }) do
     table.sort(report[k], function(a, b) return (a.path or a) < (b.path or b) end)
     json.array(report[k])
   end
@@ -161,7 +168,9 @@ local function verify_repo(db, files, o)
     for _, p in ipairs(report.missing) do print("missing  " .. p) end
     for _, p in ipairs(report.extra) do print("extra    " .. p) end
     for _, p in ipairs(report.unverifiable) do print("no hash  " .. p .. " (the scan could not hash it)") end
+    for _, u in ipairs(report.unreadable) do print(("error    %s  %s"):format(u.path, u.error)) end
   end
+  if #report.unreadable > 0 then return cli.EXIT_TROUBLE end -- the answer is incomplete
   return ok and 0 or 1
 end
 
@@ -188,12 +197,13 @@ function M.run(args)
   end
   local hashed, err = hash_all(files, workers)
   if not hashed then
-    return cli.fail("verify", err)
+    return cli.fail("verify", err, cli.EXIT_TROUBLE)
   end
-  local db, derr = store.open_for_queries(o.output_dir)
+  local db, note = readonly.open(o.output_dir)
   if not db then
-    return cli.fail("verify", derr, cli.EXIT_TROUBLE)
+    return cli.fail("verify", note, cli.EXIT_TROUBLE)
   end
+  if note then cli.warn("verify", note) end
   local status = o.repo and verify_repo(db, hashed, o) or verify_known(db, hashed, o)
   db:close()
   return status

@@ -84,12 +84,13 @@ local function migrate(db)
   end
 end
 
--- Opens (creating if needed) the database of a folder.
-function M.open(dir, path)
-  local db, err = hf.sqlite_open(path or M.path(dir))
+-- Opens (creating if needed) a database for writing, in this journal mode,
+-- made current (SCHEMA, migrate).
+local function open_for_writing(dir, path, journal_mode)
+  local db, err = hf.sqlite_open(path)
   if not db then return nil, err end
   local ok, serr = pcall(function()
-    db:exec("PRAGMA journal_mode=WAL;")
+    db:exec(("PRAGMA journal_mode=%s;"):format(journal_mode))
     db:exec(M.SCHEMA)
     migrate(db)
   end)
@@ -97,7 +98,44 @@ function M.open(dir, path)
     db:close()
     return nil, tostring(serr)
   end
-  return setmetatable({ db = db, dir = dir }, Store)
+  return setmetatable({ db = db, dir = dir, writable = true, version = M.SCHEMA_VERSION }, Store)
+end
+
+-- Opens (creating if needed) the database of a folder, for a writer: WAL, so
+-- that readers go on while it writes.
+function M.open(dir, path) return open_for_writing(dir, path or M.path(dir), "WAL") end
+
+-- Opens an existing database read-only (mode "ro" or "immutable", see
+-- hf.sqlite_open): no schema made, nothing migrated, nothing written. Its
+-- schema version and tables are read at once, so a file SQLite cannot read
+-- here fails now. Returns the store, or nil and a message.
+function M.open_readonly(dir, path, mode)
+  local db, err = hf.sqlite_open(path, mode)
+  if not db then return nil, err end
+  local ok, info = pcall(function()
+    local tables = {}
+    for _, r in ipairs(db:query("SELECT name FROM sqlite_master WHERE type = 'table'")) do
+      tables[r.name] = true
+    end
+    local version = db:query("PRAGMA user_version")[1].user_version
+    -- An older hfscan left user_version 0, for schema 1.
+    return { tables = tables, version = version == 0 and 1 or version }
+  end)
+  if not ok then
+    db:close()
+    return nil, ("cannot read %s: %s"):format(path, tostring(info))
+  end
+  return setmetatable({ db = db, dir = dir, tables = info.tables, version = info.version }, Store)
+end
+
+-- A database of schema 1 held each name's bytes in filename; a reader, which
+-- does not migrate it, gives both forms as schema 2 holds them.
+function Store:name_forms(rows)
+  if self.version >= 2 then return rows end
+  for _, r in ipairs(rows) do
+    r.raw_filename, r.filename = r.filename, names.escape(r.filename)
+  end
+  return rows
 end
 
 local function basename(path) return path:match("[^/]*$") end
@@ -150,26 +188,33 @@ function Store:import_scan(paths, repair)
   return #rows
 end
 
-function Store:close() self.db:close() end
+-- A writer leaves the database in rollback-journal mode: one self-contained
+-- file at rest, which a read-only user (or a copy of the folder) reads without
+-- the -shm that WAL mode needs. Leaving WAL needs the only connection; when a
+-- reader holds one a moment too long, the database simply stays in WAL mode.
+function Store:close()
+  if self.writable then pcall(self.db.exec, self.db, "PRAGMA journal_mode=DELETE") end
+  self.db:close()
+end
 
 -- ---- the questions the commands ask -----------------------------------------
 
 -- Every occurrence of a SHA-256 (lower case): repo, path, commit, size, method,
 -- URL and the scan, in a stable order.
 function Store:occurrences(sha256)
-  return self.db:query([[
+  return self:name_forms(self.db:query([[
     SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
            s.timestamp AS scan
     FROM files f JOIN scans s ON s.scan_id = f.scan_id
     WHERE f.hash = ?
-    ORDER BY f.repo_id, f.filename, s.timestamp]], sha256)
+    ORDER BY f.repo_id, f.filename, s.timestamp]], sha256))
 end
 
 -- Where a SHA-256 was published: distinct repo, path and commit.
 function Store:published(sha256)
-  return self.db:query([[
+  return self:name_forms(self.db:query([[
     SELECT DISTINCT f.repo_id, f.filename, f.commit_hash FROM files f
-    WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]], sha256)
+    WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]], sha256))
 end
 
 -- A repo's rows (filename, raw_filename, hash) at its latest scanned commit,
@@ -179,10 +224,10 @@ function Store:latest_repo_files(repo)
     SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
     WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
   if not latest then return nil end
-  local rows = self.db:query([[
-    SELECT f.filename, f.raw_filename, f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
-    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]], repo, latest.timestamp,
-    latest.commit_hash)
+  local rows = self:name_forms(self.db:query(([[
+    SELECT f.filename, %s f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]]):format(
+    self.version >= 2 and "f.raw_filename," or ""), repo, latest.timestamp, latest.commit_hash))
   return rows, latest.commit_hash, latest.timestamp
 end
 
@@ -198,51 +243,83 @@ function M.scans_in(dir)
   return scans
 end
 
--- Builds the folder's database from its CSVs, into a temporary file renamed
--- over the old one; repair: see hfscan.db.files.screen_rows. Returns the number
--- of rows, or nil and a message.
-function M.build(dir, repair)
-  local scans, err = M.scans_in(dir)
-  if not scans then return nil, err end
-  local final = M.path(dir)
-  local temp = final .. ".building"
-  os.remove(temp)
-  local store, oerr = M.open(dir, temp)
-  if not store then return nil, oerr end
+-- Imports every scan's extended CSV; repair: see hfscan.db.files.screen_rows.
+-- Returns the number of rows, or nil and a message.
+local function import_all(s, scans, repair)
   local total = 0
   for _, paths in ipairs(scans) do
-    local n, ierr = store:import_scan(paths, repair)
-    if not n then
-      store:close()
-      os.remove(temp)
-      return nil, ierr
-    end
+    local n, err = s:import_scan(paths, repair)
+    if not n then return nil, err end
     total = total + n
   end
-  store.db:exec("PRAGMA journal_mode=DELETE;") -- one self-contained file to rename
+  return total
+end
+
+-- Whoever builds holds the folder's lock, so any other build's temporary file
+-- (hfscan.sqlite.<pid>.building, or .building from an older hfscan) is what a
+-- killed build left behind.
+local function is_build_temporary(name)
+  return name == M.FILE .. ".building" or name:match("^" .. (M.FILE:gsub("%.", "%%.")) .. "%.%d+%.building$")
+end
+
+local function remove_abandoned_builds(dir)
+  for _, name in ipairs(hf.list_dir(dir) or {}) do
+    if is_build_temporary(name) then
+      os.remove(dir .. "/" .. name)
+      os.remove(dir .. "/" .. name .. "-journal")
+    end
+  end
+end
+
+-- Builds the folder's database from the CSVs of scans (default: every scan of
+-- the folder) into a temporary file of this process, renamed over the old one
+-- only when complete: hfscan.sqlite is never partial or empty. The caller holds
+-- the folder's lock. repair: as for import_all. Returns the number of rows and
+-- of scans, or nil and a message.
+function M.build(dir, scans, repair)
+  local err
+  if not scans then
+    scans, err = M.scans_in(dir)
+    if not scans then return nil, err end
+  end
+  remove_abandoned_builds(dir)
+  local final = M.path(dir)
+  local temp = ("%s.%d.building"):format(final, hf.pid())
+  -- A rollback journal: WAL would write every page twice, and the file renamed
+  -- into place must be self-contained.
+  local store, oerr = open_for_writing(dir, temp, "DELETE")
+  if not store then
+    os.remove(temp)
+    return nil, oerr
+  end
+  local total, ierr = import_all(store, scans, repair)
   store:close()
+  if not total then
+    os.remove(temp)
+    return nil, ierr
+  end
   os.remove(final .. "-wal")
   os.remove(final .. "-shm")
   local ok, rerr = os.rename(temp, final)
-  if not ok then return nil, rerr end
+  if not ok then
+    os.remove(temp)
+    return nil, rerr
+  end
   return total, #scans
 end
 
--- Opens a folder's database for reading, building it first if it is missing.
--- Nothing to ask (no such folder, or a folder with no scan and no database:
--- an empty database would call every hash unknown) returns nil, the message
--- and "nothing": the commands' trouble, not an answer.
-function M.open_for_queries(dir)
-  if hf.file_type(dir) ~= "directory" then
-    return nil, ("%s: no such folder"):format(dir), "nothing"
+-- A database in memory holding the CSVs of scans: how a reader answers when
+-- the folder's database cannot serve and cannot be rebuilt. Returns the store,
+-- or nil and a message.
+function M.in_memory(dir, scans)
+  local store, err = open_for_writing(dir, ":memory:", "MEMORY")
+  if not store then return nil, err end
+  local total, ierr = import_all(store, scans)
+  if not total then
+    store:close()
+    return nil, ierr
   end
-  if hf.file_type(M.path(dir)) ~= "file" then
-    local found, lerr = database.locate(dir)
-    if not found then return nil, lerr, "nothing" end
-    local n, err = M.build(dir)
-    if not n then return nil, err end
-  end
-  return M.open(dir)
+  return store
 end
 
 return M

@@ -18,13 +18,15 @@ local M = {}
 M.CALLS = { "model_info", "tree", "raw", "file_metadata", "download_sha256", "whoami",
   "get_json", "request" }
 
--- options: endpoint, token, workers (4), rate_limit (seconds per worker, 0),
--- raise_errors (calls raise "kind: message" on failure; the REPL's).
--- Raises for an HF_ENDPOINT that is not an http(s) URL.
+-- options: endpoint, token (false: none; nil: the environment's), workers (4),
+-- rate_limit (seconds per worker, 0), raise_errors (calls raise "kind: message"
+-- on failure; the REPL's). Raises for an HF_ENDPOINT that is not an http(s) URL.
 function M.connect(options)
   options = options or {}
+  local token = options.token
+  if token == nil then token = config.find_token() end
   local s = session.open { endpoint = options.endpoint or assert(config.endpoint()),
-    token = options.token or config.find_token(), workers = options.workers,
+    token = token or nil, workers = options.workers,
     rate_limit = options.rate_limit }
   local hub, loop = s.hub, s.loop
   local client = { hub = hub, loop = loop, pool = s.pool, limiter = s.limiter, endpoint = hub.endpoint }

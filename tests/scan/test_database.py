@@ -441,6 +441,37 @@ class TamperedRowsTest(ScanCase):
             self.assertIn(files["extended"] + ":" + message % line, r.stderr, args)
 
 
+    def test_restart_refuses_a_tampered_row_and_repair_rescans_its_repo(self):
+        hub = self.start_hub("--models", "6")
+        r, files = self.scan(hub, "--download-threshold", "1", "--no-token")
+        out = os.path.dirname(files["extended"])
+        _, _, want = read_csv(files["extended"])
+        victim = next(row for row in want if row["hash_method"] == "api_metadata")
+        with open(files["extended"], newline="") as f:
+            text = f.read()
+        old = f"{victim['download_url']},api_metadata,"
+        self.assertEqual(text.count(old), 1)
+        with open(files["extended"], "w", newline="") as f:
+            f.write(text.replace(old, f"{victim['download_url']},guessed,"))
+        with open(files["extended"], newline="") as f:
+            line = next(i for i, t in enumerate(f.read().split("\r\n"), 1) if ",guessed," in t)
+        problem = (f"{files['extended']}:{line}: hash_method 'guessed' is none of api_metadata, "
+                   "lfs_pointer, downloaded, FAILED_NO_HASH, FAILED_TOO_LARGE")
+        r = run_hfscan(["db", "build", "--output-dir", out])
+        self.assertEqual((r.returncode, r.stderr), (2, f"hfscan db: {problem} (--repair drops such "
+                                                       "rows, each reported)\n"))
+        r = run_hfscan(["--restart", "--output-dir", out, "--no-token", "--quiet"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"cannot resume: {problem}", r.stderr)
+        r = run_hfscan(["--restart", "--repair", "--output-dir", out, "--no-token", "--quiet"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"hfscan: --repair: dropped {problem}\n", r.stderr)
+        _, _, after = read_csv(files["extended"])
+        key = lambda row: (row["repo_id"], row["filename"])
+        self.assertEqual(sorted(after, key=key), sorted(want, key=key),
+                         "the repo is scanned again: every row as the Hub has it")
+
+
 class NothingToAskTest(ScanCase):
     """No such folder, a folder without a scan, a missing file: trouble (exit 2),
     not the answer "unknown" (exit 1); and no empty database is left behind."""

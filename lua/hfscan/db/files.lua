@@ -18,6 +18,7 @@ local hf = require "hfscan"
 local json = require "hfscan.json"
 local logging = require "hfscan.log"
 local manifest = require "hfscan.db.manifest"
+local tiers = require "hfscan.scan.tiers" -- a list of names: the hash_method values a row may hold
 
 local M = {}
 
@@ -47,6 +48,11 @@ function M.row_problem(record)
   if not M.valid_hash(record.hash) then
     return ("hash '%s' is neither 64 lowercase hex digits nor a FAILED_* marker"):format(
       tostring(record.hash):sub(1, 80))
+  end
+  local method = record.hash_method
+  if method ~= nil and not (tiers.known(method) or M.is_failed(method)) then
+    return ("hash_method '%s' is none of %s, %s"):format(tostring(method):sub(1, 80),
+      table.concat(tiers.NAMES, ", "), table.concat(M.FAILURES, ", "))
   end
   local commit = record.commit_hash
   if commit ~= nil and commit ~= "" and not hex.is_stored_git_oid(commit) then

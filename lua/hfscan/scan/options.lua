@@ -95,7 +95,7 @@ M.SETTINGS = {
     check = function(v) return text(v), "a Lua file" end },
   { "--since", "PATH", nil, "incremental: carry over repos whose commit is unchanged since that scan (extended CSV or folder)",
     check = function(v) return text(v), "a scan's extended CSV or output folder" end },
-  { "--repair", nil, nil, "with --since: drop that scan's rows with a malformed hash or commit (each reported) and rescan their repos, instead of refusing it" },
+  { "--repair", nil, nil, "with --since or --restart: drop that scan's rows with a malformed hash, method or commit (each reported) and rescan their repos, instead of refusing it" },
   { "--shard", "K/N", nil, "scan only the repos whose stable hash of the id falls in shard K of N (K from 0 to N-1)",
     check = function(v) return M.shard(v), "K/N with 0 <= K < N (e.g. 0/4)" end },
   { "--retry-budget", "S", 30, "seconds a repo (or the listing) may wait on failures once every endpoint failed; then it is left unfinished for --restart",

@@ -195,6 +195,40 @@ end
 
 local function milliseconds(x) return math.floor(x * 1000 + 0.5) / 1000 end
 
+-- The repos with a malformed row in the basic or extended file (a hash, method
+-- or commit that hfscan never writes: the file was edited). Without repair the
+-- first one refuses the restart (nil, message naming file and line); with it,
+-- each is reported and its repo scanned again. Returns { [repo] = true }.
+local function repos_with_bad_rows(docs, repair)
+  local repos = {}
+  for _, kind in ipairs({ "extended", "basic" }) do
+    local doc = docs[kind]
+    local records = {}
+    for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
+    local kept, dropped = database.screen_rows(doc.path, records, doc.lines, repair)
+    if not kept then return nil, dropped end
+    for _, rec in ipairs(dropped) do repos[rec.repo_id] = true end
+  end
+  return repos
+end
+
+-- Takes the repos with bad rows out of the finished ones: they are purged
+-- from every file and scanned again. Returns how many were taken.
+local function unfinish(finished, order, repos)
+  local kept, taken = {}, 0
+  for _, repo in ipairs(order) do
+    if repos[repo] then
+      finished[repo] = nil
+      taken = taken + 1
+    else
+      kept[#kept + 1] = repo
+    end
+  end
+  for i = #order, 1, -1 do order[i] = nil end
+  table.move(kept, 1, #kept, 1, order)
+  return taken
+end
+
 -- Makes a resumed scan's metadata cover the whole scan, not only this run: the
 -- runs before it are added to its duration, requests, 429s and waits.
 local function add_earlier_runs(m, previous)
@@ -217,10 +251,14 @@ function M.restart(o)
   if not paths then return fail(log, "cannot resume: " .. err) end
   local docs, rerr = M.read_scan(paths)
   if not docs then return fail(log, "cannot resume: " .. rerr) end
+  local repair, repair_summary = cli.repairer(nil, o.repair)
+  local damaged, berr = repos_with_bad_rows(docs, repair)
+  if not damaged then return fail(log, "cannot resume: " .. berr) end
+  repair_summary()
   -- A finished scan is a fact: a restart neither lists the Hub again nor adds
   -- the repos that appeared since (a new scan, or --since, does that). Files
   -- damaged since are repaired as for any restart.
-  if completed_and_whole(paths, docs) then
+  if next(damaged) == nil and completed_and_whole(paths, docs) then
     cli.warn(nil, ("%s is already completed; nothing to do"):format(paths.extended))
     return manifest.write_if_missing(paths)
   end
@@ -263,6 +301,7 @@ function M.restart(o)
   M.remove_stale_temporaries(paths, log)
   local finished, order, had_progress = finished_repos(paths, docs, log)
   if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
+  if unfinish(finished, order, damaged) > 0 then had_progress = false end -- rewritten without them
   local ok, perr = purge_unfinished(docs, finished, log)
   if not ok then return fail(log, "cannot repair the scan's files: " .. tostring(perr)) end
   if not had_progress then

@@ -7,11 +7,11 @@
 -- between two of them is healed by running the update again: what the files
 -- say is recomputed from the rows, not carried from the run that died.
 local cli = require "hfscan.cli"
+local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local fingerprint = require "hfscan.scan.fingerprint"
 local hf = require "hfscan"
 local identity = require "hfscan.hub.identity"
-local csvfile = require "hfscan.db.csv"
 local logging = require "hfscan.log"
 local manifest = require "hfscan.db.manifest"
 local policies = require "hfscan.scan.policy"

@@ -556,6 +556,13 @@ class UpdateFailedTest(ScanCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for kind in ("basic", "extended"):
             self.assertEqual(read_csv(files[kind])[2], read_csv(new_files[kind])[2], kind)
+        # What describes the rows is healed too: recomputed from them.
+        errors = lambda path: [(e["repo_id"], e["filename"], e["error_type"]) for e in read_csv(path)[2]]
+        self.assertEqual(errors(files["errors"]), errors(new_files["errors"]))
+        counts = ("failed_files", "files_by_method", "total_errors", "errors_by_type", "authenticated")
+        with open(files["metadata"]) as f, open(new_files["metadata"]) as g:
+            got, want = json.load(f), json.load(g)
+        self.assertEqual({k: got[k] for k in counts}, {k: want[k] for k in counts})
         self.assertEqual([n for n in os.listdir(out) if ".tmp" in n], [], "no temporary left")
 
 

@@ -401,7 +401,10 @@ function M.run(o)
   local when = database.utc_now()
   local used_token = false
   for _, job in ipairs(jobs) do used_token = used_token or (job.token and job.rows ~= nil) end
-  local token_user = used_token and (o.token_user or "unknown user") or nil
+  -- An earlier update that used a token (perhaps killed before the metadata)
+  -- made some rows with it: that stays said.
+  local token_user = used_token and (o.token_user or "unknown user") or parameters.failed_hashes_token_user
+  used_token = token_user ~= nil
   local rows = updated_rows(docs, jobs, rescans, log.secrets)
   local errors = updated_errors(docs, jobs, rescans, rows, when, log.secrets)
   local progress, perr = updated_progress(paths, rescans)

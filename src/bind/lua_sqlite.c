@@ -7,6 +7,9 @@
  *   db:exec(sql)                         run statements without results
  *   db:query(sql, ...)  -> { {col = value, ...}, ... }   with ? parameters
  *   db:run(sql, ...)    -> changes                       one statement with ? parameters
+ *   db:prepare(sql)     -> statement, whose :run(...) binds, steps and resets it
+ *                          (-> changes): a bulk load prepares its INSERT once;
+ *                          statement:close() (also <close> and the collector)
  *   db:close()
  * Misuse and SQL errors raise, with SQLite's message. */
 #include <sqlite3.h>
@@ -114,19 +117,11 @@ static int l_stmt_gc(lua_State *L) {
   return 0;
 }
 
-/* Prepares sql (argument 2) with the parameters from first_param on, and pushes
- * the userdata that owns the statement. */
-static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
-  const char *sql = luaL_checkstring(L, 2);
-  check_params(L, first_param);
-  int n = lua_gettop(L);
-  sqlite3_stmt **box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
-  luaL_setmetatable(L, STMT_MT);
-  if (sqlite3_prepare_v2(s->db, sql, -1, box, NULL) != SQLITE_OK)
-    luaL_error(L, "%s", sqlite3_errmsg(s->db));
-  sqlite3_stmt *stmt = *box;
-  for (int i = first_param; i <= n; i++) {
+/* Binds the Lua values at stack indices first_param..last to stmt's ?
+ * parameters. Raises with SQLite's message (the caller owns stmt's finalizing). */
+static void bind_params(lua_State *L, lua_sqlite *s, sqlite3_stmt *stmt, int first_param,
+                        int last) {
+  for (int i = first_param; i <= last; i++) {
     int at = i - first_param + 1, rc;
     switch (lua_type(L, i)) {
     case LUA_TNIL:
@@ -146,8 +141,23 @@ static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
     }
     }
     if (rc != SQLITE_OK)
-      luaL_error(L, "%s", sqlite3_errmsg(s->db)); /* the userdata finalizes it */
+      luaL_error(L, "%s", sqlite3_errmsg(s->db));
   }
+}
+
+/* Prepares sql (argument 2) with the parameters from first_param on, and pushes
+ * the userdata that owns the statement. */
+static sqlite3_stmt *prepare(lua_State *L, lua_sqlite *s, int first_param) {
+  const char *sql = luaL_checkstring(L, 2);
+  check_params(L, first_param);
+  int n = lua_gettop(L);
+  sqlite3_stmt **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, STMT_MT);
+  if (sqlite3_prepare_v2(s->db, sql, -1, box, NULL) != SQLITE_OK)
+    luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  sqlite3_stmt *stmt = *box;
+  bind_params(L, s, stmt, first_param, n); /* the userdata finalizes it on a raise */
   return stmt;
 }
 
@@ -208,12 +218,71 @@ static int l_run(lua_State *L) {
   return 1;
 }
 
+/* ---- prepared statements: db:prepare(sql) ---- */
+
+#define PREPARED_MT "hfscan.sqlite_prepared"
+
+typedef struct {
+  sqlite3_stmt *stmt;
+  lua_sqlite *owner; /* kept alive by the userdata's user value */
+} prepared;
+
+static prepared *check_prepared(lua_State *L) {
+  prepared *p = luaL_checkudata(L, 1, PREPARED_MT);
+  if (!p->stmt)
+    luaL_error(L, "attempt to use a closed statement");
+  if (!p->owner->db)
+    luaL_error(L, "attempt to use a statement of a closed database");
+  return p;
+}
+
+static int l_prepare(lua_State *L) {
+  lua_sqlite *s = check_db(L);
+  const char *sql = luaL_checkstring(L, 2);
+  prepared *p = lua_newuserdatauv(L, sizeof *p, 1);
+  p->stmt = NULL;
+  p->owner = s;
+  luaL_setmetatable(L, PREPARED_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  if (sqlite3_prepare_v2(s->db, sql, -1, &p->stmt, NULL) != SQLITE_OK)
+    return luaL_error(L, "%s", sqlite3_errmsg(s->db));
+  return 1;
+}
+
+/* statement:run(...) -> changes. The statement is reset whatever happens, so
+ * that a failed run leaves it ready for the next. */
+static int l_prepared_run(lua_State *L) {
+  prepared *p = check_prepared(L);
+  check_params(L, 2);
+  sqlite3_reset(p->stmt);
+  sqlite3_clear_bindings(p->stmt);
+  bind_params(L, p->owner, p->stmt, 2, lua_gettop(L));
+  int rc = sqlite3_step(p->stmt);
+  sqlite3_reset(p->stmt);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return luaL_error(L, "%s", sqlite3_errmsg(p->owner->db));
+  lua_pushinteger(L, sqlite3_changes(p->owner->db));
+  return 1;
+}
+
+static int l_prepared_close(lua_State *L) {
+  prepared *p = luaL_checkudata(L, 1, PREPARED_MT);
+  sqlite3_finalize(p->stmt);
+  p->stmt = NULL;
+  return 0;
+}
+
 void hf_lua_register_sqlite(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"exec", l_exec}, {"query", l_query}, {"run", l_run}, {"close", l_close}, {NULL, NULL},
+      {"exec", l_exec},       {"query", l_query}, {"run", l_run},
+      {"prepare", l_prepare}, {"close", l_close}, {NULL, NULL},
   };
+  static const luaL_Reg statement_methods[] = {
+      {"run", l_prepared_run}, {"close", l_prepared_close}, {NULL, NULL}};
   hf_lua_register_type(L, SQLITE_MT, methods, l_close, NULL);
   hf_lua_register_type(L, STMT_MT, NULL, l_stmt_gc, NULL);
+  hf_lua_register_type(L, PREPARED_MT, statement_methods, l_prepared_close, NULL);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "sqlite_open");
 }

@@ -6,15 +6,17 @@ local hf = require "hfscan"
 
 local M = {}
 
--- Reads path, expecting the given columns (or the columns a function of the
--- header's parameters gives). Returns
---   { comments = {text...}, parameters = {key = value}, header = {...},
---     rows = { {field...}... }, lines = {line of each row}, torn_line = n|nil }
--- or nil and a message that names the file and what is wrong with it.
-function M.read(path, columns)
+-- Opens path for reading row by row, expecting the given columns (or the
+-- columns a function of the header's parameters gives). Returns
+--   { path, comments = {text...}, parameters = {key = value}, header = {...} }
+-- with doc:next() -> row (a list of fields), its line; nil at the end, when
+-- doc.torn_line says whether the last line was cut short; doc:close(). Or nil
+-- and a message that names the file and what is wrong with it. Rows are not
+-- kept: memory does not grow with the file.
+function M.open(path, columns)
   local reader, err = hf.csv_reader(path)
   if not reader then return nil, err end
-  local doc = { path = path, comments = {}, parameters = {}, rows = {}, lines = {} }
+  local doc = { path = path, comments = {}, parameters = {} }
   local fields, is_comment, terminated, line
   while true do
     fields, is_comment, terminated, line = reader:next()
@@ -51,24 +53,48 @@ function M.read(path, columns)
       fields and table.concat(fields, ",") or "(missing)", expected)
   end
   doc.header = fields
-  while true do
+  local width = #columns
+  -- Raises (a message naming file and line) for a row of the wrong width: the
+  -- file is not what hfscan writes.
+  function doc.next()
+    if not reader then return nil end
     local row, comment, term, at = reader:next()
     if row == nil then
       if comment then doc.torn_line = tonumber(comment:match("line (%d+)")) or -1 end
-      break
+      doc.close()
+      return nil
     end
     if not term then
       doc.torn_line = at -- the last line lacks its line break: it may be cut short
-      break
+      doc.close()
+      return nil
     end
-    if #row ~= #columns then
-      reader:close()
-      return nil, ("%s: line %d has %d fields, expected %d"):format(path, at, #row, #columns)
+    if #row ~= width then
+      doc.close()
+      error(("%s: line %d has %d fields, expected %d"):format(path, at, #row, width), 0)
     end
-    doc.rows[#doc.rows + 1] = row
-    doc.lines[#doc.lines + 1] = at
+    return row, at
   end
-  reader:close()
+  function doc.close()
+    if reader then reader:close() end
+    reader = nil
+  end
+  return doc
+end
+
+-- Reads path whole: M.open's doc with rows = { {field...}... } and lines =
+-- {line of each row}, or nil and a message.
+function M.read(path, columns)
+  local doc, err = M.open(path, columns)
+  if not doc then return nil, err end
+  doc.rows, doc.lines = {}, {}
+  local ok, rerr = pcall(function()
+    for row, line in doc.next do
+      doc.rows[#doc.rows + 1] = row
+      doc.lines[#doc.lines + 1] = line
+    end
+  end)
+  if not ok then return nil, rerr end
   return doc
 end
 

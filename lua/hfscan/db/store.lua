@@ -35,8 +35,14 @@ CREATE TABLE IF NOT EXISTS files (
   carried_over_from TEXT,                   -- the earlier scan's <ts> when --since carried it over
   raw_filename      BLOB                    -- the name's bytes, as the Hub has them
 );
+]]
+
+-- Made after the rows when a database is built: an index filled row by row
+-- costs several times one made in one sorted pass.
+M.INDEXES = [[
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
 CREATE INDEX IF NOT EXISTS files_by_repo_path ON files(repo_id, filename);
+CREATE INDEX IF NOT EXISTS files_by_scan ON files(scan_id);
 ]]
 
 -- PRAGMA user_version of the schema above. An older hfscan left it 0, for
@@ -85,13 +91,19 @@ local function migrate(db)
 end
 
 -- Opens (creating if needed) a database for writing, in this journal mode,
--- made current (SCHEMA, migrate).
-local function open_for_writing(dir, path, journal_mode)
+-- made current (SCHEMA, migrate; the indexes too unless without_indexes: a
+-- bulk load makes them after its rows).
+local function open_for_writing(dir, path, journal_mode, without_indexes)
   local db, err = hf.sqlite_open(path)
   if not db then return nil, err end
   local ok, serr = pcall(function()
     db:exec(("PRAGMA journal_mode=%s;"):format(journal_mode))
+    -- In WAL mode NORMAL syncs at checkpoints, not at every commit (one per
+    -- repo): a power cut may lose the last commits, which the CSVs still hold
+    -- and a restart or db build puts back; it never corrupts the file.
+    db:exec("PRAGMA synchronous=NORMAL;")
     db:exec(M.SCHEMA)
+    if not without_indexes then db:exec(M.INDEXES) end
     migrate(db)
   end)
   if not ok then
@@ -152,40 +164,83 @@ function Store:add_scan(ts, extended_path, parameters)
   return self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)[1].scan_id
 end
 
+local INSERT = [[INSERT INTO files (scan_id, repo_id, filename, hash, file_size, file_type,
+  last_modified, download_url, hash_method, commit_hash, carried_over_from, raw_filename)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BLOB))]]
+
+-- Inserts one row (a table keyed by the extended columns), through the one
+-- prepared INSERT of this connection.
+function Store:insert_row(scan_id, r)
+  self.insert = self.insert or self.db:prepare(INSERT)
+  local filename, raw_filename = name_columns(r.filename)
+  self.insert:run(scan_id, r.repo_id, filename, r.hash, tonumber(r.file_size), r.file_type,
+    r.last_modified, r.download_url, r.hash_method, r.commit_hash,
+    r.carried_over_from ~= "" and r.carried_over_from or nil, raw_filename)
+end
+
+-- Runs fn(self) in one transaction: all of it is committed or none (readers
+-- never see a state between). Returns what fn returns, or nil and the error.
+function Store:transaction(fn)
+  local results = table.pack(pcall(function()
+    self.db:exec("BEGIN IMMEDIATE")
+    local r = table.pack(fn(self))
+    self.db:exec("COMMIT")
+    return table.unpack(r, 1, r.n)
+  end))
+  if not results[1] then
+    pcall(self.db.exec, self.db, "ROLLBACK")
+    return nil, results[2]
+  end
+  return table.unpack(results, 2, results.n)
+end
+
 -- Adds rows (tables keyed by the extended columns) of a scan, in one transaction.
 function Store:add_rows(scan_id, rows)
   if #rows == 0 then return true end
-  local ok, err = pcall(function()
-    self.db:exec("BEGIN")
-    for _, r in ipairs(rows) do
-      local filename, raw_filename = name_columns(r.filename)
-      self.db:run([[INSERT INTO files (scan_id, repo_id, filename, hash, file_size, file_type,
-        last_modified, download_url, hash_method, commit_hash, carried_over_from, raw_filename)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BLOB))]], scan_id, r.repo_id, filename,
-        r.hash, tonumber(r.file_size), r.file_type, r.last_modified, r.download_url, r.hash_method,
-        r.commit_hash, r.carried_over_from ~= "" and r.carried_over_from or nil, raw_filename)
-    end
-    self.db:exec("COMMIT")
+  local ok, err = self:transaction(function()
+    for _, r in ipairs(rows) do self:insert_row(scan_id, r) end
+    return true
   end)
-  if not ok then pcall(self.db.exec, self.db, "ROLLBACK") end
   return ok, err
 end
 
--- Replaces a scan's rows with what its extended CSV holds now; repair: see
--- hfscan.db.files.screen_rows.
-function Store:import_scan(paths, repair)
-  local doc, err = csvfile.read(paths.extended, database.columns_of("extended"))
+-- Loads the rows of an extended CSV as a scan's, streaming (memory does not
+-- grow with the file); inside the caller's transaction. A bad row raises
+-- (naming file and line) unless repair(text) is given, which is told of each
+-- one dropped. Returns the number of rows.
+local function load_rows(self, scan_id, doc, repair)
+  local n = 0
+  for row, line in doc.next do
+    local record = csvfile.record(doc.header, row)
+    local problem = database.row_problem(record)
+    if problem then
+      local text = ("%s:%d: %s"):format(doc.path, line, problem)
+      if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
+      repair(text)
+    else
+      self:insert_row(scan_id, record)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Replaces a scan's rows with what its extended CSV holds now, in one
+-- transaction: a reader sees the old rows or the new, never none. repair: see
+-- load_rows; fresh: the scan is not in the database (a build), so there is
+-- nothing to delete. Returns the number of rows, or nil and a message.
+function Store:import_scan(paths, repair, fresh)
+  local doc, err = csvfile.open(paths.extended, database.columns_of("extended"))
   if not doc then return nil, err end
-  local records = {}
-  for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
-  local rows, bad = database.screen_rows(paths.extended, records, doc.lines, repair)
-  if not rows then return nil, bad end
   local ts = paths.extended:match("(%d+_%d+)%.csv$")
-  local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
-  self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id)
-  local ok, ierr = self:add_rows(scan_id, rows)
-  if not ok then return nil, tostring(ierr) end
-  return #rows
+  local n, ierr = self:transaction(function()
+    local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
+    if not fresh then self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id) end
+    return load_rows(self, scan_id, doc, repair)
+  end)
+  doc.close()
+  if not n then return nil, tostring(ierr) end
+  return n
 end
 
 -- A writer leaves the database in rollback-journal mode: one self-contained
@@ -193,6 +248,7 @@ end
 -- the -shm that WAL mode needs. Leaving WAL needs the only connection; when a
 -- reader holds one a moment too long, the database simply stays in WAL mode.
 function Store:close()
+  if self.insert then self.insert:close() end
   if self.writable then pcall(self.db.exec, self.db, "PRAGMA journal_mode=DELETE") end
   self.db:close()
 end
@@ -243,15 +299,18 @@ function M.scans_in(dir)
   return scans
 end
 
--- Imports every scan's extended CSV; repair: see hfscan.db.files.screen_rows.
--- Returns the number of rows, or nil and a message.
+-- Loads every scan's extended CSV into a database made without its indexes,
+-- then makes them; repair: see load_rows. Returns the number of rows, or nil
+-- and a message.
 local function import_all(s, scans, repair)
   local total = 0
   for _, paths in ipairs(scans) do
-    local n, err = s:import_scan(paths, repair)
+    local n, err = s:import_scan(paths, repair, true)
     if not n then return nil, err end
     total = total + n
   end
+  local ok, xerr = pcall(s.db.exec, s.db, M.INDEXES) -- after the rows: one sorted pass each
+  if not ok then return nil, tostring(xerr) end
   return total
 end
 
@@ -287,7 +346,7 @@ function M.build(dir, scans, repair)
   local temp = ("%s.%d.building"):format(final, hf.pid())
   -- A rollback journal: WAL would write every page twice, and the file renamed
   -- into place must be self-contained.
-  local store, oerr = open_for_writing(dir, temp, "DELETE")
+  local store, oerr = open_for_writing(dir, temp, "DELETE", true)
   if not store then
     os.remove(temp)
     return nil, oerr
@@ -312,7 +371,7 @@ end
 -- the folder's database cannot serve and cannot be rebuilt. Returns the store,
 -- or nil and a message.
 function M.in_memory(dir, scans)
-  local store, err = open_for_writing(dir, ":memory:", "MEMORY")
+  local store, err = open_for_writing(dir, ":memory:", "MEMORY", true)
   if not store then return nil, err end
   local total, ierr = import_all(store, scans)
   if not total then

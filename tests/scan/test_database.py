@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sqlite3
 import urllib.request
 from urllib.parse import quote
@@ -470,6 +471,37 @@ class TamperedRowsTest(ScanCase):
         key = lambda row: (row["repo_id"], row["filename"])
         self.assertEqual(sorted(after, key=key), sorted(want, key=key),
                          "the repo is scanned again: every row as the Hub has it")
+
+
+class StoreAtomicityTest(ScanCase):
+    """No committed state of hfscan.sqlite lacks rows the CSVs hold: a command
+    that replaces a scan's rows deletes and re-inserts them in one transaction,
+    so a kill right after the delete leaves the rows as they were (issue 16)."""
+
+    @staticmethod
+    def db_rows(out):
+        with sqlite3.connect(os.path.join(out, "hfscan.sqlite")) as db:
+            return sorted(db.execute("SELECT repo_id, filename, hash FROM files"))
+
+    def killed_after_delete(self, args, out):
+        before = self.db_rows(out)
+        self.assertTrue(before)
+        r = run_hfscan(args, env={"HFSCAN_TEST_CRASH": "store_after_delete:0"})
+        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        self.assertEqual(self.db_rows(out), before, f"{args[0]}: no row lost")
+
+    def test_a_kill_between_delete_and_insert_loses_no_row(self):
+        hub = self.start_hub("--models", "10")
+        out = os.path.join(self.dir, "cut")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:4"})
+        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        self.killed_after_delete(["--restart", "--output-dir", out, "--quiet"], out)
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet"])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.killed_after_delete(["--update-failed-hashes", "--yes", "--output-dir", out,
+                                  "--token", GRANTED, "--quiet"], out)
 
 
 class NothingToAskTest(ScanCase):

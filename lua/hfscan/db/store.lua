@@ -236,6 +236,7 @@ function Store:import_scan(paths, repair, fresh)
   local n, ierr = self:transaction(function()
     local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
     if not fresh then self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id) end
+    database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
     return load_rows(self, scan_id, doc, repair)
   end)
   doc.close()

@@ -5,6 +5,7 @@
 -- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
 local cli = require "hfscan.cli"
+local comparison = require "hfscan.db.comparison"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
@@ -36,24 +37,6 @@ M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_comm
   "moved_from" }
 
 local function is_hash(h) return h and not database.is_failed(h) end
-
-local function by_key(rows)
-  local map = {}
-  for _, r in ipairs(rows) do map[r.repo_id .. "\0" .. r.filename] = r end
-  return map
-end
-
--- hash -> set of "repo/path" where it was published
-local function places_of(rows)
-  local places = {}
-  for _, r in ipairs(rows) do
-    if is_hash(r.hash) then
-      places[r.hash] = places[r.hash] or {}
-      places[r.hash][r.repo_id .. "/" .. r.filename] = r
-    end
-  end
-  return places
-end
 
 local function sorted_keys(set)
   local keys = {}
@@ -87,47 +70,28 @@ function M.not_compared(old, new)
   return sorted_keys(repos)
 end
 
--- Only rows of repos both scans can speak of.
-local function comparable(scan, skip)
-  local rows, commits = {}, {}
-  for _, r in ipairs(scan.rows) do
-    if not skip[r.repo_id] then rows[#rows + 1] = r end
-  end
-  for repo, commit in pairs(scan.commits) do
-    if not skip[repo] then commits[repo] = commit end
-  end
-  return { rows = rows, commits = commits }
-end
-
--- Returns the changes as a list of records with M.COLUMNS, and the repos not
--- compared (finished in only one of the scans).
-function M.compare(old, new)
-  local skipped = M.not_compared(old, new)
-  local skip = {}
-  for _, repo in ipairs(skipped) do skip[repo] = true end
-  old, new = comparable(old, skip), comparable(new, skip)
+-- The changes from what the comparison holds (both scans loaded): a list of
+-- records with M.COLUMNS, in the order of the CSV output.
+local function changes_of(cmp, old, new)
   local changes = {}
   local function add(change, r, fields)
     local c = { change = change, repo_id = r.repo_id, filename = r.filename or "" }
     for k, v in pairs(fields or {}) do c[k] = v end
     changes[#changes + 1] = c
   end
-  local old_files, new_files = by_key(old.rows), by_key(new.rows)
-  for _, key in ipairs(sorted_keys(new_files)) do
-    local n, o = new_files[key], old_files[key]
-    if not o then
+  for _, n in ipairs(cmp:new_side()) do
+    if n.old_hash == nil then
       add("added", n, { new_hash = n.hash, new_commit = n.commit_hash })
-    elseif n.hash ~= o.hash and (is_hash(n.hash) or is_hash(o.hash)) then
+    elseif is_hash(n.hash) or is_hash(n.old_hash) then
       -- changed: another hash; hashed: a failure then, a hash now (a token, a
       -- better day); failed: a hash then, a failure now (gated since, too large).
-      local change = not is_hash(o.hash) and "hashed" or not is_hash(n.hash) and "failed" or "changed"
-      add(change, n, { old_hash = o.hash, new_hash = n.hash, old_commit = o.commit_hash,
+      local change = not is_hash(n.old_hash) and "hashed" or not is_hash(n.hash) and "failed" or "changed"
+      add(change, n, { old_hash = n.old_hash, new_hash = n.hash, old_commit = n.old_commit,
         new_commit = n.commit_hash })
     end
   end
-  for _, key in ipairs(sorted_keys(old_files)) do
-    local o = old_files[key]
-    if not new_files[key] then add("removed", o, { old_hash = o.hash, old_commit = o.commit_hash }) end
+  for _, o in ipairs(cmp:removed()) do
+    add("removed", o, { old_hash = o.hash, old_commit = o.commit_hash })
   end
   for _, repo in ipairs(sorted_keys(new.commits)) do
     local before = old.commits[repo]
@@ -135,27 +99,41 @@ function M.compare(old, new)
       add("commit_changed", { repo_id = repo }, { old_commit = before, new_commit = new.commits[repo] })
     end
   end
-  -- A hash whose places changed, known in both scans: the same bytes now
-  -- published elsewhere (a copy, a rename, a new upload of old weights).
-  local old_places, new_places = places_of(old.rows), places_of(new.rows)
-  for _, hash in ipairs(sorted_keys(new_places)) do
-    local before = old_places[hash]
-    if before then
-      local from = {}
-      for place in pairs(before) do
-        if not new_places[hash][place] then from[#from + 1] = place end
+  -- A hash known in both scans now published at a place it was not: the same
+  -- bytes elsewhere (a copy, a rename, a new upload of old weights). moved_from
+  -- names the places it left, or all its old places when it left none.
+  local from_of = {}
+  for _, r in ipairs(cmp:new_places_of_known_hashes()) do
+    if not from_of[r.hash] then
+      local left, all = {}, {}
+      for _, p in ipairs(cmp:old_places(r.hash)) do
+        all[#all + 1] = p.place
+        if p.kept == 0 then left[#left + 1] = p.place end
       end
-      table.sort(from)
-      for _, place in ipairs(sorted_keys(new_places[hash])) do
-        if not before[place] then
-          local r = new_places[hash][place]
-          add("moved", r, { old_hash = hash, new_hash = hash, new_commit = r.commit_hash,
-            moved_from = table.concat(#from > 0 and from or sorted_keys(before), ";") })
-        end
-      end
+      from_of[r.hash] = table.concat(#left > 0 and left or all, ";")
     end
+    add("moved", r, { old_hash = r.hash, new_hash = r.hash, new_commit = r.commit_hash,
+      moved_from = from_of[r.hash] })
   end
-  return changes, skipped
+  return changes
+end
+
+-- Streams both scans (hfscan.db.reader.open) into a comparison and returns the
+-- changes as a list of records with M.COLUMNS, and the repos not compared
+-- (finished in only one of the scans); or nil and a message.
+function M.compare(old, new)
+  local cmp, err = comparison.new()
+  if not cmp then return nil, err end
+  local ok, result, skipped = pcall(function()
+    cmp:load("old", old)
+    cmp:load("new", new)
+    local skipped = M.not_compared(old, new)
+    cmp:skip(skipped)
+    return changes_of(cmp, old, new), skipped
+  end)
+  cmp:close()
+  if not ok then return nil, tostring(result) end
+  return result, skipped
 end
 
 function M.run(args)
@@ -163,12 +141,11 @@ function M.run(args)
   if not o then return paths end
   if #paths ~= 2 then return cli.command_usage_error("diff", "give OLD and NEW") end
   local repair, summary = cli.repairer("diff", o.repair)
-  local old, err = scan_reader.read(paths[1], repair)
+  local old, err = scan_reader.open(paths[1], repair)
   if not old then
     return cli.fail("diff", err, cli.EXIT_TROUBLE)
   end
-  local new, nerr = scan_reader.read(paths[2], repair)
-  summary()
+  local new, nerr = scan_reader.open(paths[2], repair)
   if not new then
     return cli.fail("diff", nerr, cli.EXIT_TROUBLE)
   end
@@ -178,6 +155,8 @@ function M.run(args)
       .. "not a change; --force compares them anyway"):format(difference), cli.EXIT_TROUBLE)
   end
   local changes, not_compared = M.compare(old, new)
+  summary()
+  if not changes then return cli.fail("diff", not_compared, cli.EXIT_TROUBLE) end
   if #not_compared > 0 then
     cli.warn("diff", ("%d repos are not compared: finished in only one of the scans%s "
       .. "(an interrupted, unfinished or limited scan says nothing of the others)"):format(#not_compared,

@@ -18,7 +18,59 @@ local function record(columns, row)
   return rec
 end
 
--- A folder (its latest scan) or an extended CSV; repair: see
+-- Where a folder's latest scan, or an extended CSV's scan, is. Returns paths,
+-- or nil and a message.
+local function locate(path)
+  if hf.file_type(path) == "directory" then return database.locate(path) end
+  if hf.file_type(path) == "file" then return database.locate(nil, path) end
+  return nil, path .. ": No such file or directory"
+end
+
+-- Adds the progress file's finished repos to a scan, and its status.
+local function add_progress(scan)
+  local progress = csvfile.read_plain(scan.paths.progress, database.PROGRESS_COLUMNS)
+  scan.finished = progress and {} or nil
+  for _, row in ipairs(progress and progress.rows or {}) do
+    local repo, commit = row[PROGRESS.repo_id], row[PROGRESS.commit_hash]
+    scan.finished[repo] = commit
+    if commit ~= "" then scan.commits[repo] = commit end
+  end
+  scan.status = M.status(scan.paths.metadata)
+end
+
+-- A scan to stream: what M.read gives but rows and errors, which
+-- scan.each_row(fn) hands over one by one as records (fn(record)) after
+-- checking each (repair: see hfscan.db.files.screen_rows; a bad row raises
+-- otherwise). It fills scan.commits and scan.dropped as it goes, then adds the
+-- progress file's commits (which win) and the status: memory grows with repos,
+-- not rows. Returns the scan, or nil and a message.
+function M.open(path, repair)
+  local paths, err = locate(path)
+  if not paths then return nil, err end
+  local ext, eerr = csvfile.open(paths.extended, database.columns_of("extended"))
+  if not ext then return nil, eerr end
+  local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, commits = {},
+    dropped = {} }
+  function scan.each_row(fn)
+    for row, line in ext.next do
+      local rec = record(ext.header, row)
+      local problem = database.row_problem(rec)
+      if problem then
+        local text = ("%s:%d: %s"):format(paths.extended, line, problem)
+        if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
+        repair(text)
+        scan.dropped[rec.repo_id] = true
+      else
+        scan.commits[rec.repo_id] = rec.commit_hash
+        fn(rec)
+      end
+    end
+    add_progress(scan)
+  end
+  return scan
+end
+
+-- A folder (its latest scan) or an extended CSV, read whole; repair: see
 -- hfscan.db.files.screen_rows. Returns
 -- { paths, parameters, columns, rows = {records}, errors = {records},
 --   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
@@ -27,36 +79,14 @@ end
 --   dropped = { [repo] = true } for the repos whose bad rows repair dropped }
 -- or nil, message.
 function M.read(path, repair)
-  local paths, err
-  if hf.file_type(path) == "directory" then
-    paths, err = database.locate(path)
-  elseif hf.file_type(path) == "file" then
-    paths, err = database.locate(nil, path)
-  else
-    return nil, path .. ": No such file or directory"
-  end
-  if not paths then return nil, err end
-  local ext, eerr = csvfile.read(paths.extended, database.columns_of("extended"))
-  if not ext then return nil, eerr end
-  local errs, rerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
+  local scan, err = M.open(path, repair)
+  if not scan then return nil, err end
+  local errs, rerr = csvfile.read(scan.paths.errors, database.ERROR_COLUMNS)
   if not errs then return nil, rerr end
-  local records = {}
-  for i, row in ipairs(ext.rows) do records[i] = record(ext.header, row) end
-  local rows, dropped = database.screen_rows(paths.extended, records, ext.lines, repair)
-  if not rows then return nil, dropped end
-  local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, rows = rows,
-    errors = {}, commits = {}, dropped = {} }
-  for _, rec in ipairs(rows) do scan.commits[rec.repo_id] = rec.commit_hash end
-  for _, rec in ipairs(dropped) do scan.dropped[rec.repo_id] = true end
+  scan.rows, scan.errors = {}, {}
+  local ok, serr = pcall(scan.each_row, function(rec) scan.rows[#scan.rows + 1] = rec end)
+  if not ok then return nil, serr end
   for i, row in ipairs(errs.rows) do scan.errors[i] = record(database.ERROR_COLUMNS, row) end
-  local progress = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-  scan.finished = progress and {} or nil
-  for _, row in ipairs(progress and progress.rows or {}) do
-    local repo, commit = row[PROGRESS.repo_id], row[PROGRESS.commit_hash]
-    scan.finished[repo] = commit
-    if commit ~= "" then scan.commits[repo] = commit end
-  end
-  scan.status = M.status(paths.metadata)
   return scan
 end
 

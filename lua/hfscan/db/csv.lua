@@ -129,17 +129,21 @@ function M.record(columns, row)
   return r
 end
 
--- Rewrites a database CSV atomically: comments, header, rows. A kill at any
--- instant leaves either the old file or the new one.
-function M.rewrite(path, comments, columns, rows)
-  local w, err = hf.csv_writer(path, "rewrite")
+-- Rewrites a database CSV atomically: comments, header, then the rows that
+-- next_row() gives until it returns nil (they stream: a file of any size is
+-- rewritten in bounded memory). A kill at any instant leaves either the old
+-- file or the new one. Returns true, or nil and a message.
+function M.rewrite_from(path, comments, columns, next_row)
+  -- <close>: a raise from next_row aborts the rewrite, leaving the old file.
+  local w <close>, err = hf.csv_writer(path, "rewrite")
   if not w then return nil, err end
   for _, c in ipairs(comments) do w:comment(c) end
   w:row(columns)
-  local ok, ferr = true, nil
-  for i, row in ipairs(rows) do
+  local ok, ferr, n = true, nil, 0
+  for row in next_row do
     w:row(row)
-    if i % 4096 == 0 then ok, ferr = w:flush() end -- the temporary file, not the target
+    n = n + 1
+    if n % 4096 == 0 then ok, ferr = w:flush() end -- the temporary file, not the target
     if not ok then break end
   end
   if ok then ok, ferr = w:flush() end
@@ -148,6 +152,15 @@ function M.rewrite(path, comments, columns, rows)
     return nil, ferr
   end
   return w:commit()
+end
+
+-- The same from a list of rows.
+function M.rewrite(path, comments, columns, rows)
+  local i = 0
+  return M.rewrite_from(path, comments, columns, function()
+    i = i + 1
+    return rows[i]
+  end)
 end
 
 return M

@@ -244,6 +244,44 @@ function Store:import_scan(paths, repair, fresh)
   return n
 end
 
+-- Brings a scan's rows up to its extended CSV when the CSV is known to hold
+-- counts[repo] rows of each repo (a restart knows this from its own pass):
+-- only the repos whose count differs are deleted and loaded again, in one
+-- transaction, instead of the whole scan. Returns the number of repos
+-- reloaded, or nil and a message.
+function Store:sync_scan(paths, counts)
+  local doc, err = csvfile.open(paths.extended, database.columns_of("extended"))
+  if not doc then return nil, err end
+  local ts = paths.extended:match("(%d+_%d+)%.csv$")
+  local n, serr = self:transaction(function()
+    local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
+    local stale, held = {}, {}
+    for _, r in ipairs(self.db:query(
+      "SELECT repo_id, count(*) AS n FROM files WHERE scan_id = ? GROUP BY repo_id", scan_id)) do
+      held[r.repo_id] = r.n
+      if counts[r.repo_id] ~= r.n then stale[r.repo_id] = true end
+    end
+    for repo in pairs(counts) do
+      if held[repo] == nil then stale[repo] = true end
+    end
+    if next(stale) == nil then return 0 end
+    local reloaded = 0
+    for repo in pairs(stale) do
+      self.db:run("DELETE FROM files WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
+      reloaded = reloaded + 1
+    end
+    database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+    for row in doc.next do
+      local record = csvfile.record(doc.header, row)
+      if stale[record.repo_id] then self:insert_row(scan_id, record) end
+    end
+    return reloaded
+  end)
+  doc.close()
+  if not n then return nil, tostring(serr) end
+  return n
+end
+
 -- A writer leaves the database in rollback-journal mode: one self-contained
 -- file at rest, which a read-only user (or a copy of the folder) reads without
 -- the -shm that WAL mode needs. Leaving WAL needs the only connection; when a

@@ -13,6 +13,7 @@ local manifest = require "hfscan.db.manifest"
 local scan_options = require "hfscan.scan.options"
 local scanner = require "hfscan.scan.scanner"
 local since = require "hfscan.scan.since"
+local survey = require "hfscan.scan.survey"
 
 local M = {}
 
@@ -20,27 +21,15 @@ local M = {}
 -- extended CSV names.
 M.locate = function(dir, extended) return database.locate(dir, extended) end
 
--- Where each column is, by name (the extended file's own come first, a
--- policy's after them).
-local EXT = database.index(database.EXTENDED_COLUMNS)
-local PROGRESS = database.index(database.PROGRESS_COLUMNS)
-local REPO_COLUMN = { basic = database.index(database.BASIC_COLUMNS).repo_id, extended = EXT.repo_id,
-  errors = database.index(database.ERROR_COLUMNS).repo_id }
-
-local COLUMNS = { basic = database.BASIC_COLUMNS, errors = database.ERROR_COLUMNS,
-  extended = function(parameters) return database.extended_columns(database.extra_columns_of(parameters)) end }
-
--- The extended file first: it is the one a user names.
-local READ_ORDER = { "extended", "basic", "errors" }
-
--- Reads and checks the three CSVs of a scan. Returns docs, or nil, message.
+-- Reads and checks the three CSVs of a scan whole (the update rewrites them).
+-- Returns docs, or nil and a message.
 function M.read_scan(paths)
   local docs = {}
-  for _, kind in ipairs(READ_ORDER) do
+  for _, kind in ipairs(survey.READ_ORDER) do
     if hf.file_type(paths[kind]) ~= "file" then
       return nil, ("the scan's %s file is missing: %s"):format(kind, paths[kind])
     end
-    local doc, err = csvfile.read(paths[kind], COLUMNS[kind])
+    local doc, err = csvfile.read(paths[kind], survey.COLUMNS[kind])
     if not doc then return nil, err end
     docs[kind] = doc
   end
@@ -67,101 +56,11 @@ end
 
 -- ---- restart --------------------------------------------------------------
 
--- A progress file that a full disk or a kill left empty, or cut inside its
--- header line, says nothing: it is rebuilt like a missing one (issue 14).
-local function progress_file_says_nothing(path)
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local text = f:read(4096) or ""
-  f:close()
-  local header = table.concat(database.PROGRESS_COLUMNS, ",") .. "\r\n"
-  return #text < #header and header:sub(1, #text) == text
-end
-
--- The repos a progress file names, { [repo] = commit } and in order; or nil
--- and a message.
-local function recorded_progress(path)
-  local doc, err = csvfile.read_plain(path, database.PROGRESS_COLUMNS)
-  if not doc then return nil, err end
-  local finished, order = {}, {}
-  for _, row in ipairs(doc.rows) do
-    local repo = row[PROGRESS.repo_id]
-    if not finished[repo] then order[#order + 1] = repo end
-    finished[repo] = row[PROGRESS.commit_hash]
-  end
-  return finished, order
-end
-
--- The repos recorded as finished, in order. Without a progress file (an older
--- scan), every repo of the extended file but the last one, which may have been
--- cut short.
-local function finished_repos(paths, docs, log)
-  if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
-    log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
-  elseif hf.file_type(paths.progress) == "file" then
-    local finished, order = recorded_progress(paths.progress)
-    if not finished then return nil, order end
-    return finished, order, true
-  end
-  local finished, order = {}, {}
-  log:warn("%s is missing or empty: taking the repos of the extended file as finished, except the last",
-    paths.progress)
-  for _, row in ipairs(docs.extended.rows) do
-    local repo = row[EXT.repo_id]
-    if not finished[repo] then
-      order[#order + 1] = repo
-      finished[repo] = row[EXT.commit_hash]
-    end
-  end
-  local last = table.remove(order)
-  if last then finished[last] = nil end
-  return finished, order, false
-end
-
--- Drops rows of unfinished repos and a torn last line from each CSV, rewriting
--- only the files that need it.
-local function purge_unfinished(docs, finished, log)
-  for _, kind in ipairs(database.CSV_KINDS) do
-    local doc = docs[kind]
-    local kept = {}
-    for _, row in ipairs(doc.rows) do
-      if finished[row[REPO_COLUMN[kind]]] then kept[#kept + 1] = row end
-    end
-    local dropped = #doc.rows - #kept
-    if dropped > 0 or doc.torn_line then
-      if doc.torn_line then
-        log:warn("%s: removing the torn last line (line %d), written when the scan was killed",
-          doc.path, doc.torn_line)
-      end
-      if dropped > 0 then
-        log:warn("%s: removing %d rows of a repo that was not finished; it is scanned again",
-          doc.path, dropped)
-      end
-      local ok, err = csvfile.rewrite(doc.path, doc.comments, doc.header, kept)
-      if not ok then return nil, err end
-      doc.rows = kept
-    end
-  end
-  return true
-end
-
 -- The scan's recorded settings: the files', unless given on this command line.
 local function merge_parameters(o, parameters, log)
   scan_options.take_recorded(o, parameters, function(key, value, origin)
     log:info("%s = %s (%s)", key, tostring(value), origin)
   end)
-end
-
--- Totals of what the files already hold.
-local function stats_from(docs, finished_count)
-  local stats = scanner.new_stats()
-  stats.models_done = finished_count
-  for _, row in ipairs(docs.extended.rows) do
-    scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method])
-  end
-  local error_type = database.index(database.ERROR_COLUMNS).error_type
-  for _, row in ipairs(docs.errors.rows) do scanner.count_error(stats, row[error_type]) end
-  return stats
 end
 
 -- The token is checked at the endpoint the scan's files name (unless given):
@@ -181,36 +80,17 @@ end
 local function refuse(log, message) return fail(log, message, cli.EXIT_USAGE) end
 
 -- Whether the metadata says completed and the files still hold all of it: no
--- torn line, and a progress line for every repo the metadata counts.
-local function completed_and_whole(paths, docs)
+-- torn line or bad row, and a progress line for every repo the metadata counts.
+local function completed_and_whole(paths, found, order, had_progress)
   local recorded = database.read_metadata(paths.metadata)
   if not (recorded and recorded.status == "completed") then return false end
   for _, kind in ipairs(database.CSV_KINDS) do
-    if docs[kind].torn_line then return false end
+    if found[kind].torn_line then return false end
   end
-  local finished, order = nil, nil
-  if hf.file_type(paths.progress) == "file" then finished, order = recorded_progress(paths.progress) end
-  return finished ~= nil and #order == recorded.total_models_scanned
+  return had_progress and next(found.damaged) == nil and #order == recorded.total_models_scanned
 end
 
 local function milliseconds(x) return math.floor(x * 1000 + 0.5) / 1000 end
-
--- The repos with a malformed row in the basic or extended file (a hash, method
--- or commit that hfscan never writes: the file was edited). Without repair the
--- first one refuses the restart (nil, message naming file and line); with it,
--- each is reported and its repo scanned again. Returns { [repo] = true }.
-local function repos_with_bad_rows(docs, repair)
-  local repos = {}
-  for _, kind in ipairs({ "extended", "basic" }) do
-    local doc = docs[kind]
-    local records = {}
-    for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
-    local kept, dropped = database.screen_rows(doc.path, records, doc.lines, repair)
-    if not kept then return nil, dropped end
-    for _, rec in ipairs(dropped) do repos[rec.repo_id] = true end
-  end
-  return repos
-end
 
 -- Takes the repos with bad rows out of the finished ones: they are purged
 -- from every file and scanned again. Returns how many were taken.
@@ -249,25 +129,29 @@ function M.restart(o)
   log:add_secret(o.token)
   local paths, err = M.locate(o.output_dir, o.restart_from)
   if not paths then return fail(log, "cannot resume: " .. err) end
-  local docs, rerr = M.read_scan(paths)
-  if not docs then return fail(log, "cannot resume: " .. rerr) end
+  -- One streaming pass over each file tells what the restart needs (memory
+  -- per repo, not per row): nothing is changed before every refusal is past.
+  local heads, rerr = survey.headers(paths)
+  if not heads then return fail(log, "cannot resume: " .. rerr) end
+  local finished, order, had_progress = survey.finished_repos(paths, log)
+  if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
   local repair, repair_summary = cli.repairer(nil, o.repair)
-  local damaged, berr = repos_with_bad_rows(docs, repair)
-  if not damaged then return fail(log, "cannot resume: " .. berr) end
+  local found, serr = survey.survey(paths, finished, repair)
+  if not found then return fail(log, "cannot resume: " .. serr) end
   repair_summary()
   -- A finished scan is a fact: a restart neither lists the Hub again nor adds
   -- the repos that appeared since (a new scan, or --since, does that). Files
   -- damaged since are repaired as for any restart.
-  if next(damaged) == nil and completed_and_whole(paths, docs) then
+  if completed_and_whole(paths, found, order, had_progress) then
     cli.warn(nil, ("%s is already completed; nothing to do"):format(paths.extended))
     return manifest.write_if_missing(paths)
   end
-  local refused = M.check_token(o, docs.extended.parameters)
+  local parameters = heads.extended.parameters
+  local refused = M.check_token(o, parameters)
   if refused then return refused end
   log:open_file(paths.log)
   log:info("resuming the scan of %s", paths.extended)
   -- Everything that can refuse the restart comes before the files are repaired.
-  local parameters = docs.extended.parameters
   if parameters.authenticated == "true" and not o.token then
     return refuse(log, "this scan was made with a token: give it again (--token, HF_TOKEN or the "
       .. "token file) to resume it, or its gated and private repos would come out differently")
@@ -299,10 +183,8 @@ function M.restart(o)
       .. "resume it as it was made, or start a new scan"):format(paths.extended, changed))
   end
   M.remove_stale_temporaries(paths, log)
-  local finished, order, had_progress = finished_repos(paths, docs, log)
-  if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
-  if unfinish(finished, order, damaged) > 0 then had_progress = false end -- rewritten without them
-  local ok, perr = purge_unfinished(docs, finished, log)
+  if unfinish(finished, order, found.damaged) > 0 then had_progress = false end -- rewritten without them
+  local ok, perr = survey.purge_unfinished(paths, found, finished, log)
   if not ok then return fail(log, "cannot repair the scan's files: " .. tostring(perr)) end
   if not had_progress then
     local rows = {}
@@ -321,10 +203,12 @@ function M.restart(o)
     log:info("the listing goes on from its journal: %d pages read%s", #listing.pages,
       (listing.done or not listing.next) and ", and it was over" or "")
   end
-  return scanner.execute(o, db, ts, log, stats_from(docs, #order), {
+  local stats, rows_per_repo = survey.totals(found, finished, #order)
+  return scanner.execute(o, db, ts, log, stats, {
     skip = finished,
     listing = listing,
-    scan_start = docs.extended.parameters.scan_start,
+    scan_start = parameters.scan_start,
+    rows_per_repo = rows_per_repo,
     metadata = function(m) add_earlier_runs(m, previous) end,
   })
 end

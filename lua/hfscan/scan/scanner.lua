@@ -487,14 +487,19 @@ function M.store_call(fn, ...)
 end
 
 -- Opens the folder's SQLite database and makes it match this scan's extended
--- CSV (a resumed scan's rows are re-read from it). Failures only cost the
--- database, never the scan: it can be rebuilt from the CSVs.
-function M.attach_store(o, db, ts, log)
+-- CSV: a new scan's rows are none yet; a resumed scan's are brought up to the
+-- CSV, repo by repo where counts (rows per repo in the CSV) is known. Failures
+-- only cost the database, never the scan: it can be rebuilt from the CSVs.
+function M.attach_store(o, db, ts, log, counts)
   local dir = db.paths.dir
   local store, err = M.store_call(store_db.open, dir)
   if store then
     local n, scan_id
-    n, err = M.store_call(store.import_scan, store, db.paths)
+    if counts then
+      n, err = M.store_call(store.sync_scan, store, db.paths, counts)
+    else
+      n, err = M.store_call(store.import_scan, store, db.paths)
+    end
     if n then scan_id, err = M.store_call(store.add_scan, store, ts, db.paths.extended) end
     if scan_id then return store, scan_id end
     M.store_call(store.close, store)
@@ -598,7 +603,7 @@ function M.execute(o, db, ts, log, stats, extra)
   scanner.skip = extra and extra.skip
   scanner.saved_listing = extra and extra.listing
   scanner.previous = o.previous
-  scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log)
+  scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log, extra and extra.rows_per_repo)
   log:info("scanning %s: threshold %d downloads, %d workers, %.3g s per worker, max file %.3g GB%s",
     o.endpoint, o.download_threshold, o.max_workers, o.rate_limit, o.max_file_size,
     o.token and ", authenticated" or "")

@@ -1,0 +1,233 @@
+-- What a restart learns of a scan's files, in one streaming pass over each CSV
+-- (memory grows with repos, never with rows: a 5M-row scan resumes on a small
+-- machine), and the repair that removes what unfinished repos left behind.
+local csvfile = require "hfscan.db.csv"
+local database = require "hfscan.db.files"
+local hf = require "hfscan"
+local scanner = require "hfscan.scan.scanner"
+
+local M = {}
+
+local EXT = database.index(database.EXTENDED_COLUMNS)
+local PROGRESS = database.index(database.PROGRESS_COLUMNS)
+local ERROR_TYPE = database.index(database.ERROR_COLUMNS).error_type
+local REPO_COLUMN = { basic = database.index(database.BASIC_COLUMNS).repo_id, extended = EXT.repo_id,
+  errors = database.index(database.ERROR_COLUMNS).repo_id }
+
+M.COLUMNS = { basic = database.BASIC_COLUMNS, errors = database.ERROR_COLUMNS,
+  extended = function(parameters) return database.extended_columns(database.extra_columns_of(parameters)) end }
+
+-- The extended file first: it is the one a user names.
+M.READ_ORDER = { "extended", "basic", "errors" }
+
+-- Opens a CSV of the scan for one pass. Returns the doc, or nil and a message.
+local function open(paths, kind)
+  if hf.file_type(paths[kind]) ~= "file" then
+    return nil, ("the scan's %s file is missing: %s"):format(kind, paths[kind])
+  end
+  return csvfile.open(paths[kind], M.COLUMNS[kind])
+end
+
+-- The header of each CSV (comments, parameters, columns), checked: a restart
+-- refuses before it reads a row. Returns { [kind] = doc without rows }, or nil
+-- and a message.
+function M.headers(paths)
+  local heads = {}
+  for _, kind in ipairs(M.READ_ORDER) do
+    local doc, err = open(paths, kind)
+    if not doc then return nil, err end
+    doc.close()
+    heads[kind] = { path = doc.path, comments = doc.comments, parameters = doc.parameters,
+      header = doc.header }
+  end
+  return heads
+end
+
+-- A progress file that a full disk or a kill left empty, or cut inside its
+-- header line, says nothing: it is rebuilt like a missing one (issue 14).
+local function progress_file_says_nothing(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local text = f:read(4096) or ""
+  f:close()
+  local header = table.concat(database.PROGRESS_COLUMNS, ",") .. "\r\n"
+  return #text < #header and header:sub(1, #text) == text
+end
+
+-- The repos a progress file names, { [repo] = commit } and in order; or nil
+-- and a message.
+function M.recorded_progress(path)
+  local doc, err = csvfile.read_plain(path, database.PROGRESS_COLUMNS)
+  if not doc then return nil, err end
+  local finished, order = {}, {}
+  for _, row in ipairs(doc.rows) do
+    local repo = row[PROGRESS.repo_id]
+    if not finished[repo] then order[#order + 1] = repo end
+    finished[repo] = row[PROGRESS.commit_hash]
+  end
+  return finished, order
+end
+
+-- The repos of the extended file, as finished, in order: all but the last,
+-- which may have been cut short. Or nil and a message.
+local function repos_of_extended(paths)
+  local doc, err = open(paths, "extended")
+  if not doc then return nil, err end
+  local finished, order = {}, {}
+  local ok, rerr = pcall(function()
+    for row in doc.next do
+      local repo = row[EXT.repo_id]
+      if not finished[repo] then
+        order[#order + 1] = repo
+        finished[repo] = row[EXT.commit_hash]
+      end
+    end
+  end)
+  if not ok then return nil, rerr end
+  local last = table.remove(order)
+  if last then finished[last] = nil end
+  return finished, order
+end
+
+-- The repos recorded as finished, in order, and whether the progress file
+-- said so. Without a usable progress file (an older scan, a full disk), every
+-- repo of the extended file but the last one.
+function M.finished_repos(paths, log)
+  if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
+    log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
+  elseif hf.file_type(paths.progress) == "file" then
+    local finished, order = M.recorded_progress(paths.progress)
+    if not finished then return nil, order end
+    return finished, order, true
+  end
+  log:warn("%s is missing or empty: taking the repos of the extended file as finished, except the last",
+    paths.progress)
+  local finished, order = repos_of_extended(paths)
+  if not finished then return nil, order end
+  return finished, order, false
+end
+
+-- One pass over a CSV: its torn last line, the repos with a malformed row (in
+-- the basic and extended files: without repair the first refuses, naming file
+-- and line; with it each is told to repair(text)), how many rows belong to
+-- repos not finished, and each row to on_row(repo, row). Returns
+-- { torn_line, damaged = { [repo] = true }, stray = n }, or nil and a message.
+local function pass(paths, kind, finished, repair, on_row)
+  local doc, err = open(paths, kind)
+  if not doc then return nil, err end
+  local result = { damaged = {}, stray = 0 }
+  local checked = kind ~= "errors"
+  local ok, perr = pcall(function()
+    for row, line in doc.next do
+      local repo = row[REPO_COLUMN[kind]]
+      local problem = checked and database.row_problem(csvfile.record(doc.header, row))
+      if problem then
+        local text = ("%s:%d: %s"):format(doc.path, line, problem)
+        if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
+        repair(text)
+        result.damaged[repo] = true
+      end
+      if not finished[repo] then result.stray = result.stray + 1 end
+      if on_row then on_row(repo, row) end
+    end
+  end)
+  doc.close()
+  if not ok then return nil, perr end
+  result.torn_line = doc.torn_line
+  return result
+end
+
+-- Surveys the three CSVs against the finished repos. Returns
+-- { [kind] = pass result, damaged = { [repo] = true } (either file),
+--   by_repo = { [repo] = { rows = n, hashes = {{hash, method}...}... } } }
+-- where by_repo keeps, per repo, the counts its totals need; or nil and a message.
+function M.survey(paths, finished, repair)
+  local by_repo = {}
+  local function repo_totals(repo)
+    local t = by_repo[repo]
+    if not t then
+      t = { rows = 0, failed = 0, methods = {}, errors = {} }
+      by_repo[repo] = t
+    end
+    return t
+  end
+  local on_row = {
+    extended = function(repo, row)
+      local t = repo_totals(repo)
+      t.rows = t.rows + 1
+      local method = row[EXT.hash_method]
+      t.methods[method] = (t.methods[method] or 0) + 1
+      if database.is_failed(row[EXT.hash]) then t.failed = t.failed + 1 end
+    end,
+    errors = function(repo, row)
+      local t = repo_totals(repo)
+      local kind = row[ERROR_TYPE]
+      t.errors[kind] = (t.errors[kind] or 0) + 1
+    end,
+  }
+  local found = { damaged = {}, by_repo = by_repo }
+  for _, kind in ipairs(M.READ_ORDER) do
+    local result, err = pass(paths, kind, finished, repair, on_row[kind])
+    if not result then return nil, err end
+    found[kind] = result
+    for repo in pairs(result.damaged) do found.damaged[repo] = true end
+  end
+  return found
+end
+
+-- Rewrites, streaming, each CSV that holds rows of repos not finished or a
+-- torn last line, keeping only the finished repos' rows. Returns true, or nil
+-- and a message.
+function M.purge_unfinished(paths, found, finished, log)
+  local any_damaged = next(found.damaged) ~= nil
+  for _, kind in ipairs(database.CSV_KINDS) do
+    local seen = found[kind]
+    if seen.stray > 0 or seen.torn_line or any_damaged then
+      local doc, err = open(paths, kind)
+      if not doc then return nil, err end
+      local dropped = 0
+      local function next_kept()
+        for row in doc.next do
+          if finished[row[REPO_COLUMN[kind]]] then return row end
+          dropped = dropped + 1
+        end
+        return nil
+      end
+      local ok, werr = csvfile.rewrite_from(doc.path, doc.comments, doc.header, next_kept)
+      doc.close()
+      if not ok then return nil, werr end
+      if seen.torn_line then
+        log:warn("%s: removing the torn last line (line %d), written when the scan was killed",
+          doc.path, seen.torn_line)
+      end
+      if dropped > 0 then
+        log:warn("%s: removing %d rows of a repo that was not finished; it is scanned again",
+          doc.path, dropped)
+      end
+    end
+  end
+  return true
+end
+
+-- The totals of what the files hold for the finished repos (the scan's stats
+-- to go on from), and the rows per finished repo of the extended file (what
+-- the SQLite store is brought up to).
+function M.totals(found, finished, finished_count)
+  local stats = scanner.new_stats()
+  stats.models_done = finished_count
+  local rows_per_repo = {}
+  for repo, t in pairs(found.by_repo) do
+    if finished[repo] then
+      if t.rows > 0 then rows_per_repo[repo] = t.rows end
+      stats.files = stats.files + t.rows
+      stats.failed_files = stats.failed_files + t.failed
+      for method, n in pairs(t.methods) do stats.methods[method] = (stats.methods[method] or 0) + n end
+      for kind, n in pairs(t.errors) do
+        for _ = 1, n do scanner.count_error(stats, kind) end
+      end
+    end
+  end
+  return stats, rows_per_repo
+end
+
+return M

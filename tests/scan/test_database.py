@@ -384,6 +384,7 @@ class ShardTest(ScanCase):
                 ([outs[0], outs[2]], "shards missing: 1/3 (a merge of some shards is not the whole scan)"),
                 ([outs[0], outs[1], outs[1], outs[2]], "shard 1/3 is given twice"),
                 ([outs[0], os.path.dirname(whole["extended"])], "is not a shard, but the others are"),
+                ([merged, merged], "are whole scans, not shards of one: diff them, or keep the newer"),
                 ([outs[0], os.path.dirname(other["extended"]), outs[2]],
                  "(download_threshold: '1' vs '2')")):
             refused = os.path.join(self.dir, "refused")

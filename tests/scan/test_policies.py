@@ -141,6 +141,30 @@ class BrokenPolicyTest(ScanCase):
             self.assertEqual(row["hash"], truth[(row["repo_id"], row["filename"])])
         with open(files["metadata"]) as f:
             self.assertIn('"status":"failed"', f.read())
+        # The way on is a new scan: a restart runs only the policy the scan began with.
+        self.assertIn("stopped by the policy: the rows written so far are valid; fix the policy and "
+                      "start a new scan", r.stderr)
+
+    def test_an_edited_policy_makes_another_selection(self):
+        hub = self.start_hub("--models", "12")
+        policy = os.path.join(self.dir, "selection.lua")
+        def write(suffix):
+            with open(policy, "w") as f:
+                f.write('return { select_file = function(file) return file.path:match("%%.%s$") ~= nil end }\n'
+                        % suffix)
+        write("safetensors")
+        self.scan(hub, "--download-threshold", "1", "--policy", policy, "--no-token", output="a")
+        write("bin")
+        self.scan(hub, "--download-threshold", "1", "--policy", policy, "--no-token", output="b")
+        a, b = os.path.join(self.dir, "a"), os.path.join(self.dir, "b")
+        r = run_hfscan(["diff", a, b])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("the two scans select different repos (policy_sha256: '", r.stderr)
+        r = run_hfscan(["--since", a, "--policy", policy, "--no-token", "--endpoint", hub.endpoint,
+                        "--download-threshold", "1", "--output-dir", os.path.join(self.dir, "c")])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"--since: {scan_files(a)['extended']} was made with policy {os.path.realpath(policy)} "
+                      "as it was then, and the file has been edited since", r.stderr)
 
     def test_hook_returning_the_wrong_type(self):
         path, r, files = self.run_policy('return { select_model = function(model) return "yes" end }\n')

@@ -344,13 +344,17 @@ class DamagedFilesTest(ScanCase):
         self.assert_refused(["--restart-from", missing], "No such file or directory", files, status=2)
         foreign = os.path.join(out, "foreign.csv")
         open(foreign, "w").close()
-        self.assert_refused(["--restart-from", foreign], "is not an hfscan extended CSV", files)
+        self.assert_refused(["--restart-from", foreign], "is not an hfscan extended CSV", files, status=2)
         empty = os.path.join(self.dir, "empty")
         os.makedirs(empty)
         r = run_hfscan(["--restart", "--output-dir", empty])
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 2)
         self.assertIn(f"cannot resume: no scan in {empty} (no hf_model_hashes_extended_*.csv)",
                       r.stderr)
+        self.assertEqual(os.listdir(empty), [], "nothing made where there is nothing to resume")
+        r = run_hfscan(["--update-failed-hashes", "--output-dir", os.path.join(self.dir, "nowhere")])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot update: ", r.stderr)
         os.rename(files["errors"], files["errors"] + ".away")
         self.assert_refused(["--restart", "--output-dir", out], "the scan's errors file is missing",
                             {k: v for k, v in files.items() if k != "errors"})
@@ -423,6 +427,14 @@ class UpdateFailedTest(ScanCase):
             self.assertEqual(by_key[k]["hash"], truth[k]["sha256"], k)
         for k in gated:
             self.assertEqual(by_key[k]["hash"], "FAILED_NO_HASH", k)
+        # What would choose other rows does not apply to an update.
+        out = os.path.dirname(files["extended"])
+        for extra, message in ((["--limit", "3"], "--limit does not apply to --update-failed-hashes"),
+                               (["--policy", os.path.join(self.dir, "p.lua")],
+                                "--policy: the scan has 'none', this command line '")):
+            r = run_hfscan(["--update-failed-hashes", "--no-token", "--yes", "--output-dir", out] + extra)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(message, r.stderr)
         # Only gated rows left: without a token there is nothing to do.
         r = run_hfscan(["--update-failed-hashes", "--no-token", "--output-dir",
                         os.path.dirname(files["extended"])])

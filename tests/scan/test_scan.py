@@ -298,6 +298,13 @@ class FaultsTest(ScanTestBase):
         r = scan("failed,mismatch", 3, "both")  # mismatches first: they are the news
         self.assertRegex(r.stderr, r"\d+ downloads differ from what the Hub claims of them "
                          r"\(hash_mismatch\), and --fail-on names mismatch")
+        # A restart of the completed scan still tells its news.
+        both = os.path.join(self.dir, "both")
+        r = run_hfscan(["--restart", "--output-dir", both, "--no-token"])
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("is already completed; nothing to do", r.stderr)
+        r = run_hfscan(["--restart", "--output-dir", both, "--no-token", "--fail-on", "none"])
+        self.assertEqual(r.returncode, 0, r.stderr)
         r = scan("failed", 4, "failed")
         self.assertRegex(r.stderr, r"\d+ rows have no hash \(FAILED_\*\), and --fail-on names failed \(see .*\); exit 4")
         scan("errors", 4, "errors")

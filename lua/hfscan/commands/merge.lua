@@ -77,6 +77,10 @@ function M.parts_problem(scans)
     end
   end
   if n and whole then return whole .. " is not a shard, but the others are" end
+  if not n and #scans > 1 then
+    return ("%s and %s are whole scans, not shards of one: diff them, or keep the newer")
+      :format(scans[1].paths.dir, scans[2].paths.dir)
+  end
   if not n then return nil end
   local missing = {}
   for k = 0, tonumber(n) - 1 do
@@ -98,7 +102,7 @@ function M.run(args)
   for i, dir in ipairs(dirs) do
     local scan, err = scan_reader.read(dir, repair)
     if not scan then
-      return cli.fail("merge", err)
+      return cli.fail("merge", err, cli.EXIT_TROUBLE)
     end
     -- A shard that is not done would leave its repos out without a trace.
     if scan.status ~= "completed" then

@@ -53,6 +53,15 @@ function M.run(args)
       return cli.fail(nil, merr)
     end
   end
+  -- Nothing to resume is trouble (exit 2), found before the lock: an empty or
+  -- missing folder is left as it was.
+  if resuming then
+    local _, lerr0 = database.locate(o.output_dir, o.restart_from)
+    if lerr0 then
+      return cli.fail(nil, (o.update_failed_hashes and "cannot update: " or "cannot resume: ") .. lerr0,
+        cli.EXIT_TROUBLE)
+    end
+  end
   -- One writer per folder: a second scan, restart or update waits for none and
   -- refuses, naming the one at work.
   local lock_dir = o.restart_from and database.split_path(o.restart_from) or o.output_dir

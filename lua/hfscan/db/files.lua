@@ -74,6 +74,20 @@ function M.bad_rows(path, records, lines)
   return bad
 end
 
+-- Checks one row read back (a record, at line of path). A good row: true. A
+-- bad one raises a message naming file and line, unless repair(text) is
+-- given, which is told of it: then false, and the row is to be dropped.
+function M.screen_row(path, line, record, repair)
+  local problem = M.row_problem(record)
+  if not problem then return true end
+  local text = ("%s:%d: %s"):format(path, line, problem)
+  if not repair then error(text .. M.REPAIR_HINT, 0) end
+  repair(text)
+  return false
+end
+
+M.REPAIR_HINT = " (--repair drops such rows, each reported)"
+
 -- The records a reader may use. A bad row refuses the file (nil, a message
 -- naming the first), unless repair (a function) is given: then each bad row is
 -- dropped and repair(text) told of it. Returns the kept records and the
@@ -82,7 +96,7 @@ function M.screen_rows(path, records, lines, repair)
   local bad = M.bad_rows(path, records, lines)
   if #bad == 0 then return records, {} end
   if not repair then
-    return nil, ("%s (--repair drops such rows, each reported)"):format(bad[1].text)
+    return nil, bad[1].text .. M.REPAIR_HINT
   end
   local kept, dropped, at = {}, {}, 1
   for i, rec in ipairs(records) do
@@ -131,7 +145,8 @@ M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay
 
 -- The header values that decide which repos and files a scan holds: scans that
 -- differ in one of them are not comparable (diff) nor parts of one scan (merge).
-M.SELECTION_KEYS = { "endpoint", "download_threshold", "model_limit", "shard", "policy" }
+M.SELECTION_KEYS = { "endpoint", "download_threshold", "model_limit", "shard", "policy",
+  "policy_sha256" }
 
 -- The first of keys two header blocks differ in, as "key: 'a' vs 'b'", or nil.
 function M.selection_difference(a, b, keys)

@@ -54,11 +54,7 @@ function M.open(path, repair)
   function scan.each_row(fn)
     for row, line in ext.next do
       local rec = record(ext.header, row)
-      local problem = database.row_problem(rec)
-      if problem then
-        local text = ("%s:%d: %s"):format(paths.extended, line, problem)
-        if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
-        repair(text)
+      if not database.screen_row(paths.extended, line, rec, repair) then
         scan.dropped[rec.repo_id] = true
       else
         scan.commits[rec.repo_id] = rec.commit_hash

@@ -130,7 +130,15 @@ function M.open(dir)
     not_rebuilt = "cannot build it: " .. tostring(rerr)
   end
   local memory, merr = store.in_memory(dir, scans)
-  if not memory then return nil, merr end
+  if not memory then
+    -- A reader takes no --repair: the command that has it is named instead.
+    local hint = database.REPAIR_HINT
+    if tostring(merr):sub(-#hint) == hint then
+      merr = tostring(merr):sub(1, -#hint - 1)
+        .. (" (hfscan db build --repair --output-dir %s drops such rows, each reported)"):format(dir)
+    end
+    return nil, merr
+  end
   return memory, ("%s %s (%s); reading the CSVs instead"):format(path, why, not_rebuilt)
 end
 

@@ -212,12 +212,7 @@ local function load_rows(self, scan_id, doc, repair)
   local n = 0
   for row, line in doc.next do
     local record = csvfile.record(doc.header, row)
-    local problem = database.row_problem(record)
-    if problem then
-      local text = ("%s:%d: %s"):format(doc.path, line, problem)
-      if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
-      repair(text)
-    else
+    if database.screen_row(doc.path, line, record, repair) then
       self:insert_row(scan_id, record)
       n = n + 1
     end

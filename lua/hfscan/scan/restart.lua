@@ -128,7 +128,7 @@ function M.restart(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   local paths, err = M.locate(o.output_dir, o.restart_from)
-  if not paths then return fail(log, "cannot resume: " .. err) end
+  if not paths then return fail(log, "cannot resume: " .. err, cli.EXIT_TROUBLE) end
   -- One streaming pass over each file tells what the restart needs (memory
   -- per repo, not per row): nothing is changed before every refusal is past.
   local heads, rerr = survey.headers(paths)
@@ -144,7 +144,14 @@ function M.restart(o)
   -- damaged since are repaired as for any restart.
   if completed_and_whole(paths, found, order, had_progress) then
     cli.warn(nil, ("%s is already completed; nothing to do"):format(paths.extended))
-    return manifest.write_if_missing(paths)
+    local status = manifest.write_if_missing(paths)
+    if status ~= 0 then return status end
+    -- The scan's news stays news: a job that runs its restart again hears it.
+    local recorded = database.read_metadata(paths.metadata)
+    local code, why = scanner.result_status(o.fail_on, { mismatch = tonumber(recorded.hash_mismatches) or 0,
+      failed = tonumber(recorded.failed_files) or 0, errors = tonumber(recorded.total_errors) or 0 })
+    if code ~= 0 then cli.warn(nil, ("%s; exit %d"):format(why, code)) end
+    return code
   end
   local parameters = heads.extended.parameters
   local refused = M.check_token(o, parameters)

@@ -345,6 +345,7 @@ function Scanner:stop_for(err)
   if self.fatal then return end -- the first reason is the one told, once
   if policies.is_policy_error(err) or err == repo_scan.STOPPED or err == repo_scan.TOKEN_REFUSED then
     self.fatal = tostring(err)
+    self.policy_broke = policies.is_policy_error(err)
   elseif err == repo_scan.HUB_UNREACHABLE then
     self.fatal = self.hub.unreachable or tostring(err)
   else
@@ -649,7 +650,12 @@ function M.execute(o, db, ts, log, stats, extra)
     log:close()
     return M.EXIT_INTERRUPTED
   end
-  if scanner.fatal then
+  if scanner.fatal and scanner.policy_broke then
+    -- A restart must run the policy the scan began with (its SHA-256 is in the
+    -- header): an edited policy makes another selection, so another scan.
+    log:warn("stopped by the policy: the rows written so far are valid; fix the policy and start a "
+      .. "new scan (a restart runs only the policy file this scan began with)")
+  elseif scanner.fatal then
     log:warn("stopped: everything written so far is valid; once the cause is fixed, resume with: %s",
       restart_command(o))
   end

@@ -17,7 +17,7 @@ function M.load_previous(path, repair)
   local scan, err = require("hfscan.db.reader").read(path, repair)
   if not scan then return nil, err end
   local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
-    policy = scan.parameters.policy }
+    policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256 }
   for id, commit in pairs(scan.finished or scan.commits) do
     previous.repos[id] = { commit = commit, rows = {}, errors = {} }
   end
@@ -68,6 +68,13 @@ function M.load_since_and_policy(o)
   end
   local theirs = o.previous and o.previous.policy
   theirs = theirs and (hf.realpath(theirs) or theirs)
+  local recorded_sha = o.previous and o.previous.policy_sha256
+  if o.previous and theirs == o.policy and o.policy and recorded_sha
+    and hf.sha256_file(o.policy) ~= recorded_sha then
+    return nil, ("--since: %s was made with policy %s as it was then, and the file has been edited "
+      .. "since; its rows would not follow this scan's choice of files: make a full scan with this "
+      .. "policy first"):format(o.since, o.policy), cli.EXIT_USAGE
+  end
   if o.previous and theirs ~= o.policy then
     local function named(p) return p and ("policy " .. p) or "no policy" end
     return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "

@@ -120,11 +120,7 @@ local function pass(paths, kind, finished, repair, on_row)
   local ok, perr = pcall(function()
     for row, line in doc.next do
       local repo = row[REPO_COLUMN[kind]]
-      local problem = checked and database.row_problem(csvfile.record(doc.header, row))
-      if problem then
-        local text = ("%s:%d: %s"):format(doc.path, line, problem)
-        if not repair then error(text .. " (--repair drops such rows, each reported)", 0) end
-        repair(text)
+      if checked and not database.screen_row(doc.path, line, csvfile.record(doc.header, row), repair) then
         result.damaged[repo] = true
       end
       if not finished[repo] then result.stray = result.stray + 1 end

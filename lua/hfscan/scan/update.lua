@@ -307,8 +307,23 @@ local function open_scan(o, log)
   return paths, docs
 end
 
--- Loads the scan's own policy, and refuses a policy or scripts changed since.
+-- Settings that choose which rows a scan has: the update retries the rows
+-- there are, so a command line giving one is told it does not apply.
+local SELECTION_FLAGS = { "download_threshold", "limit", "shard", "since" }
+
+-- Loads the scan's own policy, and refuses a policy or scripts changed since,
+-- and selection flags (which an update does not apply).
 local function check_unchanged(o, parameters)
+  for _, key in ipairs(SELECTION_FLAGS) do
+    if o.given[key] then
+      return ("%s does not apply to --update-failed-hashes, which retries the scan's own failed rows")
+        :format("--" .. key:gsub("_", "-"))
+    end
+  end
+  if o.given.policy and (hf.realpath(o.policy) or o.policy) ~= parameters.policy then
+    return ("cannot update the scan: --policy: the scan has '%s', this command line '%s'; the update "
+      .. "runs the scan's own policy"):format(tostring(parameters.policy or "none"), o.policy)
+  end
   o.policy = parameters.policy
   if o.policy then
     local ok, loaded = pcall(policies.load, o.policy)

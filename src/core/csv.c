@@ -488,6 +488,7 @@ static int read_comment(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t 
     c = copy_until(r, ENDS_LINE, &rec->text);
   if (c == OUT_OF_MEMORY || record_close_field(rec) != 0) {
     say(err, errlen, rec->line, "out of memory");
+    rec->count = 0; /* its field is not a pointer yet */
     return -1;
   }
   return end_record(r, rec, c);

@@ -55,11 +55,16 @@ const char *hf_csv_writer_path(const hf_csv_writer *w);
  * writing to it, and its messages name it so. Returns 0 or an errno value. */
 int hf_csv_writer_rename(hf_csv_writer *w, const char *new_path, char *err, size_t errlen);
 
-/* Reading. */
+/* Reading. A record is reused from call to call: start it zeroed ({0}), pass it to
+ * every hf_csv_reader_next, and free it once with hf_csv_record_free. Its fields
+ * point into its own storage (each also ends with a NUL), valid until the next
+ * hf_csv_reader_next or hf_csv_record_free on that record: copy what must live
+ * longer. */
 typedef struct hf_csv_record {
   char **fields;
   size_t *lens;
   size_t count, capacity;
+  hf_buf text;    /* the fields' bytes, which fields point into */
   int is_comment; /* a '#' line of the leading block; fields[0] is the text after '#' */
   int terminated; /* the record ended with a line break (a file's last record may not) */
   long line;      /* line number where the record starts (1-based) */
@@ -70,8 +75,13 @@ hf_csv_reader *hf_csv_reader_open(const char *path, char *err, size_t errlen);
 /* Reads from memory instead of a file (the buffer must outlive the reader). */
 hf_csv_reader *hf_csv_reader_from_string(const char *data, size_t len);
 /* 1: a record was read; 0: end of input; -1: malformed (an unterminated quoted
- * field at the end, i.e. a torn row), with a message in err. */
+ * field at the end, i.e. a torn row), or out of memory, with a message in err.
+ * The file is read in blocks of 256 KiB; a read error ends the input. */
 int hf_csv_reader_next(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t errlen);
+/* For tests: reads blocks of size bytes (at least 1), so that block boundaries
+ * fall anywhere in a record. Only before the first hf_csv_reader_next; returns 0,
+ * or -1 when too late or size is 0. */
+int hf_csv_reader_set_block_size(hf_csv_reader *r, size_t size);
 void hf_csv_reader_close(hf_csv_reader *r);
 void hf_csv_record_free(hf_csv_record *rec);
 

@@ -238,70 +238,146 @@ int hf_csv_writer_rename(hf_csv_writer *w, const char *new_path, char *err, size
 
 /* ---- reading ---- */
 
+/* Large enough that the read(2) calls cost nothing beside the scanning. */
+#define DEFAULT_BLOCK_SIZE (256 * 1024)
+
+/* The reader scans a window of bytes: a block read from the file into buf, or the
+ * next block-sized piece of the caller's memory (no copy). Everything a record
+ * needs is copied into the record before the window moves on, so a block can be
+ * replaced whole. */
 struct hf_csv_reader {
-  FILE *file;
+  int fd;          /* -1 for a reader over memory */
+  const char *mem; /* memory input: what is not yet in the window */
+  size_t mem_left;
+  char *buf;           /* a file's current block */
+  size_t block;        /* bytes per read */
+  const char *p, *end; /* the unread part of the window */
+  int at_end;          /* the input is used up (like stdio's sticky EOF) */
+  int started;         /* a block was read: the block size is fixed */
   long line;
   int in_preamble; /* still before the column header: '#' lines are comments */
-  hf_buf field;
 };
 
+/* Bytes that end an unquoted field, and a comment's text. */
+static const unsigned char ENDS_FIELD[256] = {[','] = 1, ['\r'] = 1, ['\n'] = 1};
+static const unsigned char ENDS_LINE[256] = {['\r'] = 1, ['\n'] = 1};
+
+static hf_csv_reader *new_reader(int fd, const char *data, size_t len) {
+  hf_csv_reader *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->fd = fd;
+  r->mem = data;
+  r->mem_left = len;
+  r->block = DEFAULT_BLOCK_SIZE;
+  r->line = 1;
+  r->in_preamble = 1;
+  if (fd >= 0 && !(r->buf = malloc(r->block))) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
 hf_csv_reader *hf_csv_reader_open(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     set_error(errno, "cannot read", path, err, errlen);
     return NULL;
   }
-  hf_csv_reader *r = calloc(1, sizeof *r);
+  hf_csv_reader *r = new_reader(fd, NULL, 0);
   if (!r) {
-    fclose(f);
-    return NULL;
+    set_error(ENOMEM, "cannot read", path, err, errlen);
+    close(fd);
   }
-  r->file = f;
-  r->line = 1;
-  r->in_preamble = 1;
   return r;
 }
 
 hf_csv_reader *hf_csv_reader_from_string(const char *data, size_t len) {
-  hf_csv_reader *r = calloc(1, sizeof *r);
-  if (!r)
-    return NULL;
-  /* fmemopen rejects a zero size; an empty input is an empty stream anyway. */
-  r->file = len ? fmemopen((void *)data, len, "rb") : fopen("/dev/null", "rb");
-  if (!r->file) {
-    free(r);
-    return NULL;
+  return new_reader(-1, data, len);
+}
+
+int hf_csv_reader_set_block_size(hf_csv_reader *r, size_t size) {
+  if (r->started || size == 0)
+    return -1;
+  if (r->fd >= 0) {
+    char *buf = realloc(r->buf, size);
+    if (!buf)
+      return -1;
+    r->buf = buf;
   }
-  r->line = 1;
-  r->in_preamble = 1;
-  return r;
+  r->block = size;
+  return 0;
 }
 
 void hf_csv_reader_close(hf_csv_reader *r) {
   if (!r)
     return;
-  fclose(r->file);
-  hf_buf_free(&r->field);
+  if (r->fd >= 0)
+    close(r->fd);
+  free(r->buf);
   free(r);
 }
 
+/* Moves the window to the next block. Returns 0 at the end of the input. A read
+ * error ends the input too, as getc's EOF did before the reader read blocks. */
+static int refill(hf_csv_reader *r) {
+  r->started = 1;
+  if (r->at_end)
+    return 0;
+  size_t n = 0;
+  if (r->fd < 0) {
+    n = r->mem_left < r->block ? r->mem_left : r->block;
+    r->p = r->mem;
+    r->mem += n;
+    r->mem_left -= n;
+  } else {
+    ssize_t got;
+    do {
+      got = read(r->fd, r->buf, r->block);
+    } while (got < 0 && errno == EINTR);
+    n = got > 0 ? (size_t)got : 0;
+    r->p = r->buf;
+  }
+  r->end = r->p + n;
+  r->at_end = n == 0;
+  return n > 0;
+}
+
+/* The next byte, not consumed, or EOF. */
+static int peek_byte(hf_csv_reader *r) {
+  if (r->p == r->end && !refill(r))
+    return EOF;
+  return (unsigned char)*r->p;
+}
+
+/* Consumes the line break at the window's start: "\n", "\r\n" or a lone "\r". */
+static void end_of_line(hf_csv_reader *r) {
+  int c = (unsigned char)*r->p++;
+  if (c == '\r' && peek_byte(r) == '\n')
+    r->p++;
+  r->line++;
+}
+
+/* ---- records ---- */
+
 void hf_csv_record_free(hf_csv_record *rec) {
-  for (size_t i = 0; i < rec->count; i++)
-    free(rec->fields[i]);
   free(rec->fields);
   free(rec->lens);
+  hf_buf_free(&rec->text);
   memset(rec, 0, sizeof *rec);
 }
 
 static void record_reset(hf_csv_record *rec) {
-  for (size_t i = 0; i < rec->count; i++)
-    free(rec->fields[i]);
   rec->count = 0;
+  rec->text.len = 0;
   rec->is_comment = 0;
   rec->terminated = 0;
 }
 
-static int record_push(hf_csv_record *rec, const char *data, size_t len) {
+/* Starts a field at the end of the record's text. The text may move while the
+ * record grows, so until record_finish lens[i] holds where field i starts. */
+static int record_open_field(hf_csv_record *rec) {
   if (rec->count == rec->capacity) {
     size_t cap = rec->capacity ? rec->capacity * 2 : 16;
     char **fields = realloc(rec->fields, cap * sizeof *fields);
@@ -314,102 +390,156 @@ static int record_push(hf_csv_record *rec, const char *data, size_t len) {
     rec->lens = lens;
     rec->capacity = cap;
   }
-  char *copy = malloc(len + 1);
-  if (!copy)
-    return -1;
-  memcpy(copy, data ? data : "", len);
-  copy[len] = '\0';
-  rec->fields[rec->count] = copy;
-  rec->lens[rec->count++] = len;
+  rec->lens[rec->count++] = rec->text.len;
   return 0;
 }
 
-/* Consumes "\n" or "\r\n" after c == '\r' or '\n'. */
-static void end_of_line(hf_csv_reader *r, int c) {
-  if (c == '\r') {
-    int next = getc(r->file);
-    if (next != '\n' && next != EOF)
-      ungetc(next, r->file);
+/* Ends the open field with a NUL, so that each field is a C string too. */
+static int record_close_field(hf_csv_record *rec) { return hf_buf_append(&rec->text, "", 1); }
+
+/* Points the fields into the text, now that it no longer moves. */
+static void record_finish(hf_csv_record *rec) {
+  for (size_t i = 0; i < rec->count; i++) {
+    size_t start = rec->lens[i];
+    size_t next = i + 1 < rec->count ? rec->lens[i + 1] : rec->text.len;
+    rec->fields[i] = rec->text.data + start;
+    rec->lens[i] = next - start - 1; /* less the NUL */
   }
-  r->line++;
 }
 
-static int read_comment(hf_csv_reader *r, hf_csv_record *rec) {
-  int c = getc(r->file);
-  if (c == ' ')
-    c = getc(r->file);
-  r->field.len = 0;
-  while (c != EOF && c != '\n' && c != '\r') {
-    char ch = (char)c;
-    hf_buf_append(&r->field, &ch, 1);
-    c = getc(r->file);
+/* ---- parsing ---- */
+
+/* What the scanning helpers return besides a byte or EOF (-1). */
+#define OUT_OF_MEMORY (-2)
+#define QUOTE_NOT_CLOSED (-3)
+#define READ_FAILED (-4) /* a message is in err */
+
+/* Copies bytes into text up to the next byte that stops marks (not consumed),
+ * across blocks. Returns that byte, EOF or OUT_OF_MEMORY. */
+static int copy_until(hf_csv_reader *r, const unsigned char *stops, hf_buf *text) {
+  for (;;) {
+    if (r->p == r->end && !refill(r))
+      return EOF;
+    const char *s = r->p;
+    while (s < r->end && !stops[(unsigned char)*s])
+      s++;
+    if (hf_buf_append(text, r->p, (size_t)(s - r->p)) != 0)
+      return OUT_OF_MEMORY;
+    r->p = s;
+    if (s < r->end)
+      return (unsigned char)*s;
   }
-  rec->is_comment = 1;
+}
+
+static long count_newlines(const char *s, const char *end) {
+  long n = 0;
+  for (const char *nl = memchr(s, '\n', (size_t)(end - s)); nl;
+       nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1)))
+    n++;
+  return n;
+}
+
+/* Copies a quoted field's body (its opening quote consumed) with each doubled
+ * quote made one, and consumes the closing quote. Line breaks inside count as
+ * lines. Returns 0, QUOTE_NOT_CLOSED or OUT_OF_MEMORY. */
+static int copy_quoted(hf_csv_reader *r, hf_buf *text) {
+  for (;;) {
+    if (r->p == r->end && !refill(r))
+      return QUOTE_NOT_CLOSED;
+    const char *quote = memchr(r->p, '"', (size_t)(r->end - r->p));
+    const char *stop = quote ? quote : r->end;
+    r->line += count_newlines(r->p, stop);
+    if (hf_buf_append(text, r->p, (size_t)(stop - r->p)) != 0)
+      return OUT_OF_MEMORY;
+    r->p = stop;
+    if (!quote)
+      continue;
+    r->p++;
+    if (peek_byte(r) != '"')
+      return 0;
+    r->p++;
+    if (hf_buf_append(text, "\"", 1) != 0)
+      return OUT_OF_MEMORY;
+  }
+}
+
+static void say(char *err, size_t errlen, long line, const char *what) {
+  if (err && errlen)
+    snprintf(err, errlen, "line %ld: %s", line, what);
+}
+
+/* The end of a record at c (a line break or EOF, not consumed). */
+static int end_record(hf_csv_reader *r, hf_csv_record *rec, int c) {
   rec->terminated = c != EOF;
   if (c != EOF)
-    end_of_line(r, c);
-  return record_push(rec, r->field.data, r->field.len) == 0 ? 1 : -1;
+    end_of_line(r);
+  record_finish(rec);
+  return 1;
 }
 
-/* Reads a quoted field's body after its opening quote. Returns the character that
- * follows the closing quote, or -2 when the input ends inside the quotes. */
-static int read_quoted(hf_csv_reader *r) {
-  for (;;) {
-    int c = getc(r->file);
-    if (c == EOF)
-      return -2;
-    if (c == '"') {
-      int next = getc(r->file);
-      if (next != '"')
-        return next;
-    }
-    if (c == '\n')
-      r->line++;
-    char ch = (char)c;
-    hf_buf_append(&r->field, &ch, 1);
+/* A '#' line of the leading block, its '#' consumed: one space after it is
+ * dropped, the rest up to the line break is the comment. */
+static int read_comment(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t errlen) {
+  rec->is_comment = 1;
+  if (peek_byte(r) == ' ')
+    r->p++;
+  int c = OUT_OF_MEMORY;
+  if (record_open_field(rec) == 0)
+    c = copy_until(r, ENDS_LINE, &rec->text);
+  if (c == OUT_OF_MEMORY || record_close_field(rec) != 0) {
+    say(err, errlen, rec->line, "out of memory");
+    rec->count = 0; /* its field is not a pointer yet */
+    return -1;
   }
+  return end_record(r, rec, c);
+}
+
+/* One field at the window's start: a quoted part if it begins with a quote, then
+ * anything up to ',' or the line end taken as it is. Returns the byte that ends
+ * it (not consumed), EOF or READ_FAILED. */
+static int read_field(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t errlen) {
+  int c = 0;
+  if (record_open_field(rec) != 0)
+    c = OUT_OF_MEMORY;
+  if (c == 0 && peek_byte(r) == '"') {
+    r->p++;
+    c = copy_quoted(r, &rec->text);
+  }
+  if (c == 0)
+    c = copy_until(r, ENDS_FIELD, &rec->text);
+  if (c != OUT_OF_MEMORY && c != QUOTE_NOT_CLOSED && record_close_field(rec) != 0)
+    c = OUT_OF_MEMORY;
+  if (c == QUOTE_NOT_CLOSED)
+    say(err, errlen, rec->line, "quoted field not closed before the end of the file");
+  if (c == OUT_OF_MEMORY)
+    say(err, errlen, rec->line, "out of memory");
+  return c == QUOTE_NOT_CLOSED || c == OUT_OF_MEMORY ? READ_FAILED : c;
 }
 
 int hf_csv_reader_next(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t errlen) {
   record_reset(rec);
-  int c = getc(r->file);
+  int c = peek_byte(r);
   /* Blank lines carry no record. */
   while (c == '\n' || c == '\r') {
-    end_of_line(r, c);
-    c = getc(r->file);
+    end_of_line(r);
+    c = peek_byte(r);
   }
   if (c == EOF)
     return 0;
   rec->line = r->line;
-  if (c == '#' && r->in_preamble)
-    return read_comment(r, rec);
+  if (c == '#' && r->in_preamble) {
+    r->p++;
+    return read_comment(r, rec, err, errlen);
+  }
   r->in_preamble = 0;
   for (;;) {
-    r->field.len = 0;
-    if (c == '"') {
-      c = read_quoted(r);
-      if (c == -2) {
-        if (err && errlen)
-          snprintf(err, errlen, "line %ld: quoted field not closed before the end of the file",
-                   rec->line);
-        return -1;
-      }
-    }
-    /* Unquoted text, or anything after a closing quote, runs to ',' or the line end. */
-    while (c != EOF && c != ',' && c != '\n' && c != '\r') {
-      char ch = (char)c;
-      hf_buf_append(&r->field, &ch, 1);
-      c = getc(r->file);
-    }
-    if (record_push(rec, r->field.data, r->field.len) != 0)
+    c = read_field(r, rec, err, errlen);
+    if (c == READ_FAILED) {
+      rec->count = 0; /* its fields are not pointers yet */
       return -1;
-    if (c == ',') {
-      c = getc(r->file);
-      continue;
     }
-    rec->terminated = c != EOF;
-    if (c != EOF)
-      end_of_line(r, c);
-    return 1;
+    if (c != ',')
+      return end_record(r, rec, c);
+    r->p++;
   }
 }

@@ -113,6 +113,145 @@ static void test_torn_rows(const char *dir) {
   hf_csv_record_free(&rec);
 }
 
+/* ---- reading in blocks ---- */
+
+/* Appends s to out with CR and LF shown as \r and \n. */
+static void append_shown(hf_buf *out, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\r' || s[i] == '\n')
+      hf_buf_append(out, s[i] == '\r' ? "\\r" : "\\n", 2);
+    else
+      hf_buf_append(out, s + i, 1);
+  }
+}
+
+/* Everything a reader gives, one line per record: "<line> <c|r> <t|u> [field]...",
+ * c for a comment, t for terminated; an error as "error: <message>". */
+static char *read_all(hf_csv_reader *r) {
+  hf_buf out = {0};
+  hf_csv_record rec = {0};
+  char err[256], head[64];
+  int rc;
+  while ((rc = hf_csv_reader_next(r, &rec, err, sizeof err)) != 0) {
+    if (rc < 0) {
+      snprintf(head, sizeof head, "error: ");
+      hf_buf_append(&out, head, strlen(head));
+      hf_buf_append(&out, err, strlen(err));
+      hf_buf_append(&out, "\n", 1);
+      break;
+    }
+    snprintf(head, sizeof head, "%ld %c %c", rec.line, rec.is_comment ? 'c' : 'r',
+             rec.terminated ? 't' : 'u');
+    hf_buf_append(&out, head, strlen(head));
+    for (size_t i = 0; i < rec.count; i++) {
+      CHECK(rec.fields[i][rec.lens[i]] == '\0');
+      hf_buf_append(&out, " [", 2);
+      append_shown(&out, rec.fields[i], rec.lens[i]);
+      hf_buf_append(&out, "]", 1);
+    }
+    hf_buf_append(&out, "\n", 1);
+  }
+  hf_csv_record_free(&rec);
+  hf_csv_reader_close(r);
+  hf_buf_append(&out, "", 0);
+  return out.data;
+}
+
+/* Reads text from memory and from a file, in the default blocks and in blocks of
+ * 1 to 7 bytes (so that a boundary falls between every two bytes, among them
+ * inside each CRLF and each doubled quote), and checks each read gives expected. */
+static void check_every_split(const char *dir, const char *text, size_t len, const char *expected) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/split.csv", dir);
+  FILE *f = fopen(path, "wb");
+  fwrite(text, 1, len, f);
+  fclose(f);
+  for (size_t block = 0; block <= 7; block++) {
+    for (int from_file = 0; from_file <= 1; from_file++) {
+      hf_csv_reader *r =
+          from_file ? hf_csv_reader_open(path, NULL, 0) : hf_csv_reader_from_string(text, len);
+      CHECK(r != NULL);
+      if (block)
+        CHECK(hf_csv_reader_set_block_size(r, block) == 0);
+      char *got = read_all(r);
+      if (strcmp(got, expected) != 0)
+        fprintf(stderr, "blocks of %zu bytes (0: the default), %s:\n", block,
+                from_file ? "file" : "memory");
+      CHECK_STR(got, expected);
+      free(got);
+    }
+  }
+}
+
+#define SPLIT(dir, text, expected) check_every_split(dir, text, sizeof text - 1, expected)
+
+static void test_block_boundaries(const char *dir) {
+  /* Quoted fields holding CRLF, a doubled quote and commas; the last line has no
+   * line break. */
+  SPLIT(dir, "a,b\r\n\"x\r\ny\",\"q\"\"q,\"\r\n3,\"\"\r\n4,5",
+        "1 r t [a] [b]\n2 r t [x\\r\\ny] [q\"q,]\n4 r t [3] []\n5 r u [4] [5]\n");
+  /* The comment block (one space after '#' dropped), blank lines, then '#' as data. */
+  SPLIT(dir, "# c1\r\n#  c2\n\r\n\r\nh1,h2\r\n#x,\"#\"\r\n",
+        "1 c t [c1]\n2 c t [ c2]\n5 r t [h1] [h2]\n6 r t [#x] [#]\n");
+  /* Bare LF, a lone CR, text after a closing quote, a quote inside plain text,
+   * and a trailing comma at the very end. */
+  SPLIT(dir, "a\nb\rc\r\r\n\"q\"x,y\"z\n\"\",",
+        "1 r t [a]\n2 r t [b]\n3 r t [c]\n5 r t [qx] [y\"z]\n6 r u [] []\n");
+  /* A comment at the end without its line break, and an empty input. */
+  SPLIT(dir, "# only", "1 c u [only]\n");
+  SPLIT(dir, "", "");
+  /* A torn row: the quoted field runs to the end; the line counts the break inside. */
+  SPLIT(dir, "h\r\n\"abc\r\nde\r\n\"\"",
+        "1 r t [h]\nerror: line 2: quoted field not closed before the end of the file\n");
+  SPLIT(dir, "h\r\n\"a\nb\nc\",d\r\n\"e\"\r\n", "1 r t [h]\n2 r t [a\\nb\\nc] [d]\n5 r t [e]\n");
+}
+
+/* Fields longer than the default block, quoted and not, each read whole. */
+static void test_long_fields(const char *dir) {
+  enum { LONG = 600 * 1024 };
+  char *text = malloc(2 * LONG + 16);
+  size_t n = 0;
+  memset(text, 'x', LONG);
+  n += LONG;
+  memcpy(text + n, ",\"", 2);
+  n += 2;
+  memset(text + n, 'y', LONG);
+  text[n + LONG / 2] = '\n';
+  n += LONG;
+  memcpy(text + n, "\"\r\nz", 4);
+  n += 4;
+  char path[256];
+  snprintf(path, sizeof path, "%s/long.csv", dir);
+  FILE *f = fopen(path, "wb");
+  fwrite(text, 1, n, f);
+  fclose(f);
+  hf_csv_reader *r = hf_csv_reader_open(path, NULL, 0);
+  hf_csv_record rec = {0};
+  char err[256];
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(rec.count == 2 && rec.line == 1 && rec.terminated);
+  CHECK(rec.lens[0] == LONG && memcmp(rec.fields[0], text, LONG) == 0);
+  CHECK(rec.lens[1] == LONG && memcmp(rec.fields[1], text + LONG + 2, LONG) == 0);
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 1);
+  CHECK(rec.count == 1 && rec.line == 3 && !rec.terminated && rec.fields[0][0] == 'z');
+  CHECK(hf_csv_reader_next(r, &rec, err, sizeof err) == 0);
+  hf_csv_record_free(&rec);
+  hf_csv_reader_close(r);
+  free(text);
+}
+
+/* The block size is fixed once reading has begun. */
+static void test_block_size_is_fixed(void) {
+  hf_csv_reader *r = hf_csv_reader_from_string("a\r\nb\r\n", 6);
+  CHECK(hf_csv_reader_set_block_size(r, 0) == -1);
+  hf_csv_record rec = {0};
+  CHECK(hf_csv_reader_next(r, &rec, NULL, 0) == 1);
+  CHECK(hf_csv_reader_set_block_size(r, 2) == -1);
+  CHECK(hf_csv_reader_next(r, &rec, NULL, 0) == 1 && rec.fields[0][0] == 'b');
+  hf_csv_record_free(&rec);
+  hf_csv_reader_close(r);
+}
+
 static void test_append_and_blocks(const char *dir) {
   char path[256];
   snprintf(path, sizeof path, "%s/append.csv", dir);
@@ -225,6 +364,9 @@ int main(void) {
   test_field_quoting();
   test_round_trip(dir);
   test_torn_rows(dir);
+  test_block_boundaries(dir);
+  test_long_fields(dir);
+  test_block_size_is_fixed();
   test_append_and_blocks(dir);
   test_atomic_rewrite(dir);
   test_rename_keeps_writing(dir);

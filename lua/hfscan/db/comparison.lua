@@ -24,20 +24,17 @@ CREATE INDEX old_by_hash ON old(hash, repo_id, filename);
 CREATE INDEX new_by_hash ON new(hash, repo_id, filename);
 ]]
 
--- A new, empty comparison in a temporary file (removed by close). Returns it,
--- or nil and a message.
+-- A new, empty comparison in a private temporary file: SQLite removes it when
+-- the connection closes, and a killed diff leaves nothing named behind.
+-- Returns it, or nil and a message.
 function M.new()
-  local path = os.tmpname()
-  local db, err = hf.sqlite_open(path)
-  if not db then
-    os.remove(path)
-    return nil, err
-  end
+  local db, err = hf.sqlite_open("")
+  if not db then return nil, err end
   -- Scratch data: no journal, no sync; a bounded page cache.
   db:exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; "
     .. "PRAGMA temp_store=FILE;")
   db:exec(TABLES)
-  return setmetatable({ db = db, path = path }, Comparison)
+  return setmetatable({ db = db }, Comparison)
 end
 
 -- Streams a scan (hfscan.db.reader.open) into side ("old" or "new"). Raises on
@@ -101,9 +98,6 @@ function Comparison:old_places(hash)
     FROM old o WHERE o.hash = ? ORDER BY place]], hash)
 end
 
-function Comparison:close()
-  self.db:close()
-  os.remove(self.path)
-end
+function Comparison:close() self.db:close() end
 
 return M

@@ -17,6 +17,7 @@ local function record(columns, row)
   rec.filename = names.canonical(rec.filename)
   return rec
 end
+M.record = record
 
 -- Where a folder's latest scan, or an extended CSV's scan, is. Returns paths,
 -- or nil and a message.

@@ -269,7 +269,7 @@ end
 -- The rows and errors of a repo taken as they are from the --since scan.
 function Scanner:carry_over(item)
   local rows, errors = {}, {}
-  for i, r in ipairs(item.carry.rows) do
+  for i, r in ipairs(self.previous.rows_of(item.model.id)) do
     local copy = {}
     for k, v in pairs(r) do copy[k] = v end
     copy.carried_over_from = self.previous.ts

@@ -1,43 +1,82 @@
 -- What an incremental scan (--since) starts from, and the --since and --policy
 -- files of a scan, checked together before anything is written.
 local cli = require "hfscan.cli"
+local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
 local policies = require "hfscan.scan.policy"
 
 local M = {}
 
--- The scan an incremental scan starts from (--since: an extended CSV or a
--- folder's latest scan): { ts, repos = { [id] = { commit, rows, errors } } }.
--- Only repos recorded as finished, without a repo-level error or a failed file,
--- can be carried: a failure may have been the Hub's day or a missing token.
--- repair: see hfscan.db.files.screen_rows; a repo whose rows it dropped is
--- scanned again.
-function M.load_previous(path, repair)
-  local scan, err = require("hfscan.db.reader").read(path, repair)
-  if not scan then return nil, err end
-  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
-    policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256 }
-  for id, commit in pairs(scan.finished or scan.commits) do
-    previous.repos[id] = { commit = commit, rows = {}, errors = {} }
+-- The rows of the earlier scan wait in a private temporary SQLite file (SQLite
+-- deletes it when the connection closes), indexed by repo: a 5M-row scan is
+-- carried from in memory that grows with its repos, not its rows.
+local function row_store(columns)
+  local db = assert(hf.sqlite_open(""))
+  db:exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-32768;"
+    .. "CREATE TABLE rows (repo_id TEXT NOT NULL, line TEXT NOT NULL);")
+  local insert = db:prepare("INSERT INTO rows VALUES (?, ?)")
+  local store = {}
+  function store.add(rec)
+    local fields = {}
+    for i, c in ipairs(columns) do fields[i] = rec[c] or "" end
+    insert:run(rec.repo_id, hf.csv_format_row(fields))
   end
-  for _, rec in ipairs(scan.rows) do
-    local r = previous.repos[rec.repo_id]
-    if r then
-      table.insert(r.rows, rec)
-      -- A failure may have been the Hub's day or the lack of a token: rescan.
-      if database.is_failed(rec.hash) then r.failed = true end
+  function store.done()
+    insert:close()
+    db:exec("COMMIT; CREATE INDEX rows_by_repo ON rows(repo_id);")
+  end
+  -- A repo's rows as records, in the order the scan wrote them.
+  function store.rows_of(repo)
+    local rows = {}
+    for _, r in ipairs(db:query("SELECT line FROM rows WHERE repo_id = ? ORDER BY rowid", repo)) do
+      local fields = hf.csv_string_reader(r.line):next()
+      rows[#rows + 1] = csvfile.record(columns, fields)
     end
+    return rows
   end
-  for _, rec in ipairs(scan.errors) do
+  db:exec("BEGIN")
+  return store
+end
+
+-- The scan an incremental scan starts from (--since: an extended CSV or a
+-- folder's latest scan): { ts, path, policy, policy_sha256,
+-- repos = { [id] = { commit, errors } }, rows_of(id) -> its rows }. Only repos
+-- recorded as finished, without a repo-level error or a failed file, can be
+-- carried: a failure may have been the Hub's day or a missing token. repair:
+-- see hfscan.db.files.screen_rows; a repo whose rows it dropped is scanned
+-- again.
+function M.load_previous(path, repair)
+  local reader = require "hfscan.db.reader"
+  local scan, err = reader.open(path, repair)
+  if not scan then return nil, err end
+  local errs, eerr = csvfile.read(scan.paths.errors, database.ERROR_COLUMNS)
+  if not errs then return nil, eerr end
+  local store = row_store(scan.columns)
+  local failed = {}
+  local ok, rerr = pcall(scan.each_row, function(rec)
+    store.add(rec)
+    -- A failure may have been the Hub's day or the lack of a token: rescan.
+    if database.is_failed(rec.hash) then failed[rec.repo_id] = true end
+  end)
+  if not ok then return nil, rerr end
+  store.done()
+  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
+    policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
+    rows_of = store.rows_of }
+  for id, commit in pairs(scan.finished or scan.commits) do
+    previous.repos[id] = { commit = commit, errors = {} }
+  end
+  for _, row in ipairs(errs.rows) do
+    local rec = reader.record(database.ERROR_COLUMNS, row)
     local r = previous.repos[rec.repo_id]
     if r then
-      if rec.filename == "" then r.failed = true end
+      if rec.filename == "" then failed[rec.repo_id] = true end
       table.insert(r.errors, rec)
     end
   end
-  for id, r in pairs(previous.repos) do
-    if r.failed or scan.dropped[id] then previous.repos[id] = nil end
+  for id in pairs(previous.repos) do
+    if failed[id] or scan.dropped[id] then previous.repos[id] = nil end
   end
   return previous
 end

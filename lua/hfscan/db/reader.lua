@@ -17,7 +17,6 @@ local function record(columns, row)
   rec.filename = names.canonical(rec.filename)
   return rec
 end
-M.record = record
 
 -- Where a folder's latest scan, or an extended CSV's scan, is. Returns paths,
 -- or nil and a message.
@@ -32,19 +31,36 @@ local function add_progress(scan)
   local progress = csvfile.read_plain(scan.paths.progress, database.PROGRESS_COLUMNS)
   scan.finished = progress and {} or nil
   for _, row in ipairs(progress and progress.rows or {}) do
-    local repo, commit = row[PROGRESS.repo_id], row[PROGRESS.commit_hash]
-    scan.finished[repo] = commit
-    if commit ~= "" then scan.commits[repo] = commit end
+    scan.finished[row[PROGRESS.repo_id]] = row[PROGRESS.commit_hash]
   end
   scan.status = M.status(scan.paths.metadata)
+end
+
+-- The commits the progress file records win over the rows' (set once the rows
+-- are read).
+local function take_progress_commits(scan)
+  for repo, commit in pairs(scan.finished or {}) do
+    if commit ~= "" then scan.commits[repo] = commit end
+  end
+end
+
+-- The errors of a scan, as records, read whole (they are a few per repo).
+-- Returns the list, or nil and a message.
+function M.errors(scan)
+  local errs, err = csvfile.read(scan.paths.errors, database.ERROR_COLUMNS)
+  if not errs then return nil, err end
+  local list = {}
+  for i, row in ipairs(errs.rows) do list[i] = record(database.ERROR_COLUMNS, row) end
+  return list
 end
 
 -- A scan to stream: what M.read gives but rows and errors, which
 -- scan.each_row(fn) hands over one by one as records (fn(record)) after
 -- checking each (repair: see hfscan.db.files.screen_rows; a bad row raises
--- otherwise). It fills scan.commits and scan.dropped as it goes, then adds the
--- progress file's commits (which win) and the status: memory grows with repos,
--- not rows. Returns the scan, or nil and a message.
+-- otherwise). finished and status are there at once; each_row fills
+-- scan.commits and scan.dropped as it goes, then adds the progress file's
+-- commits (which win): memory grows with repos, not rows. Returns the scan, or
+-- nil and a message.
 function M.open(path, repair)
   local paths, err = locate(path)
   if not paths then return nil, err end
@@ -52,6 +68,7 @@ function M.open(path, repair)
   if not ext then return nil, eerr end
   local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, commits = {},
     dropped = {} }
+  add_progress(scan)
   function scan.each_row(fn)
     for row, line in ext.next do
       local rec = record(ext.header, row)
@@ -62,7 +79,7 @@ function M.open(path, repair)
         fn(rec)
       end
     end
-    add_progress(scan)
+    take_progress_commits(scan)
   end
   return scan
 end
@@ -78,12 +95,11 @@ end
 function M.read(path, repair)
   local scan, err = M.open(path, repair)
   if not scan then return nil, err end
-  local errs, rerr = csvfile.read(scan.paths.errors, database.ERROR_COLUMNS)
-  if not errs then return nil, rerr end
-  scan.rows, scan.errors = {}, {}
+  local errors, rerr = M.errors(scan)
+  if not errors then return nil, rerr end
+  scan.rows, scan.errors = {}, errors
   local ok, serr = pcall(scan.each_row, function(rec) scan.rows[#scan.rows + 1] = rec end)
   if not ok then return nil, serr end
-  for i, row in ipairs(errs.rows) do scan.errors[i] = record(database.ERROR_COLUMNS, row) end
   return scan
 end
 

@@ -50,8 +50,8 @@ function M.load_previous(path, repair)
   local reader = require "hfscan.db.reader"
   local scan, err = reader.open(path, repair)
   if not scan then return nil, err end
-  local errs, eerr = csvfile.read(scan.paths.errors, database.ERROR_COLUMNS)
-  if not errs then return nil, eerr end
+  local errors, eerr = reader.errors(scan)
+  if not errors then return nil, eerr end
   local store = row_store(scan.columns)
   local failed = {}
   local ok, rerr = pcall(scan.each_row, function(rec)
@@ -67,8 +67,7 @@ function M.load_previous(path, repair)
   for id, commit in pairs(scan.finished or scan.commits) do
     previous.repos[id] = { commit = commit, errors = {} }
   end
-  for _, row in ipairs(errs.rows) do
-    local rec = reader.record(database.ERROR_COLUMNS, row)
+  for _, rec in ipairs(errors) do
     local r = previous.repos[rec.repo_id]
     if r then
       if rec.filename == "" then failed[rec.repo_id] = true end

@@ -227,8 +227,13 @@ class RepairTest(ScanCase):
         stored = {(repo, name, h) for repo, name, h in db.execute("SELECT repo_id, filename, hash FROM files")}
         db.close()
         self.assertEqual(stored, {(r["repo_id"], r["filename"], r["hash"]) for r in rows if r is not bad})
-        # merge --repair: the rest merged, into a scan with a manifest of its own.
+        # merge without --repair: refused as it streams, and nothing is left.
         merged = os.path.join(self.dir, "merged")
+        r = run_hfscan(["merge", "--output-dir", merged, out])
+        self.assertEqual((r.returncode, r.stderr), (2, f"hfscan merge: {where} (--repair drops such "
+                                                       "rows, each reported)\n"))
+        self.assertFalse(os.path.exists(merged), "a refused merge leaves no folder behind")
+        # merge --repair: the rest merged, into a scan with a manifest of its own.
         r = run_hfscan(["merge", "--repair", "--output-dir", merged, out])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, f"hfscan merge: --repair: dropped {where}\n"

@@ -1,8 +1,8 @@
 -- `hfscan merge --output-dir OUT DIR...`: combines the latest scans of several
 -- output folders (the shards of one scan, run on different machines) into one
 -- scan in OUT, with its SQLite database. Shards hold disjoint repos, so this is
--- a concatenation; a repo found in more than one input is taken from the input
--- whose scan is the most recent.
+-- a concatenation, streamed repo block by repo block: memory grows with
+-- repos, not rows.
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
@@ -23,25 +23,46 @@ M.COMMAND = {
   flags = { flags.output_dir, flags.repair },
 }
 
-local function group_by_repo(scan)
-  local repos, order = {}, {}
-  local function repo(id)
-    if not repos[id] then
-      repos[id] = { rows = {}, errors = {}, commit = scan.commits[id] }
-      order[#order + 1] = id
-    end
-    return repos[id]
-  end
-  -- Only finished repos: rows of a repo cut short by a kill are not a result.
+-- Appends one finished input to db, repo block by repo block, as its rows
+-- stream (a scan writes each repo as one block); its errors, read whole (a few
+-- per repo), go with their repo. Only finished repos: rows of a repo cut short
+-- by a kill are not a result. Adds to totals { repos, rows, failed }. Raises
+-- on a write that fails or a bad row.
+local function append_scan(db, scan, totals)
   local done = scan.finished
-  for _, r in ipairs(scan.rows) do
-    if not done or done[r.repo_id] then table.insert(repo(r.repo_id).rows, r) end
+  local errors_of = {}
+  for _, e in ipairs(assert(scan_reader.errors(scan))) do
+    if not done or done[e.repo_id] then
+      errors_of[e.repo_id] = errors_of[e.repo_id] or {}
+      table.insert(errors_of[e.repo_id], e)
+    end
   end
-  for _, e in ipairs(scan.errors) do
-    if not done or done[e.repo_id] then table.insert(repo(e.repo_id).errors, e) end
+  local written, current, block = {}, nil, {}
+  local function write(repo, rows, commit)
+    local ok, err = db:write_repo(rows, errors_of[repo] or {}, repo, commit)
+    if not ok then error(err, 0) end
+    if not written[repo] then totals.repos = totals.repos + 1 end
+    written[repo] = true
+    errors_of[repo] = nil
   end
-  for id in pairs(done or scan.commits) do repo(id) end
-  return repos, order
+  scan.each_row(function(r)
+    if done and not done[r.repo_id] then return end
+    if r.repo_id ~= current then
+      if current then write(current, block, block[#block].commit_hash) end
+      current, block = r.repo_id, {}
+    end
+    block[#block + 1] = r
+    totals.rows = totals.rows + 1
+    if database.is_failed(r.hash) then totals.failed = totals.failed + 1 end
+  end)
+  if current then write(current, block, block[#block].commit_hash) end
+  -- Finished repos without a row: no target file, or only errors.
+  local rest = {}
+  for repo in pairs(done or {}) do
+    if not written[repo] then rest[#rest + 1] = repo end
+  end
+  table.sort(rest)
+  for _, repo in ipairs(rest) do write(repo, {}, scan.commits[repo]) end
 end
 
 -- What every part of one scan shares: the selection (its shard aside), and the
@@ -100,7 +121,7 @@ function M.run(args)
   local scans = {}
   local repair, summary = cli.repairer("merge", o.repair)
   for i, dir in ipairs(dirs) do
-    local scan, err = scan_reader.read(dir, repair)
+    local scan, err = scan_reader.open(dir, repair)
     if not scan then
       return cli.fail("merge", err, cli.EXIT_TROUBLE)
     end
@@ -112,12 +133,12 @@ function M.run(args)
     end
     scans[i] = scan
   end
-  summary()
   local problem = M.parts_problem(scans)
   if problem then return cli.fail("merge", problem, cli.EXIT_TROUBLE) end
-  -- Oldest first, so that a later scan's copy of a repo wins.
+  -- The rows in the order of the scans (shards hold disjoint repos).
   table.sort(scans, function(a, b) return a.paths.ts < b.paths.ts end)
   local out = o.output_dir
+  local existed = hf.file_type(out) ~= nil
   local made, merr = hf.mkdir_p(out)
   if not made then
     return cli.fail("merge", merr)
@@ -126,15 +147,7 @@ function M.run(args)
   if not lock then
     return cli.fail("merge", lerr)
   end
-  local merged, order = {}, {}
   local extras = database.extra_columns_of(scans[1].parameters)
-  for _, scan in ipairs(scans) do
-    local repos, scan_order = group_by_repo(scan)
-    for _, id in ipairs(scan_order) do
-      if not merged[id] then order[#order + 1] = id end
-      merged[id] = repos[id]
-    end
-  end
   local parameters = {}
   for k, v in pairs(scans[1].parameters) do parameters[k] = v end
   local sources = {}
@@ -147,34 +160,42 @@ function M.run(args)
   if not db then
     return cli.fail("merge", derr)
   end
-  local rows, failed = 0, 0
-  for _, id in ipairs(order) do
-    local r = merged[id]
-    local ok, werr = db:write_repo(r.rows, r.errors, id, r.commit)
-    if not ok then
-      db:close()
-      return cli.fail("merge", werr)
+  local totals = { repos = 0, rows = 0, failed = 0 }
+  local ok, werr = pcall(function()
+    for _, scan in ipairs(scans) do append_scan(db, scan, totals) end
+  end)
+  summary()
+  if not ok then
+    -- A bad row found on the way (or a full disk): the new scan is removed
+    -- whole, so that a refused merge leaves no half scan behind.
+    db:close()
+    for _, path in pairs(db.paths) do
+      if path ~= db.paths.dir and path ~= db.paths.ts then os.remove(path) end
     end
-    rows = rows + #r.rows
-    for _, row in ipairs(r.rows) do
-      if database.is_failed(row.hash) then failed = failed + 1 end
+    lock:close()
+    if not existed then
+      os.remove(out .. "/.hfscan.lock")
+      os.remove(out)
     end
+    return cli.fail("merge", werr, cli.EXIT_TROUBLE)
   end
   db:close()
   -- Finished inputs make a finished scan: a later merge or --since can take it.
   local mok, merr = database.write_metadata(db.paths.metadata, {
     scan_timestamp = ts, status = "completed", merged_from = sources,
-    total_models_scanned = #order, total_files_processed = rows, failed_files = failed,
+    total_models_scanned = totals.repos, total_files_processed = totals.rows,
+    failed_files = totals.failed,
     endpoint = parameters.endpoint,
   })
   if not mok then
     return cli.fail("merge", ("cannot write %s: %s"):format(db.paths.metadata, tostring(merr)))
   end
-  local wrote, werr = manifest.write(db.paths)
-  if not wrote then return cli.fail("merge", werr) end
+  local wrote, merr2 = manifest.write(db.paths)
+  if not wrote then return cli.fail("merge", merr2) end
   local built, berr = store.build(out)
   if not built then cli.warn("merge", berr) end
-  print(("%d repos, %d rows from %d scans: %s"):format(#order, rows, #scans, db.paths.extended))
+  print(("%d repos, %d rows from %d scans: %s"):format(totals.repos, totals.rows, #scans,
+    db.paths.extended))
   return 0
 end
 

@@ -19,10 +19,13 @@ def _peak_rss_kib(pid):
     return 0
 
 
-def measure_full(cmd, **kwargs):
-    """Runs cmd and returns (seconds, peak RSS in MiB, blocks written to disk,
-    stdout). The peak is sampled from /proc until the process exits; blocks
-    written come from the child's rusage."""
+def run_measured(cmd, stop=None, ok=(0,), interval=0.02, **kwargs):
+    """Runs cmd, sampling its peak RSS from /proc every interval seconds.
+    Returns (seconds, peak RSS in MiB, rusage, exit status, stdout, stderr).
+    stop: polled at each sample; once it returns a time (time.monotonic()), the
+    process is killed there and seconds ends at that time (a "time to" measure).
+    An exit status outside ok raises SystemExit naming the command."""
+    import signal
     import threading
     started = time.monotonic()
     # Output goes through pipes (a file would count as blocks written).
@@ -32,19 +35,34 @@ def measure_full(cmd, **kwargs):
                for k, f in (("out", proc.stdout), ("err", proc.stderr))]
     for t in readers:
         t.start()
-    peak = 0
+    peak, ended = 0, None
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         peak = max(peak, _peak_rss_kib(proc.pid))
-        time.sleep(0.02)  # rare enough not to take a core from what is measured
-    seconds = time.monotonic() - started
+        ended = stop() if stop else None
+        if ended:
+            peak = max(peak, _peak_rss_kib(proc.pid))
+            proc.send_signal(signal.SIGKILL)
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(interval)  # rare enough not to take a core from what is measured
+    seconds = (ended or time.monotonic()) - started
     for t in readers:
         t.join()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}\n{captured['err'].decode()}")
-    return seconds, peak / 1024.0, usage.ru_oublock, captured["out"]
+    code = os.waitstatus_to_exitcode(status)
+    if not ended and code not in ok:
+        raise SystemExit(f"command failed (exit {code}): {' '.join(cmd)}\n{captured['err'].decode()}")
+    return seconds, peak / 1024.0, usage, code, captured["out"], captured["err"]
+
+
+def measure_full(cmd, **kwargs):
+    """Runs cmd and returns (seconds, peak RSS in MiB, blocks written to disk,
+    stdout). The peak is sampled from /proc until the process exits; blocks
+    written come from the child's rusage."""
+    seconds, peak, usage, _, out, _ = run_measured(cmd, **kwargs)
+    return seconds, peak, usage.ru_oublock, out
 
 
 def measure(cmd, **kwargs):

@@ -4,6 +4,7 @@
  *     read-only and never creates; "immutable" is "ro" that also trusts nothing
  *     changes the file (URI immutable=1: no locks, no -shm), which is what
  *     reading a WAL-mode database in a folder this user cannot write needs.
+ *     path "" is a private temporary database, removed when it closes.
  *   db:exec(sql)                         run statements without results
  *   db:query(sql, ...)  -> { {col = value, ...}, ... }   with ? parameters
  *   db:run(sql, ...)    -> changes                       one statement with ? parameters
@@ -57,6 +58,10 @@ static int l_open(lua_State *L) {
   enum open_mode mode = (enum open_mode)luaL_checkoption(L, 2, "rw", modes);
   int flags =
       mode == OPEN_READ_WRITE ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+  /* The private temporary database ("") may ATTACH a file:...?mode=ro URI: a
+   * comparison reads a folder's database without opening it for writing. */
+  if (mode == OPEN_READ_WRITE && path[0] == '\0')
+    flags |= SQLITE_OPEN_URI;
   const char *name = path;
   if (mode == OPEN_IMMUTABLE) {
     push_file_uri(L, path, "?immutable=1");

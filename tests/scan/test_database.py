@@ -193,6 +193,36 @@ class LookupVerifyTest(WorldCase):
 
 
 class DiffIncrementalTest(WorldCase):
+    def test_two_scans_of_one_folder_diff_through_its_database(self):
+        world = self.world()
+        old_hub = self.hub_for(world, "old")
+        r, old = self.scan(old_hub, "--download-threshold", "1", output="both")
+        new_hub = self.hub_for(self.changed_world(world), "new", replacing=old_hub)
+        # The second scan into the same folder: hfscan.sqlite holds both.
+        r = run_hfscan(["--endpoint", new_hub.endpoint, "--output-dir", os.path.dirname(old["extended"]),
+                        "--rate-limit", "0", "--quiet", "--download-threshold", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = scan_files(os.path.dirname(old["extended"]))
+        self.assertNotEqual(new["extended"], old["extended"])
+        through_db = run_hfscan(["diff", old["extended"], new["extended"]])
+        self.assertEqual(through_db.returncode, 1, through_db.stderr)
+        database_path = os.path.join(os.path.dirname(old["extended"]), "hfscan.sqlite")
+        # The same answer streamed from the CSVs (the database set aside).
+        os.rename(database_path, database_path + ".away")
+        from_csv = run_hfscan(["diff", old["extended"], new["extended"]])
+        self.assertEqual((from_csv.returncode, from_csv.stdout), (1, through_db.stdout))
+        self.assertFalse(os.path.exists(database_path), "diff built no database")
+        os.rename(database_path + ".away", database_path)
+        # And it was the database that answered: a row taken out of it (its
+        # mtime stays newer than the CSVs) goes missing from the diff.
+        changed = [l for l in through_db.stdout.splitlines() if l.startswith("changed,")]
+        repo, filename = changed[0].split(",")[1:3]
+        with sqlite3.connect(database_path) as db:
+            db.execute("DELETE FROM files WHERE repo_id = ? AND filename = ? AND scan_id = "
+                       "(SELECT max(scan_id) FROM scans)", (repo, filename))
+        tampered = run_hfscan(["diff", old["extended"], new["extended"]])
+        self.assertIn(f"removed,{repo},{filename},", tampered.stdout)
+
     def test_diff_between_scans_of_a_changed_world(self):
         world = self.world()
         old_hub = self.hub_for(world, "old")

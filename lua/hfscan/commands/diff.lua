@@ -10,7 +10,9 @@ local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local json = require "hfscan.json"
+local readonly = require "hfscan.db.readonly"
 local scan_reader = require "hfscan.db.reader"
+local store = require "hfscan.db.store"
 
 local M = {}
 
@@ -118,15 +120,28 @@ local function changes_of(cmp, old, new)
   return changes
 end
 
--- Streams both scans (hfscan.db.reader.open) into a comparison and returns the
+-- Loads a scan into side: from its folder's database when that is current
+-- (SQLite to SQLite, the rows checked when stored), else its CSV streamed and
+-- checked row by row (always with --repair, whose dropped rows must be known).
+local function load(cmp, side, scan, repair)
+  local current = not repair and readonly.current(scan.paths.dir)
+  if current then
+    current:close()
+    cmp:load_from_database(side, scan, store.path(scan.paths.dir), scan.paths.ts)
+  else
+    cmp:load(side, scan)
+  end
+end
+
+-- Loads both scans (hfscan.db.reader.open) into a comparison and returns the
 -- changes as a list of records with M.COLUMNS, and the repos not compared
 -- (finished in only one of the scans); or nil and a message.
-function M.compare(old, new)
+function M.compare(old, new, repair)
   local cmp, err = comparison.new()
   if not cmp then return nil, err end
   local ok, result, skipped = pcall(function()
-    cmp:load("old", old)
-    cmp:load("new", new)
+    load(cmp, "old", old, repair)
+    load(cmp, "new", new, repair)
     local skipped = M.not_compared(old, new)
     cmp:skip(skipped)
     return changes_of(cmp, old, new), skipped
@@ -154,7 +169,7 @@ function M.run(args)
     return cli.fail("diff", ("the two scans select different repos (%s): their difference is "
       .. "not a change; --force compares them anyway"):format(difference), cli.EXIT_TROUBLE)
   end
-  local changes, not_compared = M.compare(old, new)
+  local changes, not_compared = M.compare(old, new, o.repair)
   summary()
   if not changes then return cli.fail("diff", not_compared, cli.EXIT_TROUBLE) end
   if #not_compared > 0 then

@@ -69,6 +69,7 @@ function M.open(path, repair)
   local scan = { paths = paths, parameters = ext.parameters, columns = ext.header, commits = {},
     dropped = {} }
   add_progress(scan)
+  scan.take_progress_commits = function() take_progress_commits(scan) end
   function scan.each_row(fn)
     for row, line in ext.next do
       local rec = record(ext.header, row)

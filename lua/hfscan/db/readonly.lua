@@ -103,6 +103,20 @@ local function rebuild(dir, scans)
   return s, err
 end
 
+-- The folder's database when it is current (schema 2 or later, holding every
+-- scan of the folder, newer than their CSVs), opened read-only; else nil. It
+-- is never built or replaced here.
+function M.current(dir)
+  local scans = store.scans_in(dir)
+  if not scans then return nil end
+  local s = open_current(dir, scans)
+  if s and s.version < 2 then
+    s:close()
+    return nil
+  end
+  return s
+end
+
 -- The store to ask about the scans of dir, and a note for stderr when it is
 -- not the folder's database as it was (rebuilt, or the CSVs read instead).
 -- Nothing to ask (no such folder; no scan and no usable database: an empty

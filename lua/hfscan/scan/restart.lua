@@ -21,21 +21,6 @@ local M = {}
 -- extended CSV names.
 M.locate = function(dir, extended) return database.locate(dir, extended) end
 
--- Reads and checks the three CSVs of a scan whole (the update rewrites them).
--- Returns docs, or nil and a message.
-function M.read_scan(paths)
-  local docs = {}
-  for _, kind in ipairs(survey.READ_ORDER) do
-    if hf.file_type(paths[kind]) ~= "file" then
-      return nil, ("the scan's %s file is missing: %s"):format(kind, paths[kind])
-    end
-    local doc, err = csvfile.read(paths[kind], survey.COLUMNS[kind])
-    if not doc then return nil, err end
-    docs[kind] = doc
-  end
-  return docs
-end
-
 -- The files replaced through a temporary (a rewrite, the metadata).
 local REWRITTEN = { "metadata", "manifest", table.unpack(database.CSV_KINDS) }
 

@@ -20,6 +20,7 @@ local restart = require "hfscan.scan.restart"
 local scan_options = require "hfscan.scan.options"
 local scanner = require "hfscan.scan.scanner"
 local session = require "hfscan.hub.session"
+local survey = require "hfscan.scan.survey"
 
 local M = {}
 
@@ -64,8 +65,8 @@ end
 local function plan_retries(docs, has_token)
   local types = error_types(docs.errors)
   local jobs, by_group, count, need_token = {}, {}, 0, 0
-  for _, row in ipairs(docs.extended.rows) do
-    if database.is_failed(row[EXT.hash]) then
+  for _, row in ipairs(docs.failed) do
+    do
       local repo, filename = row[EXT.repo_id], row[EXT.filename]
       local kind = types[key(repo, filename)] or types[key(repo, "")]
       local with_token = ACCESS_FAILURES[kind] == true
@@ -160,9 +161,12 @@ local function as_row(header, record, old, secrets)
   return row
 end
 
--- The extended rows after the update: failed rows replaced in place by their
--- retry, and each rescanned repo's block replaced by its new rows.
-local function updated_rows(docs, jobs, rescans, secrets)
+-- The extended rows after the update, streamed from the file as it is: failed
+-- rows replaced in place by their retry, and each rescanned repo's block by
+-- its new rows. Returns next_row() for csvfile.rewrite_from; as the rows pass
+-- it counts them into seen.stats and notes in seen.hashed the keys of
+-- error_keys whose row now holds a hash.
+local function updated_rows(paths, docs, jobs, rescans, secrets, error_keys, seen)
   local header = docs.extended.header
   local carried = nil
   for k, c in ipairs(header) do if c == "carried_over_from" then carried = k end end
@@ -170,42 +174,56 @@ local function updated_rows(docs, jobs, rescans, secrets)
   for _, job in ipairs(jobs) do
     for _, r in ipairs(job.rows or {}) do replacement[key(job.repo, r.filename)] = r end
   end
-  local rows, emitted = {}, {}
-  for _, row in ipairs(docs.extended.rows) do
+  local doc = assert(csvfile.open(paths.extended, header))
+  local pending, emitted = {}, {}
+  local function out(row)
+    scanner.count_row(seen.stats, row[EXT.hash], row[EXT.hash_method])
+    local k = key(row[EXT.repo_id], row[EXT.filename])
+    if error_keys[k] and not database.is_failed(row[EXT.hash]) then seen.hashed[k] = true end
+    return row
+  end
+  -- The rows an old row becomes: none (a rescanned repo's later rows), one, or
+  -- a rescanned repo's new block (at its first old row).
+  local function replace(row)
     local repo = row[EXT.repo_id]
     local whole = rescans[repo]
     if whole and whole.rows and not whole.unfinished then
-      if not emitted[repo] then
-        emitted[repo] = true
-        for _, r in ipairs(whole.rows) do rows[#rows + 1] = as_row(header, r, nil, secrets) end
-      end
-    else
-      local r = database.is_failed(row[EXT.hash]) and replacement[key(repo, row[EXT.filename])]
-      if r and not database.is_failed(r.hash) then
-        local new = as_row(header, r, row, secrets)
-        if carried then new[carried] = "" end -- hashed now, not carried over
-        rows[#rows + 1] = new
-      else
-        rows[#rows + 1] = row -- a failure stays as it was made
-      end
+      if emitted[repo] then return {} end
+      emitted[repo] = true
+      local block = {}
+      for i, r in ipairs(whole.rows) do block[i] = as_row(header, r, nil, secrets) end
+      return block
     end
+    local r = database.is_failed(row[EXT.hash]) and replacement[key(repo, row[EXT.filename])]
+    if not (r and not database.is_failed(r.hash)) then return { row } end -- a failure stays as made
+    local new = as_row(header, r, row, secrets)
+    if carried then new[carried] = "" end -- hashed now, not carried over
+    return { new }
   end
-  return rows
+  return function()
+    while #pending == 0 do
+      local row = doc.next()
+      if not row then return nil end
+      pending = replace(row)
+      pending.at = 1
+    end
+    local row = pending[pending.at]
+    pending.at = pending.at + 1
+    if pending.at > #pending then pending = {} end
+    return out(row)
+  end
 end
 
 -- The errors file after the update: an error is superseded once its file was
 -- tried again (or its row holds a hash: a run killed before this rewrite), or
 -- its repo scanned again whole; the new errors follow.
-local function updated_errors(docs, jobs, rescans, rows, when, secrets)
-  local retried, repo_retried, hashed = {}, {}, {}
+local function updated_errors(docs, jobs, rescans, hashed, when, secrets)
+  local retried, repo_retried = {}, {}
   for _, job in ipairs(jobs) do
     if job.rows and not job.unfinished then
       repo_retried[job.repo] = true
       for filename in pairs(job.only) do retried[key(job.repo, filename)] = true end
     end
-  end
-  for _, row in ipairs(rows) do
-    if not database.is_failed(row[EXT.hash]) then hashed[key(row[EXT.repo_id], row[EXT.filename])] = true end
   end
   local out = {}
   for _, e in ipairs(docs.errors.rows) do
@@ -266,10 +284,8 @@ local function updated_comments(comments, when, token_user)
 end
 
 -- The metadata with its counts recomputed from the files as they are now.
-local function updated_metadata(paths, rows, errors, when, used_token, token_user)
+local function updated_metadata(paths, stats, errors, when, used_token, token_user)
   local m = database.read_metadata(paths.metadata) or {}
-  local stats = scanner.new_stats()
-  for _, row in ipairs(rows) do scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method]) end
   for _, e in ipairs(errors) do scanner.count_error(stats, e[ERR.error_type]) end
   m.total_files_processed, m.failed_files, m.files_by_method = stats.files, stats.failed_files, stats.methods
   m.total_errors, m.errors_by_type = stats.errors, stats.errors_by_type
@@ -290,16 +306,34 @@ local function confirm(question)
   return answer:lower():match("^y") ~= nil
 end
 
--- Reads the scan and checks that it can be updated. Returns paths, docs, or
--- nil, message, status.
+-- Reads what the update needs of the scan, streaming its rows once: the
+-- headers, the failed rows (a few in a hundred), and the errors file whole.
+-- Refuses a file that ends in a torn line. Returns paths and { extended,
+-- basic (headers), errors (read whole), failed (rows) }, or nil and a message.
 local function open_scan(o, log)
   local paths, err = restart.locate(o.output_dir, o.restart_from)
   if not paths then return nil, err end
   restart.remove_stale_temporaries(paths, log)
-  local docs, rerr = restart.read_scan(paths)
-  if not docs then return nil, "cannot update: " .. rerr end
+  local heads, herr = survey.headers(paths)
+  if not heads then return nil, "cannot update: " .. herr end
+  local docs = { extended = heads.extended, basic = heads.basic, failed = {} }
+  local torn = {}
+  for _, kind in ipairs({ "extended", "basic" }) do
+    local doc, oerr = csvfile.open(paths[kind], heads[kind].header)
+    if not doc then return nil, "cannot update: " .. oerr end
+    local ok, rerr = pcall(function()
+      for row in doc.next do
+        if kind == "extended" and database.is_failed(row[EXT.hash]) then docs.failed[#docs.failed + 1] = row end
+      end
+    end)
+    if not ok then return nil, "cannot update: " .. rerr end
+    torn[kind] = doc.torn_line
+  end
+  local errors, eerr = csvfile.read(paths.errors, database.ERROR_COLUMNS)
+  if not errors then return nil, "cannot update: " .. eerr end
+  docs.errors, torn.errors = errors, errors.torn_line
   for _, kind in ipairs(database.CSV_KINDS) do
-    if docs[kind].torn_line then
+    if torn[kind] then
       return nil, ("cannot update: %s ends in a torn line; resume the scan first (hfscan --restart-from %s)")
         :format(paths[kind], paths.extended)
     end
@@ -337,25 +371,37 @@ local function check_unchanged(o, parameters)
   return changed and ("cannot update the scan: %s; the update must run what made the scan"):format(changed)
 end
 
--- Rewrites the scan's files in dependency order: the rows first (the basic
--- file is the extended file's first columns), what describes them after.
-local function rewrite_files(paths, docs, rows, errors, progress, metadata, comments_of)
-  local basic = {}
-  for i, row in ipairs(rows) do
-    local b = {}
-    for k, name in ipairs(database.BASIC_COLUMNS) do b[k] = row[EXT[name]] end
-    basic[i] = b
-  end
-  local steps = {
-    { paths.extended, comments_of(docs.extended.comments), docs.extended.header, rows },
-    { paths.basic, comments_of(docs.basic.comments), database.BASIC_COLUMNS, basic },
+-- Rewrites the rows, streaming: the extended file from next_row, then the
+-- basic file from the new extended file (its first columns, row for row).
+-- Returns true, or nil and a message.
+local function rewrite_rows(paths, docs, next_row, comments_of)
+  local ok, err = csvfile.rewrite_from(paths.extended, comments_of(docs.extended.comments),
+    docs.extended.header, next_row)
+  if not ok then return nil, ("cannot rewrite %s: %s"):format(paths.extended, tostring(err)) end
+  database.maybe_crash("update_after_extended")
+  local ext, oerr = csvfile.open(paths.extended, docs.extended.header)
+  if not ext then return nil, oerr end
+  ok, err = csvfile.rewrite_from(paths.basic, comments_of(docs.basic.comments), database.BASIC_COLUMNS,
+    function()
+      local row = ext.next()
+      if not row then return nil end
+      local basic = {}
+      for k, name in ipairs(database.BASIC_COLUMNS) do basic[k] = row[EXT[name]] end
+      return basic
+    end)
+  ext.close()
+  if not ok then return nil, ("cannot rewrite %s: %s"):format(paths.basic, tostring(err)) end
+  return true
+end
+
+-- Then what describes the rows: the progress file, the errors, the metadata.
+local function rewrite_descriptions(paths, docs, progress, errors, metadata, comments_of)
+  for _, step in ipairs({
     { paths.progress, {}, database.PROGRESS_COLUMNS, progress },
     { paths.errors, comments_of(docs.errors.comments), database.ERROR_COLUMNS, errors },
-  }
-  for i, step in ipairs(steps) do
+  }) do
     local ok, err = csvfile.rewrite(table.unpack(step))
     if not ok then return nil, ("cannot rewrite %s: %s"):format(step[1], tostring(err)) end
-    if i == 1 then database.maybe_crash("update_after_extended") end
   end
   return database.write_metadata(paths.metadata, metadata)
 end
@@ -370,14 +416,6 @@ local function update_database(paths, log)
       tostring(err), paths.dir)
   end
   if store then store_call(store.close, store) end
-end
-
-local function failed_count(rows)
-  local n = 0
-  for _, row in ipairs(rows) do
-    if database.is_failed(row[EXT.hash]) then n = n + 1 end
-  end
-  return n
 end
 
 function M.run(o)
@@ -420,17 +458,22 @@ function M.run(o)
   -- made some rows with it: that stays said.
   local token_user = used_token and (o.token_user or "unknown user") or parameters.failed_hashes_token_user
   used_token = token_user ~= nil
-  local rows = updated_rows(docs, jobs, rescans, log.secrets)
-  local errors = updated_errors(docs, jobs, rescans, rows, when, log.secrets)
   local progress, perr = updated_progress(paths, rescans)
   if not progress then return fail(log, "cannot update: " .. tostring(perr)) end
-  local metadata, stats = updated_metadata(paths, rows, errors, when, used_token, token_user)
-  local ok, werr = rewrite_files(paths, docs, rows, errors, progress, metadata,
-    function(comments) return updated_comments(comments, when, token_user) end)
+  local comments_of = function(comments) return updated_comments(comments, when, token_user) end
+  local error_keys = {}
+  for _, e in ipairs(docs.errors.rows) do error_keys[key(e[ERR.repo_id], e[ERR.filename])] = true end
+  local seen = { stats = scanner.new_stats(), hashed = {} }
+  local ok, werr = rewrite_rows(paths, docs,
+    updated_rows(paths, docs, jobs, rescans, log.secrets, error_keys, seen), comments_of)
+  if not ok then return fail(log, tostring(werr)) end
+  local errors = updated_errors(docs, jobs, rescans, seen.hashed, when, log.secrets)
+  local metadata, stats = updated_metadata(paths, seen.stats, errors, when, used_token, token_user)
+  ok, werr = rewrite_descriptions(paths, docs, progress, errors, metadata, comments_of)
   if not ok then return fail(log, tostring(werr)) end
   manifest.write_or_warn(paths, log) -- last: it records the files as rewritten
   update_database(paths, log)
-  local before, after, rescanned = count + need_token, failed_count(rows), 0
+  local before, after, rescanned = count + need_token, stats.failed_files, 0
   for _ in pairs(rescans) do rescanned = rescanned + 1 end
   local summary = ("%d of %d failed rows now have a hash; %d still fail"):format(
     math.max(before - after, 0), before, after)

@@ -1,7 +1,9 @@
 /* Lua binding of an output folder's lock, so that two hfscan processes never
  * write one folder's files at once (two appenders, or a rewrite under an append,
  * would tear rows):
- *   hf.lock_dir(dir) -> lock | nil, message, "busy" | "io"
+ *   hf.lock_dir(dir [, "reader"]) -> lock | nil, message, "busy" | "busy_reader" | "io"
+ *     "reader": a reader building a missing database holds it, for seconds;
+ *     a writer refused by one ("busy_reader") may wait for it to end
  *   lock:close()      releases it (so does exiting, however the process ends)
  * The lock is flock(2) on DIR/.hfscan.lock, which the kernel drops with the
  * process: a killed scan never leaves a stale lock behind. The file holds the
@@ -30,23 +32,28 @@ static int l_unlock(lua_State *L) {
   return 0;
 }
 
-/* The pid recorded by the holder, or 0 when unreadable. */
-static long holder_pid(int fd) {
+/* The pid recorded by the holder (0 when unreadable), and whether it is a reader. */
+static long holder_pid(int fd, int *reader) {
   char text[32] = {0};
   ssize_t n = pread(fd, text, sizeof text - 1, 0);
-  return n > 0 ? strtol(text, NULL, 10) : 0;
+  char *end = text;
+  long pid = n > 0 ? strtol(text, &end, 10) : 0;
+  *reader = strncmp(end, " reader", 7) == 0;
+  return pid;
 }
 
 /* If this fails, only the message a refused process prints misses the pid. */
-static void record_pid(int fd) {
-  char text[32];
-  int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+static void record_pid(int fd, int reader) {
+  char text[40];
+  int n = snprintf(text, sizeof text, "%ld%s\n", (long)getpid(), reader ? " reader" : "");
   if (ftruncate(fd, 0) == 0)
     (void)!pwrite(fd, text, (size_t)n, 0);
 }
 
 static int l_lock_dir(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
+  static const char *const roles[] = {"writer", "reader", NULL};
+  int reader = luaL_checkoption(L, 2, "writer", roles) == 1;
   lua_pushfstring(L, "%s/.hfscan.lock", dir);
   const char *path = lua_tostring(L, -1);
   dir_lock *lock = lua_newuserdatauv(L, sizeof *lock, 0);
@@ -59,8 +66,8 @@ static int l_lock_dir(lua_State *L) {
   }
   lock->fd = fd; /* from here the userdata's __gc closes it, whatever happens */
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int busy = errno == EWOULDBLOCK;
-    long pid = busy ? holder_pid(fd) : 0;
+    int busy = errno == EWOULDBLOCK, held_by_reader = 0;
+    long pid = busy ? holder_pid(fd, &held_by_reader) : 0;
     if (busy)
       lua_pushfstring(L, "another hfscan (pid %d) is writing to %s; wait for it to end", (int)pid,
                       dir);
@@ -68,9 +75,12 @@ static int l_lock_dir(lua_State *L) {
       lua_pushfstring(L, "cannot lock %s: %s", dir, strerror(errno));
     close(fd);
     lock->fd = -1;
-    return hf_lua_fail(L, lua_tostring(L, -1), busy ? "busy" : "io");
+    return hf_lua_fail(L, lua_tostring(L, -1),
+                       !busy            ? "io"
+                       : held_by_reader ? "busy_reader"
+                                        : "busy");
   }
-  record_pid(fd);
+  record_pid(fd, reader);
   return 1;
 }
 

@@ -59,6 +59,42 @@ class KilledAtRandomCalls(ScanCase):
                 self.assertEqual(r.returncode, 0, "seed %d, call %d: %s" % (seed, at, r.stderr[-2000:]))
                 self.assertEqual(rows_by_file(scan_files(out)), want, "seed %d, call %d" % (seed, at))
 
+    def test_a_restart_killed_at_every_step_of_its_repair_resumes_exactly(self):
+        """The repair a restart makes first (the purge of an unfinished repo's
+        rows, the progress file, the manifest) killed at each of its writes,
+        renames and fsyncs in turn, half torn: the next restart still ends with
+        the rows of a scan never killed (issue 16)."""
+        import shutil
+        self.hub = self.start_hub("--models", "8")
+        reference = os.path.join(self.dir, "reference")
+        os.makedirs(reference)
+        r = self.scan_into(reference)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = rows_by_file(scan_files(reference))
+        cut = os.path.join(self.dir, "cut")
+        r = run_hfscan(["--endpoint", self.hub.endpoint, "--output-dir", cut, "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1", "--no-token"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:3"})
+        self.assertEqual(r.returncode, -9, r.stderr[-2000:])
+        counted = os.path.join(self.dir, "calls")
+        first = os.path.join(self.dir, "first")
+        shutil.copytree(cut, first)
+        r = self.scan_into(first, "--restart", shim_env={"HFSCAN_CRASH_AT": "0",
+                                                         "HFSCAN_CRASH_COUNT": counted})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(counted) as f:
+            calls = int(f.read())
+        for at in range(1, min(calls, 12) + 1):
+            with self.subTest(at=at):
+                out = os.path.join(self.dir, "killed-%d" % at)
+                shutil.copytree(cut, out)
+                r = self.scan_into(out, "--restart", shim_env={"HFSCAN_CRASH_AT": str(at),
+                                                               "HFSCAN_CRASH_TORN": str(at % 2)})
+                self.assertIn(r.returncode, (-9, 0), r.stderr[-2000:])
+                r = self.scan_into(out, "--restart")
+                self.assertIn(r.returncode, (0,), "call %d: %s" % (at, r.stderr[-2000:]))
+                self.assertEqual(rows_by_file(scan_files(out)), want, "call %d" % at)
+
 
 if __name__ == "__main__":
     unittest.main()

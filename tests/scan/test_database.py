@@ -514,6 +514,16 @@ class StoreAtomicityTest(ScanCase):
         with sqlite3.connect(os.path.join(out, "hfscan.sqlite")) as db:
             return sorted(db.execute("SELECT repo_id, filename, hash FROM files"))
 
+    def killed_scan(self, name, repos):
+        """A scan of the stand-in killed after writing its repos-th repo."""
+        hub = self.start_hub("--models", "10")
+        out = os.path.join(self.dir, name)
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
+                        "--quiet", "--download-threshold", "1"],
+                       env={"HFSCAN_TEST_CRASH": f"after_extended:{repos}"})
+        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        return out
+
     def killed_after_delete(self, args, out):
         before = self.db_rows(out)
         self.assertTrue(before)
@@ -522,12 +532,7 @@ class StoreAtomicityTest(ScanCase):
         self.assertEqual(self.db_rows(out), before, f"{args[0]}: no row lost")
 
     def test_a_kill_between_delete_and_insert_loses_no_row(self):
-        hub = self.start_hub("--models", "10")
-        out = os.path.join(self.dir, "cut")
-        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0",
-                        "--quiet", "--download-threshold", "1"],
-                       env={"HFSCAN_TEST_CRASH": "after_extended:4"})
-        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        out = self.killed_scan("cut", 4)
         # The database lost one finished repo's rows (a write that failed): the
         # restart reloads that repo alone, deleting whatever it held of it first.
         with sqlite3.connect(os.path.join(out, "hfscan.sqlite")) as db:
@@ -542,6 +547,37 @@ class StoreAtomicityTest(ScanCase):
                          "the restart brought the database up to the CSV")
         self.killed_after_delete(["--update-failed-hashes", "--yes", "--output-dir", out,
                                   "--token", GRANTED, "--quiet"], out)
+
+    def test_lookups_during_restart_update_and_build_never_answer_unknown(self):
+        import threading
+        out = self.killed_scan("busy", 6)
+        # Hashes of finished repos: those the CSVs hold for good (the killed
+        # repo's rows are removed by the restart, and come back when it is redone).
+        extended = scan_files(out)["extended"]
+        _, _, progress = read_csv(extended.replace("hf_model_hashes_extended_", "hf_scan_progress_"))
+        finished = {p["repo_id"] for p in progress}
+        known = sorted({x["hash"] for x in read_csv(extended)[2]
+                        if not x["hash"].startswith("FAILED") and x["repo_id"] in finished})[:5]
+        self.assertEqual(len(known), 5)
+        answers, stop, phase = [], threading.Event(), ["start"]
+        def ask():
+            while not stop.is_set():
+                q = run_hfscan(["lookup", "--output-dir", out] + known)
+                answers.append((q.returncode, q.stdout.count("  unknown"), phase[0], q.stderr[-300:]))
+        asker = threading.Thread(target=ask)
+        asker.start()
+        try:
+            for args in (["--restart", "--output-dir", out, "--quiet"],
+                         ["--update-failed-hashes", "--yes", "--token", GRANTED, "--output-dir", out, "--quiet"],
+                         ["db", "build", "--output-dir", out]):
+                phase[0] = args[0]
+                r = run_hfscan(args)
+                self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        finally:
+            stop.set()
+            asker.join()
+        self.assertTrue(answers)
+        self.assertEqual([a for a in answers if a[:2] != (0, 0)], [], "every lookup found every hash")
 
 
 class NothingToAskTest(ScanCase):

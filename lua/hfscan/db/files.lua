@@ -340,8 +340,20 @@ end
 -- needs no lock: nothing can be writing there.
 function M.lock(dir)
   if hf.file_type(dir) ~= "directory" then return { close = function() end } end
-  return hf.lock_dir(dir)
+  -- A reader building a missing or stale database holds the lock for a while
+  -- (seconds; a minute at millions of rows): a writer waits for it, within a
+  -- bound, rather than fail a nightly scan. Another writer is refused at once.
+  local deadline = hf.now() + M.READER_LOCK_WAIT
+  while true do
+    local lock, err, code = hf.lock_dir(dir)
+    if lock or code ~= "busy_reader" or hf.now() >= deadline or hf.interrupted() then
+      return lock, err, code
+    end
+    hf.sleep(0.1)
+  end
 end
+
+M.READER_LOCK_WAIT = 300 -- seconds
 
 -- A test hook: HFSCAN_TEST_CRASH=<point>:<n> kills the process with SIGKILL at
 -- that point of the n-th repo written, to test resuming from every state.

@@ -89,7 +89,7 @@ end
 -- Builds the database afresh under the folder's lock (unless another process
 -- did while this one looked) and opens it. Returns the store, or nil and why not.
 local function rebuild(dir, scans)
-  local lock, lerr = hf.lock_dir(dir)
+  local lock, lerr = hf.lock_dir(dir, "reader")
   if not lock then return nil, lerr end
   local s = open_current(dir, scans)
   local err

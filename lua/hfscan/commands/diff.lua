@@ -81,7 +81,8 @@ local function changes_of(cmp, old, new)
     for k, v in pairs(fields or {}) do c[k] = v end
     changes[#changes + 1] = c
   end
-  for _, n in ipairs(cmp:new_side()) do
+  local new_side = cmp:new_side()
+  for _, n in ipairs(new_side) do
     if n.old_hash == nil then
       add("added", n, { new_hash = n.hash, new_commit = n.commit_hash })
     elseif is_hash(n.hash) or is_hash(n.old_hash) then
@@ -102,20 +103,37 @@ local function changes_of(cmp, old, new)
     end
   end
   -- A hash known in both scans now published at a place it was not: the same
-  -- bytes elsewhere (a copy, a rename, a new upload of old weights). moved_from
-  -- names the places it left, or all its old places when it left none.
-  local from_of = {}
-  for _, r in ipairs(cmp:new_places_of_known_hashes()) do
-    if not from_of[r.hash] then
-      local left, all = {}, {}
-      for _, p in ipairs(cmp:old_places(r.hash)) do
-        all[#all + 1] = p.place
-        if p.kept == 0 then left[#left + 1] = p.place end
-      end
-      from_of[r.hash] = table.concat(#left > 0 and left or all, ";")
+  -- bytes elsewhere (a copy, a rename, a new upload of old weights). Such a
+  -- place is a row NEW added or changed; moved_from names the places the hash
+  -- left, or all its old places when it left none.
+  local arrivals, hashes = {}, {}
+  for _, n in ipairs(new_side) do
+    if is_hash(n.hash) then
+      arrivals[#arrivals + 1] = n
+      hashes[#hashes + 1] = n.hash
     end
-    add("moved", r, { old_hash = r.hash, new_hash = r.hash, new_commit = r.commit_hash,
-      moved_from = from_of[r.hash] })
+  end
+  local old_places = cmp:old_places(hashes)
+  local function place(r) return r.repo_id .. "/" .. r.filename end
+  table.sort(arrivals, function(a, b)
+    if a.hash ~= b.hash then return a.hash < b.hash end
+    return place(a) < place(b)
+  end)
+  local from_of = {}
+  for _, r in ipairs(arrivals) do
+    local before = old_places[r.hash]
+    if before then
+      if not from_of[r.hash] then
+        local left, all = {}, {}
+        for _, p in ipairs(before) do
+          all[#all + 1] = p.place
+          if p.kept == 0 then left[#left + 1] = p.place end
+        end
+        from_of[r.hash] = table.concat(#left > 0 and left or all, ";")
+      end
+      add("moved", r, { old_hash = r.hash, new_hash = r.hash, new_commit = r.commit_hash,
+        moved_from = from_of[r.hash] })
+    end
   end
   return changes
 end
@@ -142,6 +160,7 @@ function M.compare(old, new, repair)
   local ok, result, skipped = pcall(function()
     load(cmp, "old", old, repair)
     load(cmp, "new", new, repair)
+    cmp:index()
     local skipped = M.not_compared(old, new)
     cmp:skip(skipped)
     return changes_of(cmp, old, new), skipped

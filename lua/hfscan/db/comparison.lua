@@ -14,14 +14,14 @@ local TABLES = [[
 CREATE TABLE old (repo_id TEXT NOT NULL, filename TEXT NOT NULL, hash TEXT NOT NULL, commit_hash TEXT);
 CREATE TABLE new (repo_id TEXT NOT NULL, filename TEXT NOT NULL, hash TEXT NOT NULL, commit_hash TEXT);
 CREATE TABLE skipped (repo_id TEXT PRIMARY KEY);
+CREATE TABLE candidates (hash TEXT PRIMARY KEY);
 ]]
 
--- After the rows: one sorted pass per index.
+-- After the rows, one sorted pass each: the joins are all by (repo, path);
+-- hashes are looked up only for the few rows that changed (candidates).
 local INDEXES = [[
 CREATE INDEX old_by_key ON old(repo_id, filename);
 CREATE INDEX new_by_key ON new(repo_id, filename);
-CREATE INDEX old_by_hash ON old(hash, repo_id, filename);
-CREATE INDEX new_by_hash ON new(hash, repo_id, filename);
 ]]
 
 -- A new, empty comparison in a private temporary file: SQLite removes it when
@@ -55,25 +55,36 @@ end
 
 -- Copies a scan's rows into side straight from a folder's current database
 -- (store_path, the scan's timestamp ts): SQLite to SQLite, no row through Lua.
--- Its rows were checked when they were stored. Fills scan.commits as each_row
--- would. Raises on an SQLite error.
+-- Its rows were checked when they were stored; the scan's commits are taken
+-- by index() (a scan from its CSV has them from each_row). Raises on an
+-- SQLite error.
 function Comparison:load_from_database(side, scan, store_path, ts)
   self.db:run("ATTACH DATABASE ? AS src", read_only_uri(store_path))
   local ok, err = pcall(function()
     local id = self.db:query("SELECT scan_id FROM src.scans WHERE timestamp = ?", ts)[1].scan_id
     self.db:run(("INSERT INTO %s SELECT repo_id, filename, hash, commit_hash FROM src.files "
       .. "WHERE scan_id = ?"):format(side), id)
-    for _, r in ipairs(self.db:query([[SELECT repo_id, commit_hash FROM src.files WHERE scan_id = ?
-      GROUP BY repo_id]], id)) do
-      scan.commits[r.repo_id] = r.commit_hash
-    end
   end)
   self.db:exec("DETACH DATABASE src")
   if not ok then error(err, 0) end
-  scan.take_progress_commits()
+  self.commits_wanted = self.commits_wanted or {}
+  self.commits_wanted[side] = scan
 end
 
--- Leaves the repos out of the comparison, then indexes what is left.
+-- Indexes both sides once loaded, and gives the scans loaded from a database
+-- their commits (by the index: one pass in repo order).
+function Comparison:index()
+  self.db:exec(INDEXES)
+  for side, scan in pairs(self.commits_wanted or {}) do
+    for _, r in ipairs(self.db:query(("SELECT repo_id, commit_hash FROM %s GROUP BY repo_id")
+      :format(side))) do
+      scan.commits[r.repo_id] = r.commit_hash
+    end
+    scan.take_progress_commits()
+  end
+end
+
+-- Leaves the repos out of the comparison.
 function Comparison:skip(repos)
   local insert = self.db:prepare("INSERT OR IGNORE INTO skipped VALUES (?)")
   self.db:exec("BEGIN")
@@ -81,7 +92,6 @@ function Comparison:skip(repos)
   insert:close()
   self.db:exec([[DELETE FROM old WHERE repo_id IN (SELECT repo_id FROM skipped);
     DELETE FROM new WHERE repo_id IN (SELECT repo_id FROM skipped); COMMIT;]])
-  self.db:exec(INDEXES)
 end
 
 -- A key in both scans whose row differs, or a key of NEW alone: (repo, path,
@@ -103,25 +113,26 @@ function Comparison:removed()
     ORDER BY o.repo_id, o.filename]])
 end
 
--- Places of NEW whose hash OLD has, but not at that place: the same bytes now
--- published elsewhere. In (hash, "repo/path") order; failures are no hash.
-function Comparison:new_places_of_known_hashes()
-  return self.db:query([[
-    SELECT DISTINCT n.hash, n.repo_id, n.filename, n.commit_hash FROM new n
-    WHERE n.hash NOT LIKE 'FAILED%'
-      AND EXISTS (SELECT 1 FROM old o WHERE o.hash = n.hash)
-      AND NOT EXISTS (SELECT 1 FROM old o WHERE o.hash = n.hash AND o.repo_id = n.repo_id
-                      AND o.filename = n.filename)
-    ORDER BY n.hash, n.repo_id || '/' || n.filename]])
-end
-
--- The "repo/path" places of a hash in OLD, and whether NEW still has each.
-function Comparison:old_places(hash)
-  return self.db:query([[
-    SELECT DISTINCT o.repo_id || '/' || o.filename AS place,
-           EXISTS (SELECT 1 FROM new n WHERE n.hash = o.hash AND n.repo_id = o.repo_id
-                   AND n.filename = o.filename) AS kept
-    FROM old o WHERE o.hash = ? ORDER BY place]], hash)
+-- The places in OLD of the given hashes (those of NEW's added and changed
+-- rows: the only places a hash can have moved to), each with whether NEW
+-- still has that hash there: { [hash] = { {place = "repo/path", kept}... } },
+-- places sorted. One pass over OLD.
+function Comparison:old_places(hashes)
+  local insert = self.db:prepare("INSERT OR IGNORE INTO candidates VALUES (?)")
+  self.db:exec("BEGIN")
+  for _, h in ipairs(hashes) do insert:run(h) end
+  insert:close()
+  self.db:exec("COMMIT")
+  local places = {}
+  for _, r in ipairs(self.db:query([[
+    SELECT DISTINCT o.hash, o.repo_id || '/' || o.filename AS place,
+           EXISTS (SELECT 1 FROM new n WHERE n.repo_id = o.repo_id AND n.filename = o.filename
+                   AND n.hash = o.hash) AS kept
+    FROM old o WHERE o.hash IN (SELECT hash FROM candidates) ORDER BY o.hash, place]])) do
+    places[r.hash] = places[r.hash] or {}
+    table.insert(places[r.hash], r)
+  end
+  return places
 end
 
 function Comparison:close() self.db:close() end

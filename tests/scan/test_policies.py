@@ -46,6 +46,16 @@ class PolicyTest(ScanCase):
         for row in rows:
             self.assertEqual(row["gated"], gated[row["repo_id"]], row["repo_id"])
         self.assertIn("manual", {row["gated"] for row in rows})
+        # An update's new rows get the column as the scan's did: its hooks see
+        # the listing's fields (gated) at the row's commit.
+        failed = [(r["repo_id"], r["filename"]) for r in rows if r["hash"].startswith("FAILED")]
+        self.assertTrue(failed)
+        r = run_hfscan(["--update-failed-hashes", "--yes", "--token", GRANTED, "--output-dir", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        _, _, after = read_csv(scan_files(out)["extended"])
+        by_key = {(x["repo_id"], x["filename"]): x for x in after}
+        for key in failed:
+            self.assertEqual(by_key[key]["gated"], gated[key[0]], key)
 
     def test_tiers_hook_forces_downloads(self):
         hub = self.start_hub("--models", "6")

@@ -90,6 +90,19 @@ local function plan_retries(docs, has_token)
   return jobs, count, need_token
 end
 
+-- A policy's hooks see a model as the scan's listing gave it (gated, private,
+-- downloads, library_name...): the update asks model info for them at the
+-- row's commit, one request per repo and only for a scan with a policy. Without
+-- an answer the hooks see what the rows name.
+local function add_listing_fields(hub, model)
+  local info = hub:model_info(model.id, model.sha, { retries = 1 })
+  if type(info) ~= "table" then return end
+  for k, v in pairs(info) do
+    local t = type(v)
+    if model[k] == nil and (t == "string" or t == "number" or t == "boolean") then model[k] = v end
+  end
+end
+
 -- Runs each job's repo scan on one session (with the token or without).
 -- Fills job.rows, job.errors, job.unfinished.
 local function run_jobs(o, jobs, token, log)
@@ -105,6 +118,7 @@ local function run_jobs(o, jobs, token, log)
       local job = jobs[next_index]
       if not job then return end
       local model = { id = job.repo, sha = job.commit, lastModified = job.last_modified }
+      if context.policy then add_listing_fields(s.hub, model) end
       local ok, rows, errors, unfinished = pcall(repo_scan.scan, context, model, job.only)
       if not ok then
         if rows == repo_scan.INTERRUPTED then return end

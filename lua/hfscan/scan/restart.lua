@@ -195,7 +195,8 @@ function M.restart(o)
     log:info("the listing goes on from its journal: %d pages read%s", #listing.pages,
       (listing.done or not listing.next) and ", and it was over" or "")
   end
-  local stats, rows_per_repo = survey.totals(found, finished, #order)
+  local stats, rows_per_repo = survey.totals(paths, found, finished, #order)
+  if not stats then return fail(log, "cannot resume: " .. tostring(rows_per_repo)) end
   return scanner.execute(o, db, ts, log, stats, {
     skip = finished,
     listing = listing,

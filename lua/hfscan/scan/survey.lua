@@ -133,35 +133,29 @@ local function pass(paths, kind, finished, repair, on_row)
   return result
 end
 
--- Surveys the three CSVs against the finished repos. Returns
--- { [kind] = pass result, damaged = { [repo] = true } (either file),
---   by_repo = { [repo] = { rows = n, hashes = {{hash, method}...}... } } }
--- where by_repo keeps, per repo, the counts its totals need; or nil and a message.
-function M.survey(paths, finished, repair)
-  local by_repo = {}
-  local function repo_totals(repo)
-    local t = by_repo[repo]
-    if not t then
-      t = { rows = 0, failed = 0, methods = {}, errors = {} }
-      by_repo[repo] = t
-    end
-    return t
-  end
-  local on_row = {
+-- The counters of a survey for the finished repos: the scan's totals to go
+-- on from (stats), and the rows per repo of the extended file (what the SQLite
+-- store is brought up to). Memory: one count per repo.
+local function counters(finished)
+  local stats, rows_per_repo = scanner.new_stats(), {}
+  return stats, rows_per_repo, {
     extended = function(repo, row)
-      local t = repo_totals(repo)
-      t.rows = t.rows + 1
-      local method = row[EXT.hash_method]
-      t.methods[method] = (t.methods[method] or 0) + 1
-      if database.is_failed(row[EXT.hash]) then t.failed = t.failed + 1 end
+      if not finished[repo] then return end
+      rows_per_repo[repo] = (rows_per_repo[repo] or 0) + 1
+      scanner.count_row(stats, row[EXT.hash], row[EXT.hash_method])
     end,
     errors = function(repo, row)
-      local t = repo_totals(repo)
-      local kind = row[ERROR_TYPE]
-      t.errors[kind] = (t.errors[kind] or 0) + 1
+      if finished[repo] then scanner.count_error(stats, row[ERROR_TYPE]) end
     end,
   }
-  local found = { damaged = {}, by_repo = by_repo }
+end
+
+-- Surveys the three CSVs against the finished repos. Returns
+-- { [kind] = pass result, damaged = { [repo] = true } (either file), stats,
+--   rows_per_repo } (see counters), or nil and a message.
+function M.survey(paths, finished, repair)
+  local stats, rows_per_repo, on_row = counters(finished)
+  local found = { damaged = {}, stats = stats, rows_per_repo = rows_per_repo }
   for _, kind in ipairs(M.READ_ORDER) do
     local result, err = pass(paths, kind, finished, repair, on_row[kind])
     if not result then return nil, err end
@@ -205,24 +199,21 @@ function M.purge_unfinished(paths, found, finished, log)
   return true
 end
 
--- The totals of what the files hold for the finished repos (the scan's stats
--- to go on from), and the rows per finished repo of the extended file (what
--- the SQLite store is brought up to).
-function M.totals(found, finished, finished_count)
-  local stats = scanner.new_stats()
-  stats.models_done = finished_count
-  local rows_per_repo = {}
-  for repo, t in pairs(found.by_repo) do
-    if finished[repo] then
-      if t.rows > 0 then rows_per_repo[repo] = t.rows end
-      stats.files = stats.files + t.rows
-      stats.failed_files = stats.failed_files + t.failed
-      for method, n in pairs(t.methods) do stats.methods[method] = (stats.methods[method] or 0) + n end
-      for kind, n in pairs(t.errors) do
-        for _ = 1, n do scanner.count_error(stats, kind) end
-      end
+-- The totals of what the files hold for the finished repos, and their rows
+-- per repo. The survey counted them already, unless repos with bad rows were
+-- taken out of the finished ones since (rare: then the purged files are
+-- counted again). Returns stats, rows_per_repo, or nil and a message.
+function M.totals(paths, found, finished, finished_count)
+  local stats, rows_per_repo = found.stats, found.rows_per_repo
+  if next(found.damaged) ~= nil then
+    local on_row
+    stats, rows_per_repo, on_row = counters(finished)
+    for _, kind in ipairs({ "extended", "errors" }) do
+      local result, err = pass(paths, kind, finished, nil, on_row[kind])
+      if not result then return nil, err end
     end
   end
+  stats.models_done = finished_count
   return stats, rows_per_repo
 end
 

@@ -193,6 +193,23 @@ class LookupVerifyTest(WorldCase):
 
 
 class DiffIncrementalTest(WorldCase):
+    def test_since_carries_the_same_rows_from_the_database_and_from_the_csv(self):
+        world = self.world()
+        old_hub = self.hub_for(world, "old")
+        r, old = self.scan(old_hub, "--download-threshold", "1", output="old")
+        new_hub = self.hub_for(self.changed_world(world), "new", replacing=old_hub)
+        old_dir = os.path.dirname(old["extended"])
+        r, through_db = self.scan(new_hub, "--download-threshold", "1", "--since", old_dir, output="via-db")
+        database_path = os.path.join(old_dir, "hfscan.sqlite")
+        os.rename(database_path, database_path + ".away")  # the CSV is read instead
+        r, from_csv = self.scan(new_hub, "--download-threshold", "1", "--since", old_dir, output="via-csv")
+        self.assertFalse(os.path.exists(database_path), "--since built no database")
+        _, header, rows = read_csv(through_db["extended"])
+        self.assertIn("carried_over_from", header)
+        self.assertTrue(any(x["carried_over_from"] for x in rows))
+        in_order = lambda rs: sorted(rs, key=lambda x: (x["repo_id"], x["filename"]))
+        self.assertEqual(in_order(rows), in_order(read_csv(from_csv["extended"])[2]))
+
     def test_two_scans_of_one_folder_diff_through_its_database(self):
         world = self.world()
         old_hub = self.hub_for(world, "old")

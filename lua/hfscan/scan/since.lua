@@ -39,6 +39,45 @@ local function row_store(columns)
   return store
 end
 
+-- The columns the folder's database keeps of each row (a policy's own
+-- columns are only in the CSV).
+local STORED = { carried_over_from = true }
+for _, c in ipairs(database.EXTENDED_COLUMNS) do STORED[c] = true end
+
+-- The earlier scan's rows straight from its folder's database, when that is
+-- current, the scan has a progress file and no column the database lacks:
+-- nothing is loaded, a carried repo's rows are one indexed query. Returns
+-- rows_of(repo) and the set of repos with a failed row, or nil.
+local function rows_from_database(scan)
+  if not scan.finished then return nil end
+  for _, c in ipairs(scan.columns) do
+    if not STORED[c] then return nil end
+  end
+  local db = require("hfscan.db.readonly").current(scan.paths.dir)
+  if not db then return nil end
+  local found = db.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", scan.paths.ts)[1]
+  if not found then
+    db:close()
+    return nil
+  end
+  local failed = {}
+  for _, r in ipairs(db.db:query([[SELECT DISTINCT repo_id FROM files
+    WHERE scan_id = ? AND hash LIKE 'FAILED%']], found.scan_id)) do
+    failed[r.repo_id] = true
+  end
+  local function rows_of(repo)
+    local rows = db.db:query([[SELECT hash, filename, repo_id, file_size, file_type, last_modified,
+      download_url, hash_method, commit_hash FROM files WHERE scan_id = ? AND repo_id = ?
+      ORDER BY rowid]], found.scan_id, repo)
+    for _, r in ipairs(rows) do
+      r.file_size = r.file_size and tostring(r.file_size) or ""
+      for _, c in ipairs(database.EXTENDED_COLUMNS) do r[c] = r[c] or "" end
+    end
+    return rows
+  end
+  return rows_of, failed
+end
+
 -- The scan an incremental scan starts from (--since: an extended CSV or a
 -- folder's latest scan): { ts, path, policy, policy_sha256,
 -- repos = { [id] = { commit, errors } }, rows_of(id) -> its rows }. Only repos
@@ -52,18 +91,23 @@ function M.load_previous(path, repair)
   if not scan then return nil, err end
   local errors, eerr = reader.errors(scan)
   if not errors then return nil, eerr end
-  local store = row_store(scan.columns)
-  local failed = {}
-  local ok, rerr = pcall(scan.each_row, function(rec)
-    store.add(rec)
-    -- A failure may have been the Hub's day or the lack of a token: rescan.
-    if database.is_failed(rec.hash) then failed[rec.repo_id] = true end
-  end)
-  if not ok then return nil, rerr end
-  store.done()
+  local rows_of, failed = nil, nil
+  if not repair then rows_of, failed = rows_from_database(scan) end
+  if not rows_of then
+    local store = row_store(scan.columns)
+    failed = {}
+    local ok, rerr = pcall(scan.each_row, function(rec)
+      store.add(rec)
+      -- A failure may have been the Hub's day or the lack of a token: rescan.
+      if database.is_failed(rec.hash) then failed[rec.repo_id] = true end
+    end)
+    if not ok then return nil, rerr end
+    store.done()
+    rows_of = store.rows_of
+  end
   local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
     policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
-    rows_of = store.rows_of }
+    rows_of = rows_of }
   for id, commit in pairs(scan.finished or scan.commits) do
     previous.repos[id] = { commit = commit, errors = {} }
   end

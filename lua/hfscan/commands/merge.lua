@@ -160,6 +160,7 @@ function M.run(args)
   if not db then
     return cli.fail("merge", derr)
   end
+  db:write_in_bulk() -- one sync per file at the end: a merge cut short is removed or redone
   local totals = { repos = 0, rows = 0, failed = 0 }
   local ok, werr = pcall(function()
     for _, scan in ipairs(scans) do append_scan(db, scan, totals) end

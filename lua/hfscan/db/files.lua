@@ -256,6 +256,10 @@ function Db:select_columns(record, columns)
   return out
 end
 
+-- Marks a db written in bulk: no sync per repo, every file synced by close.
+-- For a merge, whose output is used only once it is complete.
+function Db:write_in_bulk() self.bulk = true end
+
 -- Masks these secrets (a list that may grow: the log's) in every field written.
 function Db:mask_with(secrets) self.secrets = secrets end
 
@@ -400,9 +404,10 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
   end
   if finished == false then return true end
   -- The repo's rows reach the disk before the line that calls it finished: a
-  -- power loss must not leave a finished repo without its rows.
+  -- power loss must not leave a finished repo without its rows. A bulk writer
+  -- (merge, whose output is whole or discarded) syncs once, at close.
   for _, kind in ipairs(M.CSV_KINDS) do
-    if #blocks[kind] > 0 then
+    if #blocks[kind] > 0 and not self.bulk then
       local ok, err = self.writers[kind]:sync()
       if not ok then return nil, err end
       trace("sync " .. kind)

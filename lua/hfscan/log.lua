@@ -49,6 +49,14 @@ function Log:info(fmt, ...) self:write("INFO", fmt, ...) end
 function Log:warn(fmt, ...) self:write("WARN", fmt, ...) end
 function Log:error(fmt, ...) self:write("ERROR", fmt, ...) end
 
+-- Says a failure (as an error line), closes the log, and returns the exit
+-- status (default 1): how a command ends when it cannot go on.
+function Log:fail(message, status)
+  self:error("%s", message)
+  self:close()
+  return status or 1
+end
+
 function Log:close()
   if self.file then self.file:close() end
   self.file = nil

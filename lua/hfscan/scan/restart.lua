@@ -55,14 +55,9 @@ function M.check_token(o, parameters)
   return identity.check_or_refuse(o, endpoint)
 end
 
-local function fail(log, message, status)
-  log:error("%s", message)
-  log:close()
-  return status or 1
-end
 
 -- A command line that would change what the scan's rows answer: exit 2.
-local function refuse(log, message) return fail(log, message, cli.EXIT_USAGE) end
+local function refuse(log, message) return log:fail(message, cli.EXIT_USAGE) end
 
 -- Whether the metadata says completed and the files still hold all of it: no
 -- torn line or bad row, and a progress line for every repo the metadata counts.
@@ -113,16 +108,16 @@ function M.restart(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   local paths, err = M.locate(o.output_dir, o.restart_from)
-  if not paths then return fail(log, "cannot resume: " .. err, cli.EXIT_TROUBLE) end
+  if not paths then return log:fail("cannot resume: " .. err, cli.EXIT_TROUBLE) end
   -- One streaming pass over each file tells what the restart needs (memory
   -- per repo, not per row): nothing is changed before every refusal is past.
   local heads, rerr = survey.headers(paths)
-  if not heads then return fail(log, "cannot resume: " .. rerr) end
+  if not heads then return log:fail("cannot resume: " .. rerr) end
   local finished, order, had_progress = survey.finished_repos(paths, log)
-  if not finished then return fail(log, "cannot resume: " .. tostring(order)) end
+  if not finished then return log:fail("cannot resume: " .. tostring(order)) end
   local repair, repair_summary = cli.repairer(nil, o.repair)
   local found, serr = survey.survey(paths, finished, repair)
-  if not found then return fail(log, "cannot resume: " .. serr) end
+  if not found then return log:fail("cannot resume: " .. serr) end
   repair_summary()
   -- A finished scan is a fact: a restart neither lists the Hub again nor adds
   -- the repos that appeared since (a new scan, or --since, does that). Files
@@ -161,7 +156,7 @@ function M.restart(o)
   o.since = o.since or parameters.since
   o.policy = o.policy or parameters.policy
   local expected, lerr = since.load_since_and_policy(o)
-  if not expected then return fail(log, lerr) end
+  if not expected then return log:fail(lerr) end
   if o.since then log:info("since = %s", o.since) end
   if o.policy then log:info("policy = %s", o.policy) end
   if table.concat(expected, ",") ~= table.concat(extras, ",") then
@@ -177,17 +172,17 @@ function M.restart(o)
   M.remove_stale_temporaries(paths, log)
   if unfinish(finished, order, found.damaged) > 0 then had_progress = false end -- rewritten without them
   local ok, perr = survey.purge_unfinished(paths, found, finished, log)
-  if not ok then return fail(log, "cannot repair the scan's files: " .. tostring(perr)) end
+  if not ok then return log:fail("cannot repair the scan's files: " .. tostring(perr)) end
   if not had_progress then
     local rows = {}
     for _, repo in ipairs(order) do rows[#rows + 1] = { repo, finished[repo] } end
     local wok, werr = csvfile.rewrite_plain(paths.progress, database.PROGRESS_COLUMNS, rows)
-    if not wok then return fail(log, werr) end
+    if not wok then return log:fail(werr) end
   end
   manifest.write_or_warn(paths, log)
   log:info("%d repos already finished are skipped", #order)
   local db, derr = database.open_append(paths, extras)
-  if not db then return fail(log, derr) end
+  if not db then return log:fail(derr) end
   local ts = paths.ts
   local previous = database.read_metadata(paths.metadata) or {}
   local listing = listing_journal.read(paths.listing)
@@ -196,7 +191,7 @@ function M.restart(o)
       (listing.done or not listing.next) and ", and it was over" or "")
   end
   local stats, rows_per_repo = survey.totals(paths, found, finished, #order)
-  if not stats then return fail(log, "cannot resume: " .. tostring(rows_per_repo)) end
+  if not stats then return log:fail("cannot resume: " .. tostring(rows_per_repo)) end
   return scanner.execute(o, db, ts, log, stats, {
     skip = finished,
     listing = listing,

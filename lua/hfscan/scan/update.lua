@@ -41,11 +41,6 @@ local UNCHANGEABLE = { endpoint = true, policy = true, policy_sha256 = true, scr
 
 local function key(repo, filename) return repo .. "\0" .. filename end
 
-local function fail(log, message, status)
-  log:error("%s", message)
-  log:close()
-  return status or 1
-end
 
 -- The latest error type of each file (and of each repo, filename ""), from the
 -- errors file.
@@ -436,7 +431,7 @@ function M.run(o)
   local log = logging.new { quiet = o.quiet }
   log:add_secret(o.token)
   local paths, docs = open_scan(o, log)
-  if not paths then return fail(log, docs) end
+  if not paths then return log:fail(docs) end
   local parameters = docs.extended.parameters
   local refused = restart.check_token(o, parameters) -- no request without a token
   if refused then return refused end
@@ -444,10 +439,10 @@ function M.run(o)
   log:open_file(paths.log)
   scan_options.take_recorded(o, parameters, nil, true)
   local err = check_unchanged(o, parameters)
-  if err then return fail(log, err, cli.EXIT_USAGE) end
+  if err then return log:fail(err, cli.EXIT_USAGE) end
   local jobs, count, need_token = plan_retries(docs, o.token ~= nil)
   if count == 0 and need_token > 0 then
-    return fail(log, ("--update-failed-hashes: the %d failed rows of %s are of gated repos and need a "
+    return log:fail(("--update-failed-hashes: the %d failed rows of %s are of gated repos and need a "
       .. "token: --token, HF_TOKEN or the token file ($HF_TOKEN_PATH or $HF_HOME/token)")
       :format(need_token, paths.extended), cli.EXIT_USAGE)
   end
@@ -456,7 +451,7 @@ function M.run(o)
   if count > 0 and hf.isatty(0) and not o.yes then
     if not confirm(("Retry %d failed rows of %s%s?"):format(count, paths.extended,
       o.token and " (those of gated repos with your token)" or "")) then
-      return fail(log, "cancelled; nothing was changed")
+      return log:fail("cancelled; nothing was changed")
     end
   end
   local rescans = retry(o, jobs, log)
@@ -473,18 +468,18 @@ function M.run(o)
   local token_user = used_token and (o.token_user or "unknown user") or parameters.failed_hashes_token_user
   used_token = token_user ~= nil
   local progress, perr = updated_progress(paths, rescans)
-  if not progress then return fail(log, "cannot update: " .. tostring(perr)) end
+  if not progress then return log:fail("cannot update: " .. tostring(perr)) end
   local comments_of = function(comments) return updated_comments(comments, when, token_user) end
   local error_keys = {}
   for _, e in ipairs(docs.errors.rows) do error_keys[key(e[ERR.repo_id], e[ERR.filename])] = true end
   local seen = { stats = scanner.new_stats(), hashed = {} }
   local ok, werr = rewrite_rows(paths, docs,
     updated_rows(paths, docs, jobs, rescans, log.secrets, error_keys, seen), comments_of)
-  if not ok then return fail(log, tostring(werr)) end
+  if not ok then return log:fail(tostring(werr)) end
   local errors = updated_errors(docs, jobs, rescans, seen.hashed, when, log.secrets)
   local metadata, stats = updated_metadata(paths, seen.stats, errors, when, used_token, token_user)
   ok, werr = rewrite_descriptions(paths, docs, progress, errors, metadata, comments_of)
-  if not ok then return fail(log, tostring(werr)) end
+  if not ok then return log:fail(tostring(werr)) end
   manifest.write_or_warn(paths, log) -- last: it records the files as rewritten
   update_database(paths, log)
   local before, after, rescanned = count + need_token, stats.failed_files, 0

@@ -181,7 +181,7 @@ function M.parse_command(command, args)
   return options, positionals
 end
 
--- What the readers get for --repair (see hfscan.db.files.screen_rows), or nil
+-- What the readers get for --repair (see hfscan.db.files.screen_row), or nil
 -- without it: a function that reports each row dropped on stderr, and a second
 -- that reports their count, once the command has read everything.
 function M.repairer(command, given)

@@ -60,20 +60,21 @@ local function build(o)
 end
 
 -- The bad rows of a scan's basic and extended files ("path:line: problem"),
--- and those of the two that cannot be read as an hfscan CSV at all.
+-- streamed, and those of the two that cannot be read as an hfscan CSV at all.
 local function bad_rows(paths)
   local found, unreadable = {}, {}
+  local function note(text) found[#found + 1] = text end
   for _, kind in ipairs({ "basic", "extended" }) do
-    local doc, err = csvfile.read(paths[kind], database.columns_of(kind))
-    if not doc then
-      unreadable[#unreadable + 1] = err
-    else
-      local records = {}
-      for i, row in ipairs(doc.rows) do records[i] = csvfile.record(doc.header, row) end
-      for _, bad in ipairs(database.bad_rows(paths[kind], records, doc.lines)) do
-        found[#found + 1] = bad.text
-      end
+    local doc, err = csvfile.open(paths[kind], database.columns_of(kind))
+    local ok = doc ~= nil
+    if doc then
+      ok, err = pcall(function()
+        for row, line in doc.next do
+          database.screen_row(doc.path, line, csvfile.record(doc.header, row), note)
+        end
+      end)
     end
+    if not ok then unreadable[#unreadable + 1] = err end
   end
   return found, unreadable
 end

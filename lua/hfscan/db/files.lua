@@ -61,19 +61,6 @@ function M.row_problem(record)
   return nil
 end
 
--- The bad rows of a CSV read by hfscan.db.csv (its rows as records, lines the
--- file line of each), as { { index = i, text = "path:line: problem" } }.
-function M.bad_rows(path, records, lines)
-  local bad = {}
-  for i, rec in ipairs(records) do
-    local problem = M.row_problem(rec)
-    if problem then
-      bad[#bad + 1] = { index = i, text = ("%s:%d: %s"):format(path, lines[i] or i, problem) }
-    end
-  end
-  return bad
-end
-
 -- Checks one row read back (a record, at line of path). A good row: true. A
 -- bad one raises a message naming file and line, unless repair(text) is
 -- given, which is told of it: then false, and the row is to be dropped.
@@ -87,29 +74,6 @@ function M.screen_row(path, line, record, repair)
 end
 
 M.REPAIR_HINT = " (--repair drops such rows, each reported)"
-
--- The records a reader may use. A bad row refuses the file (nil, a message
--- naming the first), unless repair (a function) is given: then each bad row is
--- dropped and repair(text) told of it. Returns the kept records and the
--- dropped ones.
-function M.screen_rows(path, records, lines, repair)
-  local bad = M.bad_rows(path, records, lines)
-  if #bad == 0 then return records, {} end
-  if not repair then
-    return nil, bad[1].text .. M.REPAIR_HINT
-  end
-  local kept, dropped, at = {}, {}, 1
-  for i, rec in ipairs(records) do
-    if bad[at] and bad[at].index == i then
-      repair(bad[at].text)
-      dropped[#dropped + 1] = rec
-      at = at + 1
-    else
-      kept[#kept + 1] = rec
-    end
-  end
-  return kept, dropped
-end
 
 M.utc_now = clock.utc_now
 

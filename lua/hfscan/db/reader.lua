@@ -1,5 +1,5 @@
--- Reading a whole finished scan back: its extended rows (as records), errors,
--- and the commit of every finished repo. Used by diff, merge and --since.
+-- Reading a finished scan back, streamed: its extended rows (as records),
+-- errors, and the commit of every finished repo. Used by diff, merge and --since.
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
@@ -54,13 +54,16 @@ function M.errors(scan)
   return list
 end
 
--- A scan to stream: what M.read gives but rows and errors, which
--- scan.each_row(fn) hands over one by one as records (fn(record)) after
--- checking each (repair: see hfscan.db.files.screen_rows; a bad row raises
--- otherwise). finished and status are there at once; each_row fills
--- scan.commits and scan.dropped as it goes, then adds the progress file's
--- commits (which win): memory grows with repos, not rows. Returns the scan, or
--- nil and a message.
+-- A folder's latest scan, or an extended CSV's, to stream:
+-- { paths, parameters, columns, finished = { [repo] = commit } (nil without a
+--   progress file), status (the metadata's, nil while it has none),
+--   commits = { [repo] = commit }, dropped = { [repo] = true } }.
+-- scan.each_row(fn) hands the rows over one by one as records (fn(record))
+-- after checking each (repair: see hfscan.db.files.screen_row; a bad row
+-- raises otherwise, and with repair its repo goes in dropped). It fills
+-- commits as it goes, then adds the progress file's (which win): memory grows
+-- with repos, not rows. reader.errors(scan) reads the errors. Returns the
+-- scan, or nil and a message.
 function M.open(path, repair)
   local paths, err = locate(path)
   if not paths then return nil, err end
@@ -82,25 +85,6 @@ function M.open(path, repair)
     end
     take_progress_commits(scan)
   end
-  return scan
-end
-
--- A folder (its latest scan) or an extended CSV, read whole; repair: see
--- hfscan.db.files.screen_rows. Returns
--- { paths, parameters, columns, rows = {records}, errors = {records},
---   commits = { [repo] = commit }, finished = { [repo] = commit } or nil when
---   the scan has no progress file, status = the metadata's status ("completed",
---   "incomplete", "interrupted", "failed") or nil while it has none,
---   dropped = { [repo] = true } for the repos whose bad rows repair dropped }
--- or nil, message.
-function M.read(path, repair)
-  local scan, err = M.open(path, repair)
-  if not scan then return nil, err end
-  local errors, rerr = M.errors(scan)
-  if not errors then return nil, rerr end
-  scan.rows, scan.errors = {}, errors
-  local ok, serr = pcall(scan.each_row, function(rec) scan.rows[#scan.rows + 1] = rec end)
-  if not ok then return nil, serr end
   return scan
 end
 

@@ -83,7 +83,7 @@ end
 -- repos = { [id] = { commit, errors } }, rows_of(id) -> its rows }. Only repos
 -- recorded as finished, without a repo-level error or a failed file, can be
 -- carried: a failure may have been the Hub's day or a missing token. repair:
--- see hfscan.db.files.screen_rows; a repo whose rows it dropped is scanned
+-- see hfscan.db.files.screen_row; a repo whose rows it dropped is scanned
 -- again.
 function M.load_previous(path, repair)
   local reader = require "hfscan.db.reader"

@@ -37,14 +37,30 @@ function M.new()
   return setmetatable({ db = db }, Comparison)
 end
 
+-- Runs feed(insert) in one transaction, where insert(...) adds a row of the
+-- values to the table by one prepared statement.
+function Comparison:insert_into(table_name, width, feed)
+  local statement = self.db:prepare(("INSERT OR IGNORE INTO %s VALUES (%s)"):format(table_name,
+    ("?, "):rep(width - 1) .. "?"))
+  self.db:exec("BEGIN")
+  feed(function(...) statement:run(...) end)
+  self.db:exec("COMMIT")
+  statement:close()
+end
+
 -- Streams a scan (hfscan.db.reader.open) into side ("old" or "new"). Raises on
 -- a bad row (see reader.open).
 function Comparison:load(side, scan)
-  local insert = self.db:prepare(("INSERT INTO %s VALUES (?, ?, ?, ?)"):format(side))
-  self.db:exec("BEGIN")
-  scan.each_row(function(r) insert:run(r.repo_id, r.filename, r.hash, r.commit_hash) end)
-  self.db:exec("COMMIT")
-  insert:close()
+  self:insert_into(side, 4, function(insert)
+    scan.each_row(function(r) insert(r.repo_id, r.filename, r.hash, r.commit_hash) end)
+  end)
+end
+
+-- The values of a list as rows of a one-column table.
+local function each_of(list)
+  return function(insert)
+    for _, v in ipairs(list) do insert(v) end
+  end
 end
 
 -- A file URI that SQLite opens read-only: '%', '?' and '#' would end or
@@ -86,12 +102,9 @@ end
 
 -- Leaves the repos out of the comparison.
 function Comparison:skip(repos)
-  local insert = self.db:prepare("INSERT OR IGNORE INTO skipped VALUES (?)")
-  self.db:exec("BEGIN")
-  for _, repo in ipairs(repos) do insert:run(repo) end
-  insert:close()
+  self:insert_into("skipped", 1, each_of(repos))
   self.db:exec([[DELETE FROM old WHERE repo_id IN (SELECT repo_id FROM skipped);
-    DELETE FROM new WHERE repo_id IN (SELECT repo_id FROM skipped); COMMIT;]])
+    DELETE FROM new WHERE repo_id IN (SELECT repo_id FROM skipped);]])
 end
 
 -- A key in both scans whose row differs, or a key of NEW alone: (repo, path,
@@ -118,11 +131,7 @@ end
 -- still has that hash there: { [hash] = { {place = "repo/path", kept}... } },
 -- places sorted. One pass over OLD.
 function Comparison:old_places(hashes)
-  local insert = self.db:prepare("INSERT OR IGNORE INTO candidates VALUES (?)")
-  self.db:exec("BEGIN")
-  for _, h in ipairs(hashes) do insert:run(h) end
-  insert:close()
-  self.db:exec("COMMIT")
+  self:insert_into("candidates", 1, each_of(hashes))
   local places = {}
   for _, r in ipairs(self.db:query([[
     SELECT DISTINCT o.hash, o.repo_id || '/' || o.filename AS place,

@@ -220,23 +220,46 @@ local function load_rows(self, scan_id, doc, repair)
   return n
 end
 
+-- Runs fn(scan_id, doc) in one transaction, with the scan registered and its
+-- extended CSV open to stream (doc, hfscan.db.csv.open). Returns what fn
+-- returns, or nil and a message.
+function Store:with_scan(paths, fn)
+  local doc, err = csvfile.open(paths.extended, database.columns_of("extended"))
+  if not doc then return nil, err end
+  local ts = paths.extended:match("(%d+_%d+)%.csv$")
+  local n, ferr = self:transaction(function()
+    return fn(self:add_scan(ts, paths.extended, doc.parameters), doc)
+  end)
+  doc.close()
+  if n == nil then return nil, tostring(ferr) end
+  return n
+end
+
 -- Replaces a scan's rows with what its extended CSV holds now, in one
 -- transaction: a reader sees the old rows or the new, never none. repair: see
 -- load_rows; fresh: the scan is not in the database (a build), so there is
 -- nothing to delete. Returns the number of rows, or nil and a message.
 function Store:import_scan(paths, repair, fresh)
-  local doc, err = csvfile.open(paths.extended, database.columns_of("extended"))
-  if not doc then return nil, err end
-  local ts = paths.extended:match("(%d+_%d+)%.csv$")
-  local n, ierr = self:transaction(function()
-    local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
+  return self:with_scan(paths, function(scan_id, doc)
     if not fresh then self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id) end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
     return load_rows(self, scan_id, doc, repair)
   end)
-  doc.close()
-  if not n then return nil, tostring(ierr) end
-  return n
+end
+
+-- The repos whose rows in the database differ in number from counts (rows per
+-- repo of the scan's CSV), as a set.
+local function stale_repos(db, scan_id, counts)
+  local stale, held = {}, {}
+  for _, r in ipairs(db:query(
+    "SELECT repo_id, count(*) AS n FROM files WHERE scan_id = ? GROUP BY repo_id", scan_id)) do
+    held[r.repo_id] = r.n
+    if counts[r.repo_id] ~= r.n then stale[r.repo_id] = true end
+  end
+  for repo in pairs(counts) do
+    if held[repo] == nil then stale[repo] = true end
+  end
+  return stale
 end
 
 -- Brings a scan's rows up to its extended CSV when the CSV is known to hold
@@ -245,22 +268,9 @@ end
 -- transaction, instead of the whole scan. Returns the number of repos
 -- reloaded, or nil and a message.
 function Store:sync_scan(paths, counts)
-  local doc, err = csvfile.open(paths.extended, database.columns_of("extended"))
-  if not doc then return nil, err end
-  local ts = paths.extended:match("(%d+_%d+)%.csv$")
-  local n, serr = self:transaction(function()
-    local scan_id = self:add_scan(ts, paths.extended, doc.parameters)
-    local stale, held = {}, {}
-    for _, r in ipairs(self.db:query(
-      "SELECT repo_id, count(*) AS n FROM files WHERE scan_id = ? GROUP BY repo_id", scan_id)) do
-      held[r.repo_id] = r.n
-      if counts[r.repo_id] ~= r.n then stale[r.repo_id] = true end
-    end
-    for repo in pairs(counts) do
-      if held[repo] == nil then stale[repo] = true end
-    end
+  return self:with_scan(paths, function(scan_id, doc)
+    local stale, reloaded = stale_repos(self.db, scan_id, counts), 0
     if next(stale) == nil then return 0 end
-    local reloaded = 0
     for repo in pairs(stale) do
       self.db:run("DELETE FROM files WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
       reloaded = reloaded + 1
@@ -272,9 +282,6 @@ function Store:sync_scan(paths, counts)
     end
     return reloaded
   end)
-  doc.close()
-  if not n then return nil, tostring(serr) end
-  return n
 end
 
 -- A writer leaves the database in rollback-journal mode: one self-contained

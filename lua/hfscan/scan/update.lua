@@ -136,25 +136,29 @@ local function commit_gone(job)
   return false
 end
 
--- Runs the jobs, then scans again whole (at the current commit, every target
--- file) each repo whose commit is gone. Returns the rescans, { [repo] = job }.
-local function retry(o, jobs, log)
+-- Runs the jobs that lift access failures with the token, the others without.
+local function run_by_token(o, jobs, log)
   local with, without = {}, {}
   for _, job in ipairs(jobs) do table.insert(job.token and with or without, job) end
   run_jobs(o, with, o.token, log)
   run_jobs(o, without, nil, log)
-  local again_with, again_without, rescans = {}, {}, {}
+end
+
+-- Runs the jobs, then scans again whole (at the current commit, every target
+-- file) each repo whose commit is gone. Returns the rescans, { [repo] = job }.
+local function retry(o, jobs, log)
+  run_by_token(o, jobs, log)
+  local again, rescans = {}, {}
   for _, job in ipairs(jobs) do
     if commit_gone(job) and not rescans[job.repo] then
       local whole = { repo = job.repo, token = job.token, rescan = true }
       rescans[job.repo] = whole
-      table.insert(job.token and again_with or again_without, whole)
+      again[#again + 1] = whole
       log:info("%s: commit %s is gone; the repo is scanned again at its current commit", job.repo,
         job.commit)
     end
   end
-  run_jobs(o, again_with, o.token, log)
-  run_jobs(o, again_without, nil, log)
+  run_by_token(o, again, log)
   return rescans
 end
 

@@ -1,9 +1,11 @@
 /* Lua binding of an output folder's lock, so that two hfscan processes never
  * write one folder's files at once (two appenders, or a rewrite under an append,
  * would tear rows):
- *   hf.lock_dir(dir [, "reader"]) -> lock | nil, message, "busy" | "busy_reader" | "io"
- *     "reader": a reader building a missing database holds it, for seconds;
- *     a writer refused by one ("busy_reader") may wait for it to end
+ *   hf.lock_dir(dir [, "reader"]) -> lock | nil, message, code
+ *     code "busy", "busy_reader", "busy_starting" or "io". "reader": a reader
+ *     building a missing database holds it, for seconds; a writer refused by
+ *     one ("busy_reader") may wait for it to end, and for a holder that has not
+ *     yet written who it is ("busy_starting"), which it does an instant later
  *   lock:close()      releases it (so does exiting, however the process ends)
  * The lock is flock(2) on DIR/.hfscan.lock, which the kernel drops with the
  * process: a killed scan never leaves a stale lock behind. The file holds the
@@ -75,10 +77,11 @@ static int l_lock_dir(lua_State *L) {
       lua_pushfstring(L, "cannot lock %s: %s", dir, strerror(errno));
     close(fd);
     lock->fd = -1;
-    return hf_lua_fail(L, lua_tostring(L, -1),
-                       !busy            ? "io"
+    const char *code = !busy            ? "io"
+                       : pid == 0       ? "busy_starting"
                        : held_by_reader ? "busy_reader"
-                                        : "busy");
+                                        : "busy";
+    return hf_lua_fail(L, lua_tostring(L, -1), code);
   }
   record_pid(fd, reader);
   return 1;

@@ -310,11 +310,13 @@ function M.lock(dir)
   if hf.file_type(dir) ~= "directory" then return { close = function() end } end
   -- A reader building a missing or stale database holds the lock for a while
   -- (seconds; a minute at millions of rows): a writer waits for it, within a
-  -- bound, rather than fail a nightly scan. Another writer is refused at once.
+  -- bound, rather than fail a nightly scan, and for a holder that has not yet
+  -- said who it is. Another writer is refused at once.
   local deadline = hf.now() + M.READER_LOCK_WAIT
   while true do
     local lock, err, code = hf.lock_dir(dir)
-    if lock or code ~= "busy_reader" or hf.now() >= deadline or hf.interrupted() then
+    local wait = code == "busy_reader" or code == "busy_starting"
+    if lock or not wait or hf.now() >= deadline or hf.interrupted() then
       return lock, err, code
     end
     hf.sleep(0.1)

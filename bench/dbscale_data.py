@@ -12,7 +12,8 @@ For a size of N rows, under DIR:
                  SHA-256 of the id, modulo 4), each a completed scan
   interrupted/   a/ killed at its end: the same CSVs (hard links), the
                  progress file without its last 8 repos, whose rows are still
-                 in the CSVs, and metadata status "interrupted"
+                 in the CSVs, metadata status "interrupted", and the manifest
+                 of a run that ended at the last repo recorded
   params.json    what was generated, written last: a folder is reused when it
                  matches
 No folder has a listing journal (a restart lists the Hub from its first page)
@@ -28,9 +29,10 @@ import os
 import random
 import shutil
 
-VERSION = 1
+VERSION = 2  # 2: progress lines record the CSVs' sizes (hfscan's issue 16 format)
 SHARDS = 4
 UNFINISHED = 8  # repos in flight when the interrupted copy was killed
+PROGRESS_COLUMNS = "repo_id,commit_hash,errors_end,basic_end,extended_end,unfinished_blocks"
 
 TS_A = "20250301_120000"
 TS_B = "20250308_120000"
@@ -190,11 +192,12 @@ class Output:
 
     def __init__(self, path):
         self.path, self.f, self.parts, self.held = path, open(path, "wb"), [], 0
-        self.sha, self.size = hashlib.sha256(), 0
+        self.sha, self.size, self.at = hashlib.sha256(), 0, 0
 
     def write(self, text):
         self.parts.append(text)
         self.held += len(text)
+        self.at += len(text.encode())  # the file's size once this is written
         if self.held > 1 << 20:
             self.flush()
 
@@ -235,7 +238,7 @@ class Scan:
         for kind, name, columns in (("errors", f"hf_scan_errors_{ts}.csv", "repo_id,filename,error_type,reason,timestamp"),
                                     ("basic", f"hf_model_hashes_basic_{ts}.csv", "hash,filename,repo_id"),
                                     ("extended", f"hf_model_hashes_extended_{ts}.csv", EXTENDED),
-                                    ("progress", f"hf_scan_progress_{ts}.csv", "repo_id,commit_hash")):
+                                    ("progress", f"hf_scan_progress_{ts}.csv", PROGRESS_COLUMNS)):
             out = Output(os.path.join(folder, name))
             out.write((_header(kind, p) if kind != "progress" else "") + columns + "\r\n")
             self.files[kind] = out
@@ -260,7 +263,8 @@ class Scan:
         self.files["errors"].write("".join(errors))
         self.files["basic"].write("".join(basic))
         self.files["extended"].write("".join(ext))
-        self.files["progress"].write(f"{rid},{commit}\r\n")
+        ends = ",".join(str(self.files[k].at) for k in ("errors", "basic", "extended"))
+        self.files["progress"].write(f"{rid},{commit},{ends},0\r\n")
         self.repos += 1
         self.rows += len(r["files"])
 
@@ -306,29 +310,35 @@ def finish(folder, ts, entries, metadata):
                           "written": metadata["scan_end"]}) + "\n")
 
 
-def _file_sha(path):
-    sha = hashlib.sha256()
+def _file_sha(path, size=None):
+    """The size and SHA-256 of path's first size bytes (all of it by default)."""
+    size = os.path.getsize(path) if size is None else size
+    sha, left = hashlib.sha256(), size
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        while left > 0:
+            block = f.read(min(1 << 20, left))
+            if not block:
+                break
             sha.update(block)
-    return os.path.getsize(path), sha.hexdigest()
+            left -= len(block)
+    return size, sha.hexdigest()
 
 
 def _interrupted(d, a):
     """a/'s scan killed before its last UNFINISHED repos were recorded."""
     os.makedirs(d, exist_ok=True)
     ts = a.ts
-    entries = {}
-    for kind in ("errors", "basic", "extended"):
-        name = os.path.basename(a.files[kind].path)
-        os.link(a.files[kind].path, os.path.join(d, name))
-        entries[kind] = (a.files[kind].size, a.files[kind].sha.hexdigest())
     with open(a.files["progress"].path, "rb") as f:
         lines = f.read().split(b"\r\n")[:-1]
     progress = os.path.join(d, f"hf_scan_progress_{ts}.csv")
     with open(progress, "wb") as f:
         f.write(b"".join(line + b"\r\n" for line in lines[:-UNFINISHED]))
-    entries["progress"] = _file_sha(progress)
+    entries = {"progress": _file_sha(progress)}
+    ends = lines[-UNFINISHED - 1].split(b",")[2:5]
+    for kind, end in zip(("errors", "basic", "extended"), ends):
+        name = os.path.basename(a.files[kind].path)
+        os.link(a.files[kind].path, os.path.join(d, name))
+        entries[kind] = _file_sha(os.path.join(d, name), int(end))
     meta = a.metadata("interrupted", UNFINISHED)
     finish(d, ts, entries, meta)
 

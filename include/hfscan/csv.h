@@ -49,6 +49,9 @@ int hf_csv_writer_commit(hf_csv_writer *w, char *err, size_t errlen);
 /* Closes without committing; a REWRITE temporary is removed. Frees w. */
 void hf_csv_writer_abort(hf_csv_writer *w);
 const char *hf_csv_writer_temp_path(const hf_csv_writer *w);
+/* The bytes the writer's file holds (what was queued and not yet flushed is not
+ * counted), or -1 with errno set. */
+long long hf_csv_writer_size(const hf_csv_writer *w);
 /* The file the writer writes to (for REWRITE, the target the commit replaces). */
 const char *hf_csv_writer_path(const hf_csv_writer *w);
 /* Gives a CREATE or APPEND writer's file another name (rename(2)); the writer keeps
@@ -82,6 +85,12 @@ int hf_csv_reader_next(hf_csv_reader *r, hf_csv_record *rec, char *err, size_t e
  * fall anywhere in a record. Only before the first hf_csv_reader_next; returns 0,
  * or -1 when too late or size is 0. */
 int hf_csv_reader_set_block_size(hf_csv_reader *r, size_t size);
+/* The bytes of input consumed so far: after a record, where the next begins. */
+long long hf_csv_reader_offset(const hf_csv_reader *r);
+/* Goes on reading a file at byte offset (a record's start, such as an offset
+ * hf_csv_reader_offset gave), past the leading comments: lines are counted
+ * from 1 there. Returns 0, or an errno value (EINVAL for a memory reader). */
+int hf_csv_reader_seek(hf_csv_reader *r, long long offset);
 void hf_csv_reader_close(hf_csv_reader *r);
 void hf_csv_record_free(hf_csv_record *rec);
 

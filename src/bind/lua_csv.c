@@ -117,6 +117,29 @@ static int l_reader_next(lua_State *L) {
   return 4;
 }
 
+/* reader:offset() -> the bytes consumed: where the next record begins. */
+static int l_reader_offset(lua_State *L) {
+  lua_reader *lr = luaL_checkudata(L, 1, READER_MT);
+  if (!lr->r)
+    return luaL_error(L, "attempt to use a closed CSV reader");
+  lua_pushinteger(L, (lua_Integer)hf_csv_reader_offset(lr->r));
+  return 1;
+}
+
+/* reader:seek(offset) -> true | nil, message, "io": reads on from a record's
+ * start (lines counted from 1 there). */
+static int l_reader_seek(lua_State *L) {
+  lua_reader *lr = luaL_checkudata(L, 1, READER_MT);
+  lua_Integer offset = luaL_checkinteger(L, 2);
+  if (!lr->r)
+    return luaL_error(L, "attempt to use a closed CSV reader");
+  int rc = hf_csv_reader_seek(lr->r, (long long)offset);
+  if (rc != 0)
+    return hf_lua_fail(L, strerror(rc), "io");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* hf.csv_parse_string(s) -> reader over a string (the string is kept alive). */
 static int l_reader_from_string(lua_State *L) {
   size_t len;
@@ -278,6 +301,15 @@ static int l_writer_scope_close(lua_State *L) {
   return 0;
 }
 
+/* writer:size() -> the bytes its file holds (flushed rows), or nil, message, "io". */
+static int l_writer_size(lua_State *L) {
+  long long size = hf_csv_writer_size(check_writer(L)->w);
+  if (size < 0)
+    return hf_lua_fail(L, strerror(errno), "io");
+  lua_pushinteger(L, (lua_Integer)size);
+  return 1;
+}
+
 static int l_writer_temp_path(lua_State *L) {
   const char *p = hf_csv_writer_temp_path(check_writer(L)->w);
   lua_pushstring(L, p);
@@ -296,10 +328,13 @@ void hf_lua_register_csv(lua_State *L) {
       {"close", l_writer_commit},
       {"abort", l_writer_abort},
       {"temp_path", l_writer_temp_path},
+      {"size", l_writer_size},
       {NULL, NULL},
   };
   static const luaL_Reg reader_methods[] = {
       {"next", l_reader_next},
+      {"offset", l_reader_offset},
+      {"seek", l_reader_seek},
       {"close", l_reader_close},
       {NULL, NULL},
   };

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,31 @@ static int l_file_stat(lua_State *L) {
   return 1;
 }
 
+/* truncate_file(path, size) -> true | nil, message, "io": cuts the file to size
+ * bytes (never grows it) and syncs it. Cutting to the same size again changes
+ * nothing, so a repair killed half-way is simply done again. */
+static int l_truncate_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  struct stat st;
+  int rc = fd < 0 || fstat(fd, &st) != 0 ? errno : 0;
+  if (rc == 0 && size < 0)
+    rc = EINVAL;
+  if (rc == 0 && st.st_size > size && ftruncate(fd, (off_t)size) != 0)
+    rc = errno;
+  if (rc == 0 && fsync(fd) != 0)
+    rc = errno;
+  if (fd >= 0)
+    close(fd);
+  if (rc != 0) {
+    lua_pushfstring(L, "cannot cut %s to %I bytes: %s", path, size, strerror(rc));
+    return hf_lua_fail(L, lua_tostring(L, -1), "io");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* realpath(path) -> the absolute path, links resolved | nil, message, "not_found"|"io".
  * Paths recorded in a scan's files must still mean the same file when a restart
  * runs from another working directory. */
@@ -479,6 +505,7 @@ void hf_lua_register_util(lua_State *L) {
       {"realpath", l_realpath},
       {"mkdir_p", l_mkdir_p},
       {"write_file_atomically", l_write_file_atomically},
+      {"truncate_file", l_truncate_file},
       {"kill_self_for_tests", l_kill_self_for_tests},
       {"list_dir", l_list_dir},
       {NULL, NULL},

@@ -175,6 +175,13 @@ int hf_csv_writer_flush(hf_csv_writer *w) {
   return 0;
 }
 
+long long hf_csv_writer_size(const hf_csv_writer *w) {
+  struct stat st;
+  if (fstat(w->fd, &st) != 0)
+    return -1;
+  return (long long)st.st_size;
+}
+
 int hf_csv_writer_sync(hf_csv_writer *w) {
   int rc = hf_csv_writer_flush(w);
   if (rc == 0 && fsync(w->fd) != 0)
@@ -255,7 +262,8 @@ struct hf_csv_reader {
   int at_end;          /* the input is used up (like stdio's sticky EOF) */
   int started;         /* a block was read: the block size is fixed */
   long line;
-  int in_preamble; /* still before the column header: '#' lines are comments */
+  int in_preamble;     /* still before the column header: '#' lines are comments */
+  long long window_at; /* the input offset of the window's end */
 };
 
 /* Bytes that end an unquoted field, and a comment's text. */
@@ -341,7 +349,25 @@ static int refill(hf_csv_reader *r) {
   }
   r->end = r->p + n;
   r->at_end = n == 0;
+  r->window_at += (long long)n;
   return n > 0;
+}
+
+long long hf_csv_reader_offset(const hf_csv_reader *r) {
+  return r->window_at - (long long)(r->end - r->p);
+}
+
+int hf_csv_reader_seek(hf_csv_reader *r, long long offset) {
+  if (r->fd < 0 || offset < 0)
+    return EINVAL;
+  if (lseek(r->fd, (off_t)offset, SEEK_SET) < 0)
+    return errno;
+  r->p = r->end = r->buf;
+  r->at_end = 0;
+  r->window_at = offset;
+  r->line = 1;
+  r->in_preamble = 0;
+  return 0;
 }
 
 /* The next byte, not consumed, or EOF. */

@@ -252,6 +252,46 @@ static void test_block_size_is_fixed(void) {
   hf_csv_reader_close(r);
 }
 
+/* Each record's offset is where the next begins, in every block size (so a
+ * block boundary falls inside each CRLF), and a seek to one of them reads on
+ * from that record, counting lines from 1. */
+static void test_offsets_and_seek(const char *dir) {
+  static const char text[] = "# c\r\nh\r\n\"a\r\nb\",1\r\nc,2\nd,3\r\n";
+  const long long after[] = {5, 8, 18, 22, 27};
+  char path[256];
+  snprintf(path, sizeof path, "%s/offsets.csv", dir);
+  write_text(path, text);
+  for (size_t block = 1; block <= 8; block++) {
+    hf_csv_reader *r = hf_csv_reader_open(path, NULL, 0);
+    CHECK(hf_csv_reader_set_block_size(r, block) == 0);
+    CHECK(hf_csv_reader_offset(r) == 0);
+    hf_csv_record rec = {0};
+    for (int i = 0; i < 5; i++) {
+      CHECK(hf_csv_reader_next(r, &rec, NULL, 0) == 1);
+      CHECK(hf_csv_reader_offset(r) == after[i]);
+    }
+    CHECK(hf_csv_reader_next(r, &rec, NULL, 0) == 0);
+    CHECK(hf_csv_reader_seek(r, after[2]) == 0);
+    CHECK(hf_csv_reader_next(r, &rec, NULL, 0) == 1);
+    CHECK(rec.count == 2 && rec.line == 1 && rec.fields[0][0] == 'c' && !rec.is_comment);
+    CHECK(hf_csv_reader_offset(r) == after[3]);
+    hf_csv_record_free(&rec);
+    hf_csv_reader_close(r);
+  }
+  hf_csv_reader *m = hf_csv_reader_from_string(text, sizeof text - 1);
+  CHECK(hf_csv_reader_seek(m, 0) == EINVAL);
+  hf_csv_reader_close(m);
+  hf_csv_writer *w = hf_csv_writer_open(path, HF_CSV_APPEND, NULL, 0);
+  CHECK(hf_csv_writer_size(w) == (long long)sizeof text - 1);
+  const char *f[] = {"e"};
+  const size_t lens[] = {1};
+  CHECK(hf_csv_writer_row(w, f, lens, 1) == 0);
+  CHECK(hf_csv_writer_size(w) == (long long)sizeof text - 1); /* queued, not yet written */
+  CHECK(hf_csv_writer_flush(w) == 0);
+  CHECK(hf_csv_writer_size(w) == (long long)sizeof text + 2);
+  CHECK(hf_csv_writer_commit(w, NULL, 0) == 0);
+}
+
 static void test_append_and_blocks(const char *dir) {
   char path[256];
   snprintf(path, sizeof path, "%s/append.csv", dir);
@@ -368,6 +408,7 @@ int main(void) {
   test_long_fields(dir);
   test_block_size_is_fixed();
   test_append_and_blocks(dir);
+  test_offsets_and_seek(dir);
   test_atomic_rewrite(dir);
   test_rename_keeps_writing(dir);
   test_failed_block(dir);

@@ -1,5 +1,6 @@
 /* An LD_PRELOAD shim for crash tests: kills the process with SIGKILL at the N-th
- * write, pwrite, rename, fsync or fdatasync that touches a file under a folder,
+ * write, pwrite (SQLite's pwrite64 too), rename, ftruncate, fsync or fdatasync
+ * that touches a file under a folder,
  * optionally after writing only half of that write's bytes (a torn write), to
  * show that a scan killed at any of those instants resumes exactly.
  *
@@ -28,8 +29,10 @@ static int torn;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pwrite64)(int, const void *, size_t, off64_t);
 static int (*real_rename)(const char *, const char *);
 static int (*real_fsync)(int);
+static int (*real_ftruncate)(int, off_t);
 static int (*real_fdatasync)(int);
 
 static void write_count(void) {
@@ -46,8 +49,10 @@ static void write_count(void) {
 __attribute__((constructor)) static void init(void) {
   real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
   real_pwrite = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+  real_pwrite64 = (ssize_t(*)(int, const void *, size_t, off64_t))dlsym(RTLD_NEXT, "pwrite64");
   real_rename = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
   real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  real_ftruncate = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate");
   real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
   folder = getenv("HFSCAN_CRASH_DIR");
   folder_len = folder ? strlen(folder) : 0;
@@ -102,10 +107,26 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t offset) {
   return real_pwrite(fd, buf, n, offset);
 }
 
+ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t offset) {
+  if (is_fatal(fd_under_folder(fd))) {
+    if (torn && n > 1)
+      real_pwrite64(fd, buf, n / 2, offset);
+    die();
+  }
+  return real_pwrite64(fd, buf, n, offset);
+}
+
 int rename(const char *from, const char *to) {
   if (is_fatal(under_folder(to)))
     die();
   return real_rename(from, to);
+}
+
+/* A cut is one step: the kill comes before it. */
+int ftruncate(int fd, off_t length) {
+  if (is_fatal(fd_under_folder(fd)))
+    die();
+  return real_ftruncate(fd, length);
 }
 
 int fsync(int fd) {

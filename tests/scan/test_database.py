@@ -548,22 +548,37 @@ class StoreAtomicityTest(ScanCase):
         self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
         self.assertEqual(self.db_rows(out), before, f"{args[0]}: no row lost")
 
+    def assert_database_matches_csv(self, out):
+        _, _, rows = read_csv(scan_files(out)["extended"])
+        self.assertEqual(self.db_rows(out), sorted((x["repo_id"], x["filename"], x["hash"]) for x in rows),
+                         "the restart brought the database up to the CSV")
+
     def test_a_kill_between_delete_and_insert_loses_no_row(self):
         out = self.killed_scan("cut", 4)
-        # The database lost one finished repo's rows (a write that failed): the
-        # restart reloads that repo alone, deleting whatever it held of it first.
+        # A db build after the kill loads the rows of the repo in flight, which
+        # the restart cuts off the CSVs: it deletes them from the database with
+        # the cut's rows in one transaction.
+        r = run_hfscan(["db", "build", "--output-dir", out])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.killed_after_delete(["--restart", "--output-dir", out, "--quiet"], out)
+        r = run_hfscan(["--restart", "--output-dir", out, "--quiet"])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assert_database_matches_csv(out)
+        self.killed_after_delete(["--update-failed-hashes", "--yes", "--output-dir", out,
+                                  "--token", GRANTED, "--quiet"], out)
+
+    def test_a_restart_reading_every_row_reloads_only_what_differs(self):
+        out = self.killed_scan("cut", 4)
+        # The database lost one finished repo's row: a restart that reads every
+        # row (--repair) reloads that repo alone, deleting what it held first.
         with sqlite3.connect(os.path.join(out, "hfscan.sqlite")) as db:
             repo = db.execute("SELECT repo_id FROM files LIMIT 1").fetchone()[0]
             db.execute("DELETE FROM files WHERE repo_id = ? AND rowid IN "
                        "(SELECT rowid FROM files WHERE repo_id = ? LIMIT 1)", (repo, repo))
-        self.killed_after_delete(["--restart", "--output-dir", out, "--quiet"], out)
-        r = run_hfscan(["--restart", "--output-dir", out, "--quiet"])
+        self.killed_after_delete(["--restart", "--repair", "--output-dir", out, "--quiet"], out)
+        r = run_hfscan(["--restart", "--repair", "--output-dir", out, "--quiet"])
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-        _, _, rows = read_csv(scan_files(out)["extended"])
-        self.assertEqual(self.db_rows(out), sorted((x["repo_id"], x["filename"], x["hash"]) for x in rows),
-                         "the restart brought the database up to the CSV")
-        self.killed_after_delete(["--update-failed-hashes", "--yes", "--output-dir", out,
-                                  "--token", GRANTED, "--quiet"], out)
+        self.assert_database_matches_csv(out)
 
     def test_lookups_during_restart_update_and_build_never_answer_unknown(self):
         import threading

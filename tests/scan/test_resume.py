@@ -36,6 +36,99 @@ def file_bytes(path):
         return f.read()
 
 
+PROGRESS_COLUMNS = ["repo_id", "commit_hash", "errors_end", "basic_end", "extended_end",
+                    "unfinished_blocks"]
+END_COLUMN = {"errors": 2, "basic": 3, "extended": 4}
+REPO_COLUMN = {"errors": 0, "basic": 2, "extended": 2}
+
+
+def progress_lines(files):
+    path = files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
+    with open(path, newline="") as f:
+        return list(__import__("csv").reader(f))
+
+
+def repos_in(data, kind, header=True):
+    """The repo of each row of a CSV's bytes (its header block and column line
+    skipped, unless header is False: the bytes begin at a row)."""
+    text = data.decode("utf-8")
+    rows = list(__import__("csv").reader(l for l in text.splitlines(True)
+                                         if not (header and l.startswith("#"))))
+    return [row[REPO_COLUMN[kind]] for row in rows[1 if header else 0:]]
+
+
+class ResumePointTest(ScanCase):
+    """Each progress line records where its repo's rows end in each CSV; a
+    restart cuts the files there instead of reading and rewriting them (issue 16)."""
+
+    def reference_and_killed(self, models, point):
+        """A scan of a world of models, and the folder of the same scan killed at point."""
+        hub = self.start_hub("--models", models)
+        r, reference = self.scan(hub, "--download-threshold", "1", "--no-token", output="reference")
+        out = os.path.join(self.dir, "killed")
+        r = run_hfscan(["--endpoint", hub.endpoint, "--output-dir", out, "--rate-limit", "0", "--quiet",
+                        "--download-threshold", "1", "--no-token"], env={"HFSCAN_TEST_CRASH": point})
+        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        return reference, out
+
+    def test_each_progress_line_records_where_its_repos_rows_end(self):
+        hub = self.start_hub("--models", "10")
+        r, files = self.scan(hub, "--download-threshold", "1", "--no-token")
+        header, *lines = progress_lines(files)
+        self.assertEqual(header, PROGRESS_COLUMNS)
+        order = [line[0] for line in lines]
+        for kind, column in END_COLUMN.items():
+            data = file_bytes(files[kind])
+            self.assertEqual(int(lines[-1][column]), len(data), kind)
+            for i, line in enumerate(lines):
+                end = int(line[column])
+                self.assertTrue(set(repos_in(data[:end], kind)) <= set(order[:i + 1]), (kind, i))
+                self.assertTrue(set(repos_in(data[end:], kind, header=False)) <= set(order[i + 1:]),
+                                (kind, i))
+        self.assertEqual({line[5] for line in lines}, {"0"}, "no repo was left unfinished")
+
+    def test_a_restart_cuts_the_files_in_place_and_resumes_exactly(self):
+        reference, out = self.reference_and_killed("12", "after_extended:6")
+        files = scan_files(out)
+        last = progress_lines(files)[-1]
+        before = {kind: (os.stat(files[kind]).st_ino, file_bytes(files[kind])) for kind in END_COLUMN}
+        r = run_hfscan(["--restart", "--output-dir", out, "--no-token"])
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertNotIn("reading every row", r.stderr)
+        for kind, column in END_COLUMN.items():
+            inode, data = before[kind]
+            end = int(last[column])
+            self.assertEqual(os.stat(files[kind]).st_ino, inode, f"{kind}: appended to, not rewritten")
+            self.assertEqual(file_bytes(files[kind])[:end], data[:end], f"{kind}: the finished rows stay")
+            if len(data) > end:
+                self.assertIn(f"{files[kind]}: removed the last {len(data) - end} bytes", r.stderr)
+        files = scan_files(out)
+        self.assertEqual(rows_of(files), rows_of(reference))
+        with open(files["metadata"]) as f, open(reference["metadata"]) as g:
+            got, want = json.load(f), json.load(g)
+        for key in ("total_models_scanned", "total_files_processed", "files_by_method", "failed_files",
+                    "total_errors", "errors_by_type", "status"):
+            self.assertEqual(got[key], want[key], f"{key} covers the whole scan")
+
+    def test_a_scan_whose_progress_records_no_sizes_is_read_row_by_row_once(self):
+        reference, out = self.reference_and_killed("10", "after_basic:5")
+        files = scan_files(out)
+        # As an hfscan before the sizes wrote it.
+        lines = progress_lines(files)
+        with open(files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_"), "w",
+                  newline="") as f:
+            f.write("".join(",".join(line[:2]) + "\r\n" for line in lines))
+        r = run_hfscan(["--restart", "--output-dir", out, "--no-token"],
+                       env={"HFSCAN_TEST_CRASH": "after_extended:1"})
+        self.assertEqual(r.returncode, -signal.SIGKILL, r.stderr[-2000:])
+        self.assertIn("reading every row: its progress file records no file sizes", r.stderr)
+        self.assertEqual(progress_lines(files)[0], PROGRESS_COLUMNS, "written again with the sizes")
+        r = run_hfscan(["--restart", "--output-dir", out, "--no-token"])
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertNotIn("reading every row", r.stderr, "the next restart cuts")
+        self.assertEqual(rows_of(files), rows_of(reference))
+
+
 class ResumeTest(ScanCase):
     WORLD = ("--models", "20", "--latency-ms", "5")
 
@@ -395,7 +488,8 @@ class DamagedFilesTest(ScanCase):
             f.write(b"\r\n".join(l for l in lines if not l.startswith(last_repo.encode() + b",")))
         r = run_hfscan(["--restart", "--output-dir", os.path.dirname(files["extended"])])
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("removing the torn last line", r.stderr)
+        self.assertIn("removed the last", r.stderr)
+        self.assertIn("a line cut by a kill", r.stderr)
         self.assertEqual(rows_of(scan_files(os.path.dirname(files["extended"]))), want)
 
 

@@ -1,6 +1,7 @@
 """The default scan against the Hub stand-in: exact rows, methods, errors,
 files, requests, tokens and faults."""
 import collections
+import csv
 import json
 import os
 import signal
@@ -337,10 +338,25 @@ class FaultsTest(ScanTestBase):
             meta = json.load(f)
         self.assertEqual((meta["status"], meta["unfinished_repos"], meta["total_models_scanned"]),
                          ("incomplete", 1, 5))
-        with open(files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")) as f:
+        progress = files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
+        with open(progress) as f:
             self.assertNotIn(repo, f.read())
+        # The repo's error block lies among finished repos' blocks: each progress
+        # line after it counts it, so a restart reads every row instead of cutting.
+        with open(files["errors"], "rb") as f:
+            errors_data = f.read()
+        with open(progress, newline="") as f:
+            lines = list(csv.reader(f))[1:]
+        at = errors_data.index(repo.encode())
+        for line in lines:
+            self.assertEqual(line[5], "1" if int(line[2]) > at else "0", line)
 
         self.restart_on_a_healthy_hub(hub, files, "--models", "6")
+        with open(progress, newline="") as f:
+            lines = list(csv.reader(f))
+        self.assertEqual(len(lines), 7, "every repo finished")
+        self.assertEqual(lines[-1][2:], [str(os.path.getsize(files[k])) for k in ("errors", "basic", "extended")]
+                         + ["0"], "the repair wrote the progress file again with the sizes")
 
     def test_cut_downloads_resume(self):
         hub = self.start_hub("--models", "8", "--cut-downloads")

@@ -54,6 +54,7 @@ function M.open(path, columns)
   end
   doc.header = fields
   local width = #columns
+  local whole = reader:offset() -- the bytes up to the end of the last whole row
   -- Raises (a message naming file and line) for a row of the wrong width: the
   -- file is not what hfscan writes.
   function doc.next()
@@ -71,9 +72,20 @@ function M.open(path, columns)
     end
     if #row ~= width then
       doc.close()
-      error(("%s: line %d has %d fields, expected %d"):format(path, at, #row, width), 0)
+      error(("%s: line %d has %d fields, expected %d"):format(doc.path, at, #row, width), 0)
     end
+    whole = reader:offset()
     return row, at
+  end
+  -- Where the rows read so far end (bytes): after the last whole row.
+  function doc.offset() return whole end
+  -- Reads on from byte offset, which must begin a row (such as an offset
+  -- given before). Lines are counted from there, and messages say so.
+  function doc.seek(offset)
+    local ok, err = reader:seek(offset)
+    if not ok then error(("%s: %s"):format(path, err), 0) end
+    whole = offset
+    doc.path = ("%s (from byte %d)"):format(path, offset)
   end
   function doc.close()
     if reader then reader:close() end
@@ -96,30 +108,6 @@ function M.read(path, columns)
   end)
   if not ok then return nil, rerr end
   return doc
-end
-
--- Reads a CSV without a parameter block (the progress file). Rows with the
--- wrong field count and a torn last line are left out.
-function M.read_plain(path, columns)
-  local reader, err = hf.csv_reader(path)
-  if not reader then return nil, err end
-  local header = reader:next()
-  if not header or table.concat(header, ",") ~= table.concat(columns, ",") then
-    reader:close()
-    return nil, ("%s: the column header is not '%s'"):format(path, table.concat(columns, ","))
-  end
-  local doc = { rows = {} }
-  while true do
-    local row, _, terminated = reader:next()
-    if not row or not terminated then break end
-    if #row == #columns then doc.rows[#doc.rows + 1] = row end
-  end
-  reader:close()
-  return doc
-end
-
-function M.rewrite_plain(path, columns, rows)
-  return M.rewrite(path, {}, columns, rows)
 end
 
 -- A row as a table keyed by column name.

@@ -4,7 +4,9 @@
 --                                      last_modified,download_url,hash_method,commit_hash
 --   hf_scan_errors_<ts>.csv            repo_id,filename,error_type,reason,timestamp
 --   scan_metadata_<ts>.json
---   hf_scan_progress_<ts>.csv          repo_id,commit_hash: the repos finished
+--   hf_scan_progress_<ts>.csv          repo_id,commit_hash,errors_end,basic_end,
+--                                      extended_end: the repos finished, and where
+--                                      their rows end in each CSV
 --   hf_scan_listing_<ts>.jsonl         the listing's pages read (hfscan.scan.listing)
 --   hf_scan_manifest_<ts>.json         size and SHA-256 of the others (hfscan.db.manifest)
 -- Each database CSV opens with the # SCAN_PARAMETERS block. A repo's rows are
@@ -81,7 +83,6 @@ M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }
 M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
   "download_url", "hash_method", "commit_hash" }
 M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
-M.PROGRESS_COLUMNS = { "repo_id", "commit_hash" }
 
 -- { name = position } of a column list, to read rows by name.
 function M.index(columns)
@@ -94,6 +95,25 @@ end
 -- row never stands without its error), then with the progress file.
 M.CSV_KINDS = { "errors", "basic", "extended" }
 M.FILE_KINDS = { "errors", "basic", "extended", "progress" }
+
+-- The progress file's columns: a finished repo, its commit, the size of each
+-- CSV once the repo's rows were written (<kind>_end), and how many blocks of
+-- repos left unfinished (a temporary failure) lie before them. When that is 0,
+-- whatever follows the last line's sizes belongs to repos not finished, so a
+-- restart cuts the files there instead of rewriting them. Scans begun before
+-- the sizes were recorded, and updated ones, have the first two columns only.
+M.PROGRESS_COLUMNS_WITHOUT_ENDS = { "repo_id", "commit_hash" }
+M.PROGRESS_COLUMNS = { table.unpack(M.PROGRESS_COLUMNS_WITHOUT_ENDS) }
+for _, kind in ipairs(M.CSV_KINDS) do M.PROGRESS_COLUMNS[#M.PROGRESS_COLUMNS + 1] = kind .. "_end" end
+M.PROGRESS_COLUMNS[#M.PROGRESS_COLUMNS + 1] = "unfinished_blocks"
+
+-- A progress line with sizes: ends = { [kind] = bytes }, unfinished: a count.
+function M.progress_line(repo_id, commit, ends, unfinished)
+  local row = { repo_id, commit or "" }
+  for _, kind in ipairs(M.CSV_KINDS) do row[#row + 1] = ends[kind] end
+  row[#row + 1] = unfinished
+  return row
+end
 
 M.KINDS = {
   basic = { prefix = "hf_model_hashes_basic_", columns = M.BASIC_COLUMNS },
@@ -262,7 +282,7 @@ local function create_files(db, parameters)
   local p, perr = hf.csv_writer(temporary(db.paths.progress), "create")
   if not p then return nil, perr end
   db.writers.progress = p
-  p:row(M.PROGRESS_COLUMNS)
+  p:row(db.progress_columns)
   for _, kind in ipairs(M.FILE_KINDS) do
     local ok, err = db.writers[kind]:sync()
     if not ok then return nil, err end
@@ -278,7 +298,7 @@ end
 
 function M.create(dir, ts, parameters, extra_columns)
   local db = setmetatable({ paths = M.paths(dir, ts), writers = {}, secrets = {},
-    extended = M.extended_columns(extra_columns) }, Db)
+    extended = M.extended_columns(extra_columns), progress_columns = M.PROGRESS_COLUMNS }, Db)
   local ok, err = create_files(db, parameters)
   if ok then return db end
   -- A disk that fills while the files are made leaves no half-made scan behind
@@ -291,10 +311,23 @@ function M.create(dir, ts, parameters, extra_columns)
   return nil, err
 end
 
--- Opens existing files for appending (a resumed scan).
+-- The columns of a progress file's header (one of the two forms above), or nil.
+function M.progress_columns_of(path)
+  local reader = hf.csv_reader(path)
+  local header = reader and reader:next()
+  if reader then reader:close() end
+  for _, columns in ipairs({ M.PROGRESS_COLUMNS, M.PROGRESS_COLUMNS_WITHOUT_ENDS }) do
+    if header and table.concat(header, ",") == table.concat(columns, ",") then return columns end
+  end
+  return nil
+end
+
+-- Opens existing files for appending (a resumed scan). Its progress lines
+-- keep the form the file has.
 function M.open_append(paths, extra_columns)
   local db = setmetatable({ paths = paths, writers = {}, secrets = {},
-    extended = M.extended_columns(extra_columns) }, Db)
+    extended = M.extended_columns(extra_columns),
+    progress_columns = M.progress_columns_of(paths.progress) or M.PROGRESS_COLUMNS_WITHOUT_ENDS }, Db)
   for _, kind in ipairs(M.FILE_KINDS) do
     local w, err = hf.csv_writer(paths[kind], "append")
     if not w then return nil, err end
@@ -350,8 +383,28 @@ local function trace(event)
   end
 end
 
+-- The size of each CSV: { [kind] = bytes }, or nil and a message.
+function Db:sizes()
+  local sizes = {}
+  for _, kind in ipairs(M.CSV_KINDS) do
+    local size, err = self.writers[kind]:size()
+    if not size then return nil, err end
+    sizes[kind] = size
+  end
+  return sizes
+end
+
+-- The progress line of a finished repo, in the file's form. A db begins with
+-- no unfinished block: a restart removes them all before it appends.
+function Db:progress_row(repo_id, commit, ends)
+  if self.progress_columns ~= M.PROGRESS_COLUMNS then return { repo_id, commit or "" } end
+  return M.progress_line(repo_id, commit, ends, self.unfinished_blocks or 0)
+end
+
 -- Appends one repo's rows and errors, each file in one write, then records the
 -- repo as complete (unless finished is false: a restart then redoes it).
+-- Returns the size of each CSV after the repo's rows (see sizes), or nil and a
+-- message.
 function Db:write_repo(rows, errors, repo_id, commit, finished)
   local blocks = { errors = {}, basic = {}, extended = {} }
   for _, e in ipairs(errors) do blocks.errors[#blocks.errors + 1] = self:select_columns(e, M.ERROR_COLUMNS) end
@@ -368,7 +421,12 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
     end
     maybe_crash("after_" .. kind)
   end
-  if finished == false then return true end
+  local ends, serr = self:sizes()
+  if not ends then return nil, serr end
+  if finished == false then
+    self.unfinished_blocks = (self.unfinished_blocks or 0) + 1
+    return ends
+  end
   -- The repo's rows reach the disk before the line that calls it finished: a
   -- power loss must not leave a finished repo without its rows. A bulk writer
   -- (merge, whose output is whole or discarded) syncs once, at close.
@@ -380,7 +438,9 @@ function Db:write_repo(rows, errors, repo_id, commit, finished)
     end
   end
   trace("append progress")
-  return self.writers.progress:write_block({ { repo_id, commit or "" } })
+  local ok, err = self.writers.progress:write_block({ self:progress_row(repo_id, commit, ends) })
+  if not ok then return nil, err end
+  return ends
 end
 
 -- Commits every file. Returns true, or nil and the first error (a full disk,

@@ -128,6 +128,16 @@ local function read(paths)
   return manifest
 end
 
+-- The size the manifest records of each of a scan's files ({ [kind] = bytes }),
+-- or nil when it has none that can be read.
+function M.recorded_sizes(paths)
+  local manifest = read(paths)
+  if not manifest then return nil end
+  local sizes = {}
+  for _, entry in ipairs(manifest.files) do sizes[entry.kind] = entry.size end
+  return sizes
+end
+
 -- Checks a scan's files against its manifest. Returns { files = n checked,
 -- differences = { "path: how" } }, or nil and a message (no manifest, or not
 -- one): trouble, not an answer.

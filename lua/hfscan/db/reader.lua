@@ -4,10 +4,10 @@ local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
 local names = require "hfscan.db.names"
+local progress_file = require "hfscan.db.progress_file"
 
 local M = {}
 
-local PROGRESS = database.index(database.PROGRESS_COLUMNS)
 
 -- A row or error of a file as a record, its name in the text form whoever
 -- wrote it (an older hfscan wrote names raw): what is read back compares
@@ -28,11 +28,8 @@ end
 
 -- Adds the progress file's finished repos to a scan, and its status.
 local function add_progress(scan)
-  local progress = csvfile.read_plain(scan.paths.progress, database.PROGRESS_COLUMNS)
-  scan.finished = progress and {} or nil
-  for _, row in ipairs(progress and progress.rows or {}) do
-    scan.finished[row[PROGRESS.repo_id]] = row[PROGRESS.commit_hash]
-  end
+  local progress = progress_file.read(scan.paths.progress)
+  scan.finished = progress and progress.finished
   scan.status = M.status(scan.paths.metadata)
 end
 

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS scans (
   endpoint           TEXT,
   scan_start         TEXT,
   download_threshold INTEGER,
-  shard              TEXT                   -- "K/N" for a sharded scan
+  shard              TEXT,                  -- "K/N" for a sharded scan
+  loaded_through     INTEGER                -- the bytes of the extended CSV whose rows files holds
 );
 CREATE TABLE IF NOT EXISTS files (
   scan_id           INTEGER NOT NULL REFERENCES scans(scan_id),
@@ -46,8 +47,9 @@ CREATE INDEX IF NOT EXISTS files_by_scan ON files(scan_id);
 ]]
 
 -- PRAGMA user_version of the schema above. An older hfscan left it 0, for
--- version 1: no raw_filename, and filename held the raw name.
-M.SCHEMA_VERSION = 2
+-- version 1: no raw_filename, and filename held the raw name. Version 2 had no
+-- loaded_through.
+M.SCHEMA_VERSION = 3
 
 local Store = {}
 Store.__index = Store
@@ -73,6 +75,9 @@ local function migrate(db)
   if db:query("PRAGMA user_version")[1].user_version >= M.SCHEMA_VERSION then return end
   db:exec("BEGIN IMMEDIATE") -- a second process migrating at once waits, then finds it done
   local ok, err = pcall(function()
+    if not has_column(db, "scans", "loaded_through") then
+      db:exec("ALTER TABLE scans ADD COLUMN loaded_through INTEGER") -- unknown: NULL
+    end
     if not has_column(db, "files", "raw_filename") then
       db:exec("ALTER TABLE files ADD COLUMN raw_filename BLOB")
     end
@@ -194,11 +199,26 @@ function Store:transaction(fn)
   return table.unpack(results, 2, results.n)
 end
 
--- Adds rows (tables keyed by the extended columns) of a scan, in one transaction.
-function Store:add_rows(scan_id, rows)
+-- Records that files holds the rows of the first bytes of the scan's extended CSV.
+function Store:set_loaded_through(scan_id, bytes)
+  self.db:run("UPDATE scans SET loaded_through = ? WHERE scan_id = ?", bytes, scan_id)
+  return true
+end
+
+-- A scan's id and loaded_through (nil when unknown), or nil when the scan is not here.
+function Store:loaded_through(ts)
+  local found = self.db:query("SELECT scan_id, loaded_through FROM scans WHERE timestamp = ?", ts)[1]
+  if not found then return nil end
+  return found.scan_id, math.tointeger(found.loaded_through)
+end
+
+-- Adds rows (tables keyed by the extended columns) of a scan, which end at
+-- byte extended_end of its extended CSV, in one transaction.
+function Store:add_rows(scan_id, rows, extended_end)
   if #rows == 0 then return true end
   local ok, err = self:transaction(function()
     for _, r in ipairs(rows) do self:insert_row(scan_id, r) end
+    if extended_end then self:set_loaded_through(scan_id, extended_end) end
     return true
   end)
   return ok, err
@@ -243,8 +263,44 @@ function Store:import_scan(paths, repair, fresh)
   return self:with_scan(paths, function(scan_id, doc)
     if not fresh then self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id) end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
-    return load_rows(self, scan_id, doc, repair)
+    local n = load_rows(self, scan_id, doc, repair)
+    self:set_loaded_through(scan_id, doc.offset())
+    return n
   end)
+end
+
+-- Brings a scan's rows from loaded_through up to byte upto of its extended
+-- CSV, in one transaction: the rows of the repos named in unfinished (those
+-- past upto, which a restart cuts off) are deleted, and the rows from byte
+-- from to upto loaded. Returns the number of rows loaded, or nil and a message.
+function Store:catch_up(paths, unfinished, from, upto)
+  return self:with_scan(paths, function(scan_id, doc)
+    for repo in pairs(unfinished) do
+      self.db:run("DELETE FROM files WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
+    end
+    database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+    local n = 0
+    if from < upto then
+      doc.seek(from)
+      for row, line in doc.next do
+        local record = csvfile.record(doc.header, row)
+        database.screen_row(doc.path, line, record)
+        self:insert_row(scan_id, record)
+        n = n + 1
+        if doc.offset() >= upto then break end
+      end
+    end
+    self:set_loaded_through(scan_id, upto)
+    return n
+  end)
+end
+
+-- A scan's rows counted by hash_method and by whether they failed:
+-- { { hash_method, failed (0/1), n }... }.
+function Store:row_counts(scan_id)
+  local failures = ("'%s'"):format(table.concat(database.FAILURES, "','"))
+  return self.db:query(("SELECT hash_method, hash IN (%s) AS failed, count(*) AS n FROM files "
+    .. "WHERE scan_id = ? GROUP BY hash_method, failed"):format(failures), scan_id)
 end
 
 -- The repos whose rows in the database differ in number from counts (rows per
@@ -280,6 +336,7 @@ function Store:sync_scan(paths, counts)
       local record = csvfile.record(doc.header, row)
       if stale[record.repo_id] then self:insert_row(scan_id, record) end
     end
+    self:set_loaded_through(scan_id, doc.offset())
     return reloaded
   end)
 end

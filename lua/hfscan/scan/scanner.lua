@@ -41,12 +41,15 @@ function M.count_error(stats, error_type)
   stats.errors_by_type[error_type] = (stats.errors_by_type[error_type] or 0) + 1
 end
 
--- Counts one row of the database in the scan's totals.
-function M.count_row(stats, hash, method)
-  stats.files = stats.files + 1
-  stats.methods[method] = (stats.methods[method] or 0) + 1
-  if database.is_failed(hash) then stats.failed_files = stats.failed_files + 1 end
+-- Counts n rows of one hash_method in the scan's totals, failed (FAILED_*) or not.
+function M.count_rows(stats, method, failed, n)
+  stats.files = stats.files + n
+  stats.methods[method] = (stats.methods[method] or 0) + n
+  if failed then stats.failed_files = stats.failed_files + n end
 end
+
+-- Counts one row of the database in the scan's totals.
+function M.count_row(stats, hash, method) M.count_rows(stats, method, database.is_failed(hash), 1) end
 
 local function new_stats()
   -- models_queued: the repos this run works on (listed, and neither finished by
@@ -375,14 +378,14 @@ function Scanner:record(model, rows, errors, unfinished)
   -- After a failed write (a full disk) the repos still in flight are not written:
   -- one message, and the restart redoes them.
   if self.fatal then return false end
-  local ok, err = self.db:write_repo(rows, errors, model.id, model.sha, not unfinished)
-  if not ok then
+  local ends, err = self.db:write_repo(rows, errors, model.id, model.sha, not unfinished)
+  if not ends then
     self.fatal = "cannot write the database: " .. tostring(err)
     self.log:error("%s", self.fatal)
     return false
   end
   if self.store then
-    local sok, serr = M.store_call(self.store.add_rows, self.store, self.scan_id, rows)
+    local sok, serr = M.store_call(self.store.add_rows, self.store, self.scan_id, rows, ends.extended)
     if not sok then
       self.log:warn("the SQLite database is no longer kept current (%s); rebuild it with: hfscan db build --output-dir %s",
         tostring(serr), self.db.paths.dir)
@@ -491,7 +494,8 @@ end
 -- CSV: a new scan's rows are none yet; a resumed scan's are brought up to the
 -- CSV, repo by repo where counts (rows per repo in the CSV) is known. Failures
 -- only cost the database, never the scan: it can be rebuilt from the CSVs.
-function M.attach_store(o, db, ts, log, counts)
+function M.attach_store(o, db, ts, log, counts, current)
+  if current then return current.store, current.scan_id end -- a restart brought it up to date
   local dir = db.paths.dir
   local store, err = M.store_call(store_db.open, dir)
   if store then
@@ -604,7 +608,8 @@ function M.execute(o, db, ts, log, stats, extra)
   scanner.skip = extra and extra.skip
   scanner.saved_listing = extra and extra.listing
   scanner.previous = o.previous
-  scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log, extra and extra.rows_per_repo)
+  scanner.store, scanner.scan_id = M.attach_store(o, db, ts, log, extra and extra.rows_per_repo,
+    extra and extra.store)
   log:info("scanning %s: threshold %d downloads, %d workers, %.3g s per worker, max file %.3g GB%s",
     o.endpoint, o.download_threshold, o.max_workers, o.rate_limit, o.max_file_size,
     o.token and ", authenticated" or "")

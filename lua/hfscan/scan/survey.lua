@@ -4,12 +4,12 @@
 local csvfile = require "hfscan.db.csv"
 local database = require "hfscan.db.files"
 local hf = require "hfscan"
+local progress_file = require "hfscan.db.progress_file"
 local scanner = require "hfscan.scan.scanner"
 
 local M = {}
 
 local EXT = database.index(database.EXTENDED_COLUMNS)
-local PROGRESS = database.index(database.PROGRESS_COLUMNS)
 local ERROR_TYPE = database.index(database.ERROR_COLUMNS).error_type
 local REPO_COLUMN = { basic = database.index(database.BASIC_COLUMNS).repo_id, extended = EXT.repo_id,
   errors = database.index(database.ERROR_COLUMNS).repo_id }
@@ -50,23 +50,13 @@ local function progress_file_says_nothing(path)
   if not f then return false end
   local text = f:read(4096) or ""
   f:close()
-  local header = table.concat(database.PROGRESS_COLUMNS, ",") .. "\r\n"
-  return #text < #header and header:sub(1, #text) == text
+  for _, columns in ipairs({ database.PROGRESS_COLUMNS, database.PROGRESS_COLUMNS_WITHOUT_ENDS }) do
+    local header = table.concat(columns, ",") .. "\r\n"
+    if #text < #header and header:sub(1, #text) == text then return true end
+  end
+  return false
 end
 
--- The repos a progress file names, { [repo] = commit } and in order; or nil
--- and a message.
-function M.recorded_progress(path)
-  local doc, err = csvfile.read_plain(path, database.PROGRESS_COLUMNS)
-  if not doc then return nil, err end
-  local finished, order = {}, {}
-  for _, row in ipairs(doc.rows) do
-    local repo = row[PROGRESS.repo_id]
-    if not finished[repo] then order[#order + 1] = repo end
-    finished[repo] = row[PROGRESS.commit_hash]
-  end
-  return finished, order
-end
 
 -- The repos of the extended file, as finished, in order: all but the last,
 -- which may have been cut short. Or nil and a message.
@@ -96,9 +86,9 @@ function M.finished_repos(paths, log)
   if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
     log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
   elseif hf.file_type(paths.progress) == "file" then
-    local finished, order = M.recorded_progress(paths.progress)
-    if not finished then return nil, order end
-    return finished, order, true
+    local progress, err = progress_file.read(paths.progress)
+    if not progress then return nil, err end
+    return progress.finished, progress.order, true
   end
   log:warn("%s is missing or empty: taking the repos of the extended file as finished, except the last",
     paths.progress)
@@ -199,6 +189,46 @@ function M.purge_unfinished(paths, found, finished, log)
   return true
 end
 
+-- Counts what the files of kinds (default: the extended file and the errors)
+-- hold for the finished repos, in one pass each. Returns the scan's totals
+-- (stats) and the rows per repo of the extended file, or nil and a message.
+function M.count(paths, finished, kinds)
+  local stats, rows_per_repo, on_row = counters(finished)
+  for _, kind in ipairs(kinds or { "extended", "errors" }) do
+    local result, err = pass(paths, kind, finished, nil, on_row[kind])
+    if not result then return nil, err end
+  end
+  return stats, rows_per_repo
+end
+
+-- Writes the progress file again for the finished repos, in order, with the
+-- size each CSV had after each one's rows: one more pass over each file (which
+-- must hold only their rows, as after purge_unfinished), so that the next
+-- restart cuts instead of reading. Returns true, or nil and a message.
+function M.rewrite_progress(paths, finished, order)
+  local ends_at, current = {}, {}
+  for _, kind in ipairs(database.CSV_KINDS) do
+    local doc, err = open(paths, kind)
+    if not doc then return nil, err end
+    local at, column = {}, REPO_COLUMN[kind]
+    current[kind] = doc.offset()
+    local ok, perr = pcall(function()
+      for row in doc.next do at[row[column]] = doc.offset() end
+    end)
+    doc.close()
+    if not ok then return nil, perr end
+    ends_at[kind] = at
+  end
+  local i = 0
+  return csvfile.rewrite_from(paths.progress, {}, database.PROGRESS_COLUMNS, function()
+    i = i + 1
+    local repo = order[i]
+    if not repo then return nil end
+    for _, kind in ipairs(database.CSV_KINDS) do current[kind] = ends_at[kind][repo] or current[kind] end
+    return database.progress_line(repo, finished[repo], current, 0)
+  end)
+end
+
 -- The totals of what the files hold for the finished repos, and their rows
 -- per repo. The survey counted them already, unless repos with bad rows were
 -- taken out of the finished ones since (rare: then the purged files are
@@ -206,12 +236,8 @@ end
 function M.totals(paths, found, finished, finished_count)
   local stats, rows_per_repo = found.stats, found.rows_per_repo
   if next(found.damaged) ~= nil then
-    local on_row
-    stats, rows_per_repo, on_row = counters(finished)
-    for _, kind in ipairs({ "extended", "errors" }) do
-      local result, err = pass(paths, kind, finished, nil, on_row[kind])
-      if not result then return nil, err end
-    end
+    stats, rows_per_repo = M.count(paths, finished)
+    if not stats then return nil, rows_per_repo end
   end
   stats.models_done = finished_count
   return stats, rows_per_repo

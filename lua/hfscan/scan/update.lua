@@ -15,6 +15,7 @@ local identity = require "hfscan.hub.identity"
 local logging = require "hfscan.log"
 local manifest = require "hfscan.db.manifest"
 local policies = require "hfscan.scan.policy"
+local progress_file = require "hfscan.db.progress_file"
 local repo_scan = require "hfscan.scan.repo"
 local restart = require "hfscan.scan.restart"
 local scan_options = require "hfscan.scan.options"
@@ -26,7 +27,6 @@ local M = {}
 
 local EXT = database.index(database.EXTENDED_COLUMNS)
 local ERR = database.index(database.ERROR_COLUMNS)
-local PROGRESS = database.index(database.PROGRESS_COLUMNS)
 
 -- Failures a token can lift. The others (network, server, too large, a
 -- mismatch) need none, and are retried without one: their rows must answer
@@ -264,17 +264,20 @@ local function updated_errors(docs, jobs, rescans, hashed, when, secrets)
   return out
 end
 
--- The progress file with each rescanned repo's new commit.
+-- The progress file's lines with each rescanned repo's new commit. They lose
+-- the CSVs' sizes, which the rewrite changes: a restart of the updated scan
+-- reads its files row by row.
 local function updated_progress(paths, rescans)
-  local doc, err = csvfile.read_plain(paths.progress, database.PROGRESS_COLUMNS)
-  if not doc then return nil, err end
-  for _, row in ipairs(doc.rows) do
-    local whole = rescans[row[PROGRESS.repo_id]]
-    if whole and whole.commit_now and whole.rows and not whole.unfinished then
-      row[PROGRESS.commit_hash] = whole.commit_now
-    end
+  local progress, err = progress_file.read(paths.progress)
+  if not progress then return nil, err end
+  local rows = {}
+  for i, repo in ipairs(progress.order) do
+    local whole = rescans[repo]
+    local commit = progress.finished[repo]
+    if whole and whole.commit_now and whole.rows and not whole.unfinished then commit = whole.commit_now end
+    rows[i] = { repo, commit }
   end
-  return doc.rows
+  return rows
 end
 
 -- The header comments with the record of this update; a token used makes the
@@ -410,7 +413,7 @@ end
 -- Then what describes the rows: the progress file, the errors, the metadata.
 local function rewrite_descriptions(paths, docs, progress, errors, metadata, comments_of)
   for _, step in ipairs({
-    { paths.progress, {}, database.PROGRESS_COLUMNS, progress },
+    { paths.progress, {}, database.PROGRESS_COLUMNS_WITHOUT_ENDS, progress },
     { paths.errors, comments_of(docs.errors.comments), database.ERROR_COLUMNS, errors },
   }) do
     local ok, err = csvfile.rewrite(table.unpack(step))

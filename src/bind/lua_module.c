@@ -19,6 +19,7 @@ int luaopen_hfscan(lua_State *L) {
   hf_lua_register_ratelimit(L);
   hf_lua_register_pool(L);
   hf_lua_register_csv(L);
+  hf_lua_register_key_set(L);
   hf_lua_register_sqlite(L);
   hf_lua_register_dirlock(L);
   return 1;

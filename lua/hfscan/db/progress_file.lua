@@ -28,6 +28,15 @@ local function ends_of(row)
   return ends, unfinished
 end
 
+-- The form of a progress file's header, WITH_ENDS or WITHOUT_ENDS, or nil
+-- and a message.
+local function form_of(path, header)
+  local text = table.concat(header or {}, ",")
+  if text == table.concat(WITH_ENDS, ",") then return WITH_ENDS end
+  if text == table.concat(WITHOUT_ENDS, ",") then return WITHOUT_ENDS end
+  return nil, ("%s: the column header is '%s', expected '%s'"):format(path, text, table.concat(WITH_ENDS, ","))
+end
+
 -- Reads path. Returns
 --   { finished = { [repo] = commit }, order = { repo... }, with_ends (the file
 --     records sizes), ends = the last line's sizes (nil without them or
@@ -38,13 +47,10 @@ end
 function M.read(path)
   local reader, err = hf.csv_reader(path)
   if not reader then return nil, err end
-  local header = table.concat(reader:next() or {}, ",")
-  local columns = header == table.concat(WITH_ENDS, ",") and WITH_ENDS
-    or header == table.concat(WITHOUT_ENDS, ",") and WITHOUT_ENDS
+  local columns, ferr = form_of(path, (reader:next()))
   if not columns then
     reader:close()
-    return nil, ("%s: the column header is '%s', expected '%s'"):format(path, header,
-      table.concat(WITH_ENDS, ","))
+    return nil, ferr
   end
   local read = { finished = {}, order = {}, with_ends = columns == WITH_ENDS, whole = reader:offset() }
   local finished, order = read.finished, read.order
@@ -66,6 +72,19 @@ function M.read(path)
   end
   reader:close()
   return read
+end
+
+-- Reads path as a restart needs it, in C: the same table as read, but with
+-- finished a set (finished[repo] is true or nil; #finished counts them) and no
+-- order nor commits. Memory: tens of bytes per repo.
+function M.scan(path)
+  local set, info, code = hf.csv_key_set(path)
+  if not set then return nil, info, code end
+  local columns, ferr = form_of(path, info.header)
+  if not columns then return nil, ferr end
+  local scanned = { finished = set, with_ends = columns == WITH_ENDS, whole = info.whole, torn = info.torn }
+  if scanned.with_ends and info.last then scanned.ends, scanned.unfinished = ends_of(info.last) end
+  return scanned
 end
 
 return M

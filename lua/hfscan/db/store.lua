@@ -276,7 +276,8 @@ end
 function Store:catch_up(paths, unfinished, from, upto)
   return self:with_scan(paths, function(scan_id, doc)
     for repo in pairs(unfinished) do
-      self.db:run("DELETE FROM files WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
+      -- +scan_id: by (repo, path), not by scan, whose every row it would visit.
+      self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
     end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
     local n = 0
@@ -328,7 +329,7 @@ function Store:sync_scan(paths, counts)
     local stale, reloaded = stale_repos(self.db, scan_id, counts), 0
     if next(stale) == nil then return 0 end
     for repo in pairs(stale) do
-      self.db:run("DELETE FROM files WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
+      self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
       reloaded = reloaded + 1
     end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed

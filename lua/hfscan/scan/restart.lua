@@ -167,14 +167,15 @@ local function refusal(o, paths, parameters, log)
 end
 
 -- The two ways a restart learns and repairs a scan's state. Each gives
--- { finished = { [repo] = commit }, order, whole = nothing to repair,
+-- { finished (finished[repo] is true for each finished repo), count (of them),
+--   whole = nothing to repair,
 --   repair = function(log) -> true or nil and a message, which leaves the
 --   files holding exactly the finished repos and sets stats (the totals to go
 --   on from), and rows_per_repo or store (the SQLite database's state) }.
 
 -- From the progress file's sizes alone (hfscan.scan.resume_point).
 local function by_resume_point(paths, point)
-  local state = { finished = point.finished, order = point.order, whole = resume_point.nothing_past(point) }
+  local state = { finished = point.finished, count = #point.finished, whole = resume_point.nothing_past(point) }
   function state.repair(log)
     local store, scan_id, current = resume_point.catch_up_store(paths, point)
     local ok, err = resume_point.cut(paths, point, log)
@@ -201,7 +202,7 @@ local function by_survey(o, paths, log)
   local found, serr = survey.survey(paths, finished, repair)
   if not found then return nil, serr end
   repair_summary()
-  local state = { finished = finished, order = order, whole = surveyed_whole(found, had_progress) }
+  local state = { finished = finished, count = #order, whole = surveyed_whole(found, had_progress) }
   function state.repair()
     unfinish(finished, order, found.damaged)
     local ok, perr = survey.purge_unfinished(paths, found, finished, log)
@@ -210,6 +211,7 @@ local function by_survey(o, paths, log)
     local wok, werr = survey.rewrite_progress(paths, finished, order)
     if not wok then return nil, werr end
     manifest.write_or_warn(paths, log)
+    state.count = #order
     state.stats, state.rows_per_repo = survey.totals(paths, found, finished, #order)
     if not state.stats then return nil, "cannot resume: " .. tostring(state.rows_per_repo) end
     return true
@@ -236,14 +238,14 @@ function M.restart(o)
     state, serr = by_survey(o, paths, log)
     if not state then return log:fail("cannot resume: " .. serr) end
   end
-  if completed_and_whole(paths, #state.order, state.whole) then return already_completed(o, paths) end
+  if completed_and_whole(paths, state.count, state.whole) then return already_completed(o, paths) end
   local parameters = heads.extended.parameters
   local refused = refusal(o, paths, parameters, log)
   if refused then return refused end
   M.remove_stale_temporaries(paths, log)
   local ok, perr = state.repair(log)
   if not ok then return log:fail(perr) end
-  log:info("%d repos already finished are skipped", #state.order)
+  log:info("%d repos already finished are skipped", state.count)
   local db, derr = database.open_append(paths, database.extra_columns_of(parameters))
   if not db then return log:fail(derr) end
   local previous = database.read_metadata(paths.metadata) or {}

@@ -28,13 +28,13 @@ local function ends_a_line(path, offset)
   return byte == "\n"
 end
 
--- The resume point of a scan: { finished = { [repo] = commit }, order, ends =
--- { [kind] = bytes } (the last progress line's), sizes (the CSVs' now),
--- progress (hfscan.db.progress_file's read) }; or nil and why it cannot be
--- used (the files are then read row by row).
+-- The resume point of a scan: { finished = a set of repos (see
+-- hfscan.db.progress_file.scan), ends = { [kind] = bytes } (the last progress
+-- line's), sizes (the CSVs' now), progress (what the progress file says) }; or
+-- nil and why it cannot be used (the files are then read row by row).
 function M.find(paths)
   if hf.file_type(paths.progress) ~= "file" then return nil, "the scan has no progress file" end
-  local progress, err = progress_file.read(paths.progress)
+  local progress, err = progress_file.scan(paths.progress)
   if not progress then return nil, err end
   if not progress.with_ends then
     return nil, "its progress file records no file sizes (begun by an older hfscan, or updated since)"
@@ -44,8 +44,7 @@ function M.find(paths)
     return nil, ("%d repos left unfinished by temporary failures lie among the finished ones")
       :format(progress.unfinished)
   end
-  local point = { finished = progress.finished, order = progress.order, ends = progress.ends, sizes = {},
-    progress = progress }
+  local point = { finished = progress.finished, ends = progress.ends, sizes = {}, progress = progress }
   for _, kind in ipairs(database.CSV_KINDS) do
     local path, at = paths[kind], progress.ends[kind]
     local stat = hf.file_stat(path)
@@ -159,7 +158,7 @@ function M.totals(paths, point, store, scan_id)
     if not counts then return nil, cerr end
     for _, r in ipairs(counts) do scanner.count_rows(stats, r.hash_method or "", r.failed == 1, r.n) end
   end
-  stats.models_done = #point.order
+  stats.models_done = #point.finished
   return stats
 end
 

@@ -65,9 +65,10 @@ local function rows_from_database(scan)
     WHERE scan_id = ? AND hash LIKE 'FAILED%']], found.scan_id)) do
     failed[r.repo_id] = true
   end
+  -- +scan_id: the rows are found by (repo, path), not among all the scan's.
   local function rows_of(repo)
     local rows = db.db:query([[SELECT hash, filename, repo_id, file_size, file_type, last_modified,
-      download_url, hash_method, commit_hash FROM files WHERE scan_id = ? AND repo_id = ?
+      download_url, hash_method, commit_hash FROM files WHERE +scan_id = ? AND repo_id = ?
       ORDER BY rowid]], found.scan_id, repo)
     for _, r in ipairs(rows) do
       r.file_size = r.file_size and tostring(r.file_size) or ""

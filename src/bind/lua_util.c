@@ -471,6 +471,20 @@ static int l_pid(lua_State *L) {
   return 1;
 }
 
+/* is_lower_hex(value, length) -> whether value is a string of exactly length
+ * lowercase hex digits: the check of every hash and commit a bulk load reads
+ * back, which Lua's patterns make the costliest part of a row. */
+static int l_is_lower_hex(lua_State *L) {
+  size_t len;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_Integer want = luaL_checkinteger(L, 2);
+  int ok = s && (lua_Integer)len == want;
+  for (size_t i = 0; ok && i < len; i++)
+    ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -497,6 +511,7 @@ void hf_lua_register_util(lua_State *L) {
       {"request_interrupt", l_request_interrupt},
       {"clear_interrupt", l_clear_interrupt},
       {"isatty", l_isatty},
+      {"is_lower_hex", l_is_lower_hex},
       {"terminal_width", l_terminal_width},
       {"cpu_count", l_cpu_count},
       {"pid", l_pid},

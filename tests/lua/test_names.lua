@@ -66,7 +66,12 @@ t.case("names: random byte strings round trip to text", function()
     local text = names.escape(raw)
     t.eq(names.unescape(text), raw, ("round trip of %q"):format(raw))
     t.truthy(names.is_text(text) and not text:find("^[=+%-@]"), ("%q is safe text"):format(text))
+    -- The shortcut for plain names: each is its own text form.
+    if names.is_plain(raw) then t.eq(text, raw, ("plain %q is its own text form"):format(raw)) end
   end
+  t.truthy(names.is_plain("org/model-00001-of-00002.safetensors") and not names.is_plain("'=x")
+    and not names.is_plain("a\\b") and not names.is_plain("caf\xE9") and not names.is_plain(""),
+    "what is plain")
 end)
 
 t.case("names: a name an older hfscan wrote raw reads back in its text form", function()

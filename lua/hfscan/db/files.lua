@@ -46,28 +46,33 @@ end
 -- Why an extended row (a record) is not one hfscan writes, or nil: every row
 -- read back is checked, so a damaged or tampered file is refused, not diffed,
 -- imported or carried forward.
-function M.row_problem(record)
-  if not M.valid_hash(record.hash) then
+-- (The same of a row's three checked fields.)
+function M.fields_problem(hash, method, commit)
+  if not M.valid_hash(hash) then
     return ("hash '%s' is neither 64 lowercase hex digits nor a FAILED_* marker"):format(
-      tostring(record.hash):sub(1, 80))
+      tostring(hash):sub(1, 80))
   end
-  local method = record.hash_method
   if method ~= nil and not (tiers.known(method) or M.is_failed(method)) then
     return ("hash_method '%s' is none of %s, %s"):format(tostring(method):sub(1, 80),
       table.concat(tiers.NAMES, ", "), table.concat(M.FAILURES, ", "))
   end
-  local commit = record.commit_hash
   if commit ~= nil and commit ~= "" and not hex.is_stored_git_oid(commit) then
     return ("commit_hash '%s' is not 40 lowercase hex digits"):format(commit:sub(1, 80))
   end
   return nil
 end
+function M.row_problem(record) return M.fields_problem(record.hash, record.hash_method, record.commit_hash) end
 
 -- Checks one row read back (a record, at line of path). A good row: true. A
 -- bad one raises a message naming file and line, unless repair(text) is
 -- given, which is told of it: then false, and the row is to be dropped.
 function M.screen_row(path, line, record, repair)
-  local problem = M.row_problem(record)
+  return M.screen_fields(path, line, record.hash, record.hash_method, record.commit_hash, repair)
+end
+
+-- The same of a row's three checked fields (a bulk load reads rows as lists).
+function M.screen_fields(path, line, hash, method, commit, repair)
+  local problem = M.fields_problem(hash, method, commit)
   if not problem then return true end
   local text = ("%s:%d: %s"):format(path, line, problem)
   if not repair then error(text .. M.REPAIR_HINT, 0) end

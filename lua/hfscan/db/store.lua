@@ -59,6 +59,7 @@ function M.path(dir) return dir .. "/" .. M.FILE end
 -- A row's filename as the store keeps it: its text form and its bytes (bound
 -- as a BLOB by CAST(? AS BLOB)).
 local function name_columns(filename)
+  if names.is_plain(filename) then return filename, filename end
   return names.canonical(filename), names.unescape(filename)
 end
 
@@ -173,14 +174,35 @@ local INSERT = [[INSERT INTO files (scan_id, repo_id, filename, hash, file_size,
   last_modified, download_url, hash_method, commit_hash, carried_over_from, raw_filename)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BLOB))]]
 
--- Inserts one row (a table keyed by the extended columns), through the one
--- prepared INSERT of this connection.
-function Store:insert_row(scan_id, r)
+-- A field of a row: r[c] of a table keyed by column, or r[at[c]] of a list
+-- of fields read from a CSV whose header gave at = { column = position }.
+local function field(r, at, c)
+  if not at then return r[c] end
+  local i = at[c]
+  return i and r[i]
+end
+
+-- Inserts one row (a table keyed by the extended columns, or a list of fields
+-- with at: see field), through the one prepared INSERT of this connection.
+function Store:insert_row(scan_id, r, at)
   self.insert = self.insert or self.db:prepare(INSERT)
-  local filename, raw_filename = name_columns(r.filename)
-  self.insert:run(scan_id, r.repo_id, filename, r.hash, tonumber(r.file_size), r.file_type,
-    r.last_modified, r.download_url, r.hash_method, r.commit_hash,
-    r.carried_over_from ~= "" and r.carried_over_from or nil, raw_filename)
+  local filename, raw_filename = name_columns(field(r, at, "filename"))
+  local carried = field(r, at, "carried_over_from")
+  self.insert:run(scan_id, field(r, at, "repo_id"), filename, field(r, at, "hash"),
+    tonumber(field(r, at, "file_size")), field(r, at, "file_type"), field(r, at, "last_modified"),
+    field(r, at, "download_url"), field(r, at, "hash_method"), field(r, at, "commit_hash"),
+    carried ~= "" and carried or nil, raw_filename)
+end
+
+-- Checks and inserts one row of doc (an extended CSV as hfscan.db.csv.open
+-- reads it) at line: see files.screen_fields. Returns whether it was inserted.
+local function load_row(self, scan_id, doc, at, row, line, repair)
+  if not database.screen_fields(doc.path, line, row[at.hash], row[at.hash_method], row[at.commit_hash],
+    repair) then
+    return false
+  end
+  self:insert_row(scan_id, row, at)
+  return true
 end
 
 -- Runs fn(self) in one transaction: all of it is committed or none (readers
@@ -229,13 +251,9 @@ end
 -- (naming file and line) unless repair(text) is given, which is told of each
 -- one dropped. Returns the number of rows.
 local function load_rows(self, scan_id, doc, repair)
-  local n = 0
+  local n, at = 0, database.index(doc.header)
   for row, line in doc.next do
-    local record = csvfile.record(doc.header, row)
-    if database.screen_row(doc.path, line, record, repair) then
-      self:insert_row(scan_id, record)
-      n = n + 1
-    end
+    if load_row(self, scan_id, doc, at, row, line, repair) then n = n + 1 end
   end
   return n
 end
@@ -283,10 +301,9 @@ function Store:catch_up(paths, unfinished, from, upto)
     local n = 0
     if from < upto then
       doc.seek(from)
+      local at = database.index(doc.header)
       for row, line in doc.next do
-        local record = csvfile.record(doc.header, row)
-        database.screen_row(doc.path, line, record)
-        self:insert_row(scan_id, record)
+        load_row(self, scan_id, doc, at, row, line)
         n = n + 1
         if doc.offset() >= upto then break end
       end
@@ -333,9 +350,9 @@ function Store:sync_scan(paths, counts)
       reloaded = reloaded + 1
     end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+    local at = database.index(doc.header)
     for row in doc.next do
-      local record = csvfile.record(doc.header, row)
-      if stale[record.repo_id] then self:insert_row(scan_id, record) end
+      if stale[row[at.repo_id]] then self:insert_row(scan_id, row, at) end
     end
     self:set_loaded_through(scan_id, doc.offset())
     return reloaded

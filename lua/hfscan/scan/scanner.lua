@@ -261,9 +261,9 @@ function Scanner:consider(model, queue)
   if self.skip and self.skip[model.id] then return end
   if not self.policy:call("select_model", model) then return end
   self.stats.models_queued = self.stats.models_queued + 1
-  local before = self.previous and self.previous.repos[model.id]
-  if before and model.sha and before.commit == model.sha then
-    queue:push({ carry = before, model = model })
+  local commit_before = self.previous and self.previous.repos[model.id]
+  if commit_before and model.sha and commit_before == model.sha then
+    queue:push({ carry = true, model = model })
   else
     self:requeue(model, queue)
   end
@@ -278,7 +278,7 @@ function Scanner:carry_over(item)
     copy.carried_over_from = self.previous.ts
     rows[i] = copy
   end
-  for i, e in ipairs(item.carry.errors) do errors[i] = e end
+  for i, e in ipairs(self.previous.errors_of(item.model.id)) do errors[i] = e end
   self.stats.carried = (self.stats.carried or 0) + 1
   return rows, errors
 end

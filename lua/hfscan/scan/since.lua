@@ -81,7 +81,9 @@ end
 
 -- The scan an incremental scan starts from (--since: an extended CSV or a
 -- folder's latest scan): { ts, path, policy, policy_sha256,
--- repos = { [id] = { commit, errors } }, rows_of(id) -> its rows }. Only repos
+-- repos = { [id] = commit }, rows_of(id) -> its rows, errors_of(id) -> its
+-- errors }. A string per repo, and a list only for repos with errors: a
+-- scan of a million repos is carried from a few hundred megabytes. Only repos
 -- recorded as finished, without a repo-level error or a failed file, can be
 -- carried: a failure may have been the Hub's day or a missing token. repair:
 -- see hfscan.db.files.screen_row; a repo whose rows it dropped is scanned
@@ -106,23 +108,20 @@ function M.load_previous(path, repair)
     store.done()
     rows_of = store.rows_of
   end
-  local previous = { ts = scan.paths.ts, repos = {}, path = scan.paths.extended,
-    policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
-    rows_of = rows_of }
-  for id, commit in pairs(scan.finished or scan.commits) do
-    previous.repos[id] = { commit = commit, errors = {} }
-  end
+  -- The reader's own map of finished repos to commits becomes the carried one.
+  local repos, errors_by_repo = scan.finished or scan.commits, {}
   for _, rec in ipairs(errors) do
-    local r = previous.repos[rec.repo_id]
-    if r then
+    if repos[rec.repo_id] then
       if rec.filename == "" then failed[rec.repo_id] = true end
-      table.insert(r.errors, rec)
+      errors_by_repo[rec.repo_id] = errors_by_repo[rec.repo_id] or {}
+      table.insert(errors_by_repo[rec.repo_id], rec)
     end
   end
-  for id in pairs(previous.repos) do
-    if failed[id] or scan.dropped[id] then previous.repos[id] = nil end
-  end
-  return previous
+  for id in pairs(failed) do repos[id] = nil end
+  for id in pairs(scan.dropped) do repos[id] = nil end
+  return { ts = scan.paths.ts, repos = repos, path = scan.paths.extended,
+    policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
+    rows_of = rows_of, errors_of = function(id) return errors_by_repo[id] or {} end }
 end
 
 -- Loads what --since and --policy name and records them as absolute paths (a

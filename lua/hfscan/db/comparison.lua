@@ -1,8 +1,10 @@
--- The rows of two scans side by side in a temporary SQLite file, so that diff
--- compares millions of rows in bounded memory: each scan's extended CSV
--- streams in once, SQLite sorts and joins on disk (indexes on (repo, path) and
--- hash), and only the changes come back to Lua. What does grow in memory is
--- per repo (commits, finished repos), never per row.
+-- The rows of two scans side by side, so that diff compares millions of rows
+-- in bounded memory, and only the changes come back to Lua. A scan whose
+-- folder's database is current is read where it is (attached read-only, its
+-- index on (repo, path) serving the joins: nothing is copied); another one's
+-- extended CSV streams once into a private temporary SQLite file, indexed by
+-- (repo, path) after its rows. What does grow in memory is per repo (commits,
+-- finished repos), never per row.
 local hf = require "hfscan"
 
 local M = {}
@@ -17,13 +19,6 @@ CREATE TABLE skipped (repo_id TEXT PRIMARY KEY);
 CREATE TABLE candidates (hash TEXT PRIMARY KEY);
 ]]
 
--- After the rows, one sorted pass each: the joins are all by (repo, path);
--- hashes are looked up only for the few rows that changed (candidates).
-local INDEXES = [[
-CREATE INDEX old_by_key ON old(repo_id, filename);
-CREATE INDEX new_by_key ON new(repo_id, filename);
-]]
-
 -- A new, empty comparison in a private temporary file: SQLite removes it when
 -- the connection closes, and a killed diff leaves nothing named behind.
 -- Returns it, or nil and a message.
@@ -34,7 +29,17 @@ function M.new()
   db:exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; "
     .. "PRAGMA temp_store=FILE;")
   db:exec(TABLES)
-  return setmetatable({ db = db }, Comparison)
+  -- Where each side's rows are: its table here, until a database is attached.
+  local sides = { old = { rows = "old", only = "1" }, new = { rows = "new", only = "1" } }
+  return setmetatable({ db = db, sides = sides }, Comparison)
+end
+
+-- The SQL of a side's rows under an alias: "FROM" text and the condition that
+-- keeps that scan's rows of the repos compared.
+function Comparison:rows(side, alias)
+  local s = self.sides[side]
+  return ("%s AS %s"):format(s.rows, alias),
+    ("%s AND %s.repo_id NOT IN (SELECT repo_id FROM skipped)"):format((s.only:gsub("%$", alias)), alias)
 end
 
 -- Runs feed(insert) in one transaction, where insert(...) adds a row of the
@@ -69,81 +74,96 @@ local function read_only_uri(path)
   return "file:" .. path:gsub("[%%?#]", function(c) return ("%%%02X"):format(c:byte()) end) .. "?mode=ro"
 end
 
--- Copies a scan's rows into side straight from a folder's current database
--- (store_path, the scan's timestamp ts): SQLite to SQLite, no row through Lua.
--- Its rows were checked when they were stored; the scan's commits are taken
--- by index() (a scan from its CSV has them from each_row). Raises on an
--- SQLite error.
+-- Reads side from a folder's current database (store_path, the scan's
+-- timestamp ts) where it is: attached read-only, its rows checked when they
+-- were stored. The scan's commits are taken by index(). Raises on an SQLite
+-- error.
 function Comparison:load_from_database(side, scan, store_path, ts)
-  self.db:run("ATTACH DATABASE ? AS src", read_only_uri(store_path))
-  local ok, err = pcall(function()
-    local id = self.db:query("SELECT scan_id FROM src.scans WHERE timestamp = ?", ts)[1].scan_id
-    self.db:run(("INSERT INTO %s SELECT repo_id, filename, hash, commit_hash FROM src.files "
-      .. "WHERE scan_id = ?"):format(side), id)
-  end)
-  self.db:exec("DETACH DATABASE src")
-  if not ok then error(err, 0) end
-  self.commits_wanted = self.commits_wanted or {}
-  self.commits_wanted[side] = scan
+  local schema = "src_" .. side
+  self.db:run(("ATTACH DATABASE ? AS %s"):format(schema), read_only_uri(store_path))
+  local found = self.db:query(("SELECT scan_id FROM %s.scans WHERE timestamp = ?"):format(schema), ts)[1]
+  if not found then error(("%s holds no scan %s"):format(store_path, ts), 0) end
+  -- +scan_id: the rows are walked and found by (repo, path), not by scan.
+  self.sides[side] = { rows = schema .. ".files", only = ("+$.scan_id = %d"):format(found.scan_id),
+    scan = scan, schema = schema, scan_id = found.scan_id }
 end
 
--- Indexes both sides once loaded, and gives the scans loaded from a database
--- their commits (by the index: one pass in repo order).
+-- Indexes the sides loaded from CSV, and gives those read from a database
+-- their commits: a completed scan's progress file has every repo's; other
+-- scans' are read from their rows (one pass in repo order).
 function Comparison:index()
-  self.db:exec(INDEXES)
-  for side, scan in pairs(self.commits_wanted or {}) do
-    for _, r in ipairs(self.db:query(("SELECT repo_id, commit_hash FROM %s GROUP BY repo_id")
-      :format(side))) do
-      scan.commits[r.repo_id] = r.commit_hash
+  for side, s in pairs(self.sides) do
+    if s.scan then
+      local scan = s.scan
+      if not (scan.status == "completed" and scan.finished) then
+        for _, r in ipairs(self.db:query(("SELECT repo_id, commit_hash FROM %s.files WHERE scan_id = ? "
+          .. "GROUP BY repo_id"):format(s.schema), s.scan_id)) do
+          scan.commits[r.repo_id] = r.commit_hash
+        end
+      end
+      scan.take_progress_commits()
+    else -- after the rows, one sorted pass: the joins are all by (repo, path)
+      self.db:exec(("CREATE INDEX %s_by_key ON %s(repo_id, filename)"):format(side, side))
     end
-    scan.take_progress_commits()
   end
 end
 
 -- Leaves the repos out of the comparison.
 function Comparison:skip(repos)
   self:insert_into("skipped", 1, each_of(repos))
-  self.db:exec([[DELETE FROM old WHERE repo_id IN (SELECT repo_id FROM skipped);
-    DELETE FROM new WHERE repo_id IN (SELECT repo_id FROM skipped);]])
 end
 
 -- A key in both scans whose row differs, or a key of NEW alone: (repo, path,
 -- new hash and commit, old hash and commit or nil), in (repo, path) order.
 function Comparison:new_side()
-  return self.db:query([[
+  local new_rows, new_only = self:rows("new", "n")
+  local old_rows, old_only = self:rows("old", "o")
+  return self.db:query(([[
     SELECT n.repo_id, n.filename, n.hash, n.commit_hash, o.hash AS old_hash,
            o.commit_hash AS old_commit
-    FROM new n LEFT JOIN old o ON o.repo_id = n.repo_id AND o.filename = n.filename
-    WHERE o.hash IS NULL OR o.hash <> n.hash
-    ORDER BY n.repo_id, n.filename]])
+    FROM %s LEFT JOIN %s ON o.repo_id = n.repo_id AND o.filename = n.filename AND %s
+    WHERE %s AND (o.hash IS NULL OR o.hash <> n.hash)
+    ORDER BY n.repo_id, n.filename]]):format(new_rows, old_rows, old_only, new_only))
 end
 
 -- The keys of OLD that NEW lacks, in (repo, path) order.
 function Comparison:removed()
-  return self.db:query([[
-    SELECT o.repo_id, o.filename, o.hash, o.commit_hash FROM old o
-    WHERE NOT EXISTS (SELECT 1 FROM new n WHERE n.repo_id = o.repo_id AND n.filename = o.filename)
-    ORDER BY o.repo_id, o.filename]])
+  local new_rows, new_only = self:rows("new", "n")
+  local old_rows, old_only = self:rows("old", "o")
+  return self.db:query(([[
+    SELECT o.repo_id, o.filename, o.hash, o.commit_hash FROM %s
+    WHERE %s AND NOT EXISTS (SELECT 1 FROM %s WHERE n.repo_id = o.repo_id
+      AND n.filename = o.filename AND %s)
+    ORDER BY o.repo_id, o.filename]]):format(old_rows, old_only, new_rows, new_only))
 end
 
 -- The places in OLD of the given hashes (those of NEW's added and changed
 -- rows: the only places a hash can have moved to), each with whether NEW
 -- still has that hash there: { [hash] = { {place = "repo/path", kept}... } },
--- places sorted. One pass over OLD.
+-- places sorted. The hashes are looked up by OLD's index on hash when it has
+-- one (a database), else in one pass over OLD.
 function Comparison:old_places(hashes)
   self:insert_into("candidates", 1, each_of(hashes))
+  local new_rows, new_only = self:rows("new", "n")
+  local old_rows, old_only = self:rows("old", "o")
   local places = {}
-  for _, r in ipairs(self.db:query([[
+  for _, r in ipairs(self.db:query(([[
     SELECT DISTINCT o.hash, o.repo_id || '/' || o.filename AS place,
-           EXISTS (SELECT 1 FROM new n WHERE n.repo_id = o.repo_id AND n.filename = o.filename
-                   AND n.hash = o.hash) AS kept
-    FROM old o WHERE o.hash IN (SELECT hash FROM candidates) ORDER BY o.hash, place]])) do
+           EXISTS (SELECT 1 FROM %s WHERE n.repo_id = o.repo_id AND n.filename = o.filename
+                   AND n.hash = o.hash AND %s) AS kept
+    FROM candidates c JOIN %s ON o.hash = c.hash WHERE %s ORDER BY o.hash, place]]):format(new_rows,
+    new_only, old_rows, old_only))) do
     places[r.hash] = places[r.hash] or {}
     table.insert(places[r.hash], r)
   end
   return places
 end
 
-function Comparison:close() self.db:close() end
+function Comparison:close()
+  for _, s in pairs(self.sides) do
+    if s.schema then pcall(self.db.exec, self.db, "DETACH DATABASE " .. s.schema) end
+  end
+  self.db:close()
+end
 
 return M

@@ -38,13 +38,14 @@ local function form_of(path, header)
 end
 
 -- Reads path. Returns
---   { finished = { [repo] = commit }, order = { repo... }, with_ends (the file
+--   { finished = { [repo] = commit }, order = { repo... } (only when in_order
+--     is given: a list of a million repos is worth not making), with_ends (the file
 --     records sizes), ends = the last line's sizes (nil without them or
 --     without lines), unfinished = its count of unfinished blocks before them,
 --     whole = the bytes up to the end of the last whole line, torn = a cut
 --     line follows them }
 -- or nil and a message. Lines of another width are left out, as a cut one is.
-function M.read(path)
+function M.read(path, in_order)
   local reader, err = hf.csv_reader(path)
   if not reader then return nil, err end
   local columns, ferr = form_of(path, (reader:next()))
@@ -52,7 +53,8 @@ function M.read(path)
     reader:close()
     return nil, ferr
   end
-  local read = { finished = {}, order = {}, with_ends = columns == WITH_ENDS, whole = reader:offset() }
+  local read = { finished = {}, order = in_order and {} or nil, with_ends = columns == WITH_ENDS,
+    whole = reader:offset() }
   local finished, order = read.finished, read.order
   while true do
     local before = reader:offset()
@@ -64,7 +66,7 @@ function M.read(path)
     end
     if #row == #columns then
       local repo = row[1]
-      if finished[repo] == nil then order[#order + 1] = repo end
+      if order and finished[repo] == nil then order[#order + 1] = repo end
       finished[repo] = row[2]
       if read.with_ends then read.ends, read.unfinished = ends_of(row) end
     end

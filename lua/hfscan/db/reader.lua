@@ -34,9 +34,22 @@ local function add_progress(scan)
 end
 
 -- The commits the progress file records win over the rows' (set once the rows
--- are read).
+-- are read). With none from the rows (a scan read from its database), the
+-- progress file's map is taken as it is, unless it lacks a commit: a second
+-- map of a million repos is worth not making.
 local function take_progress_commits(scan)
-  for repo, commit in pairs(scan.finished or {}) do
+  local finished = scan.finished or {}
+  if next(scan.commits) == nil then
+    local whole = true
+    for _, commit in pairs(finished) do
+      if commit == "" then whole = false break end
+    end
+    if whole then
+      scan.commits = finished
+      return
+    end
+  end
+  for repo, commit in pairs(finished) do
     if commit ~= "" then scan.commits[repo] = commit end
   end
 end

@@ -86,7 +86,7 @@ function M.finished_repos(paths, log)
   if hf.file_type(paths.progress) == "file" and progress_file_says_nothing(paths.progress) then
     log:warn("%s is empty or cut short: it is rebuilt from the extended file", paths.progress)
   elseif hf.file_type(paths.progress) == "file" then
-    local progress, err = progress_file.read(paths.progress)
+    local progress, err = progress_file.read(paths.progress, true)
     if not progress then return nil, err end
     return progress.finished, progress.order, true
   end

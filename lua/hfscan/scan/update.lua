@@ -268,7 +268,7 @@ end
 -- the CSVs' sizes, which the rewrite changes: a restart of the updated scan
 -- reads its files row by row.
 local function updated_progress(paths, rescans)
-  local progress, err = progress_file.read(paths.progress)
+  local progress, err = progress_file.read(paths.progress, true)
   if not progress then return nil, err end
   local rows = {}
   for i, repo in ipairs(progress.order) do

@@ -566,6 +566,12 @@ class StoreAtomicityTest(ScanCase):
         self.assert_database_matches_csv(out)
         self.killed_after_delete(["--update-failed-hashes", "--yes", "--output-dir", out,
                                   "--token", GRANTED, "--quiet"], out)
+        # The update replaces only the repos it changed, and the database
+        # still holds every row of the rewritten CSV.
+        r = run_hfscan(["--update-failed-hashes", "--yes", "--output-dir", out, "--token", GRANTED,
+                        "--quiet"])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assert_database_matches_csv(out)
 
     def test_a_restart_reading_every_row_reloads_only_what_differs(self):
         out = self.killed_scan("cut", 4)

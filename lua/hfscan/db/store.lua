@@ -287,17 +287,22 @@ function Store:import_scan(paths, repair, fresh)
   end)
 end
 
+-- Deletes the rows of repos (a set) of a scan, inside the caller's transaction.
+local function delete_repos(self, scan_id, repos)
+  for repo in pairs(repos) do
+    -- +scan_id: by (repo, path), not by scan, whose every row it would visit.
+    self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
+  end
+  database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+end
+
 -- Brings a scan's rows from loaded_through up to byte upto of its extended
 -- CSV, in one transaction: the rows of the repos named in unfinished (those
 -- past upto, which a restart cuts off) are deleted, and the rows from byte
 -- from to upto loaded. Returns the number of rows loaded, or nil and a message.
 function Store:catch_up(paths, unfinished, from, upto)
   return self:with_scan(paths, function(scan_id, doc)
-    for repo in pairs(unfinished) do
-      -- +scan_id: by (repo, path), not by scan, whose every row it would visit.
-      self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
-    end
-    database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+    delete_repos(self, scan_id, unfinished)
     local n = 0
     if from < upto then
       doc.seek(from)
@@ -310,6 +315,20 @@ function Store:catch_up(paths, unfinished, from, upto)
     end
     self:set_loaded_through(scan_id, upto)
     return n
+  end)
+end
+
+-- Replaces the rows of repos (a set) with rows (lists of fields in the order
+-- of the scan's extended CSV header), which now end at byte upto of it, in
+-- one transaction: an update that changed a few repos of a large scan.
+-- Returns the number of rows inserted, or nil and a message.
+function Store:replace_repos(paths, repos, rows, upto)
+  return self:with_scan(paths, function(scan_id, doc)
+    delete_repos(self, scan_id, repos)
+    local at = database.index(doc.header)
+    for _, row in ipairs(rows) do self:insert_row(scan_id, row, at) end
+    self:set_loaded_through(scan_id, upto)
+    return #rows
   end)
 end
 
@@ -345,11 +364,8 @@ function Store:sync_scan(paths, counts)
   return self:with_scan(paths, function(scan_id, doc)
     local stale, reloaded = stale_repos(self.db, scan_id, counts), 0
     if next(stale) == nil then return 0 end
-    for repo in pairs(stale) do
-      self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
-      reloaded = reloaded + 1
-    end
-    database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
+    for _ in pairs(stale) do reloaded = reloaded + 1 end
+    delete_repos(self, scan_id, stale)
     local at = database.index(doc.header)
     for row in doc.next do
       if stale[row[at.repo_id]] then self:insert_row(scan_id, row, at) end

@@ -177,8 +177,9 @@ end
 -- The extended rows after the update, streamed from the file as it is: failed
 -- rows replaced in place by their retry, and each rescanned repo's block by
 -- its new rows. Returns next_row() for csvfile.rewrite_from; as the rows pass
--- it counts them into seen.stats and notes in seen.hashed the keys of
--- error_keys whose row now holds a hash.
+-- it counts them into seen.stats, notes in seen.hashed the keys of error_keys
+-- whose row now holds a hash, and keeps in seen.changed_rows the rows of the
+-- repos in seen.changed (for the database).
 local function updated_rows(paths, docs, jobs, rescans, secrets, error_keys, seen)
   local header = docs.extended.header
   local carried = nil
@@ -191,6 +192,7 @@ local function updated_rows(paths, docs, jobs, rescans, secrets, error_keys, see
   local pending, emitted = {}, {}
   local function out(row)
     scanner.count_row(seen.stats, row[EXT.hash], row[EXT.hash_method])
+    if seen.changed[row[EXT.repo_id]] then seen.changed_rows[#seen.changed_rows + 1] = row end
     local k = key(row[EXT.repo_id], row[EXT.filename])
     if error_keys[k] and not database.is_failed(row[EXT.hash]) then seen.hashed[k] = true end
     return row
@@ -422,11 +424,46 @@ local function rewrite_descriptions(paths, docs, progress, errors, metadata, com
   return database.write_metadata(paths.metadata, metadata)
 end
 
-local function update_database(paths, log)
+-- The repos whose rows the update may have changed: those it retried, and
+-- those it scanned again.
+local function changed_repos(jobs, rescans)
+  local changed = {}
+  for _, job in ipairs(jobs) do
+    if job.rows then changed[job.repo] = true end
+  end
+  for repo in pairs(rescans) do changed[repo] = true end
+  return changed
+end
+
+-- Whether the folder's database holds the scan's rows as the extended file
+-- does now (old_size, its size): if so, it is marked as no longer knowing how
+-- far it holds them, before any file is rewritten, so that an update killed
+-- before its database step leaves it to be imported whole, never taken as
+-- current. Returns whether it was current.
+local function database_before_rewrite(paths, old_size)
+  local store_call = scanner.store_call
+  local store = store_call(require("hfscan.db.store").open, paths.dir)
+  if not store then return false end
+  local scan_id, loaded = store_call(store.loaded_through, store, paths.ts)
+  local current = scan_id ~= nil and loaded == old_size
+    and store_call(store.set_loaded_through, store, scan_id, nil) == true
+  store_call(store.close, store)
+  return current
+end
+
+-- Brings the folder's database to the rewritten extended file: when it was
+-- current before (see database_before_rewrite), only the changed repos' rows
+-- are replaced; else the scan is imported whole.
+local function update_database(paths, log, seen, was_current)
   local store_call = scanner.store_call
   local store, err = store_call(require("hfscan.db.store").open, paths.dir)
   local imported
-  if store then imported, err = store_call(store.import_scan, store, paths) end
+  local new = hf.file_stat(paths.extended)
+  if store and was_current and new then
+    imported, err = store_call(store.replace_repos, store, paths, seen.changed, seen.changed_rows, new.size)
+  elseif store then
+    imported, err = store_call(store.import_scan, store, paths)
+  end
   if not imported then
     log:warn("cannot update the SQLite database (%s); rebuild it with: hfscan db build --output-dir %s",
       tostring(err), paths.dir)
@@ -479,7 +516,9 @@ function M.run(o)
   local comments_of = function(comments) return updated_comments(comments, when, token_user) end
   local error_keys = {}
   for _, e in ipairs(docs.errors.rows) do error_keys[key(e[ERR.repo_id], e[ERR.filename])] = true end
-  local seen = { stats = scanner.new_stats(), hashed = {} }
+  local seen = { stats = scanner.new_stats(), hashed = {}, changed = changed_repos(jobs, rescans),
+    changed_rows = {} }
+  local database_was_current = database_before_rewrite(paths, hf.file_stat(paths.extended).size)
   local ok, werr = rewrite_rows(paths, docs,
     updated_rows(paths, docs, jobs, rescans, log.secrets, error_keys, seen), comments_of)
   if not ok then return log:fail(tostring(werr)) end
@@ -488,7 +527,7 @@ function M.run(o)
   ok, werr = rewrite_descriptions(paths, docs, progress, errors, metadata, comments_of)
   if not ok then return log:fail(tostring(werr)) end
   manifest.write_or_warn(paths, log) -- last: it records the files as rewritten
-  update_database(paths, log)
+  update_database(paths, log, seen, database_was_current)
   local before, after, rescanned = count + need_token, stats.failed_files, 0
   for _ in pairs(rescans) do rescanned = rescanned + 1 end
   local summary = ("%d of %d failed rows now have a hash; %d still fail"):format(

@@ -242,6 +242,18 @@ static int l_writer_write_block(lua_State *L) {
   return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
 }
 
+/* writer:write_raw(text): writes text that is already CSV (whole rows, as a
+ * file hfscan wrote holds them) with one write(2): a merge copies blocks of
+ * rows by their bytes. */
+static int l_writer_write_raw(lua_State *L) {
+  lua_writer *lw = check_writer(L);
+  size_t len;
+  const char *text = luaL_checklstring(L, 2, &len);
+  if (hf_csv_writer_row_raw(lw->w, text, len) != 0)
+    return luaL_error(L, "out of memory");
+  return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
+}
+
 static int l_writer_flush(lua_State *L) {
   lua_writer *lw = check_writer(L);
   return io_result(L, lw->w, hf_csv_writer_flush(lw->w), "cannot write");
@@ -321,6 +333,7 @@ void hf_lua_register_csv(lua_State *L) {
       {"comment", l_writer_comment},
       {"row", l_writer_row},
       {"write_block", l_writer_write_block},
+      {"write_raw", l_writer_write_raw},
       {"flush", l_writer_flush},
       {"sync", l_writer_sync},
       {"rename", l_writer_rename},

@@ -406,15 +406,41 @@ class ShardTest(ScanCase):
         merged = os.path.join(self.dir, "merged")
         r = run_hfscan(["merge", "--output-dir", merged] + outs)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("from 3 scans (3 copied by their bytes, 0 row by row)", r.stdout)
         self.assertEqual(row_set(scan_files(merged)), row_set(whole))
+        # Row by row (--repair reads every row) gives the same rows and lines.
+        by_rows = os.path.join(self.dir, "by-rows")
+        r = run_hfscan(["merge", "--repair", "--output-dir", by_rows] + outs)
+        self.assertIn("(0 copied by their bytes, 3 row by row)", r.stdout)
+        for kind in ("extended", "basic"):
+            self.assertEqual(read_csv(scan_files(by_rows)[kind])[2], read_csv(scan_files(merged)[kind])[2], kind)
+        progress = {}
+        for name, folder in (("bytes", merged), ("rows", by_rows)):
+            path = scan_files(folder)["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
+            with open(path, newline="") as f:
+                progress[name] = sorted(tuple(line) for line in csv.reader(f))
+        self.assertEqual(len(progress["bytes"]), len(progress["rows"]))
+        self.assertEqual({p[:2] for p in progress["bytes"]}, {p[:2] for p in progress["rows"]})
+        r = run_hfscan(["db", "check", "--output-dir", merged])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The sizes moved on: a restart of the merged scan finds it whole.
+        r = run_hfscan(["--restart", "--output-dir", merged])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("already completed; nothing to do", r.stderr)
         _, _, werr = read_csv(whole["errors"])
         _, _, merr = read_csv(scan_files(merged)["errors"])
         self.assertEqual(sorted((e["repo_id"], e["filename"]) for e in merr),
                          sorted((e["repo_id"], e["filename"]) for e in werr))
+        # The shards' own databases are current: the merged one is copied
+        # from them, and holds exactly the merged CSV's rows.
         db = sqlite3.connect(os.path.join(merged, "hfscan.sqlite"))
-        self.assertEqual(db.execute("SELECT count(*) FROM files").fetchone()[0],
-                         sum(row_set(whole).values()))
+        _, _, merged_rows = read_csv(scan_files(merged)["extended"])
+        self.assertEqual(sorted(db.execute("SELECT repo_id, filename, hash, commit_hash FROM files")),
+                         sorted((x["repo_id"], x["filename"], x["hash"], x["commit_hash"]) for x in merged_rows))
         db.close()
+        some = next(x["hash"] for x in merged_rows if not x["hash"].startswith("FAILED"))
+        r = run_hfscan(["lookup", "--output-dir", merged, some])
+        self.assertEqual((r.returncode, r.stderr), (0, ""), "the copied database is current")
         with open(scan_files(merged)["metadata"]) as f:
             meta = json.load(f)
         self.assertEqual((meta["status"], meta["total_files_processed"]),

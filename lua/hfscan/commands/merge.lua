@@ -1,13 +1,16 @@
 -- `hfscan merge --output-dir OUT DIR...`: combines the latest scans of several
 -- output folders (the shards of one scan, run on different machines) into one
 -- scan in OUT, with its SQLite database. Shards hold disjoint repos, so this is
--- a concatenation, streamed repo block by repo block: memory grows with
--- repos, not rows.
+-- a concatenation: of the shards' bytes when their files are as hfscan wrote
+-- them (hfscan.db.block_merge), else streamed repo block by repo block: memory
+-- grows with repos, not rows.
+local block_merge = require "hfscan.db.block_merge"
 local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hf = require "hfscan"
 local manifest = require "hfscan.db.manifest"
+local readonly = require "hfscan.db.readonly"
 local scan_reader = require "hfscan.db.reader"
 local store = require "hfscan.db.store"
 
@@ -114,6 +117,31 @@ function M.parts_problem(scans)
   return nil
 end
 
+-- The part's database when it holds the scan's rows as its extended CSV does
+-- (current, and loaded through the whole file), as build_from_parts takes it;
+-- else nil.
+local function part_database(scan)
+  local current = readonly.current(scan.paths.dir)
+  if not current then return nil end
+  local ok, _, loaded = pcall(current.loaded_through, current, scan.paths.ts)
+  current:close()
+  local csv = hf.file_stat(scan.paths.extended)
+  if not (ok and csv and loaded == csv.size) then return nil end
+  return { store_path = store.path(scan.paths.dir), ts = scan.paths.ts }
+end
+
+-- The merged folder's database: copied from the parts' own when every part
+-- was copied by its bytes and each one's database holds it (and the folder has
+-- no other scan), else built from the CSVs. Returns as store.build does.
+local function build_database(out, paths, parameters, scans, all_by_bytes)
+  local parts = {}
+  if all_by_bytes and #(store.scans_in(out) or {}) == 1 then
+    for _, scan in ipairs(scans) do parts[#parts + 1] = part_database(scan) end -- nil: not appended
+  end
+  if #parts == #scans then return store.build_from_parts(out, paths, parameters, parts) end
+  return store.build(out)
+end
+
 function M.run(args)
   local o, dirs = cli.parse_command(M.COMMAND, args)
   if not o then return dirs end
@@ -161,9 +189,18 @@ function M.run(args)
     return cli.fail("merge", derr)
   end
   db:write_in_bulk() -- one sync per file at the end: a merge cut short is removed or redone
-  local totals = { repos = 0, rows = 0, failed = 0 }
+  local totals = { repos = 0, rows = 0, failed = 0, by_bytes = 0 }
   local ok, werr = pcall(function()
-    for _, scan in ipairs(scans) do append_scan(db, scan, totals) end
+    for _, scan in ipairs(scans) do
+      -- By its bytes when its files are as hfscan wrote them, else row by row
+      -- (which checks each row, and finds what is wrong with one).
+      if not o.repair and block_merge.unfit(scan) == nil then
+        block_merge.append(db, scan, totals)
+        totals.by_bytes = totals.by_bytes + 1
+      else
+        append_scan(db, scan, totals)
+      end
+    end
   end)
   summary()
   if not ok then
@@ -193,10 +230,10 @@ function M.run(args)
   end
   local wrote, merr2 = manifest.write(db.paths)
   if not wrote then return cli.fail("merge", merr2) end
-  local built, berr = store.build(out)
+  local built, berr = build_database(out, db.paths, parameters, scans, totals.by_bytes == #scans)
   if not built then cli.warn("merge", berr) end
-  print(("%d repos, %d rows from %d scans: %s"):format(totals.repos, totals.rows, #scans,
-    db.paths.extended))
+  print(("%d repos, %d rows from %d scans (%d copied by their bytes, %d row by row): %s"):format(
+    totals.repos, totals.rows, #scans, totals.by_bytes, #scans - totals.by_bytes, db.paths.extended))
   return 0
 end
 

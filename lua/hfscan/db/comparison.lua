@@ -6,6 +6,7 @@
 -- (repo, path) after its rows. What does grow in memory is per repo (commits,
 -- finished repos), never per row.
 local hf = require "hfscan"
+local store = require "hfscan.db.store"
 
 local M = {}
 
@@ -68,19 +69,13 @@ local function each_of(list)
   end
 end
 
--- A file URI that SQLite opens read-only: '%', '?' and '#' would end or
--- escape its path part.
-local function read_only_uri(path)
-  return "file:" .. path:gsub("[%%?#]", function(c) return ("%%%02X"):format(c:byte()) end) .. "?mode=ro"
-end
-
 -- Reads side from a folder's current database (store_path, the scan's
 -- timestamp ts) where it is: attached read-only, its rows checked when they
 -- were stored. The scan's commits are taken by index(). Raises on an SQLite
 -- error.
 function Comparison:load_from_database(side, scan, store_path, ts)
   local schema = "src_" .. side
-  self.db:run(("ATTACH DATABASE ? AS %s"):format(schema), read_only_uri(store_path))
+  self.db:run(("ATTACH DATABASE ? AS %s"):format(schema), store.read_only_uri(store_path))
   local found = self.db:query(("SELECT scan_id FROM %s.scans WHERE timestamp = ?"):format(schema), ts)[1]
   if not found then error(("%s holds no scan %s"):format(store_path, ts), 0) end
   -- +scan_id: the rows are walked and found by (repo, path), not by scan.

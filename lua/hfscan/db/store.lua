@@ -462,6 +462,24 @@ local function remove_abandoned_builds(dir)
   end
 end
 
+-- Renames a database built into temp over final when the build went well
+-- (built), else removes it. Returns true, or nil and a message (err: the
+-- build's).
+local function put_in_place(temp, final, built, err)
+  if not built then
+    os.remove(temp)
+    return nil, err
+  end
+  os.remove(final .. "-wal")
+  os.remove(final .. "-shm")
+  local ok, rerr = os.rename(temp, final)
+  if not ok then
+    os.remove(temp)
+    return nil, rerr
+  end
+  return true
+end
+
 -- Builds the folder's database from the CSVs of scans (default: every scan of
 -- the folder) into a temporary file of this process, renamed over the old one
 -- only when complete: hfscan.sqlite is never partial or empty. The caller holds
@@ -485,18 +503,50 @@ function M.build(dir, scans, repair)
   end
   local total, ierr = import_all(store, scans, repair)
   store:close()
-  if not total then
-    os.remove(temp)
-    return nil, ierr
-  end
-  os.remove(final .. "-wal")
-  os.remove(final .. "-shm")
-  local ok, rerr = os.rename(temp, final)
-  if not ok then
-    os.remove(temp)
-    return nil, rerr
-  end
+  local placed, perr = put_in_place(temp, final, total, ierr)
+  if not placed then return nil, perr end
   return total, #scans
+end
+
+-- A file URI that SQLite opens read-only: '%', '?' and '#' would end or
+-- escape its path part.
+function M.read_only_uri(path)
+  return "file:" .. path:gsub("[%%?#]", function(c) return ("%%%02X"):format(c:byte()) end) .. "?mode=ro"
+end
+
+-- The columns of files a copy from another database takes as they are.
+local COPIED = "repo_id, filename, hash, file_size, file_type, last_modified, download_url, hash_method, "
+  .. "commit_hash, carried_over_from, raw_filename"
+
+-- Builds dir's database, whose one scan (paths) is the concatenation of parts
+-- ({ store_path, ts }... : scans in other folders' databases, each holding
+-- that scan's rows as its CSV does), by copying their rows SQLite to SQLite:
+-- no row passes through Lua. As build, into a temporary file renamed into
+-- place. Returns the number of rows, or nil and a message.
+function M.build_from_parts(dir, paths, parameters, parts)
+  remove_abandoned_builds(dir)
+  local final = M.path(dir)
+  local temp = ("%s.%d.building"):format(final, hf.pid())
+  local s, oerr = open_for_writing(dir, temp, "DELETE", true)
+  if not s then return nil, oerr end
+  local ok, result = pcall(function()
+    local scan_id = s:add_scan(paths.ts, paths.extended, parameters)
+    for _, part in ipairs(parts) do
+      s.db:run("ATTACH DATABASE ? AS part", M.read_only_uri(part.store_path))
+      local found = s.db:query("SELECT scan_id FROM part.scans WHERE timestamp = ?", part.ts)[1]
+      if not found then error(("%s holds no scan %s"):format(part.store_path, part.ts), 0) end
+      s.db:run(("INSERT INTO files (scan_id, %s) SELECT ?, %s FROM part.files WHERE scan_id = ? ORDER BY rowid")
+        :format(COPIED, COPIED), scan_id, found.scan_id)
+      s.db:exec("DETACH DATABASE part")
+    end
+    s:set_loaded_through(scan_id, hf.file_stat(paths.extended).size)
+    s.db:exec(M.INDEXES)
+    return s.db:query("SELECT count(*) AS n FROM files")[1].n
+  end)
+  s:close()
+  local placed, perr = put_in_place(temp, final, ok, tostring(result))
+  if not placed then return nil, perr end
+  return result
 end
 
 -- A database in memory holding the CSVs of scans: how a reader answers when

@@ -26,11 +26,18 @@ local function locate(path)
   return nil, path .. ": No such file or directory"
 end
 
--- Adds the progress file's finished repos to a scan, and its status.
+-- Gives a scan its status, and its progress file's finished repos when first
+-- asked for (scan.finished): a merge that copies a shard by its bytes never
+-- reads a map of its repos.
 local function add_progress(scan)
-  local progress = progress_file.read(scan.paths.progress)
-  scan.finished = progress and progress.finished
   scan.status = M.status(scan.paths.metadata)
+  setmetatable(scan, { __index = function(_, key)
+    if key ~= "finished" then return nil end
+    local progress = progress_file.read(scan.paths.progress)
+    local finished = progress and progress.finished
+    rawset(scan, "finished", finished)
+    return finished
+  end })
 end
 
 -- The commits the progress file records win over the rows' (set once the rows

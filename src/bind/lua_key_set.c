@@ -63,10 +63,28 @@ static int key_scan_close(lua_State *L) {
   return 0;
 }
 
-/* Reads the rows after the header into set; those of another width than the
+/* Where each counted row goes: into the set, or (set NULL) as key -> second
+ * field into the table at index map. */
+typedef struct {
+  hf_string_set *set;
+  int map;
+} row_sink;
+
+static void keep_row(lua_State *L, const row_sink *sink, const hf_csv_record *rec) {
+  if (sink->set) {
+    if (hf_string_set_add(sink->set, rec->fields[0], rec->lens[0]) < 0)
+      luaL_error(L, "out of memory");
+    return;
+  }
+  lua_pushlstring(L, rec->fields[0], rec->lens[0]);
+  lua_pushlstring(L, rec->fields[1], rec->lens[1]);
+  lua_rawset(L, sink->map);
+}
+
+/* Reads the rows after the header into sink; those of another width than the
  * header's are left out. Sets rows, whole, torn and last in the info table at
  * info. */
-static void scan_rows(lua_State *L, key_scan *ks, hf_string_set *set, size_t width, int info) {
+static void scan_rows(lua_State *L, key_scan *ks, const row_sink *sink, size_t width, int info) {
   lua_Integer rows = 0;
   long long whole = hf_csv_reader_offset(ks->r), last = -1;
   int torn = 0;
@@ -80,8 +98,7 @@ static void scan_rows(lua_State *L, key_scan *ks, hf_string_set *set, size_t wid
     whole = hf_csv_reader_offset(ks->r);
     if (ks->rec.count != width)
       continue;
-    if (hf_string_set_add(set, ks->rec.fields[0], ks->rec.lens[0]) < 0)
-      luaL_error(L, "out of memory");
+    keep_row(L, sink, &ks->rec);
     rows++;
     last = before;
   }
@@ -99,12 +116,9 @@ static void scan_rows(lua_State *L, key_scan *ks, hf_string_set *set, size_t wid
   }
 }
 
-/* csv_key_set(path) -> set, { header = {...}, last = {...} | nil, rows, whole,
- * torn } | nil, message, "not_found" | "io"
- * The first field of every row after the header line whose width is the
- * header's, as a set; rows: how many; last: the last such row's fields; whole:
- * the bytes up to the end of the last whole line; torn: a cut line follows. */
-static int l_csv_key_set(lua_State *L) {
+/* Reads path's header and rows: the result (a set, or a table for a map) is
+ * at index 3 on return, the info table at 4. Returns 2, or the failure triple. */
+static int read_keys(lua_State *L, int as_map) {
   const char *path = luaL_checkstring(L, 1);
   key_scan *ks = lua_newuserdatauv(L, sizeof *ks, 0); /* 2: closed on any exit */
   memset(ks, 0, sizeof *ks);
@@ -114,11 +128,17 @@ static int l_csv_key_set(lua_State *L) {
   ks->r = hf_csv_reader_open(path, err, sizeof err);
   if (!ks->r)
     return hf_lua_fail(L, err, errno == ENOENT ? "not_found" : "io");
-  lua_key_set *set = lua_newuserdatauv(L, sizeof *set, 0); /* 3 */
-  set->set = NULL;
-  luaL_setmetatable(L, KEY_SET_MT);
-  if (!(set->set = hf_string_set_new()))
-    return luaL_error(L, "out of memory");
+  row_sink sink = {NULL, 3};
+  if (as_map) {
+    lua_newtable(L); /* 3 */
+  } else {
+    lua_key_set *set = lua_newuserdatauv(L, sizeof *set, 0); /* 3 */
+    set->set = NULL;
+    luaL_setmetatable(L, KEY_SET_MT);
+    if (!(set->set = hf_string_set_new()))
+      return luaL_error(L, "out of memory");
+    sink.set = set->set;
+  }
   lua_newtable(L); /* 4: info */
   size_t width = 0;
   if (hf_csv_reader_next(ks->r, &ks->rec, NULL, 0) == 1) {
@@ -128,9 +148,22 @@ static int l_csv_key_set(lua_State *L) {
     lua_newtable(L);
   }
   lua_setfield(L, 4, "header");
-  scan_rows(L, ks, set->set, width, 4);
+  /* A map needs a second field: a header narrower than two keeps no row. */
+  scan_rows(L, ks, &sink, as_map && width < 2 ? (size_t)-1 : width, 4);
   return 2;
 }
+
+/* csv_key_set(path) -> set, { header = {...}, last = {...} | nil, rows, whole,
+ * torn } | nil, message, "not_found" | "io"
+ * The first field of every row after the header line whose width is the
+ * header's, as a set; rows: how many; last: the last such row's fields; whole:
+ * the bytes up to the end of the last whole line; torn: a cut line follows. */
+static int l_csv_key_set(lua_State *L) { return read_keys(L, 0); }
+
+/* csv_key_map(path) -> { [first field] = second field }, info | nil, message,
+ * code: as csv_key_set, into a plain table (the last row of a key wins). No
+ * table is made per row, so reading a million rows leaves no garbage. */
+static int l_csv_key_map(lua_State *L) { return read_keys(L, 1); }
 
 void hf_lua_register_key_set(lua_State *L) {
   static const luaL_Reg meta[] = {
@@ -139,4 +172,6 @@ void hf_lua_register_key_set(lua_State *L) {
   hf_lua_register_type(L, KEY_SCAN_MT, NULL, key_scan_close, NULL);
   lua_pushcfunction(L, l_csv_key_set);
   lua_setfield(L, -2, "csv_key_set");
+  lua_pushcfunction(L, l_csv_key_map);
+  lua_setfield(L, -2, "csv_key_map");
 }

@@ -45,7 +45,22 @@ end
 --     whole = the bytes up to the end of the last whole line, torn = a cut
 --     line follows them }
 -- or nil and a message. Lines of another width are left out, as a cut one is.
+-- The table read and scan give, from what hf.csv_key_map or hf.csv_key_set
+-- read (finished, and its info).
+local function described(path, finished, info)
+  local columns, ferr = form_of(path, info.header)
+  if not columns then return nil, ferr end
+  local read = { finished = finished, with_ends = columns == WITH_ENDS, whole = info.whole, torn = info.torn }
+  if read.with_ends and info.last then read.ends, read.unfinished = ends_of(info.last) end
+  return read
+end
+
 function M.read(path, in_order)
+  if not in_order then -- in C: a million lines leave no table per line behind
+    local map, info = hf.csv_key_map(path)
+    if not map then return nil, info end
+    return described(path, map, info)
+  end
   local reader, err = hf.csv_reader(path)
   if not reader then return nil, err end
   local columns, ferr = form_of(path, (reader:next()))
@@ -82,11 +97,7 @@ end
 function M.scan(path)
   local set, info, code = hf.csv_key_set(path)
   if not set then return nil, info, code end
-  local columns, ferr = form_of(path, info.header)
-  if not columns then return nil, ferr end
-  local scanned = { finished = set, with_ends = columns == WITH_ENDS, whole = info.whole, torn = info.torn }
-  if scanned.with_ends and info.last then scanned.ends, scanned.unfinished = ends_of(info.last) end
-  return scanned
+  return described(path, set, info)
 end
 
 return M

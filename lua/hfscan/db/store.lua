@@ -318,17 +318,22 @@ function Store:catch_up(paths, unfinished, from, upto)
   end)
 end
 
--- Replaces the rows of repos (a set) with rows (lists of fields in the order
--- of the scan's extended CSV header), which now end at byte upto of it, in
--- one transaction: an update that changed a few repos of a large scan.
--- Returns the number of rows inserted, or nil and a message.
-function Store:replace_repos(paths, repos, rows, upto)
+-- Replaces the rows of repos (a set) with those the scan's extended CSV now
+-- holds (upto bytes), streamed, in one transaction: an update that changed
+-- some repos of a large scan. Returns the number of rows inserted, or nil and
+-- a message.
+function Store:replace_repos(paths, repos, upto)
   return self:with_scan(paths, function(scan_id, doc)
     delete_repos(self, scan_id, repos)
-    local at = database.index(doc.header)
-    for _, row in ipairs(rows) do self:insert_row(scan_id, row, at) end
+    local at, n = database.index(doc.header), 0
+    for row in doc.next do
+      if repos[row[at.repo_id]] then
+        self:insert_row(scan_id, row, at)
+        n = n + 1
+      end
+    end
     self:set_loaded_through(scan_id, upto)
-    return #rows
+    return n
   end)
 end
 

@@ -177,9 +177,8 @@ end
 -- The extended rows after the update, streamed from the file as it is: failed
 -- rows replaced in place by their retry, and each rescanned repo's block by
 -- its new rows. Returns next_row() for csvfile.rewrite_from; as the rows pass
--- it counts them into seen.stats, notes in seen.hashed the keys of error_keys
--- whose row now holds a hash, and keeps in seen.changed_rows the rows of the
--- repos in seen.changed (for the database).
+-- it counts them into seen.stats and notes in seen.hashed the keys of
+-- error_keys whose row now holds a hash.
 local function updated_rows(paths, docs, jobs, rescans, secrets, error_keys, seen)
   local header = docs.extended.header
   local carried = nil
@@ -192,7 +191,6 @@ local function updated_rows(paths, docs, jobs, rescans, secrets, error_keys, see
   local pending, emitted = {}, {}
   local function out(row)
     scanner.count_row(seen.stats, row[EXT.hash], row[EXT.hash_method])
-    if seen.changed[row[EXT.repo_id]] then seen.changed_rows[#seen.changed_rows + 1] = row end
     local k = key(row[EXT.repo_id], row[EXT.filename])
     if error_keys[k] and not database.is_failed(row[EXT.hash]) then seen.hashed[k] = true end
     return row
@@ -460,7 +458,7 @@ local function update_database(paths, log, seen, was_current)
   local imported
   local new = hf.file_stat(paths.extended)
   if store and was_current and new then
-    imported, err = store_call(store.replace_repos, store, paths, seen.changed, seen.changed_rows, new.size)
+    imported, err = store_call(store.replace_repos, store, paths, seen.changed, new.size)
   elseif store then
     imported, err = store_call(store.import_scan, store, paths)
   end
@@ -516,8 +514,7 @@ function M.run(o)
   local comments_of = function(comments) return updated_comments(comments, when, token_user) end
   local error_keys = {}
   for _, e in ipairs(docs.errors.rows) do error_keys[key(e[ERR.repo_id], e[ERR.filename])] = true end
-  local seen = { stats = scanner.new_stats(), hashed = {}, changed = changed_repos(jobs, rescans),
-    changed_rows = {} }
+  local seen = { stats = scanner.new_stats(), hashed = {}, changed = changed_repos(jobs, rescans) }
   local database_was_current = database_before_rewrite(paths, hf.file_stat(paths.extended).size)
   local ok, werr = rewrite_rows(paths, docs,
     updated_rows(paths, docs, jobs, rescans, log.secrets, error_keys, seen), comments_of)

@@ -289,7 +289,7 @@ local function create_files(db, parameters)
   local p, perr = hf.csv_writer(temporary(db.paths.progress), "create")
   if not p then return nil, perr end
   db.writers.progress = p
-  p:row(db.progress_columns)
+  p:row(M.PROGRESS_COLUMNS)
   for _, kind in ipairs(M.FILE_KINDS) do
     local ok, err = db.writers[kind]:sync()
     if not ok then return nil, err end
@@ -305,7 +305,7 @@ end
 
 function M.create(dir, ts, parameters, extra_columns)
   local db = setmetatable({ paths = M.paths(dir, ts), writers = {}, secrets = {},
-    extended = M.extended_columns(extra_columns), progress_columns = M.PROGRESS_COLUMNS }, Db)
+    extended = M.extended_columns(extra_columns) }, Db)
   local ok, err = create_files(db, parameters)
   if ok then return db end
   -- A disk that fills while the files are made leaves no half-made scan behind
@@ -318,23 +318,11 @@ function M.create(dir, ts, parameters, extra_columns)
   return nil, err
 end
 
--- The columns of a progress file's header (one of the two forms above), or nil.
-function M.progress_columns_of(path)
-  local reader = hf.csv_reader(path)
-  local header = reader and reader:next()
-  if reader then reader:close() end
-  for _, columns in ipairs({ M.PROGRESS_COLUMNS, M.PROGRESS_COLUMNS_WITHOUT_ENDS }) do
-    if header and table.concat(header, ",") == table.concat(columns, ",") then return columns end
-  end
-  return nil
-end
-
--- Opens existing files for appending (a resumed scan). Its progress lines
--- keep the form the file has.
+-- Opens existing files for appending (a resumed scan, whose repair left its
+-- progress file with the sizes: hfscan.scan.restart).
 function M.open_append(paths, extra_columns)
   local db = setmetatable({ paths = paths, writers = {}, secrets = {},
-    extended = M.extended_columns(extra_columns),
-    progress_columns = M.progress_columns_of(paths.progress) or M.PROGRESS_COLUMNS_WITHOUT_ENDS }, Db)
+    extended = M.extended_columns(extra_columns) }, Db)
   for _, kind in ipairs(M.FILE_KINDS) do
     local w, err = hf.csv_writer(paths[kind], "append")
     if not w then return nil, err end
@@ -401,10 +389,9 @@ function Db:sizes()
   return sizes
 end
 
--- The progress line of a finished repo, in the file's form. A db begins with
--- no unfinished block: a restart removes them all before it appends.
+-- The progress line of a finished repo. A db begins with no unfinished
+-- block: a restart removes them all before it appends.
 function Db:progress_row(repo_id, commit, ends)
-  if self.progress_columns ~= M.PROGRESS_COLUMNS then return { repo_id, commit or "" } end
   return M.progress_line(repo_id, commit, ends, self.unfinished_blocks or 0)
 end
 

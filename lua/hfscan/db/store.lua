@@ -318,23 +318,27 @@ function Store:catch_up(paths, unfinished, from, upto)
   end)
 end
 
--- Replaces the rows of repos (a set) with those the scan's extended CSV now
--- holds (upto bytes), streamed, in one transaction: an update that changed
--- some repos of a large scan. Returns the number of rows inserted, or nil and
--- a message.
-function Store:replace_repos(paths, repos, upto)
-  return self:with_scan(paths, function(scan_id, doc)
-    delete_repos(self, scan_id, repos)
-    local at, n = database.index(doc.header), 0
-    for row in doc.next do
-      if repos[row[at.repo_id]] then
-        self:insert_row(scan_id, row, at)
-        n = n + 1
-      end
+-- Deletes the rows of repos (a set) and loads theirs again from doc (the
+-- scan's extended CSV, streamed to its end), inside the caller's transaction;
+-- the database then holds the whole file. Returns the number of rows loaded.
+local function reload_repos(self, scan_id, doc, repos)
+  delete_repos(self, scan_id, repos)
+  local at, n = database.index(doc.header), 0
+  for row in doc.next do
+    if repos[row[at.repo_id]] then
+      self:insert_row(scan_id, row, at)
+      n = n + 1
     end
-    self:set_loaded_through(scan_id, upto)
-    return n
-  end)
+  end
+  self:set_loaded_through(scan_id, doc.offset())
+  return n
+end
+
+-- Replaces the rows of repos (a set) with those the scan's extended CSV now
+-- holds, in one transaction: an update that changed some repos of a large
+-- scan. Returns the number of rows loaded, or nil and a message.
+function Store:replace_repos(paths, repos)
+  return self:with_scan(paths, function(scan_id, doc) return reload_repos(self, scan_id, doc, repos) end)
 end
 
 -- A scan's rows counted by hash_method and by whether they failed:
@@ -370,12 +374,7 @@ function Store:sync_scan(paths, counts)
     local stale, reloaded = stale_repos(self.db, scan_id, counts), 0
     if next(stale) == nil then return 0 end
     for _ in pairs(stale) do reloaded = reloaded + 1 end
-    delete_repos(self, scan_id, stale)
-    local at = database.index(doc.header)
-    for row in doc.next do
-      if stale[row[at.repo_id]] then self:insert_row(scan_id, row, at) end
-    end
-    self:set_loaded_through(scan_id, doc.offset())
+    reload_repos(self, scan_id, doc, stale)
     return reloaded
   end)
 end

@@ -79,20 +79,18 @@ end
 local function milliseconds(x) return math.floor(x * 1000 + 0.5) / 1000 end
 
 -- Takes the repos with bad rows out of the finished ones: they are purged
--- from every file and scanned again. Returns how many were taken.
+-- from every file and scanned again.
 local function unfinish(finished, order, repos)
-  local kept, taken = {}, 0
+  local kept = {}
   for _, repo in ipairs(order) do
     if repos[repo] then
       finished[repo] = nil
-      taken = taken + 1
     else
       kept[#kept + 1] = repo
     end
   end
   for i = #order, 1, -1 do order[i] = nil end
   table.move(kept, 1, #kept, 1, order)
-  return taken
 end
 
 -- Makes a resumed scan's metadata cover the whole scan, not only this run: the

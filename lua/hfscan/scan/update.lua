@@ -456,9 +456,8 @@ local function update_database(paths, log, seen, was_current)
   local store_call = scanner.store_call
   local store, err = store_call(require("hfscan.db.store").open, paths.dir)
   local imported
-  local new = hf.file_stat(paths.extended)
-  if store and was_current and new then
-    imported, err = store_call(store.replace_repos, store, paths, seen.changed, new.size)
+  if store and was_current then
+    imported, err = store_call(store.replace_repos, store, paths, seen.changed)
   elseif store then
     imported, err = store_call(store.import_scan, store, paths)
   end

@@ -1,6 +1,7 @@
 """Resuming after kill -9 at every point, --update-failed-hashes, and damaged files."""
 import collections
 import copy
+import csv
 import json
 import glob
 import os
@@ -45,14 +46,14 @@ REPO_COLUMN = {"errors": 0, "basic": 2, "extended": 2}
 def progress_lines(files):
     path = files["extended"].replace("hf_model_hashes_extended_", "hf_scan_progress_")
     with open(path, newline="") as f:
-        return list(__import__("csv").reader(f))
+        return list(csv.reader(f))
 
 
 def repos_in(data, kind, header=True):
     """The repo of each row of a CSV's bytes (its header block and column line
     skipped, unless header is False: the bytes begin at a row)."""
     text = data.decode("utf-8")
-    rows = list(__import__("csv").reader(l for l in text.splitlines(True)
+    rows = list(csv.reader(l for l in text.splitlines(True)
                                          if not (header and l.startswith("#"))))
     return [row[REPO_COLUMN[kind]] for row in rows[1 if header else 0:]]
 

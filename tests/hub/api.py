@@ -10,6 +10,7 @@ from urllib.parse import urlencode, parse_qsl
 import access
 import errors
 import names
+import security
 from response import json_response
 
 TREE_PAGE, TREE_PAGE_EXPANDED = 1000, 50
@@ -228,7 +229,7 @@ def model_info(hub, req, route):
         info["siblings"] = [_sibling_with_blob(repo.files[p])
                             for p in hub.faults.sibling_paths(repo)]
     if req.flag("securityStatus"):
-        info["securityRepoStatus"] = {"scansDone": True, "filesWithIssues": []}
+        info["securityRepoStatus"] = security.repo_status(repo.files)
     return json_response(200, info)
 
 
@@ -264,12 +265,8 @@ def _dir_entry(repo, path, expand):
 def _add_expanded(repo, entry, path):
     entry["lastCommit"] = {"id": repo.commit, "title": "Upload %s" % path.rsplit("/", 1)[-1],
                            "date": repo.lastModified}
-    scan = None
-    if entry["type"] == "file" and path.lower().endswith((".pkl", ".bin", ".pt", ".pth")):
-        scan = {"highestSafetyLevel": "innocuous", "imports": []}
-    entry["securityFileStatus"] = {"status": "safe", "protectAiScan": None,
-                                   "avScan": {"virusFound": False, "virusNames": None},
-                                   "pickleImportScan": scan}
+    if entry["type"] == "file":
+        entry["securityFileStatus"] = security.file_status(path, repo.files[path].security)
 
 
 def _entry(repo, path, expand):

@@ -969,6 +969,62 @@ class TestWorldFiles(unittest.TestCase):
             finally:
                 hub.stop()
 
+    def test_security_verdicts_of_a_fixture(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fixture = os.path.join(tmp, "world.json")
+            self.run_hub("--models", "3", "--dump-world", fixture)
+            with open(fixture) as handle:
+                world = json.load(handle)
+            world["repos"].append({"id": "bad/mixed", "commit": "4" * 40, "downloads": 5, "files": [
+                {"path": "evil.pkl", "storage": "git", "text": "x",
+                 "security": {"virus": "Pickle.Malware.SysAccess",
+                              "imports": [["builtins", "exec", "dangerous"],
+                                          ["torch", "FloatStorage", "innocuous"]]}},
+                {"path": "odd.bin", "storage": "lfs", "size": 10,
+                 "security": {"imports": [["numpy.core.multiarray", "_reconstruct", "suspicious"]]}},
+                {"path": "new.pt", "storage": "lfs", "size": 10, "security": {"status": "unscanned"}},
+                {"path": "fine.pt", "storage": "lfs", "size": 10},
+                {"path": "w.safetensors", "storage": "lfs", "size": 10}]})
+            with open(fixture, "w") as handle:
+                json.dump(world, handle)
+            hub = HubProcess(["--world", fixture])
+            try:
+                tree = json.loads(fetch("GET", hub.url + "/api/models/bad/mixed/tree/main?expand=true").body)
+                status = {e["path"]: e["securityFileStatus"] for e in tree}
+                self.assertEqual(status["evil.pkl"], {
+                    "status": "unsafe", "avScan": {"status": "unsafe", "message": "Pickle.Malware.SysAccess"},
+                    "pickleImportScan": {"status": "unsafe", "version": "0.0.32", "pickleImports": [
+                        {"module": "builtins", "name": "exec", "safety": "dangerous"},
+                        {"module": "torch", "name": "FloatStorage", "safety": "innocuous"}]}})
+                self.assertEqual((status["odd.bin"]["status"], status["odd.bin"]["avScan"]),
+                                 ("suspicious", {"status": "safe"}))
+                self.assertEqual(status["new.pt"], {"status": "unscanned", "avScan": {"status": "unscanned"},
+                                                    "pickleImportScan": {"status": "unscanned"}})
+                self.assertEqual(status["fine.pt"]["pickleImportScan"],
+                                 {"status": "safe", "pickleImports": [], "version": "0.0.32"})
+                self.assertEqual(status["w.safetensors"], {"status": "safe", "avScan": {"status": "safe"},
+                                                           "pickleImportScan": {"status": "unscanned"}})
+                plain = json.loads(fetch("GET", hub.url + "/api/models/bad/mixed/tree/main").body)
+                self.assertNotIn("securityFileStatus", plain[0])
+                body = json.dumps({"paths": ["odd.bin"], "expand": True})
+                info = json.loads(fetch("POST", hub.url + "/api/models/bad/mixed/paths-info/main",
+                                        {"Content-Type": "application/json"}, body).body)
+                self.assertEqual(info[0]["securityFileStatus"], status["odd.bin"])
+                summary = json.loads(fetch("GET", hub.url + "/api/models/bad/mixed?securityStatus=true").body)
+                self.assertEqual(summary["securityRepoStatus"], {"scansDone": True, "filesWithIssues": [
+                    {"path": "evil.pkl", "level": "unsafe"}, {"path": "odd.bin", "level": "suspicious"}]})
+                truth = [json.loads(line) for line in fetch("GET", hub.url + "/_hub/truth").body.decode().splitlines()]
+                self.assertEqual({t["path"]: t["security"] for t in truth if t["repo_id"] == "bad/mixed"}, status)
+            finally:
+                hub.stop()
+            world["repos"][-1]["files"][0]["security"] = {"imports": [["os", "system", "evil"]]}
+            with open(fixture, "w") as handle:
+                json.dump(world, handle)
+            refused = subprocess.run([sys.executable, HUB, "--world", fixture, "--print-truth"],
+                                     capture_output=True, text=True)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("bad/mixed/evil.pkl: each import is [module, name, safety", refused.stderr)
+
     def test_dump_edit_and_load(self):
         with tempfile.TemporaryDirectory() as tmp:
             fixture = os.path.join(tmp, "world.json")

@@ -11,6 +11,7 @@ import threading
 
 import content
 import names
+import security
 
 FORMAT = "hfscan-test-hub-world/1"
 STORAGES = ("lfs", "xet", "git")
@@ -30,6 +31,9 @@ class RepoFile:
             self.blob = content.LiteralBlob(self.text.encode("utf-8"))
         else:
             self.blob = content.GeneratedBlob(self.key, int(spec["size"]))
+        self.security = spec.get("security")
+        if self.security is not None:
+            security.check_spec("%s/%s" % (repo_id, self.path), self.security)
         self._mismatch_blob = None
         self._lock = threading.Lock()
 
@@ -79,6 +83,8 @@ class RepoFile:
             spec["size"] = self.size
         if self.version:
             spec["version"] = self.version
+        if self.security is not None:
+            spec["security"] = self.security
         return spec
 
 
@@ -224,6 +230,7 @@ class World:
                 for name in ("tree_broken", "blobs_broken", "region_blocked", "siblings_cut"):
                     record[name] = flags[name]
                 record["cut_download"] = faults is not None and faults.cut_planned(f)
+                record["security"] = security.file_status(path, f.security)
                 yield record
 
 

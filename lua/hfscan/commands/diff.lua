@@ -2,7 +2,8 @@
 -- output folders for their latest scans): files added, removed and changed
 -- (same repo and path, another hash; or hashed now after failing, or failing now
 -- after a hash), repos whose commit changed, and hashes
--- that moved between repos. CSV on stdout, or --json. Exit 0 when nothing
+-- that moved between repos; with the Hub's verdicts recorded in both, files
+-- whose verdict changed. CSV on stdout, or --json. Exit 0 when nothing
 -- changed, 1 when something did (as diff(1)), 2 on trouble.
 local cli = require "hfscan.cli"
 local comparison = require "hfscan.db.comparison"
@@ -21,9 +22,12 @@ M.COMMAND = {
   usage = { "[--json] [--force] [--repair] OLD NEW" },
   about = [[
   OLD and NEW: extended CSVs, or output folders (their latest scans).
-  CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from
+  CSV columns: change,repo_id,filename,old_hash,new_hash,old_commit,new_commit,moved_from,
+  old_verdict,new_verdict
   change is added, removed, changed (another hash), hashed (FAILED_* before, a hash
-  now), failed (a hash before, FAILED_* now), commit_changed or moved. Only repos both
+  now), failed (a hash before, FAILED_* now), commit_changed, moved, or
+  verdict_changed (both scans made with --security-status: the Hub's verdict of the
+  file differs, e.g. safe then unsafe). Only repos both
   scans can speak of are compared (finished in it, or the scan completed); the others are
   counted on stderr as not compared (not_compared in --json). Scans that select different
   repos (endpoint, threshold, limit, shard, policy) are refused unless --force. A repo
@@ -36,7 +40,9 @@ M.COMMAND = {
 }
 
 M.COLUMNS = { "change", "repo_id", "filename", "old_hash", "new_hash", "old_commit", "new_commit",
-  "moved_from" }
+  "moved_from", "old_verdict", "new_verdict" }
+M.KINDS = { "added", "removed", "changed", "hashed", "failed", "commit_changed", "moved",
+  "verdict_changed" }
 
 local function is_hash(h) return h and not database.is_failed(h) end
 
@@ -135,6 +141,10 @@ local function changes_of(cmp, old, new)
         moved_from = from_of[r.hash] })
     end
   end
+  for _, v in ipairs(cmp:verdict_changes()) do
+    add("verdict_changed", v, { new_hash = v.hash, new_commit = v.commit_hash,
+      old_verdict = v.old_verdict, new_verdict = v.new_verdict })
+  end
   return changes
 end
 
@@ -198,8 +208,7 @@ function M.run(args)
   end
   if o.json then
     local grouped = {}
-    for _, kind in ipairs({ "added", "removed", "changed", "hashed", "failed", "commit_changed",
-      "moved" }) do
+    for _, kind in ipairs(M.KINDS) do
       grouped[kind] = json.array({})
     end
     for _, c in ipairs(changes) do table.insert(grouped[c.change], c) end

@@ -11,6 +11,7 @@ local json = require "hfscan.json"
 local names = require "hfscan.db.names"
 local readonly = require "hfscan.db.readonly"
 local targets = require "hfscan.scan.targets"
+local verdict = require "hfscan.commands.verdict"
 
 local M = {}
 
@@ -101,7 +102,8 @@ local function verify_known(db, files, o)
     for _, e in ipairs(report) do
       if e.status == "known" then
         for _, p in ipairs(e.published) do
-          print(("known    %s  %s/%s@%s"):format(e.path, p.repo_id, p.filename, p.commit_hash))
+          print(("known    %s  %s/%s@%s%s"):format(e.path, p.repo_id, p.filename, p.commit_hash,
+            verdict.text(p)))
         end
       elseif e.status == "unknown" then
         print(("unknown  %s  %s"):format(e.path, e.sha256))
@@ -130,9 +132,13 @@ local function verify_repo(db, files, o)
   end
   local report = { repo = o.repo, commit = commit, scan = scan, matching = {}, changed = {},
     missing = {}, extra = {}, unverifiable = {}, unreadable = {} }
-  local published = {}
+  local published, verdicts = {}, {}
   for _, row in ipairs(expected) do
     published[row.raw_filename] = true
+    if row.security_status ~= nil then
+      verdicts[row.filename] = {}
+      for _, c in ipairs(database.SECURITY_COLUMNS) do verdicts[row.filename][c] = row[c] end
+    end
     local f = local_by_path[row.raw_filename]
     if not f then
       table.insert(report.missing, row.filename)
@@ -157,13 +163,15 @@ local function verify_repo(db, files, o)
   end
   local ok = #report.changed == 0 and #report.missing == 0 and #report.extra == 0
   report.match = ok
+  if next(verdicts) then report.verdicts = verdicts end
   if o.json then
     cli.print_json(report)
   else
     print(("%s at commit %s (scan %s)"):format(o.repo, commit, scan))
-    for _, p in ipairs(report.matching) do print("ok       " .. p) end
+    local function verdict_of(path) return verdicts[path] and verdict.text(verdicts[path]) or "" end
+    for _, p in ipairs(report.matching) do print("ok       " .. p .. verdict_of(p)) end
     for _, c in ipairs(report.changed) do
-      print(("changed  %s  expected %s, found %s"):format(c.path, c.expected, c.actual))
+      print(("changed  %s  expected %s, found %s%s"):format(c.path, c.expected, c.actual, verdict_of(c.path)))
     end
     for _, p in ipairs(report.missing) do print("missing  " .. p) end
     for _, p in ipairs(report.extra) do print("extra    " .. p) end

@@ -18,6 +18,8 @@ CREATE TABLE old (repo_id TEXT NOT NULL, filename TEXT NOT NULL, hash TEXT NOT N
 CREATE TABLE new (repo_id TEXT NOT NULL, filename TEXT NOT NULL, hash TEXT NOT NULL, commit_hash TEXT);
 CREATE TABLE skipped (repo_id TEXT PRIMARY KEY);
 CREATE TABLE candidates (hash TEXT PRIMARY KEY);
+CREATE TABLE old_verdicts (repo_id TEXT, filename TEXT, security_status TEXT, PRIMARY KEY (repo_id, filename));
+CREATE TABLE new_verdicts (repo_id TEXT, filename TEXT, security_status TEXT, PRIMARY KEY (repo_id, filename));
 ]]
 
 -- A new, empty comparison in a private temporary file: SQLite removes it when
@@ -54,12 +56,21 @@ function Comparison:insert_into(table_name, width, feed)
   statement:close()
 end
 
--- Streams a scan (hfscan.db.reader.open) into side ("old" or "new"). Raises on
--- a bad row (see reader.open).
+-- Whether a scan recorded the Hub's verdicts (--security-status).
+local function has_verdicts(scan) return scan.parameters.security_status == "true" end
+
+-- Streams a scan (hfscan.db.reader.open) into side ("old" or "new"), and its
+-- verdicts into side_verdicts. Raises on a bad row (see reader.open).
 function Comparison:load(side, scan)
+  local verdicts = has_verdicts(scan) and self.db:prepare(
+    ("INSERT OR IGNORE INTO %s_verdicts VALUES (?, ?, ?)"):format(side))
   self:insert_into(side, 4, function(insert)
-    scan.each_row(function(r) insert(r.repo_id, r.filename, r.hash, r.commit_hash) end)
+    scan.each_row(function(r)
+      insert(r.repo_id, r.filename, r.hash, r.commit_hash)
+      if verdicts then verdicts:run(r.repo_id, r.filename, r.security_status or "") end
+    end)
   end)
+  if verdicts then verdicts:close() end
 end
 
 -- The values of a list as rows of a one-column table.
@@ -81,6 +92,24 @@ function Comparison:load_from_database(side, scan, store_path, ts)
   -- +scan_id: the rows are walked and found by (repo, path), not by scan.
   self.sides[side] = { rows = schema .. ".files", only = ("+$.scan_id = %d"):format(found.scan_id),
     scan = scan, schema = schema, scan_id = found.scan_id }
+  if has_verdicts(scan) then
+    self.db:run(("INSERT OR IGNORE INTO %s_verdicts SELECT repo_id, filename, security_status "
+      .. "FROM %s.verdicts WHERE scan_id = ?"):format(side, schema), found.scan_id)
+  end
+end
+
+-- The keys whose verdict differs between the scans, when both recorded
+-- verdicts: (repo, path, old and new verdict, new hash and commit), in (repo,
+-- path) order.
+function Comparison:verdict_changes()
+  local new_rows, new_only = self:rows("new", "n")
+  return self.db:query(([[
+    SELECT nv.repo_id, nv.filename, ov.security_status AS old_verdict, nv.security_status AS new_verdict,
+           n.hash, n.commit_hash
+    FROM new_verdicts nv JOIN old_verdicts ov ON ov.repo_id = nv.repo_id AND ov.filename = nv.filename
+    JOIN %s ON n.repo_id = nv.repo_id AND n.filename = nv.filename AND %s
+    WHERE ov.security_status <> nv.security_status
+    ORDER BY nv.repo_id, nv.filename]]):format(new_rows, new_only))
 end
 
 -- Indexes the sides loaded from CSV, and gives those read from a database

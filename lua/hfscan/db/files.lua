@@ -87,6 +87,12 @@ M.utc_now = clock.utc_now
 M.BASIC_COLUMNS = { "hash", "filename", "repo_id" }
 M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", "last_modified",
   "download_url", "hash_method", "commit_hash" }
+-- The columns --security-status adds to the extended file (after any
+-- carried_over_from, before a policy's own): the Hub's own verdict of the file
+-- (hfscan.scan.verdicts says how each is read from its securityFileStatus).
+M.SECURITY_COLUMNS = { "security_status", "av_virus", "pickle_safety", "pickle_imports" }
+-- The statuses by which the Hub flags a file (lookup --flagged lists them).
+M.FLAGGED_STATUSES = { "unsafe", "suspicious", "caution" }
 M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
 
 -- { name = position } of a column list, to read rows by name.
@@ -130,7 +136,7 @@ M.KINDS = {
 M.PARAMETER_KEYS = { "download_threshold", "max_file_size_gb", "rate_limit_delay", "max_workers",
   "scan_start", "target_extensions", "command_line", "authenticated", "output_format",
   "endpoint", "model_limit", "policy", "policy_sha256", "scripts", "scripts_digest", "token_user",
-  "extra_columns", "shard", "since", "merged_from" }
+  "extra_columns", "shard", "since", "merged_from", "security_status" }
 
 -- The header values that decide which repos and files a scan holds: scans that
 -- differ in one of them are not comparable (diff) nor parts of one scan (merge).

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS scans (
   scan_start         TEXT,
   download_threshold INTEGER,
   shard              TEXT,                  -- "K/N" for a sharded scan
-  loaded_through     INTEGER                -- the bytes of the extended CSV whose rows files holds
+  loaded_through     INTEGER,               -- the bytes of the extended CSV whose rows files holds
+  security_status    INTEGER                -- 1 when the scan recorded the Hub's verdicts
 );
 CREATE TABLE IF NOT EXISTS files (
   scan_id           INTEGER NOT NULL REFERENCES scans(scan_id),
@@ -36,6 +37,18 @@ CREATE TABLE IF NOT EXISTS files (
   carried_over_from TEXT,                   -- the earlier scan's <ts> when --since carried it over
   raw_filename      BLOB                    -- the name's bytes, as the Hub has them
 );
+-- The Hub's own verdict of a file (scans made with --security-status), for the
+-- row of files with the same scan, repo and filename (files.SECURITY_COLUMNS).
+CREATE TABLE IF NOT EXISTS verdicts (
+  scan_id           INTEGER NOT NULL REFERENCES scans(scan_id),
+  repo_id           TEXT NOT NULL,
+  filename          TEXT NOT NULL,
+  security_status   TEXT NOT NULL,          -- the Hub's status; '' when it gave none
+  av_virus          TEXT,
+  pickle_safety     TEXT,
+  pickle_imports    TEXT,
+  PRIMARY KEY (scan_id, repo_id, filename)
+) WITHOUT ROWID;
 ]]
 
 -- Made after the rows when a database is built: an index filled row by row
@@ -44,12 +57,13 @@ M.INDEXES = [[
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(hash);
 CREATE INDEX IF NOT EXISTS files_by_repo_path ON files(repo_id, filename);
 CREATE INDEX IF NOT EXISTS files_by_scan ON files(scan_id);
+CREATE INDEX IF NOT EXISTS verdicts_by_status ON verdicts(security_status);
 ]]
 
 -- PRAGMA user_version of the schema above. An older hfscan left it 0, for
 -- version 1: no raw_filename, and filename held the raw name. Version 2 had no
--- loaded_through.
-M.SCHEMA_VERSION = 3
+-- loaded_through; version 3 no verdicts (SCHEMA makes the table).
+M.SCHEMA_VERSION = 4
 
 local Store = {}
 Store.__index = Store
@@ -78,6 +92,9 @@ local function migrate(db)
   local ok, err = pcall(function()
     if not has_column(db, "scans", "loaded_through") then
       db:exec("ALTER TABLE scans ADD COLUMN loaded_through INTEGER") -- unknown: NULL
+    end
+    if not has_column(db, "scans", "security_status") then
+      db:exec("ALTER TABLE scans ADD COLUMN security_status INTEGER")
     end
     if not has_column(db, "files", "raw_filename") then
       db:exec("ALTER TABLE files ADD COLUMN raw_filename BLOB")
@@ -164,9 +181,9 @@ function Store:add_scan(ts, extended_path, parameters)
   local found = self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)
   if found[1] then return found[1].scan_id end
   self.db:run([[INSERT INTO scans (timestamp, extended_csv, endpoint, scan_start,
-    download_threshold, shard) VALUES (?, ?, ?, ?, ?, ?)]], ts, basename(extended_path),
+    download_threshold, shard, security_status) VALUES (?, ?, ?, ?, ?, ?, ?)]], ts, basename(extended_path),
     parameters.endpoint, parameters.scan_start, tonumber(parameters.download_threshold),
-    parameters.shard)
+    parameters.shard, tostring(parameters.security_status) == "true" and 1 or nil)
   return self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)[1].scan_id
 end
 
@@ -182,16 +199,27 @@ local function field(r, at, c)
   return i and r[i]
 end
 
+local INSERT_VERDICT = ("INSERT OR REPLACE INTO verdicts (scan_id, repo_id, filename, %s) "
+  .. "VALUES (?, ?, ?%s)"):format(table.concat(database.SECURITY_COLUMNS, ", "),
+  (", ?"):rep(#database.SECURITY_COLUMNS))
+
 -- Inserts one row (a table keyed by the extended columns, or a list of fields
--- with at: see field), through the one prepared INSERT of this connection.
+-- with at: see field), through the one prepared INSERT of this connection;
+-- with its verdict when the row has the security columns.
 function Store:insert_row(scan_id, r, at)
   self.insert = self.insert or self.db:prepare(INSERT)
   local filename, raw_filename = name_columns(field(r, at, "filename"))
   local carried = field(r, at, "carried_over_from")
-  self.insert:run(scan_id, field(r, at, "repo_id"), filename, field(r, at, "hash"),
+  local repo = field(r, at, "repo_id")
+  self.insert:run(scan_id, repo, filename, field(r, at, "hash"),
     tonumber(field(r, at, "file_size")), field(r, at, "file_type"), field(r, at, "last_modified"),
     field(r, at, "download_url"), field(r, at, "hash_method"), field(r, at, "commit_hash"),
     carried ~= "" and carried or nil, raw_filename)
+  if field(r, at, "security_status") == nil then return end
+  self.insert_verdict = self.insert_verdict or self.db:prepare(INSERT_VERDICT)
+  local values = {}
+  for i, c in ipairs(database.SECURITY_COLUMNS) do values[i] = field(r, at, c) or "" end
+  self.insert_verdict:run(scan_id, repo, filename, table.unpack(values))
 end
 
 -- Checks and inserts one row of doc (an extended CSV as hfscan.db.csv.open
@@ -279,7 +307,10 @@ end
 -- nothing to delete. Returns the number of rows, or nil and a message.
 function Store:import_scan(paths, repair, fresh)
   return self:with_scan(paths, function(scan_id, doc)
-    if not fresh then self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id) end
+    if not fresh then
+      self.db:run("DELETE FROM files WHERE scan_id = ?", scan_id)
+      self.db:run("DELETE FROM verdicts WHERE scan_id = ?", scan_id)
+    end
     database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
     local n = load_rows(self, scan_id, doc, repair)
     self:set_loaded_through(scan_id, doc.offset())
@@ -292,6 +323,7 @@ local function delete_repos(self, scan_id, repos)
   for repo in pairs(repos) do
     -- +scan_id: by (repo, path), not by scan, whose every row it would visit.
     self.db:run("DELETE FROM files WHERE +scan_id = ? AND repo_id = ?", scan_id, repo)
+    self.db:run("DELETE FROM verdicts WHERE scan_id = ? AND repo_id = ?", scan_id, repo)
   end
   database.maybe_crash("store_after_delete") -- a test kills here: nothing of this is committed
 end
@@ -385,41 +417,110 @@ end
 -- reader holds one a moment too long, the database simply stays in WAL mode.
 function Store:close()
   if self.insert then self.insert:close() end
+  if self.insert_verdict then self.insert_verdict:close() end
   if self.writable then pcall(self.db.exec, self.db, "PRAGMA journal_mode=DELETE") end
   self.db:close()
 end
 
 -- ---- the questions the commands ask -----------------------------------------
 
+-- Whether the database has the verdicts table (one an older hfscan made, and
+-- no writer opened since, has not).
+function Store:has_verdicts() return not self.tables or self.tables.verdicts == true end
+
+-- How many scans recorded the Hub's verdicts.
+function Store:scans_with_verdicts()
+  if not self:has_verdicts() then return 0 end
+  return self.db:query("SELECT count(*) AS n FROM scans WHERE security_status = 1")[1].n
+end
+
+-- The verdict columns of a query over files f (as v.<column>, NULL without a
+-- verdict), and the join that gives them.
+function Store:verdict_columns()
+  if not self:has_verdicts() then
+    local nulls = {}
+    for i, c in ipairs(database.SECURITY_COLUMNS) do nulls[i] = "NULL AS " .. c end
+    return table.concat(nulls, ", "), ""
+  end
+  return "v." .. table.concat(database.SECURITY_COLUMNS, ", v."),
+    "LEFT JOIN verdicts v ON v.scan_id = f.scan_id AND v.repo_id = f.repo_id AND v.filename = f.filename"
+end
+
 -- Every occurrence of a SHA-256 (lower case): repo, path, commit, size, method,
--- URL and the scan, in a stable order.
+-- URL, the scan and the Hub's verdict there (NULL when the scan recorded none),
+-- in a stable order.
 function Store:occurrences(sha256)
-  return self:name_forms(self.db:query([[
+  local columns, join = self:verdict_columns()
+  return self:name_forms(self.db:query(([[
     SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
-           s.timestamp AS scan
-    FROM files f JOIN scans s ON s.scan_id = f.scan_id
+           s.timestamp AS scan, %s
+    FROM files f JOIN scans s ON s.scan_id = f.scan_id %s
     WHERE f.hash = ?
-    ORDER BY f.repo_id, f.filename, s.timestamp]], sha256))
+    ORDER BY f.repo_id, f.filename, s.timestamp]]):format(columns, join), sha256))
 end
 
--- Where a SHA-256 was published: distinct repo, path and commit.
+local FLAGGED = ("'%s'"):format(table.concat(database.FLAGGED_STATUSES, "','"))
+
+-- The files the Hub flags (FLAGGED_STATUSES): each (repo, path, commit) whose
+-- latest recorded verdict flags it, with its hash, verdict and that scan, in
+-- (hash, repo, path) order. Only the places with a flagged verdict in some scan
+-- are looked at (by the status index).
+function Store:flagged()
+  if not self:has_verdicts() then return {} end
+  return self:name_forms(self.db:query(([[
+    WITH latest AS (
+      SELECT f.hash, f.repo_id, f.filename, %s f.commit_hash, s.timestamp AS scan,
+             v.security_status, v.av_virus, v.pickle_safety, v.pickle_imports,
+             row_number() OVER (PARTITION BY f.repo_id, f.filename, f.commit_hash
+                                ORDER BY s.timestamp DESC) AS recency
+      FROM verdicts v
+      JOIN files f ON f.scan_id = v.scan_id AND f.repo_id = v.repo_id AND f.filename = v.filename
+      JOIN scans s ON s.scan_id = v.scan_id
+      WHERE (v.repo_id, v.filename) IN
+            (SELECT repo_id, filename FROM verdicts WHERE security_status IN (%s)))
+    SELECT hash, repo_id, filename, %s commit_hash, scan, security_status, av_virus, pickle_safety,
+           pickle_imports
+    FROM latest WHERE recency = 1 AND security_status IN (%s)
+    ORDER BY hash, repo_id, filename]]):format(self.version >= 2 and "f.raw_filename," or "", FLAGGED,
+    self.version >= 2 and "raw_filename," or "", FLAGGED)))
+end
+
+-- Where a SHA-256 was published: distinct repo, path and commit, each with
+-- the latest verdict a scan recorded for it (none: no verdict columns).
 function Store:published(sha256)
-  return self:name_forms(self.db:query([[
-    SELECT DISTINCT f.repo_id, f.filename, f.commit_hash FROM files f
-    WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash]], sha256))
+  local columns, join = self:verdict_columns()
+  local places, by_key = {}, {}
+  for _, r in ipairs(self:name_forms(self.db:query(([[
+    SELECT f.repo_id, f.filename, f.commit_hash, %s FROM files f JOIN scans s ON s.scan_id = f.scan_id %s
+    WHERE f.hash = ? ORDER BY f.repo_id, f.filename, f.commit_hash, s.timestamp]]):format(columns, join),
+    sha256))) do
+    local key = r.repo_id .. "\0" .. r.filename .. "\0" .. (r.commit_hash or "")
+    local place = by_key[key]
+    if not place then
+      place = { repo_id = r.repo_id, filename = r.filename, commit_hash = r.commit_hash }
+      by_key[key], places[#places + 1] = place, place
+    end
+    if r.security_status ~= nil then
+      for _, c in ipairs(database.SECURITY_COLUMNS) do place[c] = r[c] end
+    end
+  end
+  return places
 end
 
--- A repo's rows (filename, raw_filename, hash) at its latest scanned commit,
--- that commit and the scan's timestamp; nil when no scan has the repo.
+-- A repo's rows (filename, raw_filename, hash, and the verdict columns) at its
+-- latest scanned commit, that commit and the scan's timestamp; nil when no
+-- scan has the repo.
 function Store:latest_repo_files(repo)
   local latest = self.db:query([[
     SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
     WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
   if not latest then return nil end
+  local columns, join = self:verdict_columns()
   local rows = self:name_forms(self.db:query(([[
-    SELECT f.filename, %s f.hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+    SELECT f.filename, %s f.hash, %s FROM files f JOIN scans s ON s.scan_id = f.scan_id %s
     WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]]):format(
-    self.version >= 2 and "f.raw_filename," or ""), repo, latest.timestamp, latest.commit_hash))
+    self.version >= 2 and "f.raw_filename," or "", columns, join), repo, latest.timestamp,
+    latest.commit_hash))
   return rows, latest.commit_hash, latest.timestamp
 end
 
@@ -522,6 +623,8 @@ end
 local COPIED = "repo_id, filename, hash, file_size, file_type, last_modified, download_url, hash_method, "
   .. "commit_hash, carried_over_from, raw_filename"
 
+local VERDICT_COPIED = "repo_id, filename, " .. table.concat(database.SECURITY_COLUMNS, ", ")
+
 -- Builds dir's database, whose one scan (paths) is the concatenation of parts
 -- ({ store_path, ts }... : scans in other folders' databases, each holding
 -- that scan's rows as its CSV does), by copying their rows SQLite to SQLite:
@@ -541,6 +644,10 @@ function M.build_from_parts(dir, paths, parameters, parts)
       if not found then error(("%s holds no scan %s"):format(part.store_path, part.ts), 0) end
       s.db:run(("INSERT INTO files (scan_id, %s) SELECT ?, %s FROM part.files WHERE scan_id = ? ORDER BY rowid")
         :format(COPIED, COPIED), scan_id, found.scan_id)
+      if s.db:query("SELECT 1 FROM part.sqlite_master WHERE name = 'verdicts'")[1] then
+        s.db:run(("INSERT OR REPLACE INTO verdicts (scan_id, %s) SELECT ?, %s FROM part.verdicts WHERE scan_id = ?")
+          :format(VERDICT_COPIED, VERDICT_COPIED), scan_id, found.scan_id)
+      end
       s.db:exec("DETACH DATABASE part")
     end
     s:set_loaded_through(scan_id, hf.file_stat(paths.extended).size)

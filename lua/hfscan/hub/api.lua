@@ -22,6 +22,8 @@ Hub.__index = Hub
 M.DEFAULT_ENDPOINT = "https://huggingface.co"
 -- paths-info takes up to 2000 paths a request (hub-api.md section 12).
 M.PATHS_PER_REQUEST = 2000
+-- Tree pages hold this many entries, and this many with expand=true (JS spec).
+M.TREE_PAGE, M.TREE_PAGE_EXPANDED = 1000, 50
 -- No page loop runs for ever: a Link that points back, or a listing of more pages
 -- than any real answer has, ends it.
 M.MAX_PAGES = 100000
@@ -569,11 +571,12 @@ end
 -- Every entry of a repo's tree at a revision, following pages to the end: the
 -- one complete file list (hub-api.md section 12). options: retries, keep(entry)
 -- (only the entries it returns true for are kept, page by page: a huge tree of
--- files nobody wants costs no memory).
+-- files nobody wants costs no memory), expand (entries with lastCommit and the
+-- Hub's scan results, securityFileStatus, in pages of 50 instead of 1000).
 function Hub:tree(repo_id, revision, options)
   options = options or {}
   local url = self:api_url("models", repo_id, "tree", urls.segment(revision))
-    .. "?recursive=true&expand=false"
+    .. "?recursive=true&expand=" .. tostring(options.expand == true)
   local entries, what = {}, "the tree of " .. repo_id
   local too_many
   local ok, err = follow_pages(url, what, function(page_url)
@@ -598,7 +601,8 @@ function Hub:tree(repo_id, revision, options)
 end
 
 -- The tree entries of the paths that exist (missing ones are left out by the
--- Hub), in requests of up to PATHS_PER_REQUEST. options: retries.
+-- Hub), in requests of up to PATHS_PER_REQUEST. options: retries, expand (as
+-- for tree).
 function Hub:paths_info(repo_id, revision, paths, options)
   options = options or {}
   local url = self:api_url("models", repo_id, "paths-info", urls.segment(revision))
@@ -608,7 +612,7 @@ function Hub:paths_info(repo_id, revision, paths, options)
     for i = first, math.min(#paths, first + M.PATHS_PER_REQUEST - 1) do
       parts[#parts + 1] = "paths=" .. urls.segment(paths[i])
     end
-    parts[#parts + 1] = "expand=false"
+    parts[#parts + 1] = "expand=" .. tostring(options.expand == true)
     local page, err = self:get_json_array(url, { method = "POST", body = table.concat(parts, "&"),
       headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
       retries = options.retries, repo = repo_id, kind = "paths_info" })

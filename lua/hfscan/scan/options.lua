@@ -52,6 +52,7 @@ local from_header = {
   integer = function(v) return math.tointeger(tonumber(v)) end,
   float = function(v) local n = tonumber(v) return n and n + 0.0 end,
   text = tostring,
+  flag = function(v) return v == "true" or nil end,
 }
 
 -- Every setting of the scan once, in the order of --help: its flag and
@@ -110,6 +111,8 @@ M.SETTINGS = {
     end },
   { "--fail-on", "KINDS", "mismatch", "which results of a completed scan fail it: mismatch (hash_mismatch rows: exit 3), failed (FAILED_* rows: exit 4), errors (any error row: exit 4), comma-separated, or none",
     check = function(v) return M.fail_on(v), "mismatch, failed, errors (comma-separated) or none" end },
+  { "--security-status", nil, nil, "record the Hub's own verdict of each file (security_status, av_virus, pickle_safety, pickle_imports): one more api request per repo at most",
+    record = "security_status", resumed = from_header.flag },
   { "--no-resolvers-route", nil, nil, "never ask /resolve/ per file to save api requests (the Hub counts those as downloads for GGUF files and many libraries' weights)" },
   { "--quiet", nil, nil, "no progress line; only warnings and errors on stderr" },
   { "--help", nil, nil, "show this help" },

@@ -54,6 +54,12 @@ local RESULT_CHECKS = {
 }
 
 -- The error a broken policy raises: it stops the scan.
+-- Columns a policy's extra_columns may not name: the extended file's own.
+local RESERVED_COLUMNS = { carried_over_from = true }
+for _, list in ipairs({ database.EXTENDED_COLUMNS, database.SECURITY_COLUMNS }) do
+  for _, c in ipairs(list) do RESERVED_COLUMNS[c] = true end
+end
+
 local PolicyError = {}
 PolicyError.__index = PolicyError
 PolicyError.__tostring = function(e) return e.message end
@@ -86,6 +92,11 @@ function M.new(hooks, source)
     local list = hooks[key]
     if list ~= nil and type(list) ~= "table" then
       error(policy_error(("%s: '%s' must be a list of names"):format(p.source, key)), 0)
+    end
+  end
+  for _, name in ipairs(p.extra_columns) do
+    if RESERVED_COLUMNS[name] then
+      error(policy_error(("%s: extra column '%s' is one of hfscan's own"):format(p.source, name)), 0)
     end
   end
   return p

@@ -27,6 +27,7 @@ local policies = require "hfscan.scan.policy"
 local targets = require "hfscan.scan.targets"
 local tiers = require "hfscan.scan.tiers"
 local urls = require "hfscan.hub.urls"
+local verdicts = require "hfscan.scan.verdicts"
 
 local M = {}
 
@@ -68,12 +69,15 @@ local SKIP_REPO = {}
 local function plausible(count) return count >= 1 and count <= M.PLAUSIBLE_FILES end
 M.plausible = plausible
 
--- A file from a tree or paths-info entry: { path, size, sha256, lfs, blob_id }.
+-- A file from a tree or paths-info entry: { path, size, sha256, lfs, blob_id,
+-- security (its securityFileStatus, when expanded) }.
 local function file_from_entry(e)
   if type(e) ~= "table" or e.type ~= "file" or type(e.path) ~= "string" then return nil end
   local l = type(e.lfs) == "table" and e.lfs or nil
   return { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
-    sha256 = l and hex.sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil }
+    sha256 = l and hex.sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil,
+    security = type(e.securityFileStatus) == "table" and e.securityFileStatus or nil,
+    expanded = e.securityFileStatus ~= nil }
 end
 
 -- A file from a model info sibling (blobs=true): the hash is "sha256" there.
@@ -162,6 +166,7 @@ function Scan:row(file, hash, method)
     download_url = self.hub:file_url("resolve", m.id, m.sha, file.path),
     hash_method = method, commit_hash = m.sha, index = file.index,
   }
+  if self.ctx.security_status then verdicts.put(row, file.security) end
   row = self.policy:call("on_row", row, m)
   if row then self.rows[#self.rows + 1] = row end
 end
@@ -223,6 +228,53 @@ function Scan:add_listing_names(files, have)
   return (files_of(found, file_from_entry, files, have))
 end
 
+-- The tree entries a repo has, as far as the listing's names tell: its files
+-- and their folders (nil without names).
+local function listed_entries(model)
+  local names, folders, n = listing_names(model), {}, 0
+  if #names == 0 then return nil end
+  for _, name in ipairs(names) do
+    for folder in name:gmatch("()/") do
+      local path = name:sub(1, folder - 1)
+      if not folders[path] then folders[path], n = true, n + 1 end
+    end
+  end
+  return #names + n
+end
+
+-- With --security-status, the Hub's verdict of each listed file that its list
+-- did not carry (a plain tree, siblings): one paths-info with expand=true per
+-- PATHS_PER_REQUEST files, backed off like the list. A file the Hub no longer
+-- has keeps empty columns. When the lookup fails for good the repo is left
+-- unfinished: its rows would say nothing of what the Hub thinks of them.
+function Scan:look_up_verdicts(files)
+  local missing, by_path = {}, {}
+  for _, file in ipairs(files) do
+    if not file.expanded and self:wanted(file) then
+      missing[#missing + 1], by_path[file.path] = file.path, file
+    end
+  end
+  if #missing == 0 then return true end
+  while true do
+    local found, err = self.hub:paths_info(self.model.id, self.model.sha, missing,
+      { retries = 0, expand = true })
+    self:check(err)
+    if found then
+      for _, entry in ipairs(found) do
+        local file = type(entry) == "table" and by_path[entry.path]
+        if file and type(entry.securityFileStatus) == "table" then file.security = entry.securityFileStatus end
+      end
+      return true
+    end
+    if not TRANSIENT[err.kind] or not self.backoff:wait(self.hub:what_failed(err)) then
+      self.unfinished = TRANSIENT[err.kind] or nil
+      self:error("", error_type(err.kind), ("cannot read the Hub's verdicts of %d files: %s")
+        :format(#missing, err.message))
+      return false
+    end
+  end
+end
+
 -- Returned by list_files when the resolvers route did the repo instead.
 local DONE_ELSEWHERE = {}
 
@@ -244,7 +296,7 @@ function Scan:list_round()
   -- that add_listing_names looks up only what the tree really lacks.
   local listed, in_tree = {}, {}
   for _, name in ipairs(listing_names(m)) do listed[name] = true end
-  local entries, err = hub:tree(m.id, m.sha, { retries = 0, keep = function(entry)
+  local entries, err = hub:tree(m.id, m.sha, { retries = 0, expand = self.expand_tree, keep = function(entry)
     local file = file_from_entry(entry)
     if not file then return false end
     if listed[file.path] then in_tree[file.path] = true end
@@ -553,9 +605,15 @@ function Scan:run()
     self.resolvers_tried = true
     if self:resolvers_route() then return self.rows, self.errors end
   end
+  if self.ctx.security_status then
+    self.expand_tree = verdicts.expanded_tree_is_cheaper(listed_entries(m))
+  end
   local files, err = self:list_files()
   if not files then return self:repo_failed(err) end
   if files == DONE_ELSEWHERE then return self.rows, self.errors end
+  if self.ctx.security_status and not self:look_up_verdicts(files) and self.unfinished then
+    return self.rows, self.errors
+  end
   local seen = self:hash_files(files)
   for name in pairs(self.only or {}) do
     local path = names.unescape(name)

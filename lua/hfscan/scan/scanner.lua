@@ -110,6 +110,7 @@ function M.new_scanner(o, db, log, stats)
   self.policy = o.loaded_policy or policies.new()
   self.context = { hub = self.hub, max_file_size = math.floor(o.max_file_size * GB),
     policy = self.policy, loop = loop, retry_budget = o.retry_budget,
+    security_status = o.security_status,
     route = function(model) return self:choose_route(model) end }
   self.progress = progress_line.new(stats, { enabled = not o.quiet and hf.isatty(2),
     waiting_for = function() return loop:waiting_for() end })
@@ -312,7 +313,9 @@ end
 -- takes: gated ones (their files refuse a request), those listed without a
 -- plausible count of file names (the listing's siblings may be cut short or
 -- empty, hub-api.md section 12), those whose files a request on /resolve/ would
--- count as downloads, and every repo with --no-resolvers-route.
+-- count as downloads, and every repo with --no-resolvers-route or
+-- --security-status (the Hub's verdicts are an api answer: the resolvers route
+-- would save no api request).
 function Scanner:route_facts(model)
   local facts = self.facts_by_repo[model.id]
   if facts then return facts end
@@ -320,7 +323,7 @@ function Scanner:route_facts(model)
   for _, name in ipairs(names) do
     if targets.is_target(name) then listed[#listed + 1] = name end
   end
-  local api_only = self.o.no_resolvers_route or (model.gated ~= nil and model.gated ~= false)
+  local api_only = self.o.no_resolvers_route or self.o.security_status or (model.gated ~= nil and model.gated ~= false)
     or not repo_scan.plausible(#names) or download_counts.any_counted(model, listed)
   facts = { targets = #listed, api_only = api_only }
   self.facts_by_repo[model.id] = facts

@@ -121,6 +121,7 @@ function M.load_previous(path, repair)
   for id in pairs(scan.dropped) do repos[id] = nil end
   return { ts = scan.paths.ts, repos = repos, path = scan.paths.extended,
     policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
+    security_status = scan.parameters.security_status == "true",
     rows_of = rows_of, errors_of = function(id) return errors_by_repo[id] or {} end }
 end
 
@@ -140,6 +141,9 @@ function M.load_since_and_policy(o)
     o.previous = previous
     o.since = hf.realpath(previous.path) or previous.path
     extra[1] = "carried_over_from"
+  end
+  if o.security_status then
+    for _, c in ipairs(database.SECURITY_COLUMNS) do extra[#extra + 1] = c end
   end
   if o.policy then
     local ok, loaded = pcall(policies.load, o.policy)
@@ -162,6 +166,11 @@ function M.load_since_and_policy(o)
     return nil, ("--since: %s was made with %s and this scan with %s; its rows would not follow "
       .. "this scan's choice of files: make a full scan with this policy first")
       :format(o.since, named(theirs), named(o.policy)), cli.EXIT_USAGE
+  end
+  if o.previous and o.security_status and not o.previous.security_status then
+    return nil, ("--since: %s was made without --security-status, so the repos it carries over "
+      .. "would have no verdict: make a full scan with --security-status first"):format(o.since),
+      cli.EXIT_USAGE
   end
   return extra
 end

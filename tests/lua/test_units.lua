@@ -157,4 +157,29 @@ t.case("lfs: pointers are parsed strictly", function()
   t.truthy(refused(good:gsub(sha, sha:sub(2)), "63 hex digits"):find("64", 1, true), "says why")
 end)
 
+t.case("verdicts: the Hub's two shapes of securityFileStatus, and the route's cost", function()
+  local verdicts = require "hfscan.scan.verdicts"
+  local openapi = verdicts.columns({ status = "unsafe",
+    avScan = { status = "unsafe", message = "Eicar-Test-Signature" },
+    pickleImportScan = { status = "unsafe", pickleImports = {
+      { module = "builtins", name = "exec", safety = "dangerous" },
+      { module = "torch", name = "FloatStorage", safety = "innocuous" },
+      { module = "builtins", name = "exec", safety = "dangerous" } } } })
+  t.eq(json.encode(openapi), json.encode { security_status = "unsafe", av_virus = "Eicar-Test-Signature", pickle_safety = "dangerous",
+    pickle_imports = "builtins.exec:dangerous;torch.FloatStorage:innocuous" }, "OpenAPI shape, imports once each")
+  local older = verdicts.columns({ safe = false, avScan = { virusFound = true, virusNames = { "A", "B" } },
+    pickleImportScan = { highestSafetyLevel = "suspicious", imports = {
+      { module = "numpy", name = "load", safety = "suspicious" } } } })
+  t.eq(json.encode(older), json.encode { security_status = "unsafe", av_virus = "A;B", pickle_safety = "suspicious",
+    pickle_imports = "numpy.load:suspicious" }, "huggingface.js shape")
+  t.eq(json.encode(verdicts.columns(nil)), json.encode { security_status = "", av_virus = "", pickle_safety = "", pickle_imports = "" },
+    "no status: empty columns")
+  t.eq(verdicts.columns({ status = "safe", avScan = { status = "safe", message = "ignored" } }).av_virus, "",
+    "a safe scan names no virus")
+  t.eq(verdicts.expanded_tree_is_cheaper(nil), false, "unknown size: the plain tree")
+  t.eq(verdicts.expanded_tree_is_cheaper(50), true, "one page of 50 against a tree page and a paths-info")
+  t.eq(verdicts.expanded_tree_is_cheaper(100), true, "two pages of 50 against two requests")
+  t.eq(verdicts.expanded_tree_is_cheaper(101), false, "three pages of 50 cost more")
+end)
+
 os.exit(t.run("test_units"))

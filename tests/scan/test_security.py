@@ -196,6 +196,23 @@ class SecurityStatusTest(WorldCase):
         self.assertIn("was made without --security-status", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "sec")))
 
+    def test_since_carries_the_verdicts_over(self):
+        hub = self.hub_for(self.flagged_world(), "flagged")
+        _, first = self.verdict_scan(hub, output="first")
+        hub.clear_log()
+        _, again = self.verdict_scan(hub, "--since", os.path.join(self.dir, "first"), output="again")
+        # Only the repos with an error (gated, disabled) are asked again.
+        _, _, errors = read_csv(first["errors"])
+        rescanned = {q["path"].split("/")[3] + "/" + q["path"].split("/")[4] for q in hub.requests()
+                     if "/tree/" in q["path"]}
+        self.assertTrue(rescanned <= {e["repo_id"] for e in errors}, rescanned)
+        _, header, rows = read_csv(again["extended"])
+        self.assertEqual(header, EXTENDED + ["carried_over_from"] + SECURITY)
+        carried = [r for r in rows if r["carried_over_from"]]
+        self.assertGreater(len(carried), len(rows) // 2)
+        self.assertIn("unsafe", {r["security_status"] for r in carried})
+        self.assert_verdicts(rows, self.expected(hub))
+
     def test_diff_reports_a_file_that_became_unsafe_and_merge_keeps_verdicts(self):
         world = self.flagged_world()
         hub = self.hub_for(world, "before")

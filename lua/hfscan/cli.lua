@@ -204,4 +204,16 @@ function M.print_json(value)
   io.stdout:write(require("hfscan.json").encode(value), "\n")
 end
 
+-- Writes records as CSV on stdout: a header of columns, then each record's
+-- fields in that order (a missing one empty).
+function M.print_csv(columns, records)
+  local format_row = require("hfscan").csv_format_row
+  io.stdout:write(format_row(columns))
+  for _, r in ipairs(records) do
+    local fields = {}
+    for i, c in ipairs(columns) do fields[i] = r[c] or "" end
+    io.stdout:write(format_row(fields))
+  end
+end
+
 return M

@@ -952,16 +952,21 @@ class TestWorldFiles(unittest.TestCase):
             t["path"].lower().endswith(TARGET_EXTS) for t in truth if t["repo_id"] == r)]
         self.assertEqual(no_targets, ["hfscan-test/no-target-files"])
 
+    def world_with(self, tmp, repo):
+        """A generated world of 3 models plus repo, written to tmp: (its path, the world)."""
+        fixture = os.path.join(tmp, "world.json")
+        self.run_hub("--models", "3", "--dump-world", fixture)
+        with open(fixture) as handle:
+            world = json.load(handle)
+        world["repos"].append(repo)
+        with open(fixture, "w") as handle:
+            json.dump(world, handle)
+        return fixture, world
+
     def test_a_repo_added_by_hand_needs_only_id_and_files(self):
         with tempfile.TemporaryDirectory() as tmp:
-            fixture = os.path.join(tmp, "world.json")
-            self.run_hub("--models", "3", "--dump-world", fixture)
-            with open(fixture) as handle:
-                world = json.load(handle)
-            world["repos"].append({"id": "newguy/new-model", "commit": "3" * 40, "downloads": 5,
-                                   "files": [{"path": "m.gguf", "storage": "lfs", "size": 10}]})
-            with open(fixture, "w") as handle:
-                json.dump(world, handle)
+            fixture, _ = self.world_with(tmp, {"id": "newguy/new-model", "commit": "3" * 40, "downloads": 5,
+                                               "files": [{"path": "m.gguf", "storage": "lfs", "size": 10}]})
             hub = HubProcess(["--world", fixture])
             try:
                 listed = json.loads(fetch("GET", hub.url + "/api/models?limit=100").body)
@@ -971,11 +976,7 @@ class TestWorldFiles(unittest.TestCase):
 
     def test_security_verdicts_of_a_fixture(self):
         with tempfile.TemporaryDirectory() as tmp:
-            fixture = os.path.join(tmp, "world.json")
-            self.run_hub("--models", "3", "--dump-world", fixture)
-            with open(fixture) as handle:
-                world = json.load(handle)
-            world["repos"].append({"id": "bad/mixed", "commit": "4" * 40, "downloads": 5, "files": [
+            fixture, world = self.world_with(tmp, {"id": "bad/mixed", "commit": "4" * 40, "downloads": 5, "files": [
                 {"path": "evil.pkl", "storage": "git", "text": "x",
                  "security": {"virus": "Pickle.Malware.SysAccess",
                               "imports": [["builtins", "exec", "dangerous"],
@@ -985,8 +986,6 @@ class TestWorldFiles(unittest.TestCase):
                 {"path": "new.pt", "storage": "lfs", "size": 10, "security": {"status": "unscanned"}},
                 {"path": "fine.pt", "storage": "lfs", "size": 10},
                 {"path": "w.safetensors", "storage": "lfs", "size": 10}]})
-            with open(fixture, "w") as handle:
-                json.dump(world, handle)
             hub = HubProcess(["--world", fixture])
             try:
                 tree = json.loads(fetch("GET", hub.url + "/api/models/bad/mixed/tree/main?expand=true").body)

@@ -9,7 +9,6 @@ local cli = require "hfscan.cli"
 local comparison = require "hfscan.db.comparison"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
-local hf = require "hfscan"
 local json = require "hfscan.json"
 local readonly = require "hfscan.db.readonly"
 local scan_reader = require "hfscan.db.reader"
@@ -217,12 +216,7 @@ function M.run(args)
     grouped.not_compared = json.array(not_compared)
     cli.print_json(grouped)
   else
-    io.stdout:write(hf.csv_format_row(M.COLUMNS))
-    for _, c in ipairs(changes) do
-      local row = {}
-      for i, col in ipairs(M.COLUMNS) do row[i] = c[col] or "" end
-      io.stdout:write(hf.csv_format_row(row))
-    end
+    cli.print_csv(M.COLUMNS, changes)
   end
   return #changes == 0 and 0 or 1
 end

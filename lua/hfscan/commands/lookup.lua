@@ -6,7 +6,6 @@ local cli = require "hfscan.cli"
 local database = require "hfscan.db.files"
 local flags = require "hfscan.commands.flags"
 local hex = require "hfscan.hex"
-local hf = require "hfscan"
 local json = require "hfscan.json"
 local readonly = require "hfscan.db.readonly"
 local verdict = require "hfscan.commands.verdict"
@@ -38,17 +37,11 @@ local function print_flagged(db, as_json)
     return nil, "no scan in this folder recorded the Hub's verdicts (scan with --security-status)"
   end
   local rows = db:flagged()
-  for _, r in ipairs(rows) do r.raw_filename = nil end
   if as_json then
     cli.print_json(json.array(rows))
     return true
   end
-  io.stdout:write(hf.csv_format_row(M.FLAGGED_COLUMNS))
-  for _, r in ipairs(rows) do
-    local fields = {}
-    for i, c in ipairs(M.FLAGGED_COLUMNS) do fields[i] = r[c] or "" end
-    io.stdout:write(hf.csv_format_row(fields))
-  end
+  cli.print_csv(M.FLAGGED_COLUMNS, rows)
   return true
 end
 

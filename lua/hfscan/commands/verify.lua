@@ -135,10 +135,7 @@ local function verify_repo(db, files, o)
   local published, verdicts = {}, {}
   for _, row in ipairs(expected) do
     published[row.raw_filename] = true
-    if row.security_status ~= nil then
-      verdicts[row.filename] = {}
-      for _, c in ipairs(database.SECURITY_COLUMNS) do verdicts[row.filename][c] = row[c] end
-    end
+    verdicts[row.filename] = database.verdict_of(row)
     local f = local_by_path[row.raw_filename]
     if not f then
       table.insert(report.missing, row.filename)

@@ -6,6 +6,7 @@
 -- (repo, path) after its rows. What does grow in memory is per repo (commits,
 -- finished repos), never per row.
 local hf = require "hfscan"
+local database = require "hfscan.db.files"
 local store = require "hfscan.db.store"
 
 local M = {}
@@ -56,13 +57,10 @@ function Comparison:insert_into(table_name, width, feed)
   statement:close()
 end
 
--- Whether a scan recorded the Hub's verdicts (--security-status).
-local function has_verdicts(scan) return scan.parameters.security_status == "true" end
-
 -- Streams a scan (hfscan.db.reader.open) into side ("old" or "new"), and its
 -- verdicts into side_verdicts. Raises on a bad row (see reader.open).
 function Comparison:load(side, scan)
-  local verdicts = has_verdicts(scan) and self.db:prepare(
+  local verdicts = database.records_verdicts(scan.parameters) and self.db:prepare(
     ("INSERT OR IGNORE INTO %s_verdicts VALUES (?, ?, ?)"):format(side))
   self:insert_into(side, 4, function(insert)
     scan.each_row(function(r)
@@ -92,7 +90,7 @@ function Comparison:load_from_database(side, scan, store_path, ts)
   -- +scan_id: the rows are walked and found by (repo, path), not by scan.
   self.sides[side] = { rows = schema .. ".files", only = ("+$.scan_id = %d"):format(found.scan_id),
     scan = scan, schema = schema, scan_id = found.scan_id }
-  if has_verdicts(scan) then
+  if database.records_verdicts(scan.parameters) then
     self.db:run(("INSERT OR IGNORE INTO %s_verdicts SELECT repo_id, filename, security_status "
       .. "FROM %s.verdicts WHERE scan_id = ?"):format(side, schema), found.scan_id)
   end

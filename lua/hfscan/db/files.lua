@@ -93,6 +93,18 @@ M.EXTENDED_COLUMNS = { "hash", "filename", "repo_id", "file_size", "file_type", 
 M.SECURITY_COLUMNS = { "security_status", "av_virus", "pickle_safety", "pickle_imports" }
 -- The statuses by which the Hub flags a file (lookup --flagged lists them).
 M.FLAGGED_STATUSES = { "unsafe", "suspicious", "caution" }
+
+-- Whether a scan's header block (or its options' record) says it recorded the
+-- Hub's verdicts.
+function M.records_verdicts(parameters) return tostring(parameters.security_status) == "true" end
+
+-- A row's verdict columns as a table, or nil when its scan recorded none.
+function M.verdict_of(row)
+  if row.security_status == nil then return nil end
+  local verdict = {}
+  for _, c in ipairs(M.SECURITY_COLUMNS) do verdict[c] = row[c] end
+  return verdict
+end
 M.ERROR_COLUMNS = { "repo_id", "filename", "error_type", "reason", "timestamp" }
 
 -- { name = position } of a column list, to read rows by name.

@@ -183,7 +183,7 @@ function Store:add_scan(ts, extended_path, parameters)
   self.db:run([[INSERT INTO scans (timestamp, extended_csv, endpoint, scan_start,
     download_threshold, shard, security_status) VALUES (?, ?, ?, ?, ?, ?, ?)]], ts, basename(extended_path),
     parameters.endpoint, parameters.scan_start, tonumber(parameters.download_threshold),
-    parameters.shard, tostring(parameters.security_status) == "true" and 1 or nil)
+    parameters.shard, database.records_verdicts(parameters) and 1 or nil)
   return self.db:query("SELECT scan_id FROM scans WHERE timestamp = ?", ts)[1].scan_id
 end
 
@@ -467,9 +467,9 @@ local FLAGGED = ("'%s'"):format(table.concat(database.FLAGGED_STATUSES, "','"))
 -- are looked at (by the status index).
 function Store:flagged()
   if not self:has_verdicts() then return {} end
-  return self:name_forms(self.db:query(([[
+  return self.db:query(([[
     WITH latest AS (
-      SELECT f.hash, f.repo_id, f.filename, %s f.commit_hash, s.timestamp AS scan,
+      SELECT f.hash, f.repo_id, f.filename, f.commit_hash, s.timestamp AS scan,
              v.security_status, v.av_virus, v.pickle_safety, v.pickle_imports,
              row_number() OVER (PARTITION BY f.repo_id, f.filename, f.commit_hash
                                 ORDER BY s.timestamp DESC) AS recency
@@ -478,11 +478,10 @@ function Store:flagged()
       JOIN scans s ON s.scan_id = v.scan_id
       WHERE (v.repo_id, v.filename) IN
             (SELECT repo_id, filename FROM verdicts WHERE security_status IN (%s)))
-    SELECT hash, repo_id, filename, %s commit_hash, scan, security_status, av_virus, pickle_safety,
+    SELECT hash, repo_id, filename, commit_hash, scan, security_status, av_virus, pickle_safety,
            pickle_imports
     FROM latest WHERE recency = 1 AND security_status IN (%s)
-    ORDER BY hash, repo_id, filename]]):format(self.version >= 2 and "f.raw_filename," or "", FLAGGED,
-    self.version >= 2 and "raw_filename," or "", FLAGGED)))
+    ORDER BY hash, repo_id, filename]]):format(FLAGGED, FLAGGED))
 end
 
 -- Where a SHA-256 was published: distinct repo, path and commit, each with
@@ -500,9 +499,7 @@ function Store:published(sha256)
       place = { repo_id = r.repo_id, filename = r.filename, commit_hash = r.commit_hash }
       by_key[key], places[#places + 1] = place, place
     end
-    if r.security_status ~= nil then
-      for _, c in ipairs(database.SECURITY_COLUMNS) do place[c] = r[c] end
-    end
+    for c, v in pairs(database.verdict_of(r) or {}) do place[c] = v end
   end
   return places
 end

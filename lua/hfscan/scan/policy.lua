@@ -53,13 +53,13 @@ local RESULT_CHECKS = {
   end,
 }
 
--- The error a broken policy raises: it stops the scan.
 -- Columns a policy's extra_columns may not name: the extended file's own.
 local RESERVED_COLUMNS = { carried_over_from = true }
 for _, list in ipairs({ database.EXTENDED_COLUMNS, database.SECURITY_COLUMNS }) do
   for _, c in ipairs(list) do RESERVED_COLUMNS[c] = true end
 end
 
+-- The error a broken policy raises: it stops the scan.
 local PolicyError = {}
 PolicyError.__index = PolicyError
 PolicyError.__tostring = function(e) return e.message end

@@ -77,6 +77,7 @@ local function file_from_entry(e)
   return { path = e.path, size = tonumber(e.size), lfs = l ~= nil,
     sha256 = l and hex.sha256(l.oid), blob_id = type(e.oid) == "string" and e.oid or nil,
     security = type(e.securityFileStatus) == "table" and e.securityFileStatus or nil,
+    -- The Hub answered for it (a JSON null too: it has no verdict to give).
     expanded = e.securityFileStatus ~= nil }
 end
 
@@ -245,8 +246,9 @@ end
 -- With --security-status, the Hub's verdict of each listed file that its list
 -- did not carry (a plain tree, siblings): one paths-info with expand=true per
 -- PATHS_PER_REQUEST files, backed off like the list. A file the Hub no longer
--- has keeps empty columns. When the lookup fails for good the repo is left
--- unfinished: its rows would say nothing of what the Hub thinks of them.
+-- has keeps empty columns. When the lookup fails for a reason that may pass,
+-- the repo is left unfinished (its rows would say nothing of what the Hub
+-- thinks of them). Returns whether the repo goes on to be hashed.
 function Scan:look_up_verdicts(files)
   local missing, by_path = {}, {}
   for _, file in ipairs(files) do
@@ -267,9 +269,10 @@ function Scan:look_up_verdicts(files)
       return true
     end
     if not TRANSIENT[err.kind] or not self.backoff:wait(self.hub:what_failed(err)) then
-      self.unfinished = TRANSIENT[err.kind] or nil
       self:error("", error_type(err.kind), ("cannot read the Hub's verdicts of %d files: %s")
         :format(#missing, err.message))
+      if not TRANSIENT[err.kind] then return true end
+      self.unfinished = true
       return false
     end
   end
@@ -611,7 +614,7 @@ function Scan:run()
   local files, err = self:list_files()
   if not files then return self:repo_failed(err) end
   if files == DONE_ELSEWHERE then return self.rows, self.errors end
-  if self.ctx.security_status and not self:look_up_verdicts(files) and self.unfinished then
+  if self.ctx.security_status and not self:look_up_verdicts(files) then
     return self.rows, self.errors
   end
   local seen = self:hash_files(files)

@@ -121,7 +121,7 @@ function M.load_previous(path, repair)
   for id in pairs(scan.dropped) do repos[id] = nil end
   return { ts = scan.paths.ts, repos = repos, path = scan.paths.extended,
     policy = scan.parameters.policy, policy_sha256 = scan.parameters.policy_sha256,
-    security_status = scan.parameters.security_status == "true",
+    security_status = database.records_verdicts(scan.parameters),
     rows_of = rows_of, errors_of = function(id) return errors_by_repo[id] or {} end }
 end
 

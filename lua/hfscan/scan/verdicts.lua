@@ -74,14 +74,15 @@ function M.put(row, status)
 end
 
 -- Whether the expanded tree (pages of 50) costs no more requests than the
--- plain tree (pages of 1000) and one paths-info per PATHS_PER_REQUEST targets,
--- for a repo the listing says has entries files (nil: unknown, so the plain
--- tree, whose cost does not grow 20 times if the guess is wrong).
-function M.expanded_tree_is_cheaper(entries, targets)
+-- plain tree (pages of 1000) and the paths-info of its files (PATHS_PER_REQUEST
+-- a request, at most as many as its entries), for a repo the listing says has
+-- that many entries (nil: unknown, so the plain tree, whose cost does not grow
+-- 20 times if the guess is wrong).
+function M.expanded_tree_is_cheaper(entries)
   if not entries or entries < 1 then return false end
   local function pages(n, size) return math.max(1, (n + size - 1) // size) end
   return pages(entries, hub.TREE_PAGE_EXPANDED)
-    <= pages(entries, hub.TREE_PAGE) + pages(targets or entries, hub.PATHS_PER_REQUEST)
+    <= pages(entries, hub.TREE_PAGE) + pages(entries, hub.PATHS_PER_REQUEST)
 end
 
 return M

@@ -68,6 +68,9 @@ M.SCHEMA_VERSION = 4
 local Store = {}
 Store.__index = Store
 
+-- A list of our own constants (no quote in them) as SQL text: 'a','b'.
+local function sql_list(values) return ("'%s'"):format(table.concat(values, "','")) end
+
 function M.path(dir) return dir .. "/" .. M.FILE end
 
 -- A row's filename as the store keeps it: its text form and its bytes (bound
@@ -376,7 +379,7 @@ end
 -- A scan's rows counted by hash_method and by whether they failed:
 -- { { hash_method, failed (0/1), n }... }.
 function Store:row_counts(scan_id)
-  local failures = ("'%s'"):format(table.concat(database.FAILURES, "','"))
+  local failures = sql_list(database.FAILURES)
   return self.db:query(("SELECT hash_method, hash IN (%s) AS failed, count(*) AS n FROM files "
     .. "WHERE scan_id = ? GROUP BY hash_method, failed"):format(failures), scan_id)
 end
@@ -459,7 +462,7 @@ function Store:occurrences(sha256)
     ORDER BY f.repo_id, f.filename, s.timestamp]]):format(columns, join), sha256))
 end
 
-local FLAGGED = ("'%s'"):format(table.concat(database.FLAGGED_STATUSES, "','"))
+local FLAGGED = sql_list(database.FLAGGED_STATUSES)
 
 -- The files the Hub flags (FLAGGED_STATUSES): each (repo, path, commit) whose
 -- latest recorded verdict flags it, with its hash, verdict and that scan, in

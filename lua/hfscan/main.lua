@@ -6,7 +6,7 @@ local hf = require "hfscan"
 local M = {}
 
 -- The subcommands, in the order of the global --help.
-local SUBCOMMANDS = { "hash", "lookup", "verify", "diff", "merge", "db" }
+local SUBCOMMANDS = { "hash", "lookup", "verify", "diff", "merge", "db", "serve" }
 
 local commands = { scan = "hfscan.commands.scan" }
 for _, name in ipairs(SUBCOMMANDS) do commands[name] = "hfscan.commands." .. name end

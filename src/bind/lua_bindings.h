@@ -17,6 +17,7 @@ void hf_lua_register_util(lua_State *L);
 void hf_lua_register_sqlite(lua_State *L);
 void hf_lua_register_dirlock(lua_State *L);
 void hf_lua_register_key_set(lua_State *L);
+void hf_lua_register_serve(lua_State *L);
 
 /* ---- shared helpers (lua_util.c) ---- */
 

@@ -22,5 +22,6 @@ int luaopen_hfscan(lua_State *L) {
   hf_lua_register_key_set(L);
   hf_lua_register_sqlite(L);
   hf_lua_register_dirlock(L);
+  hf_lua_register_serve(L);
   return 1;
 }

@@ -319,21 +319,24 @@ static int l_file_type(lua_State *L) {
 }
 
 /* file_stat(path) -> { type = as file_type, size = bytes, mtime_ns = nanoseconds
- * since the epoch } | nil: whether a database is older than the files it was
- * built from needs the modification times at full precision. */
+ * since the epoch, inode } | nil: whether a database is older than the files it
+ * was built from needs the modification times at full precision, and whether
+ * it was replaced (renamed over) its inode. */
 static int l_file_stat(lua_State *L) {
   struct stat st;
   if (stat(luaL_checkstring(L, 1), &st) != 0) {
     lua_pushnil(L);
     return 1;
   }
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushstring(L, kind_of(st.st_mode));
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, (lua_Integer)st.st_size);
   lua_setfield(L, -2, "size");
   lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
   lua_setfield(L, -2, "mtime_ns");
+  lua_pushinteger(L, (lua_Integer)st.st_ino);
+  lua_setfield(L, -2, "inode");
   return 1;
 }
 

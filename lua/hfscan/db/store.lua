@@ -449,17 +449,23 @@ function Store:verdict_columns()
     "LEFT JOIN verdicts v ON v.scan_id = f.scan_id AND v.repo_id = f.repo_id AND v.filename = f.filename"
 end
 
--- Every occurrence of a SHA-256 (lower case): repo, path, commit, size, method,
--- URL, the scan and the Hub's verdict there (NULL when the scan recorded none),
--- in a stable order.
-function Store:occurrences(sha256)
+-- The query of a SHA-256's occurrences (?1: lower case): repo, path, commit,
+-- size, method, URL, the scan and the Hub's verdict there (NULL when the scan
+-- recorded none), in a stable order. lookup runs it, and so does each thread
+-- of hfscan serve, which gives each row's columns as lookup --json does.
+function Store:occurrences_sql()
   local columns, join = self:verdict_columns()
-  return self:name_forms(self.db:query(([[
+  return ([[
     SELECT f.repo_id, f.filename, f.commit_hash, f.file_size, f.hash_method, f.download_url,
            s.timestamp AS scan, %s
     FROM files f JOIN scans s ON s.scan_id = f.scan_id %s
-    WHERE f.hash = ?
-    ORDER BY f.repo_id, f.filename, s.timestamp]]):format(columns, join), sha256))
+    WHERE f.hash = ?1
+    ORDER BY f.repo_id, f.filename, s.timestamp]]):format(columns, join)
+end
+
+-- Every occurrence of a SHA-256 (lower case), as occurrences_sql gives them.
+function Store:occurrences(sha256)
+  return self:name_forms(self.db:query(self:occurrences_sql(), sha256))
 end
 
 local FLAGGED = sql_list(database.FLAGGED_STATUSES)
@@ -507,21 +513,44 @@ function Store:published(sha256)
   return places
 end
 
--- A repo's rows (filename, raw_filename, hash, and the verdict columns) at its
+-- The query of a repo's files (?1: the repo id) at its latest scanned commit:
+-- path, hash, size, method, URL, that commit and scan, the verdict columns,
+-- and with raw_name the name's bytes; by path. hfscan serve's threads run it
+-- without raw_name (bytes are not JSON text).
+function Store:repo_files_sql(raw_name)
+  local columns, join = self:verdict_columns()
+  return ([[
+    WITH latest AS (
+      SELECT f.scan_id, f.commit_hash FROM files f JOIN scans s ON s.scan_id = f.scan_id
+      WHERE f.repo_id = ?1 ORDER BY s.timestamp DESC LIMIT 1)
+    SELECT f.filename, %s f.hash, f.file_size, f.hash_method, f.download_url, f.commit_hash,
+           s.timestamp AS scan, %s
+    FROM latest l JOIN files f ON f.scan_id = l.scan_id AND f.commit_hash = l.commit_hash
+    JOIN scans s ON s.scan_id = f.scan_id %s
+    WHERE f.repo_id = ?1
+    ORDER BY f.filename]]):format(raw_name and self.version >= 2 and "f.raw_filename," or "",
+    columns, join)
+end
+
+-- A repo's rows (as repo_files_sql gives them, with raw_filename) at its
 -- latest scanned commit, that commit and the scan's timestamp; nil when no
 -- scan has the repo.
 function Store:latest_repo_files(repo)
-  local latest = self.db:query([[
-    SELECT f.commit_hash, s.timestamp FROM files f JOIN scans s ON s.scan_id = f.scan_id
-    WHERE f.repo_id = ? ORDER BY s.timestamp DESC LIMIT 1]], repo)[1]
-  if not latest then return nil end
-  local columns, join = self:verdict_columns()
-  local rows = self:name_forms(self.db:query(([[
-    SELECT f.filename, %s f.hash, %s FROM files f JOIN scans s ON s.scan_id = f.scan_id %s
-    WHERE f.repo_id = ? AND s.timestamp = ? AND f.commit_hash = ?]]):format(
-    self.version >= 2 and "f.raw_filename," or "", columns, join), repo, latest.timestamp,
-    latest.commit_hash))
-  return rows, latest.commit_hash, latest.timestamp
+  local rows = self:name_forms(self.db:query(self:repo_files_sql(true), repo))
+  if not rows[1] then return nil end
+  return rows, rows[1].commit_hash, rows[1].scan
+end
+
+-- What hfscan serve's /info tells of the database: rows, repos, scans, and
+-- the latest scan (timestamp, endpoint, whether it recorded verdicts).
+function Store:summary()
+  local counts = self.db:query([[
+    SELECT (SELECT count(*) FROM files) AS rows,
+           (SELECT count(*) FROM (SELECT DISTINCT repo_id FROM files)) AS repos,
+           (SELECT count(*) FROM scans) AS scans]])[1]
+  local latest = self.db:query(("SELECT timestamp, endpoint, %s AS security_status FROM scans "
+    .. "ORDER BY timestamp DESC LIMIT 1"):format(self.version >= 4 and "security_status" or "NULL"))[1]
+  return counts, latest
 end
 
 -- Every scan of a folder, oldest first, as database.paths tables.
@@ -671,6 +700,7 @@ function M.in_memory(dir, scans)
     store:close()
     return nil, ierr
   end
+  store.in_memory = true
   return store
 end
 

@@ -326,11 +326,21 @@ static void keep_body(hf_server *s, request *rq, const char *data, size_t len) {
   hf_json_append(&rq->body, data, len);
 }
 
-/* A declared body over the limit is refused before it is read. */
-static int declares_too_large(hf_server *s, struct MHD_Connection *c) {
+/* A body declared over the limit is refused before it is read when the client
+ * waits to be told to send it (Expect: 100-continue), or when reading it to
+ * the end would be absurd; other clients would not see an answer sent while
+ * they still write (the connection is reset), so their body is read, dropped,
+ * and then refused. */
+#define READ_TO_REFUSE_FACTOR 16
+
+static int refuse_unread(hf_server *s, struct MHD_Connection *c) {
   const char *length =
       MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  return length && strtoull(length, NULL, 10) > s->config.body_limit;
+  const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+  unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+  if (declared <= s->config.body_limit)
+    return 0;
+  return expect || declared / READ_TO_REFUSE_FACTOR > s->config.body_limit;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -346,8 +356,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rq->edition = take_current(s);
     atomic_fetch_add(&s->in_flight, 1);
     *request_context = rq;
-    if (bulk && declares_too_large(s, c)) {
-      rq->too_large = 1; /* refused before its body is read; the connection closes */
+    if (bulk && refuse_unread(s, c)) {
+      rq->too_large = 1; /* the connection closes: its body is not read */
       return lookup_bulk(s, c, rq);
     }
     /* Answered at the next call, once the request is whole: a response queued

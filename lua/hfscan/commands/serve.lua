@@ -158,6 +158,8 @@ function M.run(args)
   io.stdout:flush()
   serve(server, dir, edition)
   local cut = server:stop(DRAIN_SECONDS)
+  -- Stopping is what SIGTERM asks of a service: a drained stop exits 0, not 130.
+  hf.clear_interrupt()
   if cut > 0 then cli.warn("serve", ("stopped with %d request(s) unanswered after %d s"):format(cut, DRAIN_SECONDS)) end
   return 0
 end

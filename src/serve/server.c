@@ -44,8 +44,13 @@ typedef struct {
 typedef struct {
   held_edition *edition;
   hf_json_buffer body;
+  size_t body_bytes; /* read so far, kept or not */
   int too_large;
 } request;
+
+/* A body is read to its end to be refused (see refuse_unread) up to this many
+ * times the limit; beyond, the connection is closed. */
+#define READ_TO_REFUSE_FACTOR 16
 
 void hf_server_edition_free(hf_server_edition *e) {
   if (!e)
@@ -316,14 +321,22 @@ static enum MHD_Result answer_read(hf_server *s, struct MHD_Connection *c, reque
 }
 
 /* Keeps a bulk body as it arrives, up to the limit; past it, the rest is
- * read and dropped, and the answer is 413. */
-static void keep_body(hf_server *s, request *rq, const char *data, size_t len) {
-  if (rq->too_large || rq->body.len + len > s->config.body_limit) {
+ * read and dropped, and the answer is 413. The body of any other request is
+ * read and dropped too (the answer comes once the request is whole). Returns
+ * 0 when the body has grown absurd: the connection is then closed. */
+static int take_body(hf_server *s, request *rq, int bulk, const char *data, size_t len) {
+  rq->body_bytes += len;
+  if (rq->body_bytes / READ_TO_REFUSE_FACTOR > s->config.body_limit)
+    return 0;
+  if (!bulk || rq->too_large)
+    return 1;
+  if (rq->body_bytes > s->config.body_limit) {
     rq->too_large = 1;
     hf_json_free(&rq->body);
-    return;
+    return 1;
   }
   hf_json_append(&rq->body, data, len);
+  return 1;
 }
 
 /* A body declared over the limit is refused before it is read when the client
@@ -331,8 +344,6 @@ static void keep_body(hf_server *s, request *rq, const char *data, size_t len) {
  * the end would be absurd; other clients would not see an answer sent while
  * they still write (the connection is reset), so their body is read, dropped,
  * and then refused. */
-#define READ_TO_REFUSE_FACTOR 16
-
 static int refuse_unread(hf_server *s, struct MHD_Connection *c) {
   const char *length =
       MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -364,10 +375,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * earlier would cost the connection its keep-alive. */
     return MHD_YES;
   }
-  if (bulk && *upload_data_size > 0) {
-    keep_body(s, rq, upload_data, *upload_data_size);
+  if (*upload_data_size > 0) {
+    int go_on = take_body(s, rq, bulk, upload_data, *upload_data_size);
     *upload_data_size = 0;
-    return MHD_YES;
+    return go_on ? MHD_YES : MHD_NO;
   }
   if (bulk)
     return lookup_bulk(s, c, rq);

@@ -234,6 +234,9 @@ class ServeEndpointsTest(ServeCase):
         self.assertEqual(r.status, 413)
         self.assertEqual(json.loads(r.read())["query"], str(BODY_LIMIT))
         conn.close()
+        # A body sent to a path that takes none is read, and the path answers.
+        status, answer, headers = server.request("POST", "/info", b"x" * 100000)
+        self.assertEqual((status, headers["Allow"]), (405, "GET"))
         # The server is still whole.
         self.assertEqual(server.get("/lookup/sha256/" + UNKNOWN)[0], 404)
         self.assertEqual(server.stop()[0], 0)

@@ -165,13 +165,15 @@ static void append_hashlookup_fields(hf_json_buffer *out, const char *sha256,
   }
 }
 
+static hf_answer_status status_of(long rows) {
+  return rows < 0 ? HF_ANSWER_FAILED : rows == 0 ? HF_ANSWER_UNKNOWN : HF_ANSWER_FOUND;
+}
+
 hf_answer_status hf_answers_lookup(hf_answers *a, const char *sha256, hf_json_buffer *out) {
   hf_json_buffer occurrences = {0};
   first_occurrence first = {0};
   long rows = run_into(a->lookup, sha256, &occurrences, &first);
-  hf_answer_status status = rows < 0    ? HF_ANSWER_FAILED
-                            : rows == 0 ? HF_ANSWER_UNKNOWN
-                                        : HF_ANSWER_FOUND;
+  hf_answer_status status = status_of(rows);
   if (status == HF_ANSWER_UNKNOWN)
     hf_answers_message(out, "Non existing SHA-256", sha256);
   if (status == HF_ANSWER_FOUND) {
@@ -192,9 +194,7 @@ hf_answer_status hf_answers_lookup(hf_answers *a, const char *sha256, hf_json_bu
 hf_answer_status hf_answers_repo(hf_answers *a, const char *repo, hf_json_buffer *out) {
   hf_json_buffer files = {0};
   long rows = run_into(a->repo, repo, &files, NULL);
-  hf_answer_status status = rows < 0    ? HF_ANSWER_FAILED
-                            : rows == 0 ? HF_ANSWER_UNKNOWN
-                                        : HF_ANSWER_FOUND;
+  hf_answer_status status = status_of(rows);
   if (status == HF_ANSWER_UNKNOWN)
     hf_answers_message(out, "Non existing repo", repo);
   if (status == HF_ANSWER_FOUND) {

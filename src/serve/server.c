@@ -182,6 +182,16 @@ static enum MHD_Result send_unavailable(hf_server *s, struct MHD_Connection *c, 
                       a ? hf_answers_error(a) : "no database connection");
 }
 
+/* Sends an answer from the database: 200 found, 404 unknown, 503 when it failed. */
+static enum MHD_Result send_answer(hf_server *s, struct MHD_Connection *c, hf_answers *a,
+                                   hf_answer_status status, hf_json_buffer *b) {
+  if (status == HF_ANSWER_FAILED) {
+    hf_json_free(b);
+    return send_unavailable(s, c, a);
+  }
+  return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, b);
+}
+
 /* ---- the endpoints ---------------------------------------------------------- */
 
 static int is_sha256(const char *text) {
@@ -210,11 +220,7 @@ static enum MHD_Result lookup_one(hf_server *s, struct MHD_Connection *c, reques
   hf_answers *a = reader_for(s, rq->edition);
   hf_json_buffer b = {0};
   hf_answer_status status = a ? hf_answers_lookup(a, lower, &b) : HF_ANSWER_FAILED;
-  if (status == HF_ANSWER_FAILED) {
-    hf_json_free(&b);
-    return send_unavailable(s, c, a);
-  }
-  return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, &b);
+  return send_answer(s, c, a, status, &b);
 }
 
 static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, request *rq) {
@@ -248,11 +254,7 @@ static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, reque
   }
   hf_json_append(&b, "]", 1);
   hf_hash_list_free(&list);
-  if (failed) {
-    hf_json_free(&b);
-    return send_unavailable(s, c, a);
-  }
-  return send_json(s, c, MHD_HTTP_OK, &b);
+  return send_answer(s, c, a, failed ? HF_ANSWER_FAILED : HF_ANSWER_FOUND, &b);
 }
 
 static enum MHD_Result repo_files(hf_server *s, struct MHD_Connection *c, request *rq,
@@ -260,11 +262,7 @@ static enum MHD_Result repo_files(hf_server *s, struct MHD_Connection *c, reques
   hf_answers *a = reader_for(s, rq->edition);
   hf_json_buffer b = {0};
   hf_answer_status status = a ? hf_answers_repo(a, repo, &b) : HF_ANSWER_FAILED;
-  if (status == HF_ANSWER_FAILED) {
-    hf_json_free(&b);
-    return send_unavailable(s, c, a);
-  }
-  return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, &b);
+  return send_answer(s, c, a, status, &b);
 }
 
 static const char *after_prefix(const char *url, const char *prefix) {

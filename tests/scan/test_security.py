@@ -25,6 +25,16 @@ VERDICTS = {
 }
 
 
+def with_verdicts(world):
+    """world, its files of VERDICTS given those verdicts."""
+    for repo in world["repos"]:
+        for f in repo["files"]:
+            spec = VERDICTS.get((repo["id"], f["path"]))
+            if spec:
+                f["security"] = spec
+    return world
+
+
 def expected_columns(security):
     """The four columns for a truth record's securityFileStatus, worked out
     here from the shape the stand-in documents (not by hfscan's code)."""
@@ -40,13 +50,7 @@ def expected_columns(security):
 
 class SecurityStatusTest(WorldCase):
     def flagged_world(self):
-        world = self.world()
-        for repo in world["repos"]:
-            for f in repo["files"]:
-                spec = VERDICTS.get((repo["id"], f["path"]))
-                if spec:
-                    f["security"] = spec
-        return world
+        return with_verdicts(self.world())
 
     def expected(self, hub):
         return {(t["repo_id"], name_text(t["path"])): expected_columns(t["security"]) for t in hub.truth()}

@@ -13,7 +13,7 @@ import time
 
 from hubfixture import read_csv, run_hfscan, start_hfscan
 from test_database import WorldCase
-from test_security import VERDICTS
+from test_security import with_verdicts
 
 UNKNOWN = "ab" * 32
 MAX_HASHES = 10000  # hfscan.commands.serve.MAX_HASHES
@@ -106,13 +106,7 @@ class ServeCase(WorldCase):
         return s
 
     def flagged_world(self):
-        world = self.world()
-        for repo in world["repos"]:
-            for f in repo["files"]:
-                spec = VERDICTS.get((repo["id"], f["path"]))
-                if spec:
-                    f["security"] = spec
-        return world
+        return with_verdicts(self.world())
 
     def verdict_scan(self, world, name="flagged"):
         hub = self.hub_for(world, name)

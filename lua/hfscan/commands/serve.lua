@@ -32,6 +32,10 @@ local function parse_listen(text)
   return { host = host, port = port }
 end
 
+local function is_loopback(host)
+  return host == "localhost" or host == "::1" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
 local function whole_number(low, high)
   return function(v)
     local n = math.tointeger(tonumber(v))
@@ -154,6 +158,9 @@ function M.run(args)
     body_limit = M.BODY_LIMIT, max_hashes = M.MAX_HASHES }, edition)
   if not server then return cli.fail("serve", serr, cli.EXIT_TROUBLE) end
   local shown = listen.host:find(":") and ("[%s]"):format(listen.host) or listen.host
+  if not is_loopback(listen.host) then
+    cli.warn("serve", ("listening beyond this machine on %s: it has no authentication"):format(shown))
+  end
   print(("listening on http://%s:%d"):format(shown, server:port()))
   io.stdout:flush()
   serve(server, dir, edition)

@@ -46,13 +46,13 @@ end
 M.COMMAND = {
   name = "serve",
   usage = { "[--output-dir DIR] [--listen HOST:PORT] [--threads N] [--client-timeout SECONDS]" },
-  about = [[
+  about = ([[
   Serves the folder's database over HTTP, read-only (hashlookup's conventions):
-  GET /lookup/sha256/HASH, POST /bulk/sha256 {"hashes": [...]} (up to 10000),
+  GET /lookup/sha256/HASH, POST /bulk/sha256 {"hashes": [...]} (up to %d),
   GET /info, GET /repo/ORG/NAME, GET /flagged, GET /openapi.json. A newer scan in
   the folder is served without a restart (SIGHUP forces a reopen); SIGTERM or
   Ctrl-C finishes the requests in flight and exits 0. Exit 2 when the folder has
-  no database to serve or the address cannot be listened on.]],
+  no database to serve or the address cannot be listened on.]]):format(M.MAX_HASHES),
   flags = { flags.output_dir,
     { "--listen", "HOST:PORT", "127.0.0.1:8585", "the address to listen on ([v6]:PORT; port 0: any)",
       check = function(v) return parse_listen(v) and v, "HOST:PORT, such as 127.0.0.1:8585" end },

@@ -122,23 +122,41 @@ local function ensure_database(dir)
   return true
 end
 
+-- Publishes the folder's database as it is now; returns the generation served.
+local function republish(server, dir, generation, replaced)
+  local next_edition, err = edition_of(dir, generation + 1)
+  if not next_edition then
+    cli.warn("serve", ("still serving the database as it was: %s"):format(err))
+    return generation
+  end
+  server:publish(next_edition)
+  if replaced then
+    cli.warn("serve", ("serving %s as it is now (generation %d)"):format(store.path(dir), generation + 1))
+  end
+  return generation + 1
+end
+
+-- Serves until SIGTERM or Ctrl-C. A scan writing the folder changes the
+-- database at every repo: the documents are computed again at most once per
+-- REFRESH_FACTOR times what computing them took (a fraction of a core at
+-- millions of rows), and at once for SIGHUP.
+local REFRESH_FACTOR = 10
+
 local function serve(server, dir, edition)
   local path, generation = store.path(dir), edition.generation
-  local seen = fingerprint(path)
+  local seen, inode = fingerprint(path), (hf.file_stat(path) or {}).inode
+  local changed, not_before = false, 0
   while true do
     local why = server:wait(WATCH_SECONDS)
     if why == "stop" then return end
     local now = fingerprint(path)
-    if why == "reopen" or now ~= seen then
-      seen = now
-      local next_edition, err = edition_of(dir, generation + 1)
-      if next_edition then
-        generation = generation + 1
-        server:publish(next_edition)
-        cli.warn("serve", ("serving %s as it is now (generation %d)"):format(path, generation))
-      else
-        cli.warn("serve", ("still serving the database as it was: %s"):format(err))
-      end
+    changed = changed or now ~= seen
+    seen = now
+    if why == "reopen" or (changed and hf.now() >= not_before) then
+      local started, current = hf.now(), (hf.file_stat(path) or {}).inode
+      generation = republish(server, dir, generation, why == "reopen" or current ~= inode)
+      inode, changed = current, false
+      not_before = hf.now() + REFRESH_FACTOR * (hf.now() - started)
     end
   end
 end

@@ -6,6 +6,7 @@
 #ifndef HFSCAN_SERVE_ANSWERS_H
 #define HFSCAN_SERVE_ANSWERS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "hfscan/json_buffer.h"
@@ -14,9 +15,14 @@ typedef struct hf_answers hf_answers;
 
 /* The queries: lookup_sql takes ?1 a lower-case SHA-256 and gives its
  * occurrences; repo_sql takes ?1 a repo id and gives its files at its latest
- * scanned commit. Returns NULL and a message in err on failure. */
+ * scanned commit. A query running when *cut becomes nonzero stops (and its
+ * answer fails). Returns NULL and a message in err on failure. */
 hf_answers *hf_answers_open(const char *database_uri, const char *lookup_sql, const char *repo_sql,
-                            char *err, size_t err_len);
+                            const atomic_int *cut, char *err, size_t err_len);
+/* One read transaction around several lookups (a bulk one): one snapshot, one
+ * lock taken, however many hashes. Returns 0 when it cannot begin. */
+int hf_answers_begin(hf_answers *a);
+void hf_answers_end(hf_answers *a);
 void hf_answers_close(hf_answers *a);
 
 typedef enum { HF_ANSWER_FOUND, HF_ANSWER_UNKNOWN, HF_ANSWER_FAILED } hf_answer_status;

@@ -20,6 +20,8 @@ typedef struct {
   unsigned connection_limit; /* connections at once; more are refused */
   size_t body_limit;         /* bytes of a request body; more: 413 */
   size_t max_hashes;         /* hashes of one bulk lookup; more: 400 */
+  size_t answer_limit;       /* bytes of one answer; more: 413 */
+  size_t buffered_limit;     /* bytes of all bodies being received at once; more: 503 */
 } hf_server_config;
 
 /* Owned copies, so an edition outlives the Lua strings it came from. */
@@ -38,8 +40,8 @@ unsigned hf_server_port(hf_server *s);
 void hf_server_publish(hf_server *s, hf_server_edition *edition);
 void hf_server_edition_free(hf_server_edition *e);
 /* Stops accepting connections, waits up to seconds for the requests in
- * flight to be answered, then stops. Returns the requests still in flight,
- * cut off (0: a clean drain). */
+ * flight to be answered, then cuts the queries still running and stops.
+ * Returns the requests still in flight, cut off (0: a clean drain). */
 unsigned hf_server_stop(hf_server *s, double seconds);
 
 #endif

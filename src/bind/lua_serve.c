@@ -40,24 +40,40 @@ static void install_hangup_handler(void) {
   sigaction(SIGHUP, &sa, NULL);
 }
 
-static char *copied_field(lua_State *L, int idx, const char *key, int required) {
+static const char *required_field(lua_State *L, int idx, const char *key) {
   const char *text = hf_lua_opt_string_field(L, idx, key, NULL);
-  if (!text && required)
+  if (!text)
     luaL_error(L, "edition field '%s' must be a string", key);
-  return text ? strdup(text) : NULL;
+  return text;
 }
 
+static char *copy_of(const char *text, int *failed) {
+  char *copy = text ? strdup(text) : NULL;
+  if (text && !copy)
+    *failed = 1;
+  return copy;
+}
+
+/* Every field is read (and may raise) before any is copied: a raise leaks nothing. */
 static void check_edition(lua_State *L, int idx, hf_server_edition *e) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  memset(e, 0, sizeof *e);
-  e->generation = (unsigned long)hf_lua_opt_range_field(L, idx, "generation", 0, 0, 9.0e15);
-  e->database_uri = copied_field(L, idx, "database_uri", 1);
-  e->lookup_sql = copied_field(L, idx, "lookup_sql", 1);
-  e->repo_sql = copied_field(L, idx, "repo_sql", 1);
-  e->info = copied_field(L, idx, "info", 1);
-  e->openapi = copied_field(L, idx, "openapi", 1);
-  e->flagged = copied_field(L, idx, "flagged", 0);
-  if (!e->database_uri || !e->lookup_sql || !e->repo_sql || !e->info || !e->openapi) {
+  unsigned long generation =
+      (unsigned long)hf_lua_opt_range_field(L, idx, "generation", 0, 0, 9.0e15);
+  const char *uri = required_field(L, idx, "database_uri");
+  const char *lookup_sql = required_field(L, idx, "lookup_sql");
+  const char *repo_sql = required_field(L, idx, "repo_sql");
+  const char *info = required_field(L, idx, "info");
+  const char *openapi = required_field(L, idx, "openapi");
+  const char *flagged = hf_lua_opt_string_field(L, idx, "flagged", NULL);
+  int failed = 0;
+  *e = (hf_server_edition){.generation = generation,
+                           .database_uri = copy_of(uri, &failed),
+                           .lookup_sql = copy_of(lookup_sql, &failed),
+                           .repo_sql = copy_of(repo_sql, &failed),
+                           .info = copy_of(info, &failed),
+                           .openapi = copy_of(openapi, &failed),
+                           .flagged = copy_of(flagged, &failed)};
+  if (failed) {
     hf_server_edition_free(e);
     luaL_error(L, "out of memory");
   }
@@ -81,12 +97,16 @@ static int l_serve(lua_State *L) {
           (unsigned)hf_lua_opt_range_field(L, 1, "connection_limit", 1000, 1, 100000),
       .body_limit = (size_t)hf_lua_opt_range_field(L, 1, "body_limit", 1 << 20, 1, 1 << 30),
       .max_hashes = (size_t)hf_lua_opt_range_field(L, 1, "max_hashes", 10000, 1, 1000000),
+      .answer_limit = (size_t)hf_lua_opt_range_field(L, 1, "answer_limit", 64 << 20, 1024, 1 << 30),
+      .buffered_limit =
+          (size_t)hf_lua_opt_range_field(L, 1, "buffered_limit", 64 << 20, 1024, 1 << 30),
   };
-  hf_server_edition edition;
-  check_edition(L, 2, &edition);
+  /* The userdata first: once the edition is copied, nothing may raise. */
   lua_server *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->server = NULL;
   luaL_setmetatable(L, SERVER_MT);
+  hf_server_edition edition;
+  check_edition(L, 2, &edition);
   char err[256];
   ls->server = hf_server_start(&config, &edition, err, sizeof err);
   if (!ls->server)
@@ -129,9 +149,10 @@ static int l_wait(lua_State *L) {
   }
 }
 
+/* Also __gc and __close, whose second argument (an error object) is no drain time. */
 static int l_stop(lua_State *L) {
   lua_server *ls = luaL_checkudata(L, 1, SERVER_MT);
-  double seconds = luaL_optnumber(L, 2, 0);
+  double seconds = lua_type(L, 2) == LUA_TNUMBER ? lua_tonumber(L, 2) : 0;
   unsigned cut = 0;
   if (ls->server)
     cut = hf_server_stop(ls->server, seconds);

@@ -1,6 +1,7 @@
 /* The database answers of `hfscan serve` (see serve_answers.h). */
 #include "hfscan/serve_answers.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,13 @@ struct hf_answers {
  * which a mapping must not see. */
 #define MMAP_BYTES "4294967296"
 
+/* How many virtual-machine steps run between two looks at the cut flag. */
+#define PROGRESS_STEPS 1000
+
+static int cut_requested(void *flag) { return atomic_load((const atomic_int *)flag); }
+
 hf_answers *hf_answers_open(const char *database_uri, const char *lookup_sql, const char *repo_sql,
-                            char *err, size_t err_len) {
+                            const atomic_int *cut, char *err, size_t err_len) {
   hf_answers *a = calloc(1, sizeof *a);
   if (!a) {
     snprintf(err, err_len, "out of memory");
@@ -33,6 +39,7 @@ hf_answers *hf_answers_open(const char *database_uri, const char *lookup_sql, co
   int rc = sqlite3_open_v2(database_uri, &a->db, flags, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
+    sqlite3_progress_handler(a->db, PROGRESS_STEPS, cut_requested, (void *)cut);
     rc = sqlite3_exec(a->db, "PRAGMA mmap_size=" MMAP_BYTES, NULL, NULL, NULL);
   }
   if (rc == SQLITE_OK)
@@ -58,6 +65,15 @@ void hf_answers_close(hf_answers *a) {
 
 const char *hf_answers_error(hf_answers *a) { return sqlite3_errmsg(a->db); }
 
+int hf_answers_begin(hf_answers *a) {
+  return sqlite3_exec(a->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+void hf_answers_end(hf_answers *a) {
+  if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 void hf_answers_message(hf_json_buffer *out, const char *message, const char *query) {
   hf_json_append_text(out, "{\"message\":");
   hf_json_append_string(out, message, strlen(message));
@@ -72,9 +88,13 @@ static void append_value(hf_json_buffer *out, sqlite3_stmt *s, int col) {
     hf_json_append_integer(out, sqlite3_column_int64(s, col));
     break;
   case SQLITE_FLOAT: {
+    double value = sqlite3_column_double(s, col);
     char text[32];
-    int n = snprintf(text, sizeof text, "%.17g", sqlite3_column_double(s, col));
-    hf_json_append(out, text, (size_t)n);
+    int n = snprintf(text, sizeof text, "%.17g", value);
+    if (isfinite(value))
+      hf_json_append(out, text, (size_t)n);
+    else
+      hf_json_append_text(out, "null"); /* JSON has no infinity nor NaN */
     break;
   }
   default: {
@@ -118,8 +138,9 @@ typedef struct {
 
 static void note_first(first_occurrence *f, sqlite3_stmt *s) {
   int name = column_named(s, "filename"), size = column_named(s, "file_size");
-  if (name >= 0 && sqlite3_column_type(s, name) != SQLITE_NULL)
-    f->file_name = strdup((const char *)sqlite3_column_text(s, name));
+  const char *text = name >= 0 ? (const char *)sqlite3_column_text(s, name) : NULL;
+  if (text)
+    f->file_name = strdup(text);
   if (size >= 0 && sqlite3_column_type(s, size) == SQLITE_INTEGER) {
     f->file_size = sqlite3_column_int64(s, size);
     f->has_size = 1;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "hfscan/hash_list.h"
+#include "hfscan/interrupt.h"
 #include "hfscan/serve_answers.h"
 
 /* An edition with the count of its holders: the server and each request that
@@ -32,20 +33,30 @@ struct hf_server {
   pthread_key_t reader_key; /* each server thread's reader */
   atomic_int in_flight;
   atomic_int draining;
+  atomic_int cutting;     /* the drain's time is up: running queries stop */
+  atomic_size_t buffered; /* bytes of the bodies being kept, over all requests */
 };
 
-/* A server thread's database connection, and the edition it was opened for. */
+/* A server thread's database connection, the edition it was opened for, and
+ * the last edition it could not open (tried again a second later, not at
+ * every request). */
 typedef struct {
   hf_answers *answers;
   unsigned long generation;
+  unsigned long failed_generation;
+  double failed_at;
 } thread_reader;
+
+#define REOPEN_RETRY_SECONDS 1.0
 
 /* One request: its edition, and its body as it arrives. */
 typedef struct {
   held_edition *edition;
   hf_json_buffer body;
   size_t body_bytes; /* read so far, kept or not */
+  size_t kept;       /* of them, counted in the server's buffered bytes */
   int too_large;
+  int too_busy; /* the server held too many bodies at once */
 } request;
 
 /* A body is read to its end to be refused (see refuse_unread) up to this many
@@ -119,18 +130,26 @@ static hf_answers *reader_for(hf_server *s, held_edition *h) {
       return NULL;
     }
   }
-  if (r->answers && r->generation == h->e.generation)
+  /* A request of an older edition, still running, is answered by the newer
+   * connection: going back would cost two reopens. */
+  if (r->answers && r->generation >= h->e.generation)
+    return r->answers;
+  double now = hf_monotonic_seconds();
+  if (r->failed_generation == h->e.generation && now - r->failed_at < REOPEN_RETRY_SECONDS)
     return r->answers;
   char err[256];
-  hf_answers *fresh =
-      hf_answers_open(h->e.database_uri, h->e.lookup_sql, h->e.repo_sql, err, sizeof err);
+  hf_answers *fresh = hf_answers_open(h->e.database_uri, h->e.lookup_sql, h->e.repo_sql,
+                                      &s->cutting, err, sizeof err);
   if (fresh) {
     hf_answers_close(r->answers);
     r->answers = fresh;
     r->generation = h->e.generation;
   } else {
-    fprintf(stderr, "hfscan serve: cannot open the database (%s)%s\n", err,
-            r->answers ? "; answering from the one open before" : "");
+    if (r->failed_generation != h->e.generation)
+      fprintf(stderr, "hfscan serve: cannot open the database (%s)%s\n", err,
+              r->answers ? "; answering from the one open before" : "");
+    r->failed_generation = h->e.generation;
+    r->failed_at = now;
   }
   return r->answers;
 }
@@ -192,6 +211,15 @@ static enum MHD_Result send_answer(hf_server *s, struct MHD_Connection *c, hf_an
   return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, b);
 }
 
+/* An answer is bounded: a hash that occurs in a great many places, or many
+ * such hashes in one bulk lookup, would otherwise cost memory without end. */
+static enum MHD_Result send_too_large_answer(hf_server *s, struct MHD_Connection *c) {
+  char limit[32];
+  snprintf(limit, sizeof limit, "%zu", s->config.answer_limit);
+  return send_message(s, c, MHD_HTTP_CONTENT_TOO_LARGE,
+                      "The answer would be over the limit (bytes); ask for fewer hashes", limit);
+}
+
 /* ---- the endpoints ---------------------------------------------------------- */
 
 static int is_sha256(const char *text) {
@@ -220,6 +248,10 @@ static enum MHD_Result lookup_one(hf_server *s, struct MHD_Connection *c, reques
   hf_answers *a = reader_for(s, rq->edition);
   hf_json_buffer b = {0};
   hf_answer_status status = a ? hf_answers_lookup(a, lower, &b) : HF_ANSWER_FAILED;
+  if (b.len > s->config.answer_limit) {
+    hf_json_free(&b);
+    return send_too_large_answer(s, c);
+  }
   return send_answer(s, c, a, status, &b);
 }
 
@@ -230,6 +262,9 @@ static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, reque
     return send_message(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "Request body over the limit (bytes)",
                         limit);
   }
+  if (rq->too_busy)
+    return send_message(s, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "Too many bulk bodies being received at once; try again", "");
   hf_hash_list list;
   hf_hash_list_status parsed = hf_hash_list_parse(rq->body.data ? rq->body.data : "", rq->body.len,
                                                   s->config.max_hashes, &list);
@@ -246,14 +281,21 @@ static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, reque
   hf_answers *a = reader_for(s, rq->edition);
   hf_json_buffer b = {0};
   hf_json_append(&b, "[", 1);
-  int failed = !a;
-  for (size_t i = 0; i < list.count && !failed; i++) {
+  int failed = !a || !hf_answers_begin(a), over = 0;
+  for (size_t i = 0; i < list.count && !failed && !over; i++) {
     if (i > 0)
       hf_json_append(&b, ",", 1);
     failed = hf_answers_lookup(a, list.hashes[i], &b) == HF_ANSWER_FAILED;
+    over = b.len > s->config.answer_limit;
   }
+  if (a)
+    hf_answers_end(a);
   hf_json_append(&b, "]", 1);
   hf_hash_list_free(&list);
+  if (over) {
+    hf_json_free(&b);
+    return send_too_large_answer(s, c);
+  }
   return send_answer(s, c, a, failed ? HF_ANSWER_FAILED : HF_ANSWER_FOUND, &b);
 }
 
@@ -318,6 +360,12 @@ static enum MHD_Result answer_read(hf_server *s, struct MHD_Connection *c, reque
   return send_message(s, c, MHD_HTTP_NOT_FOUND, "Unknown path (see /openapi.json)", url);
 }
 
+static void drop_body(hf_server *s, request *rq) {
+  atomic_fetch_sub(&s->buffered, rq->kept);
+  rq->kept = 0;
+  hf_json_free(&rq->body);
+}
+
 /* Keeps a bulk body as it arrives, up to the limit; past it, the rest is
  * read and dropped, and the answer is 413. The body of any other request is
  * read and dropped too (the answer comes once the request is whole). Returns
@@ -326,13 +374,22 @@ static int take_body(hf_server *s, request *rq, int bulk, const char *data, size
   rq->body_bytes += len;
   if (rq->body_bytes / READ_TO_REFUSE_FACTOR > s->config.body_limit)
     return 0;
-  if (!bulk || rq->too_large)
+  if (!bulk || rq->too_large || rq->too_busy)
     return 1;
   if (rq->body_bytes > s->config.body_limit) {
     rq->too_large = 1;
-    hf_json_free(&rq->body);
+    drop_body(s, rq);
     return 1;
   }
+  /* All the bodies being received at once are bounded too: many clients each
+   * sending just under the limit, slowly, would otherwise add up. */
+  if (atomic_fetch_add(&s->buffered, len) + len > s->config.buffered_limit) {
+    atomic_fetch_sub(&s->buffered, len);
+    rq->too_busy = 1;
+    drop_body(s, rq);
+    return 1;
+  }
+  rq->kept += len;
   hf_json_append(&rq->body, data, len);
   return 1;
 }
@@ -392,7 +449,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **request_con
   if (!rq)
     return;
   let_go(rq->edition);
-  hf_json_free(&rq->body);
+  drop_body(s, rq);
   free(rq);
   *request_context = NULL;
   atomic_fetch_sub(&s->in_flight, 1);
@@ -487,13 +544,15 @@ unsigned hf_server_port(hf_server *s) {
 unsigned hf_server_stop(hf_server *s, double seconds) {
   atomic_store(&s->draining, 1);
   MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-  if (listener != MHD_INVALID_SOCKET)
-    close(listener);
   struct timespec slice = {0, 10 * 1000 * 1000};
   for (double waited = 0; atomic_load(&s->in_flight) > 0 && waited < seconds; waited += 0.01)
     nanosleep(&slice, NULL);
   unsigned cut = (unsigned)atomic_load(&s->in_flight);
-  MHD_stop_daemon(s->daemon); /* its threads exit, closing their readers */
+  atomic_store(&s->cutting, 1); /* a query still running stops at its next steps */
+  MHD_stop_daemon(s->daemon);   /* its threads exit, closing their readers */
+  /* Only now: MHD's threads may still name the listening socket until they stop. */
+  if (listener != MHD_INVALID_SOCKET)
+    close(listener);
   pthread_key_delete(s->reader_key);
   let_go(s->current);
   pthread_mutex_destroy(&s->lock);

@@ -17,7 +17,7 @@ from test_security import with_verdicts
 
 UNKNOWN = "ab" * 32
 MAX_HASHES = 10000  # hfscan.commands.serve.MAX_HASHES
-BODY_LIMIT = 4 * 1024 * 1024  # hfscan.commands.serve.BODY_LIMIT
+BODY_LIMIT = 1024 * 1024  # hfscan.commands.serve.BODY_LIMIT
 ENDPOINTS = ["/lookup/sha256/{sha256}", "/bulk/sha256", "/repo/{repo}", "/info", "/flagged",
              "/openapi.json"]
 
@@ -25,9 +25,9 @@ ENDPOINTS = ["/lookup/sha256/{sha256}", "/bulk/sha256", "/repo/{repo}", "/info",
 class Server:
     """hfscan serve on a free port of 127.0.0.1, its port read from its first line."""
 
-    def __init__(self, output, *args):
+    def __init__(self, output, *args, env=None):
         self.proc = start_hfscan(["serve", "--output-dir", output, "--listen", "127.0.0.1:0"]
-                                 + list(args), stdout=-1, stderr=-1)
+                                 + list(args), env=env, stdout=-1, stderr=-1)
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline().decode() if ready else ""
         if not line.startswith("listening on http://127.0.0.1:"):
@@ -100,8 +100,8 @@ class ServeCase(WorldCase):
                 s.proc.communicate()
         super().tearDown()
 
-    def serve(self, output="out", *args):
-        s = Server(os.path.join(self.dir, output), *args)
+    def serve(self, output="out", *args, env=None):
+        s = Server(os.path.join(self.dir, output), *args, env=env)
         self.servers.append(s)
         return s
 
@@ -233,6 +233,43 @@ class ServeEndpointsTest(ServeCase):
         self.assertEqual((status, headers["Allow"]), (405, "GET"))
         # The server is still whole.
         self.assertEqual(server.get("/lookup/sha256/" + UNKNOWN)[0], 404)
+        self.assertEqual(server.stop()[0], 0)
+
+    def test_answers_and_bodies_held_at_once_are_bounded(self):
+        _, files = self.verdict_scan(self.flagged_world())
+        hashes, _ = self.known_hashes(files)
+        server = self.serve("out", "--client-timeout", "60",
+                            env={"HFSCAN_TEST_SERVE_LIMITS": "5000:3000"})
+        # Each answer is a few hundred bytes: one fits, twenty do not.
+        self.assertGreaterEqual(len(hashes), 20)
+        self.assertEqual(server.bulk(hashes[:1])[0], 200)
+        status, answer, _ = server.bulk(hashes[:20])
+        self.assertEqual((status, answer["query"]), (413, "5000"))
+        self.assertIn("ask for fewer hashes", answer["message"])
+        self.assertEqual(server.get("/lookup/sha256/" + hashes[0])[0], 200)
+        # A client holding 2500 bytes of a body: another's 1000 more are refused
+        # until the first has been answered.
+        body = json.dumps({"hashes": [UNKNOWN] * 20}).encode()
+        body = body[:-1] + b" " * (2800 - len(body)) + b"}"
+        held = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        held.sendall(b"POST /bulk/sha256 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:2500])
+        small = json.dumps({"hashes": [UNKNOWN] * 12}).encode()
+        self.assertGreater(len(small), 500)
+        refused = []
+
+        def second_client_refused():
+            status, answer, _ = server.request("POST", "/bulk/sha256", small)
+            refused.append(answer)
+            return status == 503
+
+        wait_for(second_client_refused, "the first client's bytes to count")
+        self.assertIn("Too many bulk bodies", refused[-1]["message"])
+        held.sendall(body[2500:])
+        reply = read_to_end(held)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:100])
+        self.assertEqual(len(json.loads(reply.partition(b"\r\n\r\n")[2])), 20)
+        self.assertEqual(server.request("POST", "/bulk/sha256", small)[0], 200)
         self.assertEqual(server.stop()[0], 0)
 
     def test_without_verdicts_there_is_no_flagged_list(self):

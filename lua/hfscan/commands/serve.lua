@@ -15,10 +15,20 @@ local store = require "hfscan.db.store"
 
 local M = {}
 
--- Bounds on what one client may ask: hashlookup's bulk limit, and a body that
--- holds that many hashes however it is laid out.
+-- Bounds on what clients may ask: hashlookup's bulk limit; a body that holds
+-- that many hashes (67 bytes each in a compact list) with room for any layout;
+-- the bodies being received at once, over all clients; one answer (a hash in
+-- a great many places, or many such hashes asked at once).
 M.MAX_HASHES = 10000
-M.BODY_LIMIT = 4 * 1024 * 1024
+M.BODY_LIMIT = 1024 * 1024
+M.BUFFERED_LIMIT = 64 * 1024 * 1024
+M.ANSWER_LIMIT = 64 * 1024 * 1024
+-- A test hook: HFSCAN_TEST_SERVE_LIMITS=<answer>:<buffered> lowers those two
+-- limits (bytes), so that a test reaches them with a small database.
+local function answer_and_buffered_limits()
+  local answer, buffered = (os.getenv("HFSCAN_TEST_SERVE_LIMITS") or ""):match("^(%d+):(%d+)$")
+  return tonumber(answer) or M.ANSWER_LIMIT, tonumber(buffered) or M.BUFFERED_LIMIT
+end
 -- How often the database file is looked at for a newer scan, and how long the
 -- requests in flight get to finish at the end.
 local WATCH_SECONDS = 1
@@ -171,9 +181,11 @@ function M.run(args)
   local edition, eerr = edition_of(dir, 1)
   if not edition then return cli.fail("serve", eerr, cli.EXIT_TROUBLE) end
   local listen = parse_listen(o.listen)
+  local answer_limit, buffered_limit = answer_and_buffered_limits()
   local server, serr = hf.serve({ address = listen.host, port = listen.port,
     threads = o.threads or hf.cpu_count(), client_timeout = o.client_timeout,
-    body_limit = M.BODY_LIMIT, max_hashes = M.MAX_HASHES }, edition)
+    body_limit = M.BODY_LIMIT, max_hashes = M.MAX_HASHES, buffered_limit = buffered_limit,
+    answer_limit = answer_limit }, edition)
   if not server then return cli.fail("serve", serr, cli.EXIT_TROUBLE) end
   local shown = listen.host:find(":") and ("[%s]"):format(listen.host) or listen.host
   if not is_loopback(listen.host) then

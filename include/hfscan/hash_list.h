@@ -23,6 +23,10 @@ typedef struct {
   size_t bad_index;   /* with HF_HASH_LIST_BAD_HASH: the element's index */
 } hf_hash_list;
 
+/* Whether text (len bytes) is a SHA-256 in hex (any case); if so, writes it
+ * in lower case, NUL-terminated, to out. */
+int hf_sha256_hex_lower(const char *text, size_t len, char out[65]);
+
 hf_hash_list_status hf_hash_list_parse(const char *body, size_t len, size_t max_hashes,
                                        hf_hash_list *out);
 void hf_hash_list_free(hf_hash_list *list);

@@ -31,6 +31,18 @@ static int is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+int hf_sha256_hex_lower(const char *text, size_t len, char out[65]) {
+  if (len != 64)
+    return 0;
+  for (size_t i = 0; i < 64; i++) {
+    if (!is_hex(text[i]))
+      return 0;
+    out[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] + 32 : text[i]);
+  }
+  out[64] = '\0';
+  return 1;
+}
+
 /* A string at p ('"' first): its raw bytes between the quotes (escapes left
  * as they are; they are checked, not decoded: a hash has none). */
 static int read_string(parser *ps, const char **start, size_t *len) {
@@ -178,19 +190,14 @@ static int take_hash(parser *ps, const char *key, size_t key_len, size_t index, 
   }
   if (!read_string(ps, &s, &n))
     return 0;
-  int hex = n == 64;
-  for (size_t i = 0; hex && i < n; i++)
-    hex = is_hex(s[i]);
-  if (!hex) {
+  char lower[65];
+  if (!hf_sha256_hex_lower(s, n, lower)) {
     ps->out->bad_index = index;
     return fail(ps, HF_HASH_LIST_BAD_HASH);
   }
   if (ps->out->count >= ps->max_hashes)
     return fail(ps, HF_HASH_LIST_TOO_MANY);
-  char *h = ps->out->hashes[ps->out->count++];
-  for (size_t i = 0; i < 64; i++)
-    h[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] + 32 : s[i]);
-  h[64] = '\0';
+  memcpy(ps->out->hashes[ps->out->count++], lower, sizeof lower);
   return 1;
 }
 

@@ -59,6 +59,9 @@ typedef struct {
   int too_busy; /* the server held too many bodies at once */
 } request;
 
+/* The one path that takes a body (POST); every other path is read (GET, HEAD). */
+#define BULK_PATH "/bulk/sha256"
+
 /* A body is read to its end to be refused (see refuse_unread) up to this many
  * times the limit; beyond, the connection is closed. */
 #define READ_TO_REFUSE_FACTOR 16
@@ -156,8 +159,11 @@ static hf_answers *reader_for(hf_server *s, held_edition *h) {
 
 /* ---- responses ---------------------------------------------------------- */
 
+/* Every response: JSON, closing the connection while draining; allow (or
+ * NULL) names the method a 405 wants. */
 static enum MHD_Result send_text(hf_server *s, struct MHD_Connection *c, unsigned status,
-                                 char *text, size_t len, enum MHD_ResponseMemoryMode mode) {
+                                 char *text, size_t len, enum MHD_ResponseMemoryMode mode,
+                                 const char *allow) {
   struct MHD_Response *r = MHD_create_response_from_buffer(len, text, mode);
   if (!r) {
     if (mode == MHD_RESPMEM_MUST_FREE)
@@ -165,6 +171,8 @@ static enum MHD_Result send_text(hf_server *s, struct MHD_Connection *c, unsigne
     return MHD_NO;
   }
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  if (allow)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
   if (atomic_load(&s->draining))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result queued = MHD_queue_response(c, status, r);
@@ -174,26 +182,34 @@ static enum MHD_Result send_text(hf_server *s, struct MHD_Connection *c, unsigne
 
 /* Sends what b holds (503 when writing it ran out of memory). */
 static enum MHD_Result send_json(hf_server *s, struct MHD_Connection *c, unsigned status,
-                                 hf_json_buffer *b) {
+                                 hf_json_buffer *b, const char *allow) {
   size_t len;
   char *text = hf_json_take(b, &len);
   if (!text) {
     static char no_memory[] = "{\"message\":\"out of memory\"}";
     return send_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, no_memory, sizeof no_memory - 1,
-                     MHD_RESPMEM_PERSISTENT);
+                     MHD_RESPMEM_PERSISTENT, NULL);
   }
-  return send_text(s, c, status, text, len, MHD_RESPMEM_MUST_FREE);
+  return send_text(s, c, status, text, len, MHD_RESPMEM_MUST_FREE, allow);
 }
 
 static enum MHD_Result send_message(hf_server *s, struct MHD_Connection *c, unsigned status,
                                     const char *message, const char *query) {
   hf_json_buffer b = {0};
   hf_answers_message(&b, message, query);
-  return send_json(s, c, status, &b);
+  return send_json(s, c, status, &b, NULL);
+}
+
+/* A refusal for a size over a limit, which the answer names. */
+static enum MHD_Result send_over_limit(hf_server *s, struct MHD_Connection *c, unsigned status,
+                                       const char *message, size_t limit) {
+  char text[32];
+  snprintf(text, sizeof text, "%zu", limit);
+  return send_message(s, c, status, message, text);
 }
 
 static enum MHD_Result send_document(hf_server *s, struct MHD_Connection *c, const char *doc) {
-  return send_text(s, c, MHD_HTTP_OK, (char *)doc, strlen(doc), MHD_RESPMEM_MUST_COPY);
+  return send_text(s, c, MHD_HTTP_OK, (char *)doc, strlen(doc), MHD_RESPMEM_MUST_COPY, NULL);
 }
 
 static enum MHD_Result send_unavailable(hf_server *s, struct MHD_Connection *c, hf_answers *a) {
@@ -208,43 +224,24 @@ static enum MHD_Result send_answer(hf_server *s, struct MHD_Connection *c, hf_an
     hf_json_free(b);
     return send_unavailable(s, c, a);
   }
-  return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, b);
+  return send_json(s, c, status == HF_ANSWER_FOUND ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, b, NULL);
 }
 
 /* An answer is bounded: a hash that occurs in a great many places, or many
  * such hashes in one bulk lookup, would otherwise cost memory without end. */
 static enum MHD_Result send_too_large_answer(hf_server *s, struct MHD_Connection *c) {
-  char limit[32];
-  snprintf(limit, sizeof limit, "%zu", s->config.answer_limit);
-  return send_message(s, c, MHD_HTTP_CONTENT_TOO_LARGE,
-                      "The answer would be over the limit (bytes); ask for fewer hashes", limit);
+  return send_over_limit(s, c, MHD_HTTP_CONTENT_TOO_LARGE,
+                         "The answer would be over the limit (bytes); ask for fewer hashes",
+                         s->config.answer_limit);
 }
 
 /* ---- the endpoints ---------------------------------------------------------- */
 
-static int is_sha256(const char *text) {
-  size_t n = 0;
-  for (; text[n]; n++) {
-    char ch = text[n];
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-      return 0;
-  }
-  return n == 64;
-}
-
-static void lower_case(char *text) {
-  for (; *text; text++)
-    if (*text >= 'A' && *text <= 'F')
-      *text = (char)(*text - 'A' + 'a');
-}
-
 static enum MHD_Result lookup_one(hf_server *s, struct MHD_Connection *c, request *rq,
                                   const char *hash) {
-  if (!is_sha256(hash))
-    return send_message(s, c, MHD_HTTP_BAD_REQUEST, "Malformed SHA-256 (64 hex digits)", hash);
   char lower[65];
-  memcpy(lower, hash, 65);
-  lower_case(lower);
+  if (!hf_sha256_hex_lower(hash, strlen(hash), lower))
+    return send_message(s, c, MHD_HTTP_BAD_REQUEST, "Malformed SHA-256 (64 hex digits)", hash);
   hf_answers *a = reader_for(s, rq->edition);
   hf_json_buffer b = {0};
   hf_answer_status status = a ? hf_answers_lookup(a, lower, &b) : HF_ANSWER_FAILED;
@@ -256,12 +253,9 @@ static enum MHD_Result lookup_one(hf_server *s, struct MHD_Connection *c, reques
 }
 
 static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, request *rq) {
-  if (rq->too_large) {
-    char limit[32];
-    snprintf(limit, sizeof limit, "%zu", s->config.body_limit);
-    return send_message(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "Request body over the limit (bytes)",
-                        limit);
-  }
+  if (rq->too_large)
+    return send_over_limit(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "Request body over the limit (bytes)",
+                           s->config.body_limit);
   if (rq->too_busy)
     return send_message(s, c, MHD_HTTP_SERVICE_UNAVAILABLE,
                         "Too many bulk bodies being received at once; try again", "");
@@ -316,20 +310,7 @@ static enum MHD_Result method_not_allowed(hf_server *s, struct MHD_Connection *c
                                           const char *allowed) {
   hf_json_buffer b = {0};
   hf_answers_message(&b, "Method not allowed here; use this one", allowed);
-  size_t len;
-  char *text = hf_json_take(&b, &len);
-  if (!text)
-    return MHD_NO;
-  struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-  if (!r) {
-    free(text);
-    return MHD_NO;
-  }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed);
-  enum MHD_Result queued = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
-  MHD_destroy_response(r);
-  return queued;
+  return send_json(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, &b, allowed);
 }
 
 static int is_read(const char *method) {
@@ -355,7 +336,7 @@ static enum MHD_Result answer_read(hf_server *s, struct MHD_Connection *c, reque
     return send_message(s, c, MHD_HTTP_NOT_FOUND,
                         "No scan of this folder recorded the Hub's verdicts", "--security-status");
   }
-  if (strcmp(url, "/bulk/sha256") == 0)
+  if (strcmp(url, BULK_PATH) == 0)
     return method_not_allowed(s, c, MHD_HTTP_METHOD_POST);
   return send_message(s, c, MHD_HTTP_NOT_FOUND, "Unknown path (see /openapi.json)", url);
 }
@@ -414,7 +395,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_data_size, void **request_context) {
   hf_server *s = cls;
   request *rq = *request_context;
-  int bulk = strcmp(url, "/bulk/sha256") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+  int bulk = strcmp(url, BULK_PATH) == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   if (!rq) {
     rq = calloc(1, sizeof *rq);
     if (!rq)
@@ -438,7 +419,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (bulk)
     return lookup_bulk(s, c, rq);
   if (!is_read(method))
-    return method_not_allowed(s, c, strcmp(url, "/bulk/sha256") == 0 ? "POST" : "GET");
+    return method_not_allowed(
+        s, c, strcmp(url, BULK_PATH) == 0 ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET);
   return answer_read(s, c, rq, url);
 }
 

@@ -19,6 +19,9 @@ void hf_json_append_text(hf_json_buffer *b, const char *text);
  * stays valid JSON whatever a name holds. */
 void hf_json_append_string(hf_json_buffer *b, const char *bytes, size_t len);
 void hf_json_append_integer(hf_json_buffer *b, long long value);
+/* Takes back what was appended after the first len bytes (an answer begun
+ * before it was known to exist). */
+void hf_json_cut(hf_json_buffer *b, size_t len);
 /* Hands the text out (NUL-terminated, the caller frees it), or NULL when an
  * allocation failed; the buffer is empty afterwards. */
 char *hf_json_take(hf_json_buffer *b, size_t *len);

@@ -10,7 +10,15 @@
 struct hf_answers {
   sqlite3 *db;
   sqlite3_stmt *lookup, *repo;
+  int name_column, size_column; /* of lookup's rows: what hashlookup's fields take */
 };
+
+static int column_named(sqlite3_stmt *s, const char *name) {
+  for (int col = 0; col < sqlite3_column_count(s); col++)
+    if (strcmp(sqlite3_column_name(s, col), name) == 0)
+      return col;
+  return -1;
+}
 
 /* A reader waits this long for a writer's lock (a rollback-journal commit)
  * before the request fails with 503: every wait has a bound. */
@@ -46,6 +54,10 @@ hf_answers *hf_answers_open(const char *database_uri, const char *lookup_sql, co
     rc = sqlite3_prepare_v3(a->db, lookup_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->lookup, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_prepare_v3(a->db, repo_sql, -1, SQLITE_PREPARE_PERSISTENT, &a->repo, NULL);
+  if (rc == SQLITE_OK) {
+    a->name_column = column_named(a->lookup, "filename");
+    a->size_column = column_named(a->lookup, "file_size");
+  }
   if (rc != SQLITE_OK) {
     snprintf(err, err_len, "%s", a->db ? sqlite3_errmsg(a->db) : sqlite3_errstr(rc));
     hf_answers_close(a);
@@ -120,13 +132,6 @@ static void append_row(hf_json_buffer *out, sqlite3_stmt *s) {
   hf_json_append_text(out, first ? "{}" : "}");
 }
 
-static int column_named(sqlite3_stmt *s, const char *name) {
-  for (int col = 0; col < sqlite3_column_count(s); col++)
-    if (strcmp(sqlite3_column_name(s, col), name) == 0)
-      return col;
-  return -1;
-}
-
 /* What hashlookup's clients read of a known file, taken from its first
  * occurrence (the rows are in a stable order): its name and its size, which
  * hashlookup gives as a string. */
@@ -136,43 +141,37 @@ typedef struct {
   int has_size;
 } first_occurrence;
 
-static void note_first(first_occurrence *f, sqlite3_stmt *s) {
-  int name = column_named(s, "filename"), size = column_named(s, "file_size");
-  const char *text = name >= 0 ? (const char *)sqlite3_column_text(s, name) : NULL;
+static void note_first(hf_answers *a, first_occurrence *f, sqlite3_stmt *s) {
+  const char *text =
+      a->name_column >= 0 ? (const char *)sqlite3_column_text(s, a->name_column) : NULL;
   if (text)
     f->file_name = strdup(text);
-  if (size >= 0 && sqlite3_column_type(s, size) == SQLITE_INTEGER) {
-    f->file_size = sqlite3_column_int64(s, size);
+  if (a->size_column >= 0 && sqlite3_column_type(s, a->size_column) == SQLITE_INTEGER) {
+    f->file_size = sqlite3_column_int64(s, a->size_column);
     f->has_size = 1;
   }
 }
 
-/* Steps s, appending each row to out as an array element; returns the number
- * of rows, or -1 on an SQLite error. first (may be NULL) gets the first row. */
-static long append_rows(hf_json_buffer *out, sqlite3_stmt *s, first_occurrence *first) {
+/* Runs s with ?1 = text, appending its rows to out as an array; returns their
+ * number, or -1 on an SQLite error. first (may be NULL) notes the first row. */
+static long append_rows(hf_answers *a, sqlite3_stmt *s, const char *text, hf_json_buffer *out,
+                        first_occurrence *first) {
+  sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
   long rows = 0;
   int rc;
   hf_json_append(out, "[", 1);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     if (rows == 0 && first)
-      note_first(first, s);
+      note_first(a, first, s);
     if (rows > 0)
       hf_json_append(out, ",", 1);
     append_row(out, s);
     rows++;
   }
   hf_json_append(out, "]", 1);
-  return rc == SQLITE_DONE ? rows : -1;
-}
-
-/* Runs statement s with ?1 = text into scratch; the row count or -1. */
-static long run_into(sqlite3_stmt *s, const char *text, hf_json_buffer *scratch,
-                     first_occurrence *first) {
-  sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
-  long rows = append_rows(scratch, s, first);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
-  return rows;
+  return rc == SQLITE_DONE ? rows : -1;
 }
 
 static void append_hashlookup_fields(hf_json_buffer *out, const char *sha256,
@@ -181,7 +180,7 @@ static void append_hashlookup_fields(hf_json_buffer *out, const char *sha256,
   for (int i = 0; i < 64; i++)
     upper[i] = (char)(sha256[i] >= 'a' ? sha256[i] - 'a' + 'A' : sha256[i]);
   upper[64] = '\0';
-  hf_json_append_text(out, "{\"SHA-256\":\"");
+  hf_json_append_text(out, ",\"SHA-256\":\"");
   hf_json_append(out, upper, 64);
   hf_json_append_text(out, "\",\"source\":\"hfscan\"");
   if (first->file_name) {
@@ -199,43 +198,38 @@ static hf_answer_status status_of(long rows) {
   return rows < 0 ? HF_ANSWER_FAILED : rows == 0 ? HF_ANSWER_UNKNOWN : HF_ANSWER_FOUND;
 }
 
+/* Both answers are written straight into out, the rows as they are stepped;
+ * when there are none, what was begun is taken back. */
 hf_answer_status hf_answers_lookup(hf_answers *a, const char *sha256, hf_json_buffer *out) {
-  hf_json_buffer occurrences = {0};
+  size_t start = out->len;
   first_occurrence first = {0};
-  long rows = run_into(a->lookup, sha256, &occurrences, &first);
-  hf_answer_status status = status_of(rows);
-  if (status == HF_ANSWER_UNKNOWN)
-    hf_answers_message(out, "Non existing SHA-256", sha256);
+  hf_json_append_text(out, "{\"hash\":\"");
+  hf_json_append(out, sha256, 64);
+  hf_json_append_text(out, "\",\"known\":true,\"occurrences\":");
+  hf_answer_status status = status_of(append_rows(a, a->lookup, sha256, out, &first));
   if (status == HF_ANSWER_FOUND) {
     append_hashlookup_fields(out, sha256, &first);
-    hf_json_append_text(out, ",\"hash\":\"");
-    hf_json_append(out, sha256, 64);
-    hf_json_append_text(out, "\",\"known\":true,\"occurrences\":");
-    hf_json_append(out, occurrences.data, occurrences.len);
     hf_json_append(out, "}", 1);
+  } else {
+    hf_json_cut(out, start);
   }
-  if (occurrences.failed)
-    out->failed = 1;
+  if (status == HF_ANSWER_UNKNOWN)
+    hf_answers_message(out, "Non existing SHA-256", sha256);
   free(first.file_name);
-  hf_json_free(&occurrences);
   return status;
 }
 
 hf_answer_status hf_answers_repo(hf_answers *a, const char *repo, hf_json_buffer *out) {
-  hf_json_buffer files = {0};
-  long rows = run_into(a->repo, repo, &files, NULL);
-  hf_answer_status status = status_of(rows);
+  size_t start = out->len;
+  hf_json_append_text(out, "{\"repo_id\":");
+  hf_json_append_string(out, repo, strlen(repo));
+  hf_json_append_text(out, ",\"files\":");
+  hf_answer_status status = status_of(append_rows(a, a->repo, repo, out, NULL));
+  if (status == HF_ANSWER_FOUND)
+    hf_json_append(out, "}", 1);
+  else
+    hf_json_cut(out, start);
   if (status == HF_ANSWER_UNKNOWN)
     hf_answers_message(out, "Non existing repo", repo);
-  if (status == HF_ANSWER_FOUND) {
-    hf_json_append_text(out, "{\"repo_id\":");
-    hf_json_append_string(out, repo, strlen(repo));
-    hf_json_append_text(out, ",\"files\":");
-    hf_json_append(out, files.data, files.len);
-    hf_json_append(out, "}", 1);
-  }
-  if (files.failed)
-    out->failed = 1;
-  hf_json_free(&files);
   return status;
 }

@@ -89,6 +89,13 @@ void hf_json_append_integer(hf_json_buffer *b, long long value) {
   hf_json_append(b, text, (size_t)n);
 }
 
+void hf_json_cut(hf_json_buffer *b, size_t len) {
+  if (len < b->len) {
+    b->len = len;
+    b->data[len] = '\0';
+  }
+}
+
 char *hf_json_take(hf_json_buffer *b, size_t *len) {
   char *text = b->failed ? NULL : b->data;
   if (!text && !b->failed)

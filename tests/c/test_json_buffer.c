@@ -55,6 +55,10 @@ static void test_growth_and_take(void) {
   free(text);
   hf_json_append_integer(&b, -9223372036854775807LL - 1);
   CHECK(strcmp(b.data, "-9223372036854775808") == 0);
+  hf_json_cut(&b, 3); /* an answer begun, then taken back */
+  CHECK(b.len == 3 && strcmp(b.data, "-92") == 0);
+  hf_json_cut(&b, 10); /* past the end: nothing to take back */
+  CHECK(b.len == 3);
   hf_json_free(&b);
 }
 

@@ -83,7 +83,9 @@ local function fingerprint(path)
   return text
 end
 
-local function info_document(s, dir, generation)
+-- The documents of the database as it is: /info's, and /flagged's (nil when
+-- no scan recorded verdicts).
+local function documents_of(s, dir, generation)
   local counts, latest = s:summary()
   latest = latest or {}
   local meta = latest.timestamp and database.read_metadata(database.paths(dir, latest.timestamp).metadata)
@@ -99,6 +101,9 @@ local function info_document(s, dir, generation)
   }), flagged and json.encode(json.array(flagged)) or nil
 end
 
+-- The same in every edition.
+local OPENAPI = openapi.document(M.MAX_HASHES, M.BODY_LIMIT)
+
 -- The edition of the folder's database file as it is now, or nil and why not.
 local function edition_of(dir, generation)
   local path = store.path(dir)
@@ -108,10 +113,10 @@ local function edition_of(dir, generation)
     s:close()
     return nil, ("%s is from an older hfscan; rebuild it: hfscan db build --output-dir %s"):format(path, dir)
   end
-  local ok, info, flagged = pcall(info_document, s, dir, generation)
+  local ok, info, flagged = pcall(documents_of, s, dir, generation)
   local e = ok and { generation = generation, database_uri = store.read_only_uri(path),
     lookup_sql = s:occurrences_sql(), repo_sql = s:repo_files_sql(false), info = info,
-    flagged = flagged, openapi = openapi.document(M.MAX_HASHES, M.BODY_LIMIT) }
+    flagged = flagged, openapi = OPENAPI }
   s:close()
   if not ok then return nil, ("cannot read %s: %s"):format(path, tostring(info)) end
   return e

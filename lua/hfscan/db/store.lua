@@ -549,7 +549,7 @@ function Store:summary()
            (SELECT count(*) FROM (SELECT DISTINCT repo_id FROM files)) AS repos,
            (SELECT count(*) FROM scans) AS scans]])[1]
   local latest = self.db:query(("SELECT timestamp, endpoint, %s AS security_status FROM scans "
-    .. "ORDER BY timestamp DESC LIMIT 1"):format(self.version >= 4 and "security_status" or "NULL"))[1]
+    .. "ORDER BY timestamp DESC LIMIT 1"):format(self:has_verdicts() and "security_status" or "NULL"))[1]
   return counts, latest
 end
 

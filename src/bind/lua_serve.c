@@ -13,7 +13,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hfscan/interrupt.h"
 #include "hfscan/server.h"
@@ -128,25 +127,19 @@ static int l_publish(lua_State *L) {
   return 0;
 }
 
-/* Waits in short slices, so a signal is seen within 20 ms. */
 static int l_wait(lua_State *L) {
   check_server(L);
-  double seconds = luaL_checknumber(L, 2);
-  double end = hf_monotonic_seconds() + seconds;
-  struct timespec slice = {0, 20 * 1000 * 1000};
-  while (1) {
-    if (hf_interrupt_requested()) {
-      lua_pushliteral(L, "stop");
-      return 1;
-    }
-    if (atomic_exchange(&reopen_requested, 0)) {
-      lua_pushliteral(L, "reopen");
-      return 1;
-    }
-    if (hf_monotonic_seconds() >= end)
-      return 0;
-    nanosleep(&slice, NULL);
+  int woke = hf_sleep_watching(luaL_checknumber(L, 2), &reopen_requested);
+  if (woke == HF_WOKE_BY_STOP) {
+    lua_pushliteral(L, "stop");
+    return 1;
   }
+  if (woke == HF_WOKE_BY_FLAG) {
+    atomic_store(&reopen_requested, 0);
+    lua_pushliteral(L, "reopen");
+    return 1;
+  }
+  return 0;
 }
 
 /* Also __gc and __close, whose second argument (an error object) is no drain time. */

@@ -44,10 +44,12 @@ double hf_monotonic_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int hf_sleep_interruptible(double seconds) {
-  /* Sleep in short slices so a Ctrl-C is noticed within 50 ms. */
+int hf_sleep_watching(double seconds, const atomic_int *flag) {
+  /* Sleep in short slices so a Ctrl-C (or the flag) is noticed within 50 ms. */
   double end = hf_monotonic_seconds() + seconds;
   while (!hf_interrupt_requested()) {
+    if (flag && atomic_load(flag))
+      return HF_WOKE_BY_FLAG;
     double left = end - hf_monotonic_seconds();
     if (left <= 0)
       return 0;
@@ -55,5 +57,7 @@ int hf_sleep_interruptible(double seconds) {
     struct timespec ts = {(time_t)slice, (long)((slice - (time_t)slice) * 1e9)};
     nanosleep(&ts, NULL);
   }
-  return 1;
+  return HF_WOKE_BY_STOP;
 }
+
+int hf_sleep_interruptible(double seconds) { return hf_sleep_watching(seconds, NULL) != 0; }

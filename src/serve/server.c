@@ -252,6 +252,12 @@ static enum MHD_Result lookup_one(hf_server *s, struct MHD_Connection *c, reques
   return send_answer(s, c, a, status, &b);
 }
 
+static void drop_body(hf_server *s, request *rq) {
+  atomic_fetch_sub(&s->buffered, rq->kept);
+  rq->kept = 0;
+  hf_json_free(&rq->body);
+}
+
 static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, request *rq) {
   if (rq->too_large)
     return send_over_limit(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "Request body over the limit (bytes)",
@@ -262,6 +268,7 @@ static enum MHD_Result lookup_bulk(hf_server *s, struct MHD_Connection *c, reque
   hf_hash_list list;
   hf_hash_list_status parsed = hf_hash_list_parse(rq->body.data ? rq->body.data : "", rq->body.len,
                                                   s->config.max_hashes, &list);
+  drop_body(s, rq); /* parsed: its bytes no longer count against the others' */
   if (parsed != HF_HASH_LIST_OK) {
     char where[32] = "";
     if (parsed == HF_HASH_LIST_BAD_HASH)
@@ -339,12 +346,6 @@ static enum MHD_Result answer_read(hf_server *s, struct MHD_Connection *c, reque
   if (strcmp(url, BULK_PATH) == 0)
     return method_not_allowed(s, c, MHD_HTTP_METHOD_POST);
   return send_message(s, c, MHD_HTTP_NOT_FOUND, "Unknown path (see /openapi.json)", url);
-}
-
-static void drop_body(hf_server *s, request *rq) {
-  atomic_fetch_sub(&s->buffered, rq->kept);
-  rq->kept = 0;
-  hf_json_free(&rq->body);
 }
 
 /* Keeps a bulk body as it arrives, up to the limit; past it, the rest is
